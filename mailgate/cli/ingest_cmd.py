@@ -1,0 +1,163 @@
+"""``mailgate ingest``: store messages from a file, stdin, an mbox or a Maildir, then process them.
+
+Exit codes follow sysexits.h so an MTA pipe can use it directly: 0 stored,
+65 bad input (bounce), 75 temporary failure (retry later).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from mailgate.cli.context import Context, utc_now
+from mailgate.errors import MailgateError, PermanentFailure, TemporaryFailure
+from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
+from mailgate.inbound.intake import Envelope, accept
+from mailgate.processing import process
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command()
+@click.argument("file", required=False, metavar="[FILE|-]")
+@click.option(
+    "--mbox",
+    "mbox_path",
+    type=click.Path(path_type=Path),
+    help="Import every message of an mbox file.",
+)
+@click.option(
+    "--maildir",
+    "maildir_path",
+    type=click.Path(path_type=Path),
+    help="Import every message of a Maildir.",
+)
+@click.option("--sender", default="", help="Envelope sender (as an MTA pipe passes it).")
+@click.option("--recipient", "recipients", multiple=True, help="Envelope recipient; repeatable.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@pass_context
+def ingest(
+    ctx: Context,
+    file: str | None,
+    mbox_path: Path | None,
+    maildir_path: Path | None,
+    sender: str,
+    recipients: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Store messages durably, then turn them into tickets.
+
+    FILE is one RFC 5322 message; - or nothing reads standard input.
+    """
+    chosen = [x for x in (file, mbox_path, maildir_path) if x is not None]
+    if len(chosen) > 1:
+        raise click.UsageError("give one of FILE, --mbox or --maildir")
+    envelope = Envelope(mail_from=sender, rcpt_to=recipients)
+    try:
+        if mbox_path is not None or maildir_path is not None:
+            count, messages = (
+                mbox_messages(mbox_path)
+                if mbox_path is not None
+                else maildir_messages(maildir_path)  # type: ignore[arg-type]
+            )
+            _bulk(ctx, count, messages, envelope, quiet=quiet)
+        else:
+            _single(ctx, _read_one(file), envelope, quiet=quiet)
+    except TemporaryFailure:
+        raise
+    except MailgateError:
+        raise
+    except Exception as exc:
+        # Anything unexpected is a reason to try again later, never to bounce mail.
+        raise TemporaryFailure(f"could not store the message: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_one(file: str | None) -> bytes:
+    if file in (None, "-"):
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()  # type: ignore[arg-type]
+    except FileNotFoundError:
+        raise PermanentFailure(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise PermanentFailure(f"{file}: is a directory (use --maildir for a Maildir)") from None
+    except PermissionError:
+        raise PermanentFailure(f"{file}: permission denied") from None
+
+
+def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> None:
+    settings = ctx.settings
+    accepted = accept(
+        ctx.store,
+        raw,
+        source="ingest",
+        envelope=envelope,
+        max_bytes=settings.smtp.max_message_bytes,
+        now=utc_now,
+    )
+    result = _process_quietly(ctx, accepted.inbound_id)
+    if quiet:
+        return
+    if accepted.duplicate:
+        click.echo(f"inbound #{accepted.inbound_id}: already stored, nothing added")
+    elif result is None:
+        click.echo(f"inbound #{accepted.inbound_id}: stored; processing will be retried")
+    else:
+        ticket = f", ticket #{result.ticket_number}" if result.ticket_number else ""
+        reason = f" ({result.error})" if result.error else ""
+        click.echo(
+            f"inbound #{accepted.inbound_id}: {result.state}, {result.outcome}{ticket}{reason}"
+        )
+
+
+def _process_quietly(ctx: Context, inbound_id: int):  # type: ignore[no-untyped-def]
+    """Process inline (the embedded queue). The message is already safe, so a failure
+    here is recorded on its row for `mailgate inbound retry`, not reported as an ingest error."""
+    try:
+        return process(ctx.store, inbound_id, settings=ctx.settings, now=utc_now)
+    except Exception:  # noqa: BLE001 - recorded on the row by process()
+        return None
+
+
+def _bulk(
+    ctx: Context, count: int, messages: Iterator[FileMessage], envelope: Envelope, *, quiet: bool
+) -> None:
+    settings = ctx.settings
+    totals = {"stored": 0, "duplicate": 0, "refused": 0, "tickets": 0}
+    refused: list[str] = []
+    with click.progressbar(
+        messages, length=count, label="ingesting", file=sys.stderr, hidden=quiet
+    ) as bar:
+        for item in bar:
+            try:
+                accepted = accept(
+                    ctx.store,
+                    item.raw,
+                    source="ingest",
+                    envelope=envelope,
+                    max_bytes=settings.smtp.max_message_bytes,
+                    now=utc_now,
+                )
+            except PermanentFailure as exc:
+                totals["refused"] += 1
+                refused.append(f"{item.ref}: {exc}")
+                continue
+            if accepted.duplicate:
+                totals["duplicate"] += 1
+                continue
+            totals["stored"] += 1
+            result = _process_quietly(ctx, accepted.inbound_id)
+            if result is not None and result.outcome == "new_ticket":
+                totals["tickets"] += 1
+    for line in refused:
+        click.echo(f"mailgate: refused {line}", err=True)
+    if not quiet:
+        click.echo(
+            f"{count} messages: {totals['stored']} stored ({totals['tickets']} new tickets), "
+            f"{totals['duplicate']} already stored, {totals['refused']} refused"
+        )
+    if totals["refused"] and not totals["stored"] and not totals["duplicate"]:
+        raise SystemExit(65)

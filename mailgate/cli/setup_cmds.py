@@ -1,0 +1,79 @@
+"""Commands that set mailgate up: ``init``, ``check-config``, ``db``."""
+
+from __future__ import annotations
+
+import secrets
+from importlib.resources import files
+from pathlib import Path
+
+import click
+
+from mailgate import config
+from mailgate.cli.context import Context
+from mailgate.errors import EX_CONFIG, ConfigError, MailgateError
+from mailgate.store import Store
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command()
+@click.argument("path", default=config.DEFAULT_FILE, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write a commented config file (default ./mailgate.toml) with a fresh secret."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise MailgateError(f"{target}: already exists (use --force to overwrite)")
+    template = (files("mailgate") / "example_config.toml").read_text(encoding="utf-8")
+    secret = secrets.token_urlsafe(48)
+    text = template.replace('secret = ""', f'secret = "{secret}"', 1)
+    try:
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o600)  # it holds the HMAC secret
+    except OSError as exc:
+        raise MailgateError(f"{target}: cannot write: {exc.strerror}") from None
+    click.echo(f"wrote {target} (with a new random security.secret; keep this file private)")
+
+
+@click.command("check-config")
+@pass_context
+def check_config(ctx: Context) -> None:
+    """Validate the config file; print every problem as file: section.key: expected."""
+    try:
+        settings = ctx.settings
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        raise SystemExit(EX_CONFIG) from None
+    click.echo(f"{settings.source}: OK")
+
+
+@click.group()
+def db() -> None:
+    """Database schema migrations (Alembic)."""
+
+
+@db.command()
+@pass_context
+def upgrade(ctx: Context) -> None:
+    """Apply every pending migration."""
+    store = Store(ctx.settings.database.url)
+    before, after = store.upgrade()
+    if before == after:
+        click.echo(f"database already at revision {after}")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+@db.command()
+@pass_context
+def current(ctx: Context) -> None:
+    """Print the schema revision of the database and the one this mailgate needs."""
+    store = Store(ctx.settings.database.url)
+    now, head = store.current_revision(), store.head_revision()
+    state = "up to date" if now == head else "needs `mailgate db upgrade`"
+    click.echo(f"database at {now or 'empty'}, code needs {head}: {state}")
+
+
+COMMANDS = (init, check_config, db)

@@ -1,0 +1,53 @@
+"""The error hierarchy: one root, subclasses by what the caller must do."""
+
+# sysexits.h codes, which MTAs (Postfix pipe, procmail) understand.
+EX_DATAERR = 65
+EX_SOFTWARE = 70
+EX_TEMPFAIL = 75
+EX_CONFIG = 2
+
+
+class MailgateError(Exception):
+    """Root of every error mailgate raises on purpose.
+
+    ``exit_code`` is what the CLI exits with when this reaches it.
+    """
+
+    exit_code = 1
+
+
+class ConfigError(MailgateError):
+    """Raised when the configuration cannot be loaded or does not validate.
+
+    ``problems`` holds one ``file: section.key: what was expected`` line each.
+    """
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class PermanentFailure(MailgateError):
+    """Raised for input that will never succeed as it is: bad mail, a 5xx reply.
+
+    SMTP answers 5xx, ``mailgate ingest`` exits 65, and nothing retries it.
+    """
+
+    exit_code = EX_DATAERR
+
+
+class TemporaryFailure(MailgateError):
+    """Raised when a later attempt may succeed: database busy, server down, 4xx.
+
+    SMTP answers 4xx, ``mailgate ingest`` exits 75, and the work is retried.
+    """
+
+    exit_code = EX_TEMPFAIL
+
+
+class NotFound(MailgateError):
+    """Raised when a ticket, message or notice named on the command line does not exist."""
+
+    exit_code = 1

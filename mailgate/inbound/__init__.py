@@ -1,0 +1,1 @@
+"""Edges that receive mail: SMTP/LMTP, IMAP, files. All of them accept through ``intake``."""

@@ -1,0 +1,227 @@
+"""Database tables, and nothing else: queries live in ``store.py``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Integer ids that are BIGINT on PostgreSQL and the rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class InboundMessage(Base):
+    """One message as it arrived, raw, before and after processing (the intake ledger)."""
+
+    __tablename__ = "inbound_messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    # Where it came from, unique per source: IMAP mailbox:uidvalidity:uid, a file path, ...
+    source_ref: Mapped[str | None] = mapped_column(String(512), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(998), default="")
+    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    helo: Mapped[str] = mapped_column(String(255), default="")
+    received_at: Mapped[datetime]
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int]
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # received -> processed | failed | quarantined
+    state: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    outcome: Mapped[str] = mapped_column(String(32), default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    processed_at: Mapped[datetime | None]
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    defects: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    assignment: Mapped[str] = mapped_column(String(32), default="round_robin")
+    cap: Mapped[int] = mapped_column(default=0)
+    # Last agent handed a ticket by round robin; updated under a row lock.
+    rr_last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", use_alter=True))
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    away: Mapped[bool] = mapped_column(Boolean, default=False)
+    teams: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    domains: Mapped[list[Any]] = mapped_column(default=list)
+    addresses: Mapped[list[Any]] = mapped_column(default=list)
+    admins: Mapped[list[Any]] = mapped_column(default=list)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    language: Mapped[str] = mapped_column(String(16), default="")
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The public reference; equal to id, kept apart so it can be renumbered on import.
+    number: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    requester: Mapped[str] = mapped_column(String(320), index=True)
+    requester_name: Mapped[str] = mapped_column(String(255), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(64), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    language: Mapped[str] = mapped_column(String(16), default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_response_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    follow_up_at: Mapped[datetime | None]
+    action_required_at: Mapped[datetime | None]
+
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id"
+    )
+    participants: Mapped[list[Participant]] = relationship(order_by="Participant.id")
+
+
+class Participant(Base):
+    """An address taking part in a ticket: requester, Cc'd customer, or agent."""
+
+    __tablename__ = "ticket_participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default="cc")
+
+
+class TicketLink(Base):
+    __tablename__ = "ticket_links"
+    __table_args__ = (UniqueConstraint("ticket_id", "other_ticket_id", "kind"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    other_ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(32), default="related")
+
+
+class TicketMessage(Base):
+    __tablename__ = "ticket_messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # One inbound message makes at most one ticket message (invariant 2).
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound | note
+    author_email: Mapped[str] = mapped_column(String(320), default="")
+    author_name: Mapped[str] = mapped_column(String(255), default="")
+    to: Mapped[list[Any]] = mapped_column(default=list)
+    cc: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(998), default="")
+    in_reply_to: Mapped[list[Any]] = mapped_column(default=list)
+    references: Mapped[list[Any]] = mapped_column(default=list)
+    thread_method: Mapped[str] = mapped_column(String(16), default="new")
+    after_close: Mapped[bool] = mapped_column(Boolean, default=False)
+    screening: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[StoredAttachment]] = relationship(order_by="StoredAttachment.id")
+
+
+class StoredAttachment(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_message_id: Mapped[int] = mapped_column(ForeignKey("ticket_messages.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str] = mapped_column(String(255), default="")
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # None when over limits.max_attachment_bytes; the raw message still holds it.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    omitted: Mapped[str] = mapped_column(String(255), default="")
+
+
+class MessageIdEntry(Base):
+    """Every Message-ID mailgate has seen or sent for a ticket: the threading index."""
+
+    __tablename__ = "message_ids"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id"))
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id", use_alter=True))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+
+
+class HistoryEvent(Base):
+    __tablename__ = "history_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64), default="")
+    old: Mapped[str] = mapped_column(Text, default="")
+    new: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Notice(Base):
+    """The outbox: one content-free notice to send, written with the event that caused it."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_state_next", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    # pending -> sent | failed | bounced | suppressed
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # What caused it, unique so reprocessing an event never writes a second notice.
+    cause: Mapped[str] = mapped_column(String(255), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    in_reply_to: Mapped[str] = mapped_column(String(998), default="")
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,170 @@
+"""Read-only views for the CLI and scripts, as plain dicts with stable field names.
+
+The field names here are a public contract (README "JSON output"): add fields,
+never rename or remove them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from mailgate.errors import NotFound
+from mailgate.models import (
+    Agent,
+    Customer,
+    HistoryEvent,
+    InboundMessage,
+    Team,
+    Ticket,
+    TicketLink,
+    TicketMessage,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _names(session: Session, model: Any, attr: str) -> dict[int, str]:
+    return {row.id: getattr(row, attr) for row in session.scalars(select(model))}
+
+
+def ticket_summary(
+    ticket: Ticket, agents: dict[int, str], teams: dict[int, str], customers: dict[int, str]
+) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "requester": ticket.requester,
+        "requester_name": ticket.requester_name,
+        "customer": customers.get(ticket.customer_id) if ticket.customer_id else None,
+        "status": ticket.status,
+        "type": ticket.type,
+        "priority": ticket.priority,
+        "team": teams.get(ticket.team_id) if ticket.team_id else None,
+        "assignee": agents.get(ticket.assignee_id) if ticket.assignee_id else None,
+        "language": ticket.language,
+        "tags": list(ticket.tags),
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "first_response_at": _iso(ticket.first_response_at),
+        "closed_at": _iso(ticket.closed_at),
+        "follow_up_at": _iso(ticket.follow_up_at),
+        "action_required_at": _iso(ticket.action_required_at),
+    }
+
+
+def list_tickets(
+    session: Session,
+    *,
+    status: str | None = None,
+    type_: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Tickets newest first, filtered; ``limit`` 0 means all."""
+    query = select(Ticket).order_by(Ticket.id.desc())
+    if status:
+        query = query.where(Ticket.status == status)
+    if type_:
+        query = query.where(Ticket.type == type_)
+    if limit:
+        query = query.limit(limit)
+    agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
+    customers = _names(session, Customer, "name")
+    return [ticket_summary(t, agents, teams, customers) for t in session.scalars(query)]
+
+
+def show_ticket(session: Session, number: int) -> dict[str, Any]:
+    """One ticket with its participants, messages, attachments, links and history."""
+    ticket = session.scalar(
+        select(Ticket)
+        .where(Ticket.number == number)
+        .options(selectinload(Ticket.messages).selectinload(TicketMessage.attachments))
+    )
+    if ticket is None:
+        raise NotFound(f"no ticket #{number}")
+    agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
+    out = ticket_summary(ticket, agents, teams, _names(session, Customer, "name"))
+    out["participants"] = [{"email": p.email, "role": p.role} for p in ticket.participants]
+    out["messages"] = [_message(m) for m in ticket.messages]
+    links = list(session.scalars(select(TicketLink).where(TicketLink.ticket_id == ticket.id)))
+    linked_ids = [link.other_ticket_id for link in links]
+    numbers = dict(
+        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids)))
+        .tuples()
+        .all()
+    )
+    out["links"] = [
+        {"number": numbers.get(link.other_ticket_id), "kind": link.kind} for link in links
+    ]
+    events = session.scalars(
+        select(HistoryEvent).where(HistoryEvent.ticket_id == ticket.id).order_by(HistoryEvent.id)
+    )
+    out["history"] = [
+        {
+            "at": _iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "field": e.field,
+            "old": e.old,
+            "new": e.new,
+            "detail": e.detail,
+        }
+        for e in events
+    ]
+    return out
+
+
+def _message(m: TicketMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "from": m.author_email,
+        "from_name": m.author_name,
+        "to": list(m.to),
+        "cc": list(m.cc),
+        "subject": m.subject,
+        "body": m.body_text,
+        "body_html": m.body_html,
+        "message_id": m.message_id,
+        "thread_method": m.thread_method,
+        "after_close": m.after_close,
+        "screening": m.screening,
+        "created_at": _iso(m.created_at),
+        "attachments": [
+            {
+                "id": a.id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+                "content_id": a.content_id,
+                "inline": a.inline,
+                "omitted": a.omitted,
+            }
+            for a in m.attachments
+        ],
+    }
+
+
+def inbound_summary(row: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "source": row.source,
+        "state": row.state,
+        "outcome": row.outcome,
+        "envelope_from": row.envelope_from,
+        "envelope_to": list(row.envelope_to),
+        "received_at": _iso(row.received_at),
+        "processed_at": _iso(row.processed_at),
+        "size": row.size,
+        "sha256": row.sha256,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "ticket_id": row.ticket_id,
+        "defects": list(row.defects),
+    }

@@ -1,0 +1,221 @@
+"""Typed, immutable settings: what a validated configuration file becomes.
+
+Every field's default here is the built-in default documented in
+``config.example.toml``; ``config.py`` turns TOML and the environment into these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///mailgate.db"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    broker: str = "embedded"
+    max_attempts: int = 5
+    reconcile_after_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    listen: str = "127.0.0.1:2525"
+    protocol: str = "smtp"
+    addresses: tuple[str, ...] = ("support@example.com",)
+    max_message_bytes: int = 26_214_400
+    max_recipients: int = 100
+    hostname: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls: str = "none"
+    auth_username: str = ""
+    auth_password: str = ""
+    max_connections: int = 200
+    max_connections_per_ip: int = 20
+    idle_timeout: int = 300
+    data_timeout: int = 600
+
+
+@dataclass(frozen=True)
+class ImapMailbox:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 993
+    security: str = "tls"
+    username: str = ""
+    password: str = ""
+    oauth2_token_env: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    after_store: str = "move"
+    idle: bool = True
+    poll_interval: int = 60
+    batch_size: int = 50
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    mailboxes: tuple[ImapMailbox, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboundSmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    timeout: int = 30
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    transport: str = "file"
+    folder: str = "outbox"
+    # The TOML key is ``from``, a Python keyword.
+    from_address: str = field(default="support@example.com", metadata={"key": "from"})
+    max_per_hour_per_address: int = 5
+    templates: str = ""
+    smtp: OutboundSmtpSettings = field(default_factory=OutboundSmtpSettings)
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    ticket_url: str = "https://support.example.com/tickets/{number}"
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret: str = ""
+    old_secrets: tuple[str, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    policy: str = "anyone"
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    # The message size limit is smtp.max_message_bytes: one limit for every intake path.
+    max_headers: int = 1000
+    max_parts: int = 500
+    max_depth: int = 20
+    max_attachment_bytes: int = 20_971_520
+
+
+@dataclass(frozen=True)
+class StatusSetting:
+    name: str
+    category: str
+
+
+DEFAULT_STATUSES = (
+    StatusSetting("New", "new"),
+    StatusSetting("Open", "active"),
+    StatusSetting("Waiting", "waiting"),
+    StatusSetting("On Hold", "on_hold"),
+    StatusSetting("Resolved", "closed"),
+    StatusSetting("Closed", "closed"),
+)
+
+
+@dataclass(frozen=True)
+class TicketSettings:
+    statuses: tuple[StatusSetting, ...] = DEFAULT_STATUSES
+    types: tuple[str, ...] = ("General", "Technical")
+    priorities: tuple[str, ...] = ("Low", "Normal", "High", "Urgent")
+    subject_tag_prefix: str = "#"
+
+    def category_of(self, status: str) -> str:
+        """The category (``new``, ``active``, ...) of a configured status name."""
+        for s in self.statuses:
+            if s.name == status:
+                return s.category
+        raise KeyError(status)
+
+    def first_status(self, category: str) -> str:
+        """The first configured status in a category: where new and reopened tickets go."""
+        for s in self.statuses:
+            if s.category == category:
+                return s.name
+        raise KeyError(category)
+
+
+@dataclass(frozen=True)
+class DefaultsSettings:
+    team: str = "support"
+    type: str = "General"
+    priority: str = "Normal"
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class TeamSetting:
+    name: str
+    assignment: str = "round_robin"
+    cap: int = 0
+
+
+@dataclass(frozen=True)
+class AgentSetting:
+    email: str
+    name: str = ""
+    teams: tuple[str, ...] = ()
+    away: bool = False
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class CustomerSetting:
+    name: str
+    domains: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    owner: str = ""
+    language: str = ""
+    admins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleSetting:
+    name: str
+    when: dict[str, Any] = field(default_factory=dict)
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+DEFAULT_TEAMS = (TeamSetting("support"),)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration, loaded once by the CLI and passed down."""
+
+    source: str = "<built-in defaults>"
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    tickets: TicketSettings = field(default_factory=TicketSettings)
+    defaults: DefaultsSettings = field(default_factory=DefaultsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    teams: tuple[TeamSetting, ...] = DEFAULT_TEAMS
+    agents: tuple[AgentSetting, ...] = ()
+    customers: tuple[CustomerSetting, ...] = ()
+    rules: tuple[RuleSetting, ...] = ()

@@ -1,0 +1,175 @@
+"""The database edge: engine, migrations, transactions, and config entities synced in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailgate.errors import ConfigError, TemporaryFailure
+from mailgate.models import Agent, Customer, Team
+from mailgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(files("mailgate") / "migrations"))
+    return cfg
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; busy_timeout makes writers queue
+    # instead of failing at once; foreign keys are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """One database: an engine, a session factory, and the migration state."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        try:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        except (ImportError, ModuleNotFoundError) as exc:
+            raise ConfigError(
+                [
+                    f"database.url: no driver for {url.split(':', maxsplit=1)[0]!r} installed "
+                    f"(pip install 'mailgate[postgres]'): {exc}"
+                ]
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - a bad URL is a config mistake, not a crash
+            raise ConfigError([f"database.url: cannot use {url!r}: {exc}"]) from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _on_sqlite_connect)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any exception.
+
+        Connection and lock errors become ``TemporaryFailure``: the caller may retry.
+        """
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+        except DBAPIError as exc:
+            session.rollback()
+            if exc.connection_invalidated:
+                raise TemporaryFailure(f"database connection lost: {exc.orig}") from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Apply every pending migration; returns (before, after) revisions."""
+        try:
+            before = self.current_revision()
+            with self.engine.begin() as conn:
+                cfg = _alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            return before, self.current_revision()
+        except OperationalError as exc:
+            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+
+    def ensure_schema(self) -> None:
+        """Make the schema usable: SQLite is migrated in place (the one-box default);
+        any other database must have been migrated with ``mailgate db upgrade``."""
+        try:
+            current, head = self.current_revision(), self.head_revision()
+        except OperationalError as exc:
+            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+        if current == head:
+            return
+        if self.is_sqlite:
+            self.upgrade()
+            return
+        raise ConfigError(
+            [
+                f"database.url: schema is at revision {current or 'none'}, this mailgate needs "
+                f"{head}: run `mailgate db upgrade`"
+            ]
+        )
+
+    def sync_directory(self, settings: Settings) -> None:
+        """Create or update the teams, agents and customers declared in the config file.
+
+        Rows the CLI added are left alone; declared fields win over stored ones.
+        """
+        with self.transaction() as session:
+            for team in settings.teams:
+                row = session.scalar(select(Team).where(Team.name == team.name))
+                if row is None:
+                    row = Team(name=team.name)
+                    session.add(row)
+                row.assignment, row.cap = team.assignment, team.cap
+            agents: dict[str, Agent] = {}
+            for agent in settings.agents:
+                email = agent.email.lower()
+                found = session.scalar(select(Agent).where(Agent.email == email))
+                if found is None:
+                    found = Agent(email=email)
+                    session.add(found)
+                found.name, found.teams = agent.name, list(agent.teams)
+                found.away, found.active = agent.away, agent.active
+                agents[email] = found
+            session.flush()
+            for customer in settings.customers:
+                crow = session.scalar(select(Customer).where(Customer.name == customer.name))
+                if crow is None:
+                    crow = Customer(name=customer.name)
+                    session.add(crow)
+                crow.domains = [d.lower() for d in customer.domains]
+                crow.addresses = [a.lower() for a in customer.addresses]
+                crow.admins = [a.lower() for a in customer.admins]
+                crow.language = customer.language
+                owner = agents.get(customer.owner.lower()) if customer.owner else None
+                crow.owner_id = owner.id if owner else None
+
+
+def open_store(settings: Settings) -> Store:
+    """The store for ``settings``, schema ready and the config's directory synced."""
+    store = Store(settings.database.url)
+    store.ensure_schema()
+    store.sync_directory(settings)
+    return store

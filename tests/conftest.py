@@ -1,0 +1,100 @@
+"""Shared fixtures: settings, a store on SQLite or PostgreSQL, the CLI, corpus paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mailgate.settings import SecuritySettings, Settings
+from mailgate.store import Store, open_store
+from tests.servers import require
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "zammad"
+DATA = Path(__file__).resolve().parent / "data"
+PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SECRET = "test-secret-that-is-long-enough-0123456789"
+
+
+def fixed_clock(at: datetime | None = None) -> Callable[[], datetime]:
+    moment = at or datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    return lambda: moment
+
+
+@pytest.fixture
+def now() -> Callable[[], datetime]:
+    return fixed_clock()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file, or a throwaway schema in PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mailgate.db'}"
+        return
+    yield from _pg_schema()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _pg_schema()
+
+
+def _pg_schema() -> Iterator[str]:
+    require("PostgreSQL", "127.0.0.1", 5432)
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_DSN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_settings(db_url: str, **sections: Any) -> Settings:
+    """Built-in defaults with a test database and secret; ``sections`` replace whole sections."""
+    base = Settings(security=SecuritySettings(secret=SECRET))
+    base = dataclasses.replace(base, database=dataclasses.replace(base.database, url=db_url))
+    return dataclasses.replace(base, **sections)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = open_store(settings)
+    yield s
+    s.engine.dispose()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run ``mailgate`` in-process against a config file in ``tmp_path``."""
+    from mailgate.cli import cli as command
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "mailgate.toml"
+    if not config.exists():
+        config.write_text(
+            f'[database]\nurl = "sqlite:///{tmp_path / "mailgate.db"}"\n'
+            f'[security]\nsecret = "{SECRET}"\n'
+        )
+
+    def run(*args: str, input: bytes | str | None = None) -> Result:
+        return CliRunner().invoke(command, ["--config", str(config), *args], input=input)
+
+    return run
