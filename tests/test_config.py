@@ -62,7 +62,7 @@ def _keys(cls: type, prefix: str = "") -> set[str]:
 def test_example_file_mentions_every_key() -> None:
     """Every settings key, including commented-out sections, appears in the example file."""
     text = EXAMPLE.read_text()
-    mentioned = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, flags=re.M))
+    mentioned = set(re.findall(r"^#?\s*([a-z_0-9]+)\s*=", text, flags=re.M))
     sections = set(re.findall(r"^#?\s*\[\[?([a-z_.]+)\]\]?", text, flags=re.M))
     for key in _keys(Settings):
         section, _, leaf = key.rpartition(".")
