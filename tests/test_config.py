@@ -66,7 +66,9 @@ def test_example_file_mentions_every_key() -> None:
     sections = set(re.findall(r"^#?\s*\[\[?([a-z_.]+)\]\]?", text, flags=re.M))
     for key in _keys(Settings):
         section, _, leaf = key.rpartition(".")
-        assert leaf in mentioned or key in sections, f"{key} is not documented in config.example.toml"
+        assert leaf in mentioned or key in sections, (
+            f"{key} is not documented in config.example.toml"
+        )
         if section:
             assert section in sections, f"[{section}] is not in config.example.toml"
     from mailgate.settings import AgentSetting, CustomerSetting, ImapMailbox
@@ -98,9 +100,13 @@ def test_environment_overrides_any_key(tmp_path: Path) -> None:
 def test_environment_value_of_wrong_type_is_named(tmp_path: Path) -> None:
     """A bad environment value names the variable and the key."""
     problems = _problems(
-        tmp_path, '[security]\nsecret = "0123456789abcdef0123"\n', {"MAILGATE_QUEUE_MAX_ATTEMPTS": "many"}
+        tmp_path,
+        '[security]\nsecret = "0123456789abcdef0123"\n',
+        {"MAILGATE_QUEUE_MAX_ATTEMPTS": "many"},
     )
-    assert problems == ["$MAILGATE_QUEUE_MAX_ATTEMPTS: queue.max_attempts: expected an integer, got 'many'"]
+    assert problems == [
+        "$MAILGATE_QUEUE_MAX_ATTEMPTS: queue.max_attempts: expected an integer, got 'many'"
+    ]
 
 
 def test_imap_password_per_mailbox_from_environment(tmp_path: Path) -> None:
@@ -110,7 +116,9 @@ def test_imap_password_per_mailbox_from_environment(tmp_path: Path) -> None:
         '[security]\nsecret = "0123456789abcdef0123"\n'
         '[[imap.mailboxes]]\nname = "sales"\n[[imap.mailboxes]]\nname = "help-desk"\n'
     )
-    s = config.load(path, {"MAILGATE_IMAP_HELP_DESK_PASSWORD": "own", "MAILGATE_IMAP_PASSWORD": "shared"})
+    s = config.load(
+        path, {"MAILGATE_IMAP_HELP_DESK_PASSWORD": "own", "MAILGATE_IMAP_PASSWORD": "shared"}
+    )
     assert [m.password for m in s.imap.mailboxes] == ["shared", "own"]
 
 
@@ -118,31 +126,42 @@ def test_imap_password_per_mailbox_from_environment(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("[smtp]\nlisten = 25\n", "smtp.listen: expected a string, got 25"),
-        ("[smtp]\nlisten = \"nowhere\"\n", "smtp.listen: expected HOST:PORT"),
-        ("[smtp]\nprotocol = \"x400\"\n", "smtp.protocol: expected one of smtp, lmtp, got 'x400'"),
-        ("[smtp]\nlisten_on = \"a\"\n", "smtp.listen_on: unknown key"),
-        ("[database]\nurl = \"mysql://x\"\n", "database.url: expected a sqlite:/// or postgresql"),
-        ("[queue]\nbroker = \"kafka://x\"\n", "queue.broker: expected embedded"),
-        ("[defaults]\nteam = \"nobody\"\n", "defaults.team: 'nobody' is not a team"),
-        ("[[agents]]\nname = \"Ann\"\n", "agents[0].email: required"),
-        ("[[agents]]\nemail = \"a@x.test\"\nteams = [\"ghosts\"]\n", "agents[0].teams: unknown team 'ghosts'"),
+        ('[smtp]\nlisten = "nowhere"\n', "smtp.listen: expected HOST:PORT"),
+        ('[smtp]\nprotocol = "x400"\n', "smtp.protocol: expected one of smtp, lmtp, got 'x400'"),
+        ('[smtp]\nlisten_on = "a"\n', "smtp.listen_on: unknown key"),
+        ('[database]\nurl = "mysql://x"\n', "database.url: expected a sqlite:/// or postgresql"),
+        ('[queue]\nbroker = "kafka://x"\n', "queue.broker: expected embedded"),
+        ('[defaults]\nteam = "nobody"\n', "defaults.team: 'nobody' is not a team"),
+        ('[[agents]]\nname = "Ann"\n', "agents[0].email: required"),
         (
-            "[[rules]]\nname = \"r\"\nwhen = { subject = \"(\" }\nset = { type = \"General\" }\n",
+            '[[agents]]\nemail = "a@x.test"\nteams = ["ghosts"]\n',
+            "agents[0].teams: unknown team 'ghosts'",
+        ),
+        (
+            '[[rules]]\nname = "r"\nwhen = { subject = "(" }\nset = { type = "General" }\n',
             "rules[0] ('r').when.subject: not a valid regular expression",
         ),
         (
-            "[[rules]]\nname = \"r\"\nwhen = { subject = \"x\" }\nset = { type = \"Billing\" }\n",
+            '[[rules]]\nname = "r"\nwhen = { subject = "x" }\nset = { type = "Billing" }\n',
             "rules[0] ('r').set.type: unknown type 'Billing'",
         ),
         (
-            "[[rules]]\nname = \"r\"\nwhen = { colour = \"x\" }\nset = { priority = \"High\" }\n",
+            '[[rules]]\nname = "r"\nwhen = { colour = "x" }\nset = { priority = "High" }\n',
             "rules[0] ('r').when.colour: unknown condition",
         ),
-        ("[portal]\nticket_url = \"https://x\"\n", "portal.ticket_url: expected a URL containing {number}"),
-        ("[tickets]\nstatuses = [{ name = \"Only\", category = \"new\" }]\n", "tickets.statuses: needs"),
+        (
+            '[portal]\nticket_url = "https://x"\n',
+            "portal.ticket_url: expected a URL containing {number}",
+        ),
+        (
+            '[tickets]\nstatuses = [{ name = "Only", category = "new" }]\n',
+            "tickets.statuses: needs",
+        ),
     ],
 )
-def test_each_mistake_is_reported_with_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+def test_each_mistake_is_reported_with_file_and_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     """Every problem reads 'file: section.key: what was expected'."""
     problems = _problems(tmp_path, '[security]\nsecret = "0123456789abcdef0123"\n' + text)
     path = str(tmp_path / "m.toml")
