@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.errors
 import email.header
 import hashlib
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def parse(raw: bytes, limits: LimitsSettings) -> ParsedMessage:
         references=parse_message_ids(
             " ".join(_header_text(v) for v in message.get_all("references", []))
         ),
-        subject=repair_text(_one_line(str(mail.subject or "")), charsets),
+        subject=_header_text(message.get("subject"), charsets),
         sender=_sender(mail, charsets),
         to=_addresses(mail.to, charsets),
         cc=_addresses(mail.cc, charsets),
@@ -284,22 +285,43 @@ def repair_text(value: str, charsets: tuple[str, ...]) -> str:
     clients send them anyway): try UTF-8, then the message's declared charsets, then cp1252."""
     if not _has_surrogates(value):
         return value
-    raw = value.encode("utf-8", "surrogateescape")
-    for charset in ("utf-8", *charsets):
+    return _decode_bytes(value.encode("utf-8", "surrogateescape"), ("utf-8", *charsets))
+
+
+def _header_text(value: Any, charsets: tuple[str, ...] = ()) -> str:
+    """A header value as text, whatever the email package handed back: str, or a
+    Header holding RFC 2047 words and raw 8-bit bytes (decoded as ``repair_text`` does)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and "=?" not in value:
+        return repair_text(_one_line(value), charsets)
+    try:
+        chunks = email.header.decode_header(value)
+    except (ValueError, LookupError, email.errors.HeaderParseError):
+        return repair_text(_one_line(str(value)), charsets)
+    fixed: list[tuple[bytes | str, str | None]] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            fixed.append((chunk, charset))
+            continue
+        if charset in (None, "unknown-8bit"):
+            text = _decode_bytes(chunk, ("utf-8", *charsets))
+        else:
+            text = _decode_bytes(chunk, (charset, "utf-8", *charsets))
+        fixed.append((text.encode("utf-8"), "utf-8"))
+    try:
+        return _one_line(str(email.header.make_header(fixed)))
+    except (ValueError, LookupError, UnicodeError):
+        return _one_line(" ".join(c if isinstance(c, str) else c.decode("utf-8") for c, _ in fixed))
+
+
+def _decode_bytes(raw: bytes, charsets: tuple[str, ...]) -> str:
+    for charset in charsets:
         try:
             return raw.decode(charset)
         except (LookupError, UnicodeDecodeError):
             continue
     return raw.decode("cp1252", "replace")
-
-
-def _header_text(value: Any) -> str:
-    """A header value as text, whatever the email package handed back (str or Header)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return _one_line(value)
-    return _one_line(str(email.header.make_header(email.header.decode_header(value))))
 
 
 def _one_line(value: str) -> str:

@@ -36,7 +36,8 @@ from mailgate.store import Store
 from mailgate.threading.resolver import Resolution, TicketRef, resolve
 
 log = logging.getLogger(__name__)
-FINAL_STATES = ("processed", "quarantined")
+# "failed" is final until an operator retries it (`mailgate inbound retry` resets it).
+FINAL_STATES = ("processed", "quarantined", "failed")
 
 
 @dataclass(frozen=True)

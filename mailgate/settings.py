@@ -13,6 +13,7 @@ from typing import Any
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///mailgate.db"
+    sqlite_busy_timeout_ms: int = 30_000
 
 
 @dataclass(frozen=True)

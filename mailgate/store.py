@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -30,21 +30,24 @@ def _alembic_config() -> AlembicConfig:
     return cfg
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; busy_timeout makes writers queue
-    # instead of failing at once; foreign keys are off by default in SQLite.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run beside the one writer; busy_timeout makes writers queue
+        # instead of failing at once; foreign keys are off by default in SQLite.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 class Store:
     """One database: an engine, a session factory, and the migration state."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
@@ -62,7 +65,7 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - a bad URL is a config mistake, not a crash
             raise ConfigError([f"database.url: cannot use {url!r}: {exc}"]) from None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _on_sqlite_connect)
+            event.listen(self.engine, "connect", _sqlite_pragmas(sqlite_busy_timeout_ms))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -169,7 +172,9 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     """The store for ``settings``, schema ready and the config's directory synced."""
-    store = Store(settings.database.url)
+    store = Store(
+        settings.database.url, sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms
+    )
     store.ensure_schema()
     store.sync_directory(settings)
     return store
