@@ -65,7 +65,7 @@ class Team(Base):
     assignment: Mapped[str] = mapped_column(String(32), default="round_robin")
     cap: Mapped[int] = mapped_column(default=0)
     # Last agent handed a ticket by round robin; updated under a row lock.
-    rr_last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", use_alter=True))
+    rr_last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
 
 
 class Agent(Base):
@@ -187,7 +187,7 @@ class MessageIdEntry(Base):
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id"))
-    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id", use_alter=True))
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
     direction: Mapped[str] = mapped_column(String(16), default="inbound")
 
 

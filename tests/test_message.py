@@ -156,9 +156,9 @@ def test_malformed_mail_is_parsed_with_defects(raw: bytes, defect: str) -> None:
 def test_broken_encoded_word_and_raw_8bit_subject() -> None:
     """A broken encoded word stays readable; raw 8-bit header bytes are decoded by the declared charset."""
     raw = (
-        "From: a@b.test\r\nSubject: =?utf-8?q?broken_word\r\n"
-        "Content-Type: text/plain; charset=iso-8859-1\r\n\r\nx\r\n"
-    ).encode()
+        b"From: a@b.test\r\nSubject: =?utf-8?q?broken_word\r\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nx\r\n"
+    )
     assert "broken" in parse(raw, LIMITS).subject
     raw8 = b"From: a@b.test\r\nSubject: Gr\xfc\xdfe\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nx\r\n"
     assert parse(raw8, LIMITS).subject == "Grüße"

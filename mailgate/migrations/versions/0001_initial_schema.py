@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('assignment', sa.String(length=32), nullable=False),
     sa.Column('cap', sa.Integer(), nullable=False),
     sa.Column('rr_last_agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.ForeignKeyConstraint(['rr_last_agent_id'], ['agents.id'], use_alter=True),
+    sa.ForeignKeyConstraint(['rr_last_agent_id'], ['agents.id']),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
@@ -226,7 +226,7 @@ def upgrade() -> None:
     sa.Column('ticket_message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('notice_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('direction', sa.String(length=16), nullable=False),
-    sa.ForeignKeyConstraint(['notice_id'], ['notices.id'], use_alter=True),
+    sa.ForeignKeyConstraint(['notice_id'], ['notices.id']),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ),
     sa.ForeignKeyConstraint(['ticket_message_id'], ['ticket_messages.id'], ),
     sa.PrimaryKeyConstraint('id'),
