@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.errors
 import email.header
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import mailparser
 
-from mailgate import html
-from mailgate.attachments import sanitize_filename, unpack_tnef
+from mailgate import bodies, header_repair
+from mailgate.attachments import Attachment, collect_attachments
 from mailgate.errors import PermanentFailure
 from mailgate.settings import LimitsSettings
 from mailgate.threading.headers import parse_message_ids
@@ -49,6 +48,10 @@ KEPT_HEADERS = frozenset(
 )
 
 
+# An addr-spec-looking token in a From header that RFC 5322 parsing gave up on.
+_LOOSE_ADDRESS = re.compile(r"[^\s<>\"(),;:@]+@[\w-]+(\.[\w-]+)+")
+
+
 class ParseRefused(PermanentFailure):
     """Raised when a message is over a structural limit or the parser cannot read it at all."""
 
@@ -60,21 +63,6 @@ class Address:
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    size: int
-    content: bytes | None
-    content_id: str = ""
-    inline: bool = False
-    omitted: str = ""
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content or b"").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -95,6 +83,9 @@ class ParsedMessage:
     content_type: str
     language: str
     defects: tuple[str, ...]
+    # sha256 of the body bytes, line endings normalised: the same message relayed by
+    # another route (new Received: headers, CRLF or LF) has the same fingerprint.
+    content_sha256: str = ""
 
     def header(self, name: str) -> str:
         """The first kept header called ``name`` (case-insensitive), or ``""``."""
@@ -109,6 +100,7 @@ class ParsedMessage:
 def parse(raw: bytes, limits: LimitsSettings) -> ParsedMessage:
     """Parse ``raw`` best-effort. Raises ``ParseRefused`` only when a limit is crossed
     or the parser cannot build a message at all; defects are recorded, not refused."""
+    raw, repairs = header_repair.repair(raw)
     try:
         mail = mailparser.parse_from_bytes(raw)
     except Exception as exc:
@@ -118,12 +110,12 @@ def parse(raw: bytes, limits: LimitsSettings) -> ParsedMessage:
         raise ParseRefused("parser found no message")
     _check_limits(message, limits)
     charsets = _declared_charsets(message)
-    attachments, defects = _attachments(mail.attachments, limits, charsets)
-    text = "\n\n".join(p for p in mail.text_plain if p.strip())
-    markup = "\n".join(mail.text_html)
-    clean_html = html.sanitize(markup)
-    if not text.strip() and clean_html:
-        text = html.to_text(clean_html)
+    attachments, defects = collect_attachments(
+        message, limits=limits, decode_name=lambda v: _header_text(v, charsets, fold=False)
+    )
+    text, clean_html = bodies.extract(
+        message, lambda payload, declared: _decode_bytes(payload, (*declared, "utf-8", *charsets))
+    )
     headers = tuple(
         (name.lower(), _header_text(value))
         for name, value in message.items()
@@ -148,8 +140,24 @@ def parse(raw: bytes, limits: LimitsSettings) -> ParsedMessage:
         headers=headers,
         content_type=message.get_content_type(),
         language=language.split("-")[0].lower()[:8],
-        defects=tuple(_defects(mail)) + tuple(defects),
+        defects=tuple(repairs) + tuple(_defects(mail)) + tuple(defects),
+        content_sha256=content_fingerprint(message, raw),
     )
+
+
+def content_fingerprint(message: Any, raw: bytes) -> str:
+    """sha256 of the originator headers and the body bytes, line endings and trailing
+    blanks normalised: what stays the same when one message is relayed twice."""
+    _, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    lines = [line.rstrip() for line in body.split(b"\n")]
+    digest = hashlib.sha256()
+    for name in ("from", "to", "cc", "subject", "date", "content-type"):
+        digest.update(
+            " ".join(str(v) for v in message.get_all(name, [])).encode("utf-8", "replace")
+        )
+        digest.update(b"\0")
+    digest.update(b"\n".join(lines).rstrip())
+    return digest.hexdigest()
 
 
 def _check_limits(message: Any, limits: LimitsSettings) -> None:
@@ -173,79 +181,6 @@ def _check_limits(message: Any, limits: LimitsSettings) -> None:
                 stack.extend((child, depth + 1) for child in payload)
 
 
-def _attachments(
-    items: list[dict[str, Any]], limits: LimitsSettings, charsets: tuple[str, ...]
-) -> tuple[tuple[Attachment, ...], list[str]]:
-    out: list[Attachment] = []
-    defects: list[str] = []
-    for index, item in enumerate(items, start=1):
-        content = _payload_bytes(item)
-        content_type = str(item.get("mail_content_type") or "application/octet-stream").lower()
-        filename = sanitize_filename(repair_text(str(item.get("filename") or ""), charsets), index)
-        if content is not None and (
-            content_type == "application/ms-tnef" or filename.lower() == "winmail.dat"
-        ):
-            unpacked = unpack_tnef(content)
-            if unpacked is None:
-                defects.append(f"TNEFDefect: {filename} could not be unpacked; kept as is")
-            else:
-                for inner_name, inner_type, data in unpacked:
-                    name = sanitize_filename(inner_name, len(out) + 1)
-                    out.append(
-                        _capped(filename=name, content_type=inner_type, data=data, limits=limits)
-                    )
-                continue
-        if content is None:
-            defects.append(f"AttachmentDefect: {filename} has an undecodable payload")
-            content = b""
-        content_id = str(item.get("content-id") or "").strip().strip("<>")
-        disposition = str(item.get("content-disposition") or "").lower()
-        inline = bool(content_id) and not disposition.startswith("attachment")
-        out.append(
-            _capped(
-                filename=filename,
-                content_type=content_type,
-                data=content,
-                content_id=content_id,
-                inline=inline,
-                limits=limits,
-            )
-        )
-    return tuple(out), defects
-
-
-def _capped(
-    *,
-    filename: str,
-    content_type: str,
-    data: bytes,
-    limits: LimitsSettings,
-    content_id: str = "",
-    inline: bool = False,
-) -> Attachment:
-    if len(data) > limits.max_attachment_bytes:
-        return Attachment(
-            filename,
-            content_type,
-            len(data),
-            None,
-            content_id,
-            inline,
-            omitted=f"over limits.max_attachment_bytes ({limits.max_attachment_bytes})",
-        )
-    return Attachment(filename, content_type, len(data), data, content_id, inline)
-
-
-def _payload_bytes(item: dict[str, Any]) -> bytes | None:
-    payload = item.get("payload") or ""
-    if item.get("binary"):
-        try:
-            return base64.b64decode(payload)
-        except (binascii.Error, ValueError):
-            return None
-    return str(payload).encode("utf-8", "surrogateescape")
-
-
 def _addresses(pairs: Any, charsets: tuple[str, ...]) -> tuple[Address, ...]:
     out = []
     for pair in pairs or ():
@@ -257,13 +192,29 @@ def _addresses(pairs: Any, charsets: tuple[str, ...]) -> tuple[Address, ...]:
 
 
 def _sender(mail: Any, charsets: tuple[str, ...]) -> Address | None:
-    """From, else Sender, else Reply-To, else Return-Path: who a reply would go to."""
-    for candidate in (mail.from_, mail.sender, mail.reply_to):
-        found = _addresses(candidate if isinstance(candidate, list) else (), charsets)
-        if found:
-            return found[0]
-    return_path = parse_message_ids(_header_text(mail.message.get("return-path", "")))
-    return Address("", return_path[0]) if return_path else None
+    """Who wrote: the first usable address in From (every From header, since some
+    mail repeats it), else Sender, else Reply-To, else Return-Path."""
+    message = mail.message
+    bare: Address | None = None
+    for field in ("from", "sender", "reply-to"):
+        for value in message.get_all(field, []):
+            text = value if isinstance(value, str) else str(value)
+            for name, found in email.utils.getaddresses([text]):
+                addr = found.strip()
+                if "@" in addr and " " not in addr and not _has_surrogates(addr):
+                    return Address(_header_text(name, charsets), addr)
+            loose = _LOOSE_ADDRESS.search(text)
+            if loose:
+                return Address("", loose.group(0))
+            if bare is None and text.strip() and "@" not in text:
+                # "MAILER-DAEMON (Mail Delivery System)": a local name, kept for screening.
+                local = text.split("(")[0].strip().strip('<>"')
+                if local and " " not in local:
+                    bare = Address("", local)
+    return_path = parse_message_ids(_header_text(message.get("return-path", "")))
+    if return_path:
+        return Address("", return_path[0])
+    return bare
 
 
 def _declared_charsets(message: Any) -> tuple[str, ...]:
@@ -288,17 +239,18 @@ def repair_text(value: str, charsets: tuple[str, ...]) -> str:
     return _decode_bytes(value.encode("utf-8", "surrogateescape"), ("utf-8", *charsets))
 
 
-def _header_text(value: Any, charsets: tuple[str, ...] = ()) -> str:
+def _header_text(value: Any, charsets: tuple[str, ...] = (), *, fold: bool = True) -> str:
     """A header value as text, whatever the email package handed back: str, or a
     Header holding RFC 2047 words and raw 8-bit bytes (decoded as ``repair_text`` does)."""
     if value is None:
         return ""
+    tidy = _one_line if fold else _no_controls
     if isinstance(value, str) and "=?" not in value:
-        return repair_text(_one_line(value), charsets)
+        return repair_text(tidy(value), charsets)
     try:
         chunks = email.header.decode_header(value)
     except (ValueError, LookupError, email.errors.HeaderParseError):
-        return repair_text(_one_line(str(value)), charsets)
+        return repair_text(tidy(str(value)), charsets)
     fixed: list[tuple[bytes | str, str | None]] = []
     for chunk, charset in chunks:
         if isinstance(chunk, str):
@@ -310,18 +262,40 @@ def _header_text(value: Any, charsets: tuple[str, ...] = ()) -> str:
             text = _decode_bytes(chunk, (charset, "utf-8", *charsets))
         fixed.append((text.encode("utf-8"), "utf-8"))
     try:
-        return _one_line(str(email.header.make_header(fixed)))
+        return tidy(str(email.header.make_header(fixed)))
     except (ValueError, LookupError, UnicodeError):
-        return _one_line(" ".join(c if isinstance(c, str) else c.decode("utf-8") for c, _ in fixed))
+        return tidy(" ".join(c if isinstance(c, str) else c.decode("utf-8") for c, _ in fixed))
+
+
+# Labels that mail clients use for a wider charset than they name (as browsers
+# treat them, WHATWG Encoding §4.2), or that Python does not know.
+_CHARSET_FAMILY = {
+    "gb2312": ("gb18030",),
+    "gbk": ("gb18030",),
+    "x-gbk": ("gb18030",),
+    "iso-2022-jp": ("iso-2022-jp", "cp932", "euc-jp"),
+    "shift_jis": ("cp932",),
+    "ks_c_5601-1987": ("cp949",),
+    "euc-kr": ("cp949",),
+    "iso-8859-1": ("cp1252",),
+    "us-ascii": ("cp1252",),
+    "tis-620": ("cp874",),
+    "unicode-1-1-utf-7": ("utf-7",),
+}
 
 
 def _decode_bytes(raw: bytes, charsets: tuple[str, ...]) -> str:
-    for charset in charsets:
+    expanded = [c for label in charsets for c in _CHARSET_FAMILY.get(label.lower(), (label,))]
+    for charset in expanded:
         try:
             return raw.decode(charset)
         except (LookupError, UnicodeDecodeError):
             continue
     return raw.decode("cp1252", "replace")
+
+
+def _no_controls(value: str) -> str:
+    return "".join(ch for ch in value if ch >= " " or ch == "\t").strip()
 
 
 def _one_line(value: str) -> str:

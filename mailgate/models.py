@@ -153,6 +153,8 @@ class TicketMessage(Base):
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(998), default="")
+    # Fingerprint of the body bytes: with message_id, what makes a re-delivery a duplicate.
+    content_sha256: Mapped[str] = mapped_column(String(64), default="")
     in_reply_to: Mapped[list[Any]] = mapped_column(default=list)
     references: Mapped[list[Any]] = mapped_column(default=list)
     thread_method: Mapped[str] = mapped_column(String(16), default="new")

@@ -153,11 +153,12 @@ def _apply(
 ) -> None:
     at = now()
     row.defects = list(parsed.defects)
+    seen = None
     if parsed.message_id:
         seen = session.scalar(
             select(MessageIdEntry).where(MessageIdEntry.message_id == parsed.message_id)
         )
-        if seen is not None and seen.direction == "inbound":
+        if seen is not None and _same_message(session, seen, parsed):
             # Invariant 2: the same message by another route (MTA retry, second mailbox).
             _finish(row, "duplicate", seen.ticket_id, at)
             return
@@ -179,7 +180,7 @@ def _apply(
         at=at,
     )
     message.after_close = outcome == "closed_ticket"
-    if parsed.message_id:
+    if parsed.message_id and seen is None:
         session.add(
             MessageIdEntry(
                 message_id=parsed.message_id,
@@ -189,6 +190,15 @@ def _apply(
             )
         )
     _finish(row, outcome, ticket.id, at)
+
+
+def _same_message(session: Session, seen: MessageIdEntry, parsed: ParsedMessage) -> bool:
+    """A known Message-ID is a duplicate only with the same body: some mailers reuse
+    one Message-ID for different messages, and those must not be dropped."""
+    if seen.direction != "inbound" or seen.ticket_message_id is None:
+        return False
+    earlier = session.get(TicketMessage, seen.ticket_message_id)
+    return earlier is not None and earlier.content_sha256 == parsed.content_sha256
 
 
 def _finish(row: InboundMessage, outcome: str, ticket_id: int | None, at: datetime) -> None:
@@ -309,6 +319,7 @@ def _add_message(
         body_text=parsed.text,
         body_html=parsed.html,
         message_id=parsed.message_id,
+        content_sha256=parsed.content_sha256,
         in_reply_to=list(parsed.in_reply_to),
         references=list(parsed.references),
         thread_method=resolution.method,

@@ -179,3 +179,19 @@ def test_failures_are_counted_then_marked_failed(
     assert result.state == "failed"
     with store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+def test_reused_message_id_with_other_content_is_not_dropped(
+    store: Store, deliver: Callable[[bytes], ProcessResult]
+) -> None:
+    """A mailer that reuses one Message-ID for a different message gets both kept."""
+    first = deliver(build(message_id="<fixed@form.test>", body="first question\n"))
+    second = deliver(build(message_id="<fixed@form.test>", body="another question\n"))
+    assert (first.outcome, second.outcome) == ("new_ticket", "new_ticket")
+    third = deliver(
+        b"Received: by relay.test\r\n"
+        + build(message_id="<fixed@form.test>", body="first question\n")
+    )
+    assert third.outcome == "duplicate"
+    with store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(TicketMessage)) == 2

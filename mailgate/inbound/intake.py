@@ -7,7 +7,6 @@ only after it returns: that is invariant 1.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailgate.errors import PermanentFailure
+from mailgate.header_repair import header_lines_found
 from mailgate.models import InboundMessage
 from mailgate.store import Store
-
-# RFC 5322 §2.2: a field name is printable US-ASCII except colon.
-_FIELD_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
-_MBOX_FROM = re.compile(rb"^From \S")
 
 
 @dataclass(frozen=True)
@@ -42,30 +38,17 @@ class Accepted:
 
 
 def check_is_email(raw: bytes, *, max_bytes: int) -> None:
-    """Refuse what can never become a ticket: empty input, over the size limit,
-    or bytes with no header section at all. Anything with headers is accepted,
-    however broken its body; defects are recorded later."""
+    """Refuse what can never become a ticket: empty input, over the size limit, or
+    bytes with no recognisable header field near the top. Anything with headers is
+    accepted, however broken; defects are recorded when it is parsed."""
     if not raw.strip():
         raise PermanentFailure("empty message")
     if len(raw) > max_bytes:
         raise PermanentFailure(
             f"message is {len(raw)} bytes, over smtp.max_message_bytes ({max_bytes})"
         )
-    lines = raw.lstrip(b"\r\n").splitlines()
-    if lines and _MBOX_FROM.match(lines[0]):
-        lines = lines[1:]
-    if not lines or not _FIELD_LINE.match(lines[0]):
-        raise PermanentFailure("not an email: input does not start with a header field")
-    header_fields = 0
-    for line in lines[:1000]:
-        if not line.strip():
-            break
-        if _FIELD_LINE.match(line):
-            header_fields += 1
-        elif line[:1] not in (b" ", b"\t"):
-            break
-    if header_fields == 0:
-        raise PermanentFailure("not an email: no header fields found")
+    if header_lines_found(raw) == 0:
+        raise PermanentFailure("not an email: no header fields (From:, Subject:, ...) at the top")
 
 
 def accept(

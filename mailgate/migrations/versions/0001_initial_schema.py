@@ -188,6 +188,7 @@ def upgrade() -> None:
     sa.Column('body_text', sa.Text(), nullable=False),
     sa.Column('body_html', sa.Text(), nullable=False),
     sa.Column('message_id', sa.String(length=998), nullable=False),
+    sa.Column('content_sha256', sa.String(length=64), nullable=False),
     sa.Column('in_reply_to', sa.JSON(), nullable=False),
     sa.Column('references', sa.JSON(), nullable=False),
     sa.Column('thread_method', sa.String(length=16), nullable=False),
