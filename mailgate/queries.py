@@ -90,7 +90,17 @@ def show_ticket(session: Session, number: int) -> dict[str, Any]:
     agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
     out = ticket_summary(ticket, agents, teams, _names(session, Customer, "name"))
     out["participants"] = [{"email": p.email, "role": p.role} for p in ticket.participants]
-    out["messages"] = [_message(m) for m in ticket.messages]
+    inbound_ids = [m.inbound_id for m in ticket.messages if m.inbound_id is not None]
+    defects = dict(
+        session.execute(
+            select(InboundMessage.id, InboundMessage.defects).where(
+                InboundMessage.id.in_(inbound_ids)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    out["messages"] = [_message(m, defects.get(m.inbound_id, [])) for m in ticket.messages]
     links = list(session.scalars(select(TicketLink).where(TicketLink.ticket_id == ticket.id)))
     linked_ids = [link.other_ticket_id for link in links]
     numbers = dict(
@@ -119,7 +129,7 @@ def show_ticket(session: Session, number: int) -> dict[str, Any]:
     return out
 
 
-def _message(m: TicketMessage) -> dict[str, Any]:
+def _message(m: TicketMessage, defects: list[str]) -> dict[str, Any]:
     return {
         "id": m.id,
         "direction": m.direction,
@@ -135,6 +145,7 @@ def _message(m: TicketMessage) -> dict[str, Any]:
         "after_close": m.after_close,
         "screening": m.screening,
         "created_at": _iso(m.created_at),
+        "defects": list(defects),
         "attachments": [
             {
                 "id": a.id,

@@ -214,3 +214,36 @@ def test_same_message_id_by_two_routes_is_one_ticket_message(home: Path) -> None
         messages = conn.execute(text("select count(*) from ticket_messages")).scalar_one()
     engine.dispose()
     assert messages == 1 and count(home, Ticket) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "defect"),
+    [
+        (  # truncated in the middle of a base64 attachment, closing boundary never comes
+            b"From: a@customer.test\r\nSubject: cut off\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
+            b"see attachment\r\n--XX\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJeLj",
+            "CloseBoundaryNotFoundDefect",
+        ),
+        (  # junk banner before the headers and an unindented continuation line
+            b"---- Original message ----\r\nFrom: a@customer.test\r\nX-Long: part one\r\npart two\r\n"
+            b"Subject: banner\r\n\r\nbody text\r\n",
+            "HeaderRepair",
+        ),
+        (  # broken encoded word and an unknown charset
+            b"From: =?utf-8?q?Br=C3=B6ken?= <a@customer.test>\r\nSubject: =?x-unknown?q?abc?=\r\n"
+            b"Content-Type: text/plain; charset=x-unknown\r\n\r\nbody text \xe9\r\n",
+            "CharsetDecodeDefect",
+        ),
+    ],
+)
+def test_malformed_real_mail_is_stored_and_processed(home: Path, raw: bytes, defect: str) -> None:
+    """Malformed but real mail is never refused: it becomes a ticket with its defects recorded."""
+    result = mailgate(home, "ingest", "-", stdin=raw)
+    assert result.returncode == 0, result.stderr
+    assert b"new_ticket" in result.stdout
+    shown = json.loads(mailgate(home, "tickets", "show", "1", "--json").stdout)
+    assert any(defect in d for d in shown["messages"][0]["defects"]), shown["messages"][0][
+        "defects"
+    ]
