@@ -148,10 +148,8 @@ def _leaves(part: Message) -> Iterator[Message]:
 
 def _content(part: Message) -> bytes | None:
     if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner:
-            return inner[0].as_bytes()
-        return None
+        inner = _attached_message(part)
+        return inner.as_bytes() if inner is not None else None
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001 - a broken transfer encoding is a defect, not a crash
@@ -159,11 +157,18 @@ def _content(part: Message) -> bytes | None:
     return payload if isinstance(payload, bytes) else None
 
 
+def _attached_message(part: Message) -> Message | None:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        return payload[0]
+    return None
+
+
 def _name_for(part: Message, content_type: str, decode_name: Callable[[Any], str]) -> str:
     """A readable, deterministic name for a part that has none."""
     if content_type == "message/rfc822":
-        inner = part.get_payload()
-        subject = decode_name(inner[0].get("subject")) if isinstance(inner, list) and inner else ""
+        inner = _attached_message(part)
+        subject = decode_name(inner.get("subject")) if inner is not None else ""
         return f"{subject or 'message'}.eml"
     if content_type in _NAMES_BY_TYPE:
         return _NAMES_BY_TYPE[content_type]

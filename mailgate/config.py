@@ -125,7 +125,7 @@ def _convert(tp: Any, value: Any, where: str, path: str, problems: list[str]) ->
         return tuple(items)
     if origin is dict and isinstance(value, dict):
         return dict(value)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
         return _convert_table(tp, value, where, path, problems)
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
     problems.append(f"{where}: {path}: expected {_describe(tp)}, got {shown}")
@@ -190,7 +190,7 @@ def env_names(
         tp = hints[f.name]
         dotted = f"{path}.{key}" if path else key
         name = f"{prefix}{key.upper()}"
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out.extend(env_names(tp, name + "_", dotted))
         elif path and (typing.get_origin(tp) is not tuple or typing.get_args(tp)[0] is str):
             out.append((name, dotted, tp))

@@ -146,9 +146,9 @@ def _check_people(s: Settings, bad: Bad) -> None:
     for i, agent in enumerate(s.agents):
         if not _is_address(agent.email):
             bad(f"agents[{i}].email", f"expected an email address, got {agent.email!r}")
-        for team in agent.teams:
-            if team not in teams:
-                bad(f"agents[{i}].teams", f"unknown team {team!r}")
+        for team_name in agent.teams:
+            if team_name not in teams:
+                bad(f"agents[{i}].teams", f"unknown team {team_name!r}")
     for i, customer in enumerate(s.customers):
         if customer.owner and customer.owner.lower() not in agents:
             bad(f"customers[{i}].owner", f"{customer.owner!r} is not an agent in [[agents]]")
