@@ -96,7 +96,16 @@ def process(
                 return _result_of(session, row)
             _apply(session, row, parsed, settings=settings, now=now)
             session.flush()
-            return _result_of(session, row)
+            result = _result_of(session, row)
+        log.info(
+            "inbound processed",
+            extra={
+                "inbound_id": inbound_id,
+                "outcome": result.outcome,
+                "ticket": result.ticket_number,
+            },
+        )
+        return result
     except IntegrityError:
         # A concurrent worker recorded this message first; its outcome stands.
         with store.transaction() as session:

@@ -194,6 +194,7 @@ class RuleSetting:
 class LoggingSettings:
     level: str = "INFO"
     format: str = "text"
+    file: str = ""
 
 
 DEFAULT_TEAMS = (TeamSetting("support"),)

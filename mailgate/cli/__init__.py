@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
-from mailgate import __version__
+from mailgate import __version__, logs
 from mailgate.cli.context import Context
 from mailgate.errors import EX_SOFTWARE, ConfigError, MailgateError
+from mailgate.settings import LoggingSettings
 
 
 class _Group(click.Group):
@@ -56,15 +57,10 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     Receives support mail, stores every message durably, threads it into
     tickets, and sends content-free notices that point to the portal.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        # mail-parser logs every odd MIME part at WARNING; defects are recorded instead.
-        logging.getLogger("mailparser").setLevel(logging.CRITICAL)
-    ctx.obj = Context(config_path=config_path)
+    # Until the config is read, only warnings; commands that run as services call
+    # logs.setup() with the [logging] settings once they have them.
+    logs.setup(LoggingSettings(level="WARNING"), verbose=verbose)
+    ctx.obj = Context(config_path=config_path, verbose=verbose)
 
 
 def _register() -> None:

@@ -17,6 +17,7 @@ def utc_now() -> datetime:
 @dataclass
 class Context:
     config_path: str | None
+    verbose: bool = False
     _settings: Settings | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
