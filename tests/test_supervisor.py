@@ -1,0 +1,112 @@
+"""`mailgate run`'s supervisor: real child processes, restarts, give-up, drain, systemd notify."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailgate.backoff import compute_backoff
+from mailgate.supervisor import RestartPolicy, Role, Supervisor, dying_repeatedly
+
+FAST = RestartPolicy(max_deaths=3, window=30.0, base_delay=0.01, max_delay=0.05)
+
+
+def py(code: str) -> tuple[str, ...]:
+    return (sys.executable, "-c", code)
+
+
+@pytest.mark.parametrize(
+    ("deaths", "now", "expected"),
+    [
+        ([], 100.0, False),
+        ([99.0, 98.0, 97.0], 100.0, False),
+        ([99.0, 98.0, 97.0, 96.0], 100.0, True),
+        ([10.0, 11.0, 12.0, 99.0], 100.0, False),  # old deaths fall out of the window
+    ],
+)
+def test_dying_repeatedly(deaths: list[float], now: float, expected: bool) -> None:
+    """More than max_deaths within the window is dying repeatedly; older deaths do not count."""
+    assert dying_repeatedly(deaths, now, FAST) is expected
+
+
+@pytest.mark.parametrize(
+    ("attempt", "rand", "expected"),
+    [(1, 0.5, 1.0), (2, 0.5, 2.0), (3, 0.5, 4.0), (10, 0.5, 30.0), (2, 0.0, 1.8), (2, 1.0, 2.2)],
+)
+def test_compute_backoff(attempt: int, rand: float, expected: float) -> None:
+    """Doubling from base, capped, spread by the jitter fraction."""
+    delay = compute_backoff(attempt, base=1.0, cap=30.0, jitter=0.1, rand=lambda: rand)
+    assert delay == pytest.approx(expected)
+
+
+def test_role_that_keeps_dying_stops_everything_with_exit_1(tmp_path: Path) -> None:
+    """A role that exits again and again makes run() stop the healthy role too and return 1."""
+    marker = tmp_path / "healthy-stopped"
+    healthy = py(
+        "import signal,sys,time,pathlib\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).write_text('x'), sys.exit(0)))\n"
+        "time.sleep(60)"
+    )
+    sup = Supervisor(
+        [Role("healthy", healthy), Role("broken", py("raise SystemExit(3)"))], policy=FAST
+    )
+    assert sup.run() == 1
+    assert marker.read_text() == "x"
+
+
+def test_role_restarted_after_a_crash(tmp_path: Path) -> None:
+    """A role that crashes once is started again and keeps running."""
+    counter = tmp_path / "starts"
+    code = (
+        "import pathlib,sys,time\n"
+        f"p=pathlib.Path({str(counter)!r}); n=int(p.read_text() or 0) if p.exists() else 0\n"
+        "p.write_text(str(n+1))\n"
+        "sys.exit(1) if n == 0 else time.sleep(60)"
+    )
+    sup = Supervisor([Role("flaky", py(code))], policy=FAST)
+    runner = threading.Thread(target=lambda: setattr(sup, "code", sup.run()))
+    runner.start()
+    for _ in range(200):
+        if counter.exists() and counter.read_text() == "2":
+            break
+        threading.Event().wait(0.05)
+    sup.stopping.set()
+    runner.join(timeout=30)
+    assert counter.read_text() == "2" and sup.code == 0  # type: ignore[attr-defined]
+
+
+def test_stop_drains_roles_and_notifies_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On stop, every role gets SIGTERM and is waited for; READY=1 and STOPPING=1 reach $NOTIFY_SOCKET."""
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    done, started = tmp_path / "drained", tmp_path / "started"
+    role = py(
+        "import signal,sys,time,pathlib\n"
+        "def stop(*a):\n"
+        "    time.sleep(0.3)  # work in hand finishes\n"
+        f"    pathlib.Path({str(done)!r}).write_text('ok'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"pathlib.Path({str(started)!r}).write_text('1')\ntime.sleep(60)"
+    )
+    sup = Supervisor([Role("worker", role)], policy=FAST)
+    runner = threading.Thread(target=lambda: setattr(sup, "code", sup.run()))
+    runner.start()
+    assert server.recv(64) == b"READY=1"
+    for _ in range(200):  # the role has installed its SIGTERM handler
+        if started.exists():
+            break
+        threading.Event().wait(0.05)
+    sup.stopping.set()
+    assert server.recv(64) == b"STOPPING=1"
+    runner.join(timeout=30)
+    server.close()
+    assert sup.code == 0 and done.read_text() == "ok"  # type: ignore[attr-defined]
