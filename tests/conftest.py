@@ -76,6 +76,11 @@ def settings(db_url: str) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
+    # A fresh PostgreSQL schema is migrated explicitly (`mailgate db upgrade`);
+    # open_store only migrates SQLite by itself.
+    migrator = Store(settings.database.url)
+    migrator.upgrade()
+    migrator.engine.dispose()
     s = open_store(settings)
     yield s
     s.engine.dispose()
@@ -98,3 +103,16 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result
         return CliRunner().invoke(command, ["--config", str(config), *args], input=input)
 
     return run
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Any]:
+    """A running throwaway Dovecot (see tests/dovecot.py) with user ``support``."""
+    from tests.dovecot import Dovecot
+
+    server = Dovecot()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
