@@ -35,12 +35,14 @@ def main() -> None:
         started = time.perf_counter()
         with server.client() as client:
             for start in range(0, total, 500):
-                client.multiappend("INBOX", [message(i) for i in range(start, min(total, start + 500))])
+                chunk = range(start, min(total, start + 500))
+                client.multiappend("INBOX", [message(i) for i in chunk])
         appended = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp) / "mailgate.toml"
             config.write_text(
-                f'[database]\nurl = "sqlite:///{tmp}/mailgate.db"\n[security]\nsecret = "{SECRET}"\n'
+                f'[database]\nurl = "sqlite:///{tmp}/mailgate.db"\n'
+                f'[security]\nsecret = "{SECRET}"\n'
                 f'[[imap.mailboxes]]\nname = "support"\nport = {server.port}\nsecurity = "none"\n'
                 f'username = "support"\npassword = "{PASSWORD}"\nbatch_size = {batch}\n'
             )

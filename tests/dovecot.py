@@ -24,8 +24,8 @@ from imapclient import IMAPClient
 
 from tests.servers import IN_CI
 
-PASSWORD = "s3cret-pass"  # noqa: S105 - a throwaway test account
-TOKEN = "ya29.test-oauth2-token"  # noqa: S105 - XOAUTH2 bearer token of the test account
+PASSWORD = "s3cret-pass"  # a throwaway test account
+TOKEN = "ya29.test-oauth2-token"  # XOAUTH2 bearer token of the test account
 
 
 def binary() -> str | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import Result
@@ -82,7 +82,9 @@ def test_once_stores_moves_and_reports(
     result = cli("imap", "--once")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "mailbox support: 3 new, 3 stored, 0 already stored, 0 left in 'INBOX'\n"
+    assert (
+        result.stdout == "mailbox support: 3 new, 3 stored, 0 already stored, 0 left in 'INBOX'\n"
+    )
     assert count(tmp_path / "mailgate.db", Ticket) == 3
     assert dovecot.count("INBOX") == 0 and dovecot.count("Processed") == 3
     again = cli("imap", "--once")
@@ -133,7 +135,9 @@ def test_processed_folder_must_differ_from_folder(
     cli: Callable[..., Result], tmp_path: Path
 ) -> None:
     """Moving mail into the folder it is read from would read it forever: refused at start."""
-    write_config(tmp_path / "mailgate.toml", box("support", 143, extra='processed_folder = "INBOX"\n'))
+    write_config(
+        tmp_path / "mailgate.toml", box("support", 143, extra='processed_folder = "INBOX"\n')
+    )
     result = cli("check-config")
     assert result.exit_code == 2
     assert "imap.mailboxes[0].processed_folder: must differ from folder" in result.stderr

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,8 @@ class CrashAfterCommit(ImapPoller):
 def test_crash_between_store_and_move_gives_no_duplicate(
     dovecot: Dovecot, stores, url: str
 ) -> None:
-    """Messages stored but never moved are recognised on restart: moved, processed, not stored twice."""
+    """Messages stored but never moved are recognised on restart: moved and processed,
+    not stored twice."""
     settings, store = setup(stores, url, mailbox(dovecot))
     dovecot.append("INBOX", [message(i) for i in range(3)])
     box = settings.imap.mailboxes[0]
@@ -194,8 +195,11 @@ def test_idle_survives_a_dovecot_restart(dovecot: Dovecot, stores, url: str, cap
     """In IDLE, new mail is picked up at once; after Dovecot restarts the poller reconnects
     and picks up mail appended after the restart."""
     settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
-    with running(poller := ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings,
-                                      timing=FAST)):
+    with running(
+        poller := ImapPoller(
+            settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST
+        )
+    ):
         wait_until(lambda: poller.passes >= 1, what="the first pass")
         dovecot.append("INBOX", [message(1)])
         wait_until(lambda: dovecot.count("Processed") == 1, what="IDLE to report new mail")
@@ -203,8 +207,10 @@ def test_idle_survives_a_dovecot_restart(dovecot: Dovecot, stores, url: str, cap
         dovecot.append("INBOX", [message(2)])
         wait_until(lambda: dovecot.count("Processed") == 2, timeout=15, what="a reconnect")
     assert count_rows(store) == 2 and count_rows(store, Ticket) == 2
-    assert any("connection lost" in r.getMessage() or "cannot connect" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "connection lost" in r.getMessage() or "cannot connect" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_without_idle_or_move_it_polls_and_copies(stores, url: str) -> None:
@@ -329,7 +335,7 @@ def test_untrusted_certificate_is_refused(
     monkeypatch.delenv("SSL_CERT_FILE")
     box = mailbox(tls_dovecot, security="tls", port=tls_dovecot.tls_port)
     settings, store = setup(stores, url, box)
-    with pytest.raises(ImapRefused, match="TLS certificate not trusted: self.signed certificate"):
+    with pytest.raises(ImapRefused, match=r"TLS certificate not trusted: self.signed certificate"):
         ImapPoller(box, store=store, settings=settings).run_once()
 
 
@@ -370,3 +376,53 @@ def test_oversized_mail_is_left_in_place_and_batches_stay_bounded(
     assert dovecot.count("INBOX") == 1 and dovecot.count("Processed") == 8
     again = ImapPoller(box, store=store, settings=settings).run_once()
     assert again.found == 0  # the cursor moved past it: no warning every pass
+
+
+class FailFirstMove(ImapPoller):
+    """A watching poller whose first acknowledgement fails after the commit."""
+
+    failed = False
+
+    def after_store(self, client: IMAPClient, uids: Sequence[int]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("move failed after commit")
+        super().after_store(client, uids)
+
+
+def test_watcher_survives_a_failure_after_commit(dovecot: Dovecot, stores, url: str) -> None:
+    """In run_forever, a failure between store and move is logged and retried: the
+    messages are then moved once and stored once."""
+    settings, store = setup(stores, url, mailbox(dovecot))
+    dovecot.append("INBOX", [message(i) for i in range(4)])
+    poller = FailFirstMove(settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST)
+    with running(poller):
+        wait_until(lambda: dovecot.count("Processed") == 4, what="the retry to move them")
+    assert poller.failed and dovecot.count("INBOX") == 0
+    assert count_rows(store) == 4 and count_rows(store, Ticket) == 4
+
+
+def test_stop_finishes_the_message_in_hand(dovecot: Dovecot, stores, url: str) -> None:
+    """A stop request arriving while a message is being stored: that message is stored,
+    acknowledged and processed, the rest of the batch is left for next time."""
+    settings, store = setup(stores, url, mailbox(dovecot, batch_size=10))
+    dovecot.append("INBOX", [message(i) for i in range(5)])
+    stop = threading.Event()
+
+    def clock() -> datetime:
+        # intake reads the clock for each message it stores: the request to stop
+        # comes in while the second one is in hand.
+        if count_rows(store) >= 1:
+            stop.set()
+        return datetime.now(UTC)
+
+    result = ImapPoller(
+        settings.imap.mailboxes[0], store=store, settings=settings, now=clock
+    ).run_once(stop)
+
+    assert (result.found, result.stored) == (5, 2)
+    assert dovecot.count("Processed") == 2 and dovecot.count("INBOX") == 3
+    assert count_rows(store, Ticket) == 2
+    assert imap_cursor.load(store, "support").last_uid == 2  # type: ignore[union-attr]
+    rest = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings).run_once()
+    assert (rest.found, rest.stored) == (3, 3) and count_rows(store) == 5

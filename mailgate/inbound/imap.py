@@ -1,10 +1,9 @@
-"""The IMAP poller: one mailbox, one lease, IDLE or polling; store, then acknowledge.
+"""The IMAP poller: one mailbox, one lease, IDLE or polling, reconnecting with backoff.
 
-For each new UID: fetch the raw bytes, commit them through ``intake.accept``,
-and only then move the message to ``processed_folder`` or flag it \\Seen
-(invariant 1). A crash in between leaves the message in the folder; the next
-pass fetches it again and intake recognises it (invariant 2), so it is only
-acknowledged, never stored twice.
+At most one poller is active per mailbox, across processes and machines: it
+holds the mailbox's lease (``mailgate.leases``) and renews it while it works.
+Each pass over the folder is ``imap_pass.FolderPass``; this module decides when
+passes run and what happens when the network, the login or the database fails.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imapclient import IMAPClient
@@ -27,8 +26,8 @@ from imapclient.exceptions import IMAPClientError
 
 from mailgate import leases
 from mailgate.backoff import compute_backoff
-from mailgate.errors import PermanentFailure, TemporaryFailure
-from mailgate.inbound import imap_cursor, imap_folder
+from mailgate.errors import TemporaryFailure
+from mailgate.inbound import imap_folder
 from mailgate.inbound.imap_connect import (
     NETWORK_ERRORS,
     ImapRefused,
@@ -37,9 +36,7 @@ from mailgate.inbound.imap_connect import (
     connect,
     describe,
 )
-from mailgate.inbound.imap_cursor import Cursor
-from mailgate.inbound.intake import Envelope, accept
-from mailgate.processing import process
+from mailgate.inbound.imap_pass import FolderPass, PassResult
 from mailgate.settings import ImapMailbox, Settings
 from mailgate.store import Store
 
@@ -71,46 +68,8 @@ class Timing:
     refused_cap: float = 3600.0
 
 
-@dataclass(frozen=True)
-class PassResult:
-    """What one pass over a mailbox's folder did."""
-
-    mailbox: str
-    found: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    refused: int = 0
-    # Set when another poller holds the mailbox's lease and this pass did nothing.
-    held_by: str = ""
-
-
-@dataclass
-class _Tally:
-    found: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    refused: int = 0
-    ids: list[int] = field(default_factory=list)
-
-
 class LeaseLost(Exception):
     """Another poller took this mailbox's lease over: stop touching the mailbox."""
-
-
-def hand_off(
-    store: Store, inbound_id: int, *, settings: Settings, now: Callable[[], datetime]
-) -> None:
-    """Hand a stored message to processing: inline with the embedded queue.
-
-    The one place to swap for a broker enqueue. The message is already safe,
-    so a processing failure is recorded on its row for a retry, not raised.
-    """
-    if settings.queue.broker != "embedded":
-        return  # the worker's reconciler picks up rows still "received"
-    try:
-        process(store, inbound_id, settings=settings, now=now)
-    except Exception as exc:  # noqa: BLE001 - recorded on the row by process()
-        log.warning("inbound %s: processing failed: %s", inbound_id, type(exc).__name__)
 
 
 class ImapPoller:
@@ -171,26 +130,23 @@ class ImapPoller:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Watch the mailbox until ``stop`` is set. Never raises for network, login or
-        database trouble: it logs one line and retries with backoff."""
+        database trouble, nor for a bug: it logs one line and retries with backoff."""
         waiting = False
         try:
             while not stop.is_set():
-                if not self._take_lease():
-                    if not waiting:
-                        state = leases.current(self.store, self.lease_name)
-                        log.info(
-                            "mailbox %s: another poller holds the lease (%s); waiting",
-                            self.box.name,
-                            state.holder if state else "?",
-                        )
-                    waiting = True
-                    stop.wait(self.timing.lease_retry)
-                    continue
-                if waiting:
-                    log.info("mailbox %s: lease taken; polling", self.box.name)
-                waiting = False
-                delay = self._watch_until_trouble(stop)
-                if delay:
+                try:
+                    if not self._take_lease():
+                        waiting = self._log_waiting(waiting)
+                        stop.wait(self.timing.lease_retry)
+                        continue
+                    if waiting:
+                        log.info("mailbox %s: lease taken; polling", self.box.name)
+                    waiting = False
+                    self._watch(stop)
+                except LeaseLost:
+                    log.warning("mailbox %s: lease lost to another poller", self.box.name)
+                except Exception as exc:  # noqa: BLE001 - logged by _trouble; the thread lives on
+                    delay = self._trouble(exc)
                     # Let a poller elsewhere, perhaps with a better network, take over.
                     self._release_lease()
                     stop.wait(delay)
@@ -213,40 +169,35 @@ class ImapPoller:
 
     # -- watching -------------------------------------------------------------
 
-    def _watch_until_trouble(self, stop: threading.Event) -> float:
-        """Connect and watch until ``stop`` (returns 0) or trouble (returns the delay)."""
-        try:
-            with self._connection() as client:
-                use_idle = self.box.idle and client.has_capability("IDLE")
-                while not stop.is_set():
-                    found = self._pass(client, stop).found
-                    self._failures = self._refusals = 0
-                    if found or stop.is_set():
-                        # Read again until a pass finds nothing: mail that arrived
-                        # meanwhile may have been announced during our own commands,
-                        # and IDLE would not announce it a second time.
-                        continue
-                    if use_idle:
-                        self._idle(client, stop)
-                    else:
-                        self._wait(self.box.poll_interval, stop)
-            return 0.0
-        except LeaseLost:
-            log.warning("mailbox %s: lease lost to another poller; standing back", self.box.name)
-            return 0.0
-        except ImapRefused as exc:
+    def _watch(self, stop: threading.Event) -> None:
+        """Connect, then pass and wait (IDLE or poll_interval) until ``stop``."""
+        with self._connection() as client:
+            use_idle = self.box.idle and client.has_capability("IDLE")
+            while not stop.is_set():
+                found = self._pass(client, stop).found
+                self._failures = self._refusals = 0
+                if found or stop.is_set():
+                    # Read again until a pass finds nothing: mail that arrived
+                    # meanwhile may have been announced during our own commands,
+                    # and IDLE would not announce it a second time.
+                    continue
+                if use_idle:
+                    self._idle(client, stop)
+                else:
+                    self._wait(self.box.poll_interval, stop)
+
+    def _trouble(self, exc: Exception) -> float:
+        """Log ``exc`` in one line and return how long to wait before trying again."""
+        if isinstance(exc, ImapRefused):
             self._refusals += 1
             delay = self._backoff(self._refusals, self.timing.refused_base, self.timing.refused_cap)
             log.error("%s; next attempt in %.0fs", exc, delay)
             return delay
-        except TemporaryFailure as exc:  # the server or the database is unavailable
-            self._failures += 1
-            delay = self._backoff(self._failures, self.timing.retry_base, self.timing.retry_cap)
+        self._failures += 1
+        delay = self._backoff(self._failures, self.timing.retry_base, self.timing.retry_cap)
+        if isinstance(exc, TemporaryFailure):  # the server or the database is unavailable
             log.warning("%s; retrying in %.1fs", exc, delay)
-            return delay
-        except Exception as exc:  # a poller thread must outlive any bug: log it, retry
-            self._failures += 1
-            delay = self._backoff(self._failures, self.timing.retry_base, self.timing.retry_cap)
+        else:
             log.error(
                 "mailbox %s: unexpected %s: %s; retrying in %.1fs",
                 self.box.name,
@@ -254,8 +205,18 @@ class ImapPoller:
                 exc,
                 delay,
             )
-            log.debug("mailbox %s: details", self.box.name, exc_info=True)
-            return delay
+            log.debug("mailbox %s: details", self.box.name, exc_info=exc)
+        return delay
+
+    def _log_waiting(self, already: bool) -> bool:
+        if not already:
+            state = leases.current(self.store, self.lease_name)
+            log.info(
+                "mailbox %s: another poller holds the lease (%s); waiting",
+                self.box.name,
+                state.holder if state else "?",
+            )
+        return True
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """Wait in IDLE (RFC 2177) until new mail, ``stop``, or time to re-issue it."""
@@ -292,9 +253,6 @@ class ImapPoller:
         self._folder_ready = False
         try:
             yield client
-        except (LeaseLost, TemporaryFailure):
-            close(client, polite=False)
-            raise
         except NETWORK_ERRORS as exc:
             close(client, polite=False)
             raise ImapUnavailable(
@@ -310,111 +268,18 @@ class ImapPoller:
             raise
         close(client)
 
-    # -- one pass -------------------------------------------------------------
-
     def _pass(self, client: IMAPClient, stop: threading.Event) -> PassResult:
-        box = self.box
-        uidvalidity = imap_folder.select(client, box.folder, mailbox=box.name)
-        saved = imap_cursor.load(self.store, box.name)
-        last_uid = 0
-        if saved is not None and saved.uidvalidity == uidvalidity:
-            last_uid = saved.last_uid
-        elif saved is not None:
-            log.warning(
-                "mailbox %s: UIDVALIDITY of %r changed (%d to %d): reading it again; "
-                "messages already stored are recognised, not duplicated",
-                box.name,
-                box.folder,
-                saved.uidvalidity,
-                uidvalidity,
-            )
-            imap_cursor.save(self.store, box.name, Cursor(uidvalidity, 0), now=self._now)
-        uids = imap_folder.uids_after(client, last_uid)
-        tally = _Tally(found=len(uids))
-        max_bytes = self.settings.smtp.max_message_bytes
-        done = 0
-        for batch in imap_folder.batches(
-            client, uids, batch_size=box.batch_size, max_bytes=max_bytes
-        ):
-            if stop.is_set():
-                break
-            self._keep_lease()
-            last_uid, handled = self._batch(client, batch, uidvalidity, tally, stop)
-            for inbound_id in tally.ids:
-                hand_off(self.store, inbound_id, settings=self.settings, now=self._now)
-            tally.ids.clear()
-            # Saved last: a crash before this re-reads the batch, and intake and
-            # processing both recognise what they already did.
-            imap_cursor.save(self.store, box.name, Cursor(uidvalidity, last_uid), now=self._now)
-            done += handled
-            if len(uids) > box.batch_size:
-                log.info("mailbox %s: %d/%d stored", box.name, done, len(uids))
+        result = FolderPass(
+            box=self.box,
+            store=self.store,
+            settings=self.settings,
+            now=self._now,
+            acknowledge=self.after_store,
+            keep_lease=self._keep_lease,
+        ).run(client, stop)
         self.passes += 1
-        self.stored += tally.stored
-        if tally.found:
-            log.info(
-                "mailbox %s: %d new: %d stored, %d already stored, %d left in %r",
-                box.name,
-                tally.found,
-                tally.stored,
-                tally.duplicates,
-                tally.refused,
-                box.folder,
-            )
-        return PassResult(box.name, tally.found, tally.stored, tally.duplicates, tally.refused)
-
-    def _batch(
-        self,
-        client: IMAPClient,
-        batch: list[tuple[int, int]],
-        uidvalidity: int,
-        tally: _Tally,
-        stop: threading.Event,
-    ) -> tuple[int, int]:
-        """Store one batch, then acknowledge it. Returns (last UID dealt with, count)."""
-        box = self.box
-        max_bytes = self.settings.smtp.max_message_bytes
-        raws = imap_folder.bodies(client, [uid for uid, size in batch if size <= max_bytes])
-        stored: list[int] = []
-        last_uid, count = 0, 0
-        for uid, size in batch:
-            last_uid, count = uid, count + 1
-            raw = raws.get(uid)
-            if size > max_bytes or raw is None:
-                if size > max_bytes:
-                    self._refuse(tally, uid, f"{size} bytes, over smtp.max_message_bytes")
-                continue  # (raw None: expunged by another client meanwhile)
-            try:
-                accepted = accept(
-                    self.store,
-                    raw,
-                    source="imap",
-                    envelope=Envelope(),
-                    max_bytes=max_bytes,
-                    now=self._now,
-                    source_ref=f"imap:{box.name}:{uidvalidity}:{uid}",
-                )
-            except PermanentFailure as exc:
-                self._refuse(tally, uid, str(exc))
-                continue
-            stored.append(uid)
-            tally.ids.append(accepted.inbound_id)
-            if accepted.duplicate:
-                tally.duplicates += 1
-            else:
-                tally.stored += 1
-            if stop.is_set():
-                break  # the message in hand is stored; acknowledge it and stop
-        self.after_store(client, stored)
-        return last_uid, count
-
-    def _refuse(self, tally: _Tally, uid: int, reason: str) -> None:
-        # Left in the folder for a person; the cursor moves past it.
-        tally.refused += 1
-        box = self.box
-        log.warning(
-            "mailbox %s: UID %d left in %r, not stored: %s", box.name, uid, box.folder, reason
-        )
+        self.stored += result.stored
+        return result
 
     # -- lease and backoff ----------------------------------------------------
 
