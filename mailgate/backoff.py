@@ -17,6 +17,6 @@ def compute_backoff(attempt: int, *, base: float, cap: float, rand: Callable[[],
         return 0.0
     # Cap the exponent first: 2**attempt overflows a float long before attempt
     # stops growing on a server that stays down for weeks.
-    ceiling = min(cap, base * 2 ** min(attempt - 1, 62))
+    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 62))
     half = ceiling / 2
     return half + half * rand()

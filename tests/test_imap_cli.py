@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from sqlalchemy import func, select, update
 
@@ -20,6 +21,7 @@ from tests.conftest import SECRET
 from tests.dovecot import PASSWORD, Dovecot, free_port, wait_until
 from tests.test_imap_poller import message
 
+pytestmark = pytest.mark.dovecot
 REPO = Path(__file__).resolve().parents[1]
 
 

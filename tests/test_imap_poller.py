@@ -24,6 +24,9 @@ from mailgate.store import Store, open_store
 from tests.conftest import make_settings
 from tests.dovecot import PASSWORD, TOKEN, Dovecot, wait_until
 
+pytestmark = pytest.mark.dovecot
+Stores = Callable[[Settings], Store]
+
 # The production logic with waits short enough for tests.
 FAST = Timing(
     lease_ttl=3.0,
@@ -91,9 +94,7 @@ def stores() -> Iterator[Callable[[Settings], Store]]:
         store.engine.dispose()
 
 
-def setup(
-    stores: Callable[[Settings], Store], url: str, box: ImapMailbox, **sections: Any
-) -> tuple[Settings, Store]:
+def setup(stores: Stores, url: str, box: ImapMailbox, **sections: Any) -> tuple[Settings, Store]:
     settings = make_settings(url, imap=ImapSettings((box,)), **sections)
     return settings, stores(settings)
 
@@ -112,7 +113,7 @@ def running(poller: ImapPoller) -> Iterator[threading.Event]:
         assert not thread.is_alive(), "poller did not stop within 10 s"
 
 
-def test_new_mail_becomes_tickets_and_is_moved(dovecot: Dovecot, stores, url: str) -> None:
+def test_new_mail_becomes_tickets_and_is_moved(dovecot: Dovecot, stores: Stores, url: str) -> None:
     """Appended mail is stored, processed into tickets, moved to a created Processed folder;
     a second pass finds nothing."""
     settings, store = setup(stores, url, mailbox(dovecot, batch_size=2))
@@ -142,7 +143,7 @@ class CrashAfterCommit(ImapPoller):
 
 
 def test_crash_between_store_and_move_gives_no_duplicate(
-    dovecot: Dovecot, stores, url: str
+    dovecot: Dovecot, stores: Stores, url: str
 ) -> None:
     """Messages stored but never moved are recognised on restart: moved and processed,
     not stored twice."""
@@ -161,11 +162,13 @@ def test_crash_between_store_and_move_gives_no_duplicate(
     assert dovecot.count("INBOX") == 0 and dovecot.count("Processed") == 3
 
 
-def test_uidvalidity_change_gives_no_duplicate(dovecot: Dovecot, stores, url: str) -> None:
+def test_uidvalidity_change_gives_no_duplicate(
+    dovecot: Dovecot, stores: Stores, db_url: str
+) -> None:
     """A folder recreated with the same mail (new UIDVALIDITY) is read again from UID 1:
     old messages are recognised by content and only flagged, the new one is stored."""
     box = mailbox(dovecot, folder="Support", after_store="seen")
-    settings, store = setup(stores, url, box)
+    settings, store = setup(stores, db_url, box)
     dovecot.append("Support", [message(i) for i in range(3)])
     assert ImapPoller(box, store=store, settings=settings).run_once().stored == 3
     first = imap_cursor.load(store, "support")
@@ -191,7 +194,9 @@ def test_uidvalidity_change_gives_no_duplicate(dovecot: Dovecot, stores, url: st
     assert now is not None and now.uidvalidity != first.uidvalidity and now.last_uid == 4
 
 
-def test_idle_survives_a_dovecot_restart(dovecot: Dovecot, stores, url: str, caplog) -> None:
+def test_idle_survives_a_dovecot_restart(
+    dovecot: Dovecot, stores: Stores, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """In IDLE, new mail is picked up at once; after Dovecot restarts the poller reconnects
     and picks up mail appended after the restart."""
     settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
@@ -213,10 +218,26 @@ def test_idle_survives_a_dovecot_restart(dovecot: Dovecot, stores, url: str, cap
     )
 
 
-def test_without_idle_or_move_it_polls_and_copies(stores, url: str) -> None:
+def test_idle_is_reissued_before_the_server_limit(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
+    """With nothing arriving, IDLE is still ended and re-issued every idle_restart seconds
+    (RFC 2177: before the server's 30-minute timeout), each time after a fresh pass."""
+    settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
+    timing = dataclasses.replace(FAST, idle_restart=0.2)
+    poller = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings, timing=timing)
+    with running(poller):
+        wait_until(lambda: poller.passes >= 4, what="IDLE to be re-issued three times")
+    assert count_rows(store) == 0
+
+
+@pytest.mark.parametrize("capabilities", ["IMAP4rev1 LITERAL+ UIDPLUS", "IMAP4rev1 LITERAL+"])
+def test_without_idle_or_move_it_polls_and_copies(
+    stores: Stores, url: str, capabilities: str
+) -> None:
     """A server offering neither IDLE nor MOVE is polled every poll_interval, and mail is
-    acknowledged with COPY, \\Deleted and UID EXPUNGE."""
-    server = Dovecot(capabilities="IMAP4rev1 LITERAL+ UIDPLUS")
+    acknowledged with COPY, \\Deleted and an expunge (UID EXPUNGE where UIDPLUS is offered)."""
+    server = Dovecot(capabilities=capabilities)
     try:
         server.start()
         with server.client() as client:
@@ -233,7 +254,7 @@ def test_without_idle_or_move_it_polls_and_copies(stores, url: str) -> None:
         server.cleanup()
 
 
-def test_wrong_password_is_one_clear_line(dovecot: Dovecot, stores, url: str) -> None:
+def test_wrong_password_is_one_clear_line(dovecot: Dovecot, stores: Stores, url: str) -> None:
     """A refused login raises one clear line that names the mailbox and never the password."""
     box = mailbox(dovecot, password="wrong-password")
     settings, store = setup(stores, url, box)
@@ -248,7 +269,7 @@ def test_wrong_password_is_one_clear_line(dovecot: Dovecot, stores, url: str) ->
 
 
 def test_wrong_password_waits_long_instead_of_hammering(
-    dovecot: Dovecot, stores, url: str, caplog
+    dovecot: Dovecot, stores: Stores, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The watching poller logs a refused login once and waits the long backoff (here
     150 s with jitter at its low end) instead of retrying, and still stops at once."""
@@ -269,7 +290,7 @@ def test_wrong_password_waits_long_instead_of_hammering(
     assert dovecot.auth_failures() == 1
 
 
-def test_unreachable_server_is_a_temporary_failure(stores, url: str) -> None:
+def test_unreachable_server_is_a_temporary_failure(stores: Stores, url: str) -> None:
     """Nothing listening: a one-line 'cannot connect' error."""
     from tests.dovecot import free_port
 
@@ -280,7 +301,7 @@ def test_unreachable_server_is_a_temporary_failure(stores, url: str) -> None:
     assert "cannot connect: Connection refused" in str(info.value)
 
 
-def test_two_pollers_one_works_one_waits(dovecot: Dovecot, stores, db_url: str) -> None:
+def test_two_pollers_one_works_one_waits(dovecot: Dovecot, stores: Stores, db_url: str) -> None:
     """Two pollers on one mailbox and one database: one holds the lease and does all the
     work, the other waits; when the first stops, the second takes over. No duplicates."""
     settings, store = setup(stores, db_url, mailbox(dovecot))
@@ -316,7 +337,7 @@ def tls_dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
-def test_tls_and_starttls(tls_dovecot: Dovecot, stores, url: str, security: str) -> None:
+def test_tls_and_starttls(tls_dovecot: Dovecot, stores: Stores, url: str, security: str) -> None:
     """Implicit TLS and STARTTLS both verify the certificate and fetch mail."""
     port = tls_dovecot.tls_port if security == "tls" else tls_dovecot.port
     box = mailbox(tls_dovecot, security=security, port=port)
@@ -329,7 +350,7 @@ def test_tls_and_starttls(tls_dovecot: Dovecot, stores, url: str, security: str)
 
 
 def test_untrusted_certificate_is_refused(
-    tls_dovecot: Dovecot, stores, url: str, monkeypatch: pytest.MonkeyPatch
+    tls_dovecot: Dovecot, stores: Stores, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A certificate nobody vouches for is a configuration problem, said in one line."""
     monkeypatch.delenv("SSL_CERT_FILE")
@@ -340,7 +361,7 @@ def test_untrusted_certificate_is_refused(
 
 
 def test_xoauth2_token_from_the_named_environment_variable(
-    dovecot: Dovecot, stores, url: str
+    dovecot: Dovecot, stores: Stores, url: str
 ) -> None:
     """With oauth2_token_env, the poller authenticates with XOAUTH2 and the token in that
     variable; an unset variable is a clear refusal."""
@@ -355,7 +376,7 @@ def test_xoauth2_token_from_the_named_environment_variable(
 
 
 def test_oversized_mail_is_left_in_place_and_batches_stay_bounded(
-    dovecot: Dovecot, stores, url: str
+    dovecot: Dovecot, stores: Stores, url: str
 ) -> None:
     """Mail over smtp.max_message_bytes is never downloaded: left in the folder and passed
     by the cursor. Batches respect batch_size and the byte budget."""
@@ -390,7 +411,9 @@ class FailFirstMove(ImapPoller):
         super().after_store(client, uids)
 
 
-def test_watcher_survives_a_failure_after_commit(dovecot: Dovecot, stores, url: str) -> None:
+def test_watcher_survives_a_failure_after_commit(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
     """In run_forever, a failure between store and move is logged and retried: the
     messages are then moved once and stored once."""
     settings, store = setup(stores, url, mailbox(dovecot))
@@ -402,7 +425,7 @@ def test_watcher_survives_a_failure_after_commit(dovecot: Dovecot, stores, url: 
     assert count_rows(store) == 4 and count_rows(store, Ticket) == 4
 
 
-def test_stop_finishes_the_message_in_hand(dovecot: Dovecot, stores, url: str) -> None:
+def test_stop_finishes_the_message_in_hand(dovecot: Dovecot, stores: Stores, url: str) -> None:
     """A stop request arriving while a message is being stored: that message is stored,
     acknowledged and processed, the rest of the batch is left for next time."""
     settings, store = setup(stores, url, mailbox(dovecot, batch_size=10))
