@@ -71,10 +71,8 @@ def connect(box: ImapMailbox, *, env: Mapping[str, str] | None = None) -> IMAPCl
             ssl_context=context if box.security == "tls" else None,
             timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
         )
-    except ssl.SSLCertVerificationError as exc:
-        raise ImapRefused(f"{where}: {describe(exc)}") from None
     except NETWORK_ERRORS as exc:
-        raise ImapUnavailable(f"{where}: cannot connect: {describe(exc)}") from None
+        raise _failure(exc, where, box) from None
     try:
         if box.security == "starttls":
             if not client.has_capability("STARTTLS"):
@@ -84,21 +82,23 @@ def connect(box: ImapMailbox, *, env: Mapping[str, str] | None = None) -> IMAPCl
             client.oauth2_login(box.username, secret)
         else:
             client.login(box.username, secret)
-    except LoginError as exc:
+    except (ImapRefused, IMAPClientError, *NETWORK_ERRORS) as exc:
         close(client, polite=False)
-        raise ImapRefused(
-            f"{where}: login refused for user {box.username!r}: {describe(exc)}"
-        ) from None
-    except ssl.SSLCertVerificationError as exc:
-        close(client, polite=False)
-        raise ImapRefused(f"{where}: {describe(exc)}") from None
-    except (ImapRefused, ImapUnavailable):
-        close(client, polite=False)
-        raise
-    except (*NETWORK_ERRORS, IMAPClientError) as exc:
-        close(client, polite=False)
-        raise ImapUnavailable(f"{where}: {describe(exc)}") from None
+        raise _failure(exc, where, box) from None
     return client
+
+
+def _failure(exc: BaseException, where: str, box: ImapMailbox) -> TemporaryFailure:
+    """What an error while connecting or logging in means for the caller."""
+    if isinstance(exc, ImapRefused):
+        return exc
+    if isinstance(exc, LoginError):
+        return ImapRefused(f"{where}: login refused for user {box.username!r}: {describe(exc)}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ImapRefused(f"{where}: {describe(exc)}")
+    if isinstance(exc, IMAPClientError):
+        return ImapUnavailable(f"{where}: {describe(exc)}")
+    return ImapUnavailable(f"{where}: cannot connect: {describe(exc)}")
 
 
 def _secret(box: ImapMailbox, env: Mapping[str, str]) -> str:
