@@ -8,6 +8,7 @@ installed (as the tests do); uses SQLite in a temporary folder.
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,8 @@ def main() -> None:
         print(
             f"{total} messages (~{len(message(0))} bytes each): appended in {appended:.1f}s; "
             f"`mailgate imap --once` drained them in {drained:.1f}s "
-            f"({total / drained:.0f} msg/s, store + move + process into tickets)"
+            f"({total / drained:.0f} msg/s, store + move + process into tickets); "
+            f"peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024} MiB"
         )
         print(f"INBOX {server.count('INBOX')}, Processed {server.count('Processed')}")
     finally:
