@@ -245,3 +245,24 @@ class Notice(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Lease(Base):
+    """Who may run a singleton job (one mailbox's IMAP poller) and until when."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]
+
+
+class ImapCursor(Base):
+    """How far a mailbox's folder has been read: RFC 3501 §2.3.1.1 UIDs are only
+    meaningful together with the folder's UIDVALIDITY, so both are kept."""
+
+    __tablename__ = "imap_cursors"
+    mailbox: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # UIDs and UIDVALIDITY are unsigned 32-bit: BIGINT on PostgreSQL.
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]

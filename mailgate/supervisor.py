@@ -8,6 +8,7 @@ cannot take the others down, and the same role commands scale out unchanged.
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import subprocess
 import threading
@@ -112,7 +113,7 @@ class Supervisor:
                 return child.role.name
             recent = sum(1 for t in child.deaths if now - t <= self.policy.window)
             delay = compute_backoff(
-                recent, base=self.policy.base_delay, cap=self.policy.max_delay, jitter=0.0
+                recent, base=self.policy.base_delay, cap=self.policy.max_delay, rand=random.random
             )
             child.restart_at = now + delay
             log.warning("role %s exited with %s; restarting in %.1fs", child.role.name, code, delay)

@@ -60,16 +60,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     for key in ("max_message_bytes", "max_recipients", "max_connections", "max_connections_per_ip"):
         if getattr(s.smtp, key) < 1:
             bad(f"smtp.{key}", "expected a positive integer")
-    names: set[str] = set()
-    for i, box in enumerate(s.imap.mailboxes):
-        at = f"imap.mailboxes[{i}]"
-        if box.name in names:
-            bad(f"{at}.name", f"duplicate mailbox name {box.name!r}")
-        names.add(box.name)
-        choice(f"{at}.security", box.security, ("tls", "starttls", "none"))
-        choice(f"{at}.after_store", box.after_store, ("move", "seen"))
-        if box.batch_size < 1 or box.poll_interval < 1:
-            bad(f"{at}.batch_size", "batch_size and poll_interval must be positive")
+    _check_imap(s, bad, choice)
     choice("outbound.transport", s.outbound.transport, ("file", "smtp"))
     choice("outbound.smtp.security", s.outbound.smtp.security, ("tls", "starttls", "none"))
     if not _is_address(s.outbound.from_address):
@@ -103,6 +94,21 @@ def _check_listen(listen: str, bad: Bad) -> None:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         bad("smtp.listen", f"expected HOST:PORT such as 127.0.0.1:2525, got {listen!r}")
+
+
+def _check_imap(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:
+    names: set[str] = set()
+    for i, box in enumerate(s.imap.mailboxes):
+        at = f"imap.mailboxes[{i}]"
+        if box.name in names:
+            bad(f"{at}.name", f"duplicate mailbox name {box.name!r}")
+        names.add(box.name)
+        choice(f"{at}.security", box.security, ("tls", "starttls", "none"))
+        choice(f"{at}.after_store", box.after_store, ("move", "seen"))
+        if box.batch_size < 1 or box.poll_interval < 1:
+            bad(f"{at}.batch_size", "batch_size and poll_interval must be positive")
+        if box.after_store == "move" and box.processed_folder == box.folder:
+            bad(f"{at}.processed_folder", "must differ from folder when after_store = 'move'")
 
 
 def _check_tickets(s: Settings, bad: Bad) -> None:

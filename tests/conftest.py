@@ -102,3 +102,16 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result
         return CliRunner().invoke(command, ["--config", str(config), *args], input=input)
 
     return run
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Any]:
+    """A running throwaway Dovecot (see tests/dovecot.py) with user ``support``."""
+    from tests.dovecot import Dovecot
+
+    server = Dovecot()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()

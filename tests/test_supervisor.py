@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.backoff import compute_backoff
 from mailgate.supervisor import RestartPolicy, Role, Supervisor, dying_repeatedly
 
 FAST = RestartPolicy(max_deaths=3, window=30.0, base_delay=0.01, max_delay=0.05)
@@ -31,16 +30,6 @@ def py(code: str) -> tuple[str, ...]:
 def test_dying_repeatedly(deaths: list[float], now: float, expected: bool) -> None:
     """More than max_deaths within the window is dying repeatedly; older deaths do not count."""
     assert dying_repeatedly(deaths, now, FAST) is expected
-
-
-@pytest.mark.parametrize(
-    ("attempt", "rand", "expected"),
-    [(1, 0.5, 1.0), (2, 0.5, 2.0), (3, 0.5, 4.0), (10, 0.5, 30.0), (2, 0.0, 1.8), (2, 1.0, 2.2)],
-)
-def test_compute_backoff(attempt: int, rand: float, expected: float) -> None:
-    """Doubling from base, capped, spread by the jitter fraction."""
-    delay = compute_backoff(attempt, base=1.0, cap=30.0, jitter=0.1, rand=lambda: rand)
-    assert delay == pytest.approx(expected)
 
 
 def test_role_that_keeps_dying_stops_everything_with_exit_1(tmp_path: Path) -> None:

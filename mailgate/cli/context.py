@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mailgate import config
+from mailgate import config, logs
 from mailgate.settings import Settings
 from mailgate.store import Store, open_store
 
@@ -26,6 +26,11 @@ class Context:
         if self._settings is None:
             self._settings = config.load(config.resolve_path(self.config_path))
         return self._settings
+
+    def service_logging(self) -> None:
+        """Log as ``[logging]`` says, with SIGHUP reopening a log file: for long-running roles."""
+        logs.setup(self.settings.logging, verbose=self.verbose)
+        logs.reopen_on_sighup()
 
     @property
     def store(self) -> Store:

@@ -1,0 +1,451 @@
+"""The IMAP poller against a real Dovecot: store, acknowledge, resume, survive, never duplicate."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import func, select
+
+from mailgate import leases
+from mailgate.inbound import imap_cursor, imap_folder
+from mailgate.inbound.imap import ImapPoller, Timing
+from mailgate.inbound.imap_connect import ImapRefused
+from mailgate.models import InboundMessage, Ticket
+from mailgate.settings import ImapMailbox, ImapSettings, Settings, SmtpSettings
+from mailgate.store import Store, open_store
+from tests.conftest import make_settings
+from tests.dovecot import PASSWORD, TOKEN, Dovecot, wait_until
+
+pytestmark = pytest.mark.dovecot
+Stores = Callable[[Settings], Store]
+
+# The production logic with waits short enough for tests.
+FAST = Timing(
+    lease_ttl=3.0,
+    lease_renew=0.5,
+    lease_retry=0.1,
+    tick=0.05,
+    retry_base=0.05,
+    retry_cap=0.5,
+    refused_base=300.0,
+    refused_cap=600.0,
+)
+
+
+def message(i: int, *, padding: int = 0) -> bytes:
+    """A distinct customer message; ``padding`` bytes make it bigger."""
+    return (
+        f"From: customer{i}@acme.test\r\nTo: support@example.com\r\n"
+        f"Subject: Case {i}\r\nMessage-ID: <case-{i}@acme.test>\r\n\r\n"
+        f"Please help with case {i}.\r\n{'x' * padding}\r\n"
+    ).encode()
+
+
+def mailbox(server: Dovecot, **changes: Any) -> ImapMailbox:
+    box = ImapMailbox(
+        name="support",
+        port=server.port,
+        security="none",
+        username="support",
+        password=PASSWORD,
+        poll_interval=1,
+    )
+    return dataclasses.replace(box, **changes)
+
+
+def count_rows(store: Store, model: type = InboundMessage) -> int:
+    with store.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def flagged_seen(server: Dovecot, folder: str) -> int:
+    with server.client() as client:
+        client.select_folder(folder, readonly=True)
+        return len(client.search(["SEEN"]))
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mailgate.db'}"
+
+
+@pytest.fixture
+def stores() -> Iterator[Callable[[Settings], Store]]:
+    """Open a migrated store for settings made in the test; disposed afterwards."""
+    opened: list[Store] = []
+
+    def make(settings: Settings) -> Store:
+        migrator = Store(settings.database.url)
+        migrator.upgrade()  # PostgreSQL is never migrated implicitly
+        migrator.engine.dispose()
+        opened.append(open_store(settings))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.engine.dispose()
+
+
+def setup(stores: Stores, url: str, box: ImapMailbox, **sections: Any) -> tuple[Settings, Store]:
+    settings = make_settings(url, imap=ImapSettings((box,)), **sections)
+    return settings, stores(settings)
+
+
+@contextmanager
+def running(poller: ImapPoller) -> Iterator[threading.Event]:
+    """Run ``poller.run_forever`` in a thread; stop it and require a prompt exit."""
+    stop = threading.Event()
+    thread = threading.Thread(target=poller.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "poller did not stop within 10 s"
+
+
+def test_new_mail_becomes_tickets_and_is_moved(dovecot: Dovecot, stores: Stores, url: str) -> None:
+    """Appended mail is stored, processed into tickets, moved to a created Processed folder;
+    a second pass finds nothing."""
+    settings, store = setup(stores, url, mailbox(dovecot, batch_size=2))
+    dovecot.append("INBOX", [message(i) for i in range(5)])
+    assert dovecot.count("Processed") == 0
+
+    result = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings).run_once()
+
+    assert (result.found, result.stored, result.duplicates, result.refused) == (5, 5, 0, 0)
+    assert count_rows(store) == 5 and count_rows(store, Ticket) == 5
+    assert dovecot.count("INBOX") == 0 and dovecot.count("Processed") == 5
+    with store.transaction() as session:
+        refs = set(session.scalars(select(InboundMessage.source_ref)))
+        states = set(session.scalars(select(InboundMessage.state)))
+    uidvalidity = imap_cursor.load(store, "support").uidvalidity  # type: ignore[union-attr]
+    assert refs == {f"imap:support:{uidvalidity}:{uid}" for uid in range(1, 6)}
+    assert states == {"processed"}
+    again = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings).run_once()
+    assert again.found == 0 and count_rows(store) == 5
+
+
+class CrashAfterCommit(ImapPoller):
+    """A poller that dies after the bytes are committed and before the server hears of it."""
+
+    def after_store(self, client: IMAPClient, uids: Sequence[int]) -> None:
+        raise RuntimeError("killed between store and move")
+
+
+def test_crash_between_store_and_move_gives_no_duplicate(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
+    """Messages stored but never moved are recognised on restart: moved and processed,
+    not stored twice."""
+    settings, store = setup(stores, url, mailbox(dovecot))
+    dovecot.append("INBOX", [message(i) for i in range(3)])
+    box = settings.imap.mailboxes[0]
+    with pytest.raises(RuntimeError):
+        CrashAfterCommit(box, store=store, settings=settings).run_once()
+    assert count_rows(store) == 3 and dovecot.count("INBOX") == 3
+    assert imap_cursor.load(store, "support") is None  # the cursor never passed them
+
+    result = ImapPoller(box, store=store, settings=settings).run_once()
+
+    assert (result.found, result.stored, result.duplicates) == (3, 0, 3)
+    assert count_rows(store) == 3 and count_rows(store, Ticket) == 3
+    assert dovecot.count("INBOX") == 0 and dovecot.count("Processed") == 3
+
+
+def test_uidvalidity_change_gives_no_duplicate(
+    dovecot: Dovecot, stores: Stores, db_url: str
+) -> None:
+    """A folder recreated with the same mail (new UIDVALIDITY) is read again from UID 1:
+    old messages are recognised by content and only flagged, the new one is stored."""
+    box = mailbox(dovecot, folder="Support", after_store="seen")
+    settings, store = setup(stores, db_url, box)
+    dovecot.append("Support", [message(i) for i in range(3)])
+    assert ImapPoller(box, store=store, settings=settings).run_once().stored == 3
+    first = imap_cursor.load(store, "support")
+    assert first is not None and first.last_uid == 3
+
+    def recreate() -> bool:
+        with dovecot.client() as client:
+            client.delete_folder("Support")
+            client.create_folder("Support")
+            for i in (0, 1, 2, 3):
+                client.append("Support", message(i))
+            return client.folder_status("Support", ["UIDVALIDITY"])[b"UIDVALIDITY"] != (
+                first.uidvalidity
+            )
+
+    wait_until(recreate, what="a new UIDVALIDITY")
+    result = ImapPoller(box, store=store, settings=settings).run_once()
+
+    assert (result.found, result.stored, result.duplicates) == (4, 1, 3)
+    assert count_rows(store) == 4 and count_rows(store, Ticket) == 4
+    assert flagged_seen(dovecot, "Support") == 4
+    now = imap_cursor.load(store, "support")
+    assert now is not None and now.uidvalidity != first.uidvalidity and now.last_uid == 4
+
+
+def test_idle_survives_a_dovecot_restart(
+    dovecot: Dovecot, stores: Stores, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In IDLE, new mail is picked up at once; after Dovecot restarts the poller reconnects
+    and picks up mail appended after the restart."""
+    settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
+    with running(
+        poller := ImapPoller(
+            settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST
+        )
+    ):
+        wait_until(lambda: poller.passes >= 1, what="the first pass")
+        dovecot.append("INBOX", [message(1)])
+        wait_until(lambda: dovecot.count("Processed") == 1, what="IDLE to report new mail")
+        dovecot.restart()
+        dovecot.append("INBOX", [message(2)])
+        wait_until(lambda: dovecot.count("Processed") == 2, timeout=15, what="a reconnect")
+    assert count_rows(store) == 2 and count_rows(store, Ticket) == 2
+    assert any(
+        "connection lost" in r.getMessage() or "cannot connect" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_idle_is_reissued_before_the_server_limit(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
+    """With nothing arriving, IDLE is still ended and re-issued every idle_restart seconds
+    (RFC 2177: before the server's 30-minute timeout), each time after a fresh pass."""
+    settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
+    timing = dataclasses.replace(FAST, idle_restart=0.2)
+    poller = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings, timing=timing)
+    with running(poller):
+        wait_until(lambda: poller.passes >= 4, what="IDLE to be re-issued three times")
+    assert count_rows(store) == 0
+
+
+@pytest.mark.parametrize("capabilities", ["IMAP4rev1 LITERAL+ UIDPLUS", "IMAP4rev1 LITERAL+"])
+def test_without_idle_or_move_it_polls_and_copies(
+    stores: Stores, url: str, capabilities: str
+) -> None:
+    """A server offering neither IDLE nor MOVE is polled every poll_interval, and mail is
+    acknowledged with COPY, \\Deleted and an expunge (UID EXPUNGE where UIDPLUS is offered)."""
+    server = Dovecot(capabilities=capabilities)
+    try:
+        server.start()
+        with server.client() as client:
+            assert not client.has_capability("IDLE") and not client.has_capability("MOVE")
+        settings, store = setup(stores, url, mailbox(server, poll_interval=1))
+        poller = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST)
+        with running(poller):
+            wait_until(lambda: poller.passes >= 1, what="the first pass")
+            server.append("INBOX", [message(1), message(2)])
+            wait_until(lambda: server.count("Processed") == 2, what="the next poll")
+            assert server.count("INBOX") == 0  # copied, then expunged
+        assert poller.passes >= 2 and count_rows(store, Ticket) == 2
+    finally:
+        server.cleanup()
+
+
+def test_wrong_password_is_one_clear_line(dovecot: Dovecot, stores: Stores, url: str) -> None:
+    """A refused login raises one clear line that names the mailbox and never the password."""
+    box = mailbox(dovecot, password="wrong-password")
+    settings, store = setup(stores, url, box)
+    with pytest.raises(ImapRefused) as info:
+        ImapPoller(box, store=store, settings=settings).run_once()
+    text = str(info.value)
+    assert text == (
+        f"mailbox support: 127.0.0.1:{dovecot.port}: login refused for user 'support': "
+        "[AUTHENTICATIONFAILED] Authentication failed."
+    )
+    assert leases.current(store, "imap:support") is None
+
+
+def test_wrong_password_waits_long_instead_of_hammering(
+    dovecot: Dovecot, stores: Stores, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watching poller logs a refused login once and waits the long backoff (here
+    150 s with jitter at its low end) instead of retrying, and still stops at once."""
+    box = mailbox(dovecot, password="wrong-password")
+    settings, store = setup(stores, url, box)
+    poller = ImapPoller(box, store=store, settings=settings, timing=FAST, rand=lambda: 0.0)
+    with running(poller):
+        wait_until(
+            lambda: any("next attempt in" in r.getMessage() for r in caplog.records),
+            what="the refusal to be logged",
+        )
+        # Released while it waits, so a poller elsewhere may try its own credentials.
+        wait_until(lambda: leases.current(store, "imap:support") is None, what="the release")
+    refusals = [r.getMessage() for r in caplog.records if "login refused" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].endswith("; next attempt in 150s")
+    assert "wrong-password" not in caplog.text
+    wait_until(dovecot.auth_failures, what="Dovecot to log the failure")
+    assert dovecot.auth_failures() == 1
+
+
+def test_unreachable_server_is_a_temporary_failure(stores: Stores, url: str) -> None:
+    """Nothing listening: a one-line 'cannot connect' error."""
+    from tests.dovecot import free_port
+
+    box = ImapMailbox(name="support", port=free_port(), security="none", password="x")
+    settings, store = setup(stores, url, box)
+    with pytest.raises(Exception) as info:
+        ImapPoller(box, store=store, settings=settings).run_once()
+    assert "cannot connect: Connection refused" in str(info.value)
+
+
+def test_two_pollers_one_works_one_waits(dovecot: Dovecot, stores: Stores, db_url: str) -> None:
+    """Two pollers on one mailbox and one database: one holds the lease and does all the
+    work, the other waits; when the first stops, the second takes over. No duplicates."""
+    settings, store = setup(stores, db_url, mailbox(dovecot))
+    box = settings.imap.mailboxes[0]
+    first = ImapPoller(box, store=store, settings=settings, timing=FAST, holder="first")
+    second = ImapPoller(box, store=store, settings=settings, timing=FAST, holder="second")
+    dovecot.append("INBOX", [message(i) for i in range(10)])
+    with running(first) as stop_first:
+        wait_until(lambda: first.passes >= 1, what="the first poller to start")
+        with running(second):
+            dovecot.append("INBOX", [message(i) for i in range(10, 20)])
+            wait_until(lambda: dovecot.count("Processed") == 20, what="all mail")
+            assert second.passes == 0
+            assert leases.current(store, "imap:support").holder == "first"  # type: ignore[union-attr]
+            stop_first.set()
+            wait_until(lambda: second.passes >= 1, what="the second poller to take over")
+            dovecot.append("INBOX", [message(20)])
+            wait_until(lambda: dovecot.count("Processed") == 21, what="the second poller")
+    assert (first.stored, second.stored) == (20, 1)
+    assert count_rows(store) == 21 and count_rows(store, Ticket) == 21
+
+
+@pytest.fixture
+def tls_dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
+    """A Dovecot with a self-signed certificate that this process trusts (SSL_CERT_FILE)."""
+    server = Dovecot(tls=True)
+    try:
+        server.start()
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_and_starttls(tls_dovecot: Dovecot, stores: Stores, url: str, security: str) -> None:
+    """Implicit TLS and STARTTLS both verify the certificate and fetch mail."""
+    port = tls_dovecot.tls_port if security == "tls" else tls_dovecot.port
+    box = mailbox(tls_dovecot, security=security, port=port)
+    settings, store = setup(stores, url, box)
+    tls_dovecot.append("INBOX", [message(1)])
+    assert ImapPoller(box, store=store, settings=settings).run_once().stored == 1
+    # The test's own helper logs in without TLS; the poller's login is the TLS one.
+    logins = [line for line in tls_dovecot.log.read_text().splitlines() if "Login:" in line]
+    assert sum(", TLS," in line for line in logins) == 1
+
+
+def test_untrusted_certificate_is_refused(
+    tls_dovecot: Dovecot, stores: Stores, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A certificate nobody vouches for is a configuration problem, said in one line."""
+    monkeypatch.delenv("SSL_CERT_FILE")
+    box = mailbox(tls_dovecot, security="tls", port=tls_dovecot.tls_port)
+    settings, store = setup(stores, url, box)
+    with pytest.raises(ImapRefused, match=r"TLS certificate not trusted: self.signed certificate"):
+        ImapPoller(box, store=store, settings=settings).run_once()
+
+
+def test_xoauth2_token_from_the_named_environment_variable(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
+    """With oauth2_token_env, the poller authenticates with XOAUTH2 and the token in that
+    variable; an unset variable is a clear refusal."""
+    box = mailbox(dovecot, password="", oauth2_token_env="SUPPORT_TOKEN")
+    settings, store = setup(stores, url, box)
+    dovecot.append("INBOX", [message(1)])
+    env = {"SUPPORT_TOKEN": TOKEN}
+    assert ImapPoller(box, store=store, settings=settings, env=env).run_once().stored == 1
+    assert "method=XOAUTH2" in dovecot.log.read_text()
+    with pytest.raises(ImapRefused, match=r"names \$SUPPORT_TOKEN, which is not set"):
+        ImapPoller(box, store=store, settings=settings, env={}).run_once()
+
+
+def test_oversized_mail_is_left_in_place_and_batches_stay_bounded(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
+    """Mail over smtp.max_message_bytes is never downloaded: left in the folder and passed
+    by the cursor. Batches respect batch_size and the byte budget."""
+    limit = 4000
+    box = mailbox(dovecot, batch_size=3)
+    settings, store = setup(stores, url, box, smtp=SmtpSettings(max_message_bytes=limit))
+    sizes = [100, 2500, 2500, 2500, 9000, 100, 100, 100, 100]
+    dovecot.append("INBOX", [message(i, padding=n) for i, n in enumerate(sizes)])
+    with dovecot.client() as client:
+        client.select_folder("INBOX")
+        uids = client.search()
+        batches = list(imap_folder.batches(client, uids, batch_size=3, max_bytes=limit))
+    assert [[uid for uid, _ in b] for b in batches] == [[1, 2], [3], [4], [5], [6, 7, 8], [9]]
+
+    result = ImapPoller(box, store=store, settings=settings).run_once()
+
+    assert (result.found, result.stored, result.refused) == (9, 8, 1)
+    assert dovecot.count("INBOX") == 1 and dovecot.count("Processed") == 8
+    again = ImapPoller(box, store=store, settings=settings).run_once()
+    assert again.found == 0  # the cursor moved past it: no warning every pass
+
+
+class FailFirstMove(ImapPoller):
+    """A watching poller whose first acknowledgement fails after the commit."""
+
+    failed = False
+
+    def after_store(self, client: IMAPClient, uids: Sequence[int]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("move failed after commit")
+        super().after_store(client, uids)
+
+
+def test_watcher_survives_a_failure_after_commit(
+    dovecot: Dovecot, stores: Stores, url: str
+) -> None:
+    """In run_forever, a failure between store and move is logged and retried: the
+    messages are then moved once and stored once."""
+    settings, store = setup(stores, url, mailbox(dovecot))
+    dovecot.append("INBOX", [message(i) for i in range(4)])
+    poller = FailFirstMove(settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST)
+    with running(poller):
+        wait_until(lambda: dovecot.count("Processed") == 4, what="the retry to move them")
+    assert poller.failed and dovecot.count("INBOX") == 0
+    assert count_rows(store) == 4 and count_rows(store, Ticket) == 4
+
+
+def test_stop_finishes_the_message_in_hand(dovecot: Dovecot, stores: Stores, url: str) -> None:
+    """A stop request arriving while a message is being stored: that message is stored,
+    acknowledged and processed, the rest of the batch is left for next time."""
+    settings, store = setup(stores, url, mailbox(dovecot, batch_size=10))
+    dovecot.append("INBOX", [message(i) for i in range(5)])
+    stop = threading.Event()
+
+    def clock() -> datetime:
+        # intake reads the clock for each message it stores: the request to stop
+        # comes in while the second one is in hand.
+        if count_rows(store) >= 1:
+            stop.set()
+        return datetime.now(UTC)
+
+    result = ImapPoller(
+        settings.imap.mailboxes[0], store=store, settings=settings, now=clock
+    ).run_once(stop)
+
+    assert (result.found, result.stored) == (5, 2)
+    assert dovecot.count("Processed") == 2 and dovecot.count("INBOX") == 3
+    assert count_rows(store, Ticket) == 2
+    assert imap_cursor.load(store, "support").last_uid == 2  # type: ignore[union-attr]
+    rest = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings).run_once()
+    assert (rest.found, rest.stored) == (3, 3) and count_rows(store) == 5
