@@ -93,11 +93,12 @@ def show_ticket(session: Session, number: int) -> dict[str, Any]:
     out["messages"] = [_message(m) for m in ticket.messages]
     links = list(session.scalars(select(TicketLink).where(TicketLink.ticket_id == ticket.id)))
     linked_ids = [link.other_ticket_id for link in links]
-    numbers = dict(
-        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids)))
-        .tuples()
-        .all()
-    )
+    numbers: dict[int, int | None] = {
+        tid: number
+        for tid, number in session.execute(
+            select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids))
+        )
+    }
     out["links"] = [
         {"number": numbers.get(link.other_ticket_id), "kind": link.kind} for link in links
     ]

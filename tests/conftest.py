@@ -76,6 +76,10 @@ def settings(db_url: str) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
+    """A migrated store; PostgreSQL is migrated explicitly, as `mailgate db upgrade` does."""
+    migrate = Store(settings.database.url)
+    migrate.upgrade()
+    migrate.engine.dispose()
     s = open_store(settings)
     yield s
     s.engine.dispose()
