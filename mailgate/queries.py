@@ -18,6 +18,7 @@ from mailgate.models import (
     Customer,
     HistoryEvent,
     InboundMessage,
+    Notice,
     Team,
     Ticket,
     TicketLink,
@@ -150,6 +151,36 @@ def _message(m: TicketMessage) -> dict[str, Any]:
             for a in m.attachments
         ],
     }
+
+
+def notice_summary(row: Notice, number: int | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket": number,
+        "kind": row.kind,
+        "recipient": row.recipient,
+        "language": row.language,
+        "state": row.state,
+        "attempts": row.attempts,
+        "created_at": _iso(row.created_at),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "sent_at": _iso(row.sent_at),
+        "message_id": row.message_id,
+        "last_error": row.last_error,
+    }
+
+
+def list_notices(
+    session: Session, *, state: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Outbox rows newest first, optionally in one state; ``limit`` 0 means all."""
+    query = select(Notice, Ticket.number).join(Ticket, Ticket.id == Notice.ticket_id)
+    query = query.order_by(Notice.id.desc())
+    if state:
+        query = query.where(Notice.state == state)
+    if limit:
+        query = query.limit(limit)
+    return [notice_summary(row, number) for row, number in session.execute(query)]
 
 
 def inbound_summary(row: InboundMessage) -> dict[str, Any]:

@@ -81,6 +81,8 @@ class OutboundSettings:
     from_address: str = field(default="support@example.com", metadata={"key": "from"})
     max_per_hour_per_address: int = 5
     templates: str = ""
+    # Delivery attempts (4xx, connection refused) before a notice is marked failed.
+    max_attempts: int = 12
     smtp: OutboundSmtpSettings = field(default_factory=OutboundSmtpSettings)
 
 
