@@ -71,6 +71,8 @@ class OutboundSmtpSettings:
     username: str = ""
     password: str = ""
     timeout: int = 30
+    # A PEM file of CAs to trust for a smarthost with a private certificate.
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,11 @@ class Smarthost:
 
 
 @contextmanager
-def running(handler: Smarthost, port: int | None = None) -> Iterator[int]:
-    """Run ``handler`` on 127.0.0.1 until the block ends; yields the port."""
+def running(handler: Smarthost, port: int | None = None, **options: Any) -> Iterator[int]:
+    """Run ``handler`` on 127.0.0.1 until the block ends; yields the port. ``options``
+    go to aiosmtpd's Controller (TLS contexts, authenticator)."""
     port = port or free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield port
