@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 
 import jinja2
 from sqlalchemy import or_, select, update
@@ -55,7 +56,7 @@ def values_for(notice: Notice, ticket: Ticket, settings: Settings) -> NoticeValu
 
 def build_message(
     notice: Notice, ticket: Ticket, *, settings: Settings, renderer: Renderer, now: datetime
-):  # type: ignore[no-untyped-def]
+) -> EmailMessage:
     """The composed message for one notice row."""
     rendered = renderer.render(notice.kind, notice.language, values_for(notice, ticket, settings))
     assert ticket.number is not None

@@ -91,10 +91,10 @@ def _find(
             return Resolution(ticket_id, "references", "In-Reply-To/References matched")
     token = _token(parsed, ids, secrets, clues)
     if token is not None:
-        number, where = token
-        ref = lookup.ticket_by_number(number)
+        token_number, where = token
+        ref = lookup.ticket_by_number(token_number)
         if ref is not None:
-            return Resolution(ref.id, "token", f"signed token for #{number} in {where}")
+            return Resolution(ref.id, "token", f"signed token for #{token_number} in {where}")
     number = find_subject_tag(parsed.subject, tag_prefix)
     if number is not None:
         ref = lookup.ticket_by_number(number)
