@@ -170,6 +170,8 @@ class TicketMessage(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text, default="")
+    # The new text of a reply without quotes and signature; body_text keeps everything.
+    body_reply: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(998), default="")
     # Fingerprint of the body bytes: with message_id, what makes a re-delivery a duplicate.
     content_sha256: Mapped[str] = mapped_column(String(64), default="")
@@ -245,6 +247,8 @@ class Notice(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # System vocabulary only (e.g. the new status), for the template: never customer text.
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Lease(Base):

@@ -15,15 +15,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailgate import outbox, replytext
 from mailgate import tickets as status_machine
 from mailgate.directory import CustomerView, is_support_address, match_customer
 from mailgate.errors import TemporaryFailure
+from mailgate.loop import loop_marker
 from mailgate.message import ParsedMessage, ParseRefused, parse
 from mailgate.models import (
     Customer,
     HistoryEvent,
     InboundMessage,
     MessageIdEntry,
+    Notice,
     Participant,
     StoredAttachment,
     Team,
@@ -31,9 +34,11 @@ from mailgate.models import (
     TicketLink,
     TicketMessage,
 )
+from mailgate.notices import CUSTOMER_REPLY, MESSAGE_TO_CLOSED, NEW_TICKET, Event
+from mailgate.screening import BOUNCE, ScreenContext, Screening, screen
 from mailgate.settings import Settings
 from mailgate.store import Store
-from mailgate.threading.resolver import Resolution, TicketRef, resolve
+from mailgate.threading.resolver import Resolution, ThreadClues, TicketRef, resolve
 
 log = logging.getLogger(__name__)
 # "failed" is final until an operator retries it (`mailgate inbound retry` resets it).
@@ -47,6 +52,9 @@ class ProcessResult:
     outcome: str
     ticket_number: int | None = None
     error: str = ""
+    # Notices this message caused that are waiting to be sent (the embedded queue
+    # sends them right after the commit).
+    notice_ids: tuple[int, ...] = ()
 
 
 class _DbLookup:
@@ -71,6 +79,9 @@ class _DbLookup:
             return None
         emails = frozenset(p.email for p in ticket.participants) | {ticket.requester}
         return TicketRef(ticket.id, number, emails)
+
+    def number_of(self, ticket_id: int) -> int | None:
+        return self.session.scalar(select(Ticket.number).where(Ticket.id == ticket_id))
 
 
 def process(
@@ -125,7 +136,17 @@ def _result_of(session: Session, row: InboundMessage) -> ProcessResult:
     number = None
     if row.ticket_id is not None:
         number = session.scalar(select(Ticket.number).where(Ticket.id == row.ticket_id))
-    return ProcessResult(row.id, row.state, row.outcome, number, row.last_error)
+    pending = session.scalars(
+        select(Notice.id)
+        .where(Notice.cause.startswith(f"{_cause(row.id)}:"), Notice.state == outbox.PENDING)
+        .order_by(Notice.id)
+    )
+    return ProcessResult(row.id, row.state, row.outcome, number, row.last_error, tuple(pending))
+
+
+def _cause(inbound_id: int) -> str:
+    """What the notices of one inbound message are caused by (unique per message)."""
+    return f"inbound:{inbound_id}"
 
 
 def _quarantine(
@@ -171,14 +192,30 @@ def _apply(
             # Invariant 2: the same message by another route (MTA retry, second mailbox).
             _finish(row, "duplicate", seen.ticket_id, at)
             return
-    resolution = resolve(parsed, _DbLookup(session), tag_prefix=settings.tickets.subject_tag_prefix)
+    screening = _screen(row, parsed, settings)
+    resolution = resolve(
+        parsed,
+        _DbLookup(session),
+        tag_prefix=settings.tickets.subject_tag_prefix,
+        secrets=(settings.security.secret, *settings.security.old_secrets),
+        clues=ThreadClues(
+            envelope_to=tuple(str(a) for a in row.envelope_to),
+            reported_ids=screening.reported_ids,
+            dmarc_failed=screening.dmarc_failed,
+        ),
+    )
     sender = parsed.sender.email.lower() if parsed.sender else row.envelope_from.lower()
     if resolution.ticket_id is None:
         ticket = _open_ticket(session, parsed, sender, resolution, settings=settings, at=at)
-        outcome = "new_ticket"
+        outcome, event_kind = "new_ticket", NEW_TICKET
+        if screening.automatic:
+            # Automatic mail that matches no ticket still becomes one, visible to agents
+            # and tagged, but it is never acknowledged (README "Screening").
+            ticket.tags = [*ticket.tags, screening.category]
     else:
         ticket = session.get_one(Ticket, resolution.ticket_id)
-        outcome = _reply(session, ticket, sender, settings=settings, at=at)
+        outcome = _reply(session, ticket, sender, settings=settings, at=at, screening=screening)
+        event_kind = MESSAGE_TO_CLOSED if outcome == "closed_ticket" else CUSTOMER_REPLY
     message = _add_message(
         session=session,
         ticket=ticket,
@@ -189,6 +226,24 @@ def _apply(
         at=at,
     )
     message.after_close = outcome == "closed_ticket"
+    message.screening = screening.as_json()
+    message.body_reply = replytext.new_text(parsed.text)
+    if screening.category == BOUNCE:
+        bounced = outbox.mark_bounced(session, screening.reported_ids, screening.reason)
+        if bounced:
+            message.screening = {**message.screening, "bounced_notices": bounced}
+    assert ticket.number is not None
+    event = Event(
+        kind=event_kind,
+        cause=_cause(row.id),
+        ticket_number=ticket.number,
+        requester=ticket.requester,
+        sender=sender,
+        assignee=outbox.assignee_email(session, ticket),
+        in_reply_to=parsed.message_id,
+        status=ticket.status,
+    )
+    outbox.notify(session, event, ticket, settings=settings, now=at, screening=screening)
     if parsed.message_id and seen is None:
         session.add(
             MessageIdEntry(
@@ -208,6 +263,18 @@ def _same_message(session: Session, seen: MessageIdEntry, parsed: ParsedMessage)
         return False
     earlier = session.get(TicketMessage, seen.ticket_message_id)
     return earlier is not None and earlier.content_sha256 == parsed.content_sha256
+
+
+def _screen(row: InboundMessage, parsed: ParsedMessage, settings: Settings) -> Screening:
+    # An empty envelope sender means "not told" (e.g. `mailgate ingest` without --sender);
+    # a receiver that saw MAIL FROM:<> stores "<>".
+    envelope = row.envelope_from.strip() or None
+    ctx = ScreenContext(
+        loop_marker=loop_marker(settings.outbound.from_address),
+        trusted_authserv_ids=settings.security.trusted_authserv_ids,
+        envelope_from=envelope,
+    )
+    return screen(parsed, ctx, raw=row.raw)
 
 
 def _finish(row: InboundMessage, outcome: str, ticket_id: int | None, at: datetime) -> None:
@@ -286,12 +353,25 @@ def _open_ticket(
 
 
 def _reply(
-    session: Session, ticket: Ticket, sender: str, *, settings: Settings, at: datetime
+    session: Session,
+    ticket: Ticket,
+    sender: str,
+    *,
+    settings: Settings,
+    at: datetime,
+    screening: Screening | None = None,
 ) -> str:
     if status_machine.is_closed(ticket.status, settings.tickets):
         # Invariant 4: kept for the agents, the ticket itself untouched.
         _history(session, ticket, at, sender, "received_after_close")
         return "closed_ticket"
+    if screening is not None and screening.automatic:
+        # An auto-reply or bounce belongs in the ticket's record, but it is not the
+        # customer speaking: no status change, and the robot does not join the ticket.
+        _history(
+            session, ticket, at, sender, "automatic_received", detail={"reason": screening.reason}
+        )
+        return "automatic"
     change = status_machine.after_customer_reply(ticket.status, settings.tickets)
     if change is not None:
         ticket.status = change.new

@@ -18,6 +18,7 @@ from mailgate.models import (
     Customer,
     HistoryEvent,
     InboundMessage,
+    Notice,
     Team,
     Ticket,
     TicketLink,
@@ -91,23 +92,19 @@ def show_ticket(session: Session, number: int) -> dict[str, Any]:
     out = ticket_summary(ticket, agents, teams, _names(session, Customer, "name"))
     out["participants"] = [{"email": p.email, "role": p.role} for p in ticket.participants]
     inbound_ids = [m.inbound_id for m in ticket.messages if m.inbound_id is not None]
-    defects = dict(
-        session.execute(
-            select(InboundMessage.id, InboundMessage.defects).where(
-                InboundMessage.id.in_(inbound_ids)
-            )
-        )
-        .tuples()
-        .all()
+    found = session.execute(
+        select(InboundMessage.id, InboundMessage.defects).where(InboundMessage.id.in_(inbound_ids))
     )
+    defects = {inbound_id: value for inbound_id, value in found}
     out["messages"] = [_message(m, defects.get(m.inbound_id, [])) for m in ticket.messages]
     links = list(session.scalars(select(TicketLink).where(TicketLink.ticket_id == ticket.id)))
     linked_ids = [link.other_ticket_id for link in links]
-    numbers = dict(
-        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids)))
-        .tuples()
-        .all()
-    )
+    numbers: dict[int, int | None] = {
+        tid: number
+        for tid, number in session.execute(
+            select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids))
+        )
+    }
     out["links"] = [
         {"number": numbers.get(link.other_ticket_id), "kind": link.kind} for link in links
     ]
@@ -160,6 +157,36 @@ def _message(m: TicketMessage, defects: list[str]) -> dict[str, Any]:
             for a in m.attachments
         ],
     }
+
+
+def notice_summary(row: Notice, number: int | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket": number,
+        "kind": row.kind,
+        "recipient": row.recipient,
+        "language": row.language,
+        "state": row.state,
+        "attempts": row.attempts,
+        "created_at": _iso(row.created_at),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "sent_at": _iso(row.sent_at),
+        "message_id": row.message_id,
+        "last_error": row.last_error,
+    }
+
+
+def list_notices(
+    session: Session, *, state: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Outbox rows newest first, optionally in one state; ``limit`` 0 means all."""
+    query = select(Notice, Ticket.number).join(Ticket, Ticket.id == Notice.ticket_id)
+    query = query.order_by(Notice.id.desc())
+    if state:
+        query = query.where(Notice.state == state)
+    if limit:
+        query = query.limit(limit)
+    return [notice_summary(row, number) for row, number in session.execute(query)]
 
 
 def inbound_summary(row: InboundMessage) -> dict[str, Any]:

@@ -72,6 +72,8 @@ class OutboundSmtpSettings:
     username: str = ""
     password: str = ""
     timeout: int = 30
+    # A PEM file of CAs to trust for a smarthost with a private certificate.
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class OutboundSettings:
     from_address: str = field(default="support@example.com", metadata={"key": "from"})
     max_per_hour_per_address: int = 5
     templates: str = ""
+    # Delivery attempts (4xx, connection refused) before a notice is marked failed.
+    max_attempts: int = 12
     smtp: OutboundSmtpSettings = field(default_factory=OutboundSmtpSettings)
 
 

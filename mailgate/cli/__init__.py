@@ -64,9 +64,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from mailgate.cli import imap_cmd, ingest_cmd, setup_cmds, ticket_cmds
+    from mailgate.cli import imap_cmd, ingest_cmd, notice_cmds, setup_cmds, ticket_cmds
 
     for command in (*setup_cmds.COMMANDS, ingest_cmd.ingest, ticket_cmds.tickets):
+        cli.add_command(command)
+    for command in notice_cmds.COMMANDS:
         cli.add_command(command)
     cli.add_command(imap_cmd.imap)
 

@@ -14,9 +14,9 @@ import click
 
 from mailgate.cli.context import Context, utc_now
 from mailgate.errors import MailgateError, PermanentFailure, TemporaryFailure
+from mailgate.handling import process_and_send
 from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.processing import process
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -114,10 +114,11 @@ def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> Non
 
 
 def _process_quietly(ctx: Context, inbound_id: int):  # type: ignore[no-untyped-def]
-    """Process inline (the embedded queue). The message is already safe, so a failure
-    here is recorded on its row for `mailgate inbound retry`, not reported as an ingest error."""
+    """Process inline, then send its notices (the embedded queue). The message is already
+    safe, so a failure here is recorded on its row for `mailgate inbound retry`, not
+    reported as an ingest error."""
     try:
-        return process(ctx.store, inbound_id, settings=ctx.settings, now=utc_now)
+        return process_and_send(ctx.store, inbound_id, settings=ctx.settings, now=utc_now)
     except Exception:  # noqa: BLE001 - recorded on the row by process()
         return None
 

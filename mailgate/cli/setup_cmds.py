@@ -46,6 +46,16 @@ def check_config(ctx: Context) -> None:
             click.echo(problem, err=True)
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         raise SystemExit(EX_CONFIG) from None
+    from mailgate.outbound.render import check_templates
+
+    problems = check_templates(
+        settings.outbound.templates, default_language=settings.defaults.language
+    )
+    for problem in problems:
+        click.echo(f"{settings.source}: {problem}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
+        raise SystemExit(EX_CONFIG)
     click.echo(f"{settings.source}: OK")
 
 

@@ -1,0 +1,93 @@
+"""``mailgate notices``: the operator's view of the outbox, and retrying what failed."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import update
+
+from mailgate import queries
+from mailgate.cli.context import Context, utc_now
+from mailgate.cli.output import emit_json, emit_table
+from mailgate.errors import MailgateError, NotFound
+from mailgate.models import Notice
+from mailgate.outbound.sender import send_many, send_pending
+
+pass_context = click.make_pass_decorator(Context)
+
+STATES = ("pending", "sent", "failed", "bounced", "suppressed")
+LIST_COLUMNS = (
+    ("id", "ID"),
+    ("ticket", "TICKET"),
+    ("kind", "KIND"),
+    ("state", "STATE"),
+    ("attempts", "TRIES"),
+    ("recipient", "RECIPIENT"),
+    ("created_at", "CREATED"),
+    ("last_error", "LAST ERROR"),
+)
+
+
+@click.group()
+def notices() -> None:
+    """List, send and retry outbound notices."""
+
+
+@notices.command("list")
+@click.option("--state", type=click.Choice(STATES), help="Only notices in this state.")
+@click.option("--limit", default=50, show_default=True, help="Newest N notices; 0 for all.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of objects, for scripts.")
+@pass_context
+def list_(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
+    """Notices, newest first."""
+    if limit < 0:
+        raise click.BadParameter("must be 0 (all) or more", param_hint="--limit")
+    with ctx.store.transaction() as session:
+        rows = queries.list_notices(session, state=state, limit=limit)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, LIST_COLUMNS, empty="no notices")
+
+
+@notices.command()
+@click.argument("notice_id", type=int)
+@pass_context
+def retry(ctx: Context, notice_id: int) -> None:
+    """Send a failed or bounced notice again now (with the same Message-ID)."""
+    with ctx.store.transaction() as session:
+        notice = session.get(Notice, notice_id)
+        if notice is None:
+            raise NotFound(f"no notice #{notice_id}")
+        if notice.state == "sent":
+            raise MailgateError(f"notice #{notice_id} was already sent; not sending it twice")
+        if notice.state == "suppressed":
+            raise MailgateError(
+                f"notice #{notice_id} was suppressed ({notice.last_error}); it must not be sent"
+            )
+        session.execute(
+            update(Notice)
+            .where(Notice.id == notice_id)
+            .values(state="pending", next_attempt_at=utc_now(), attempts=0)
+        )
+    report = send_many(ctx.store, [notice_id], settings=ctx.settings, now=utc_now)
+    with ctx.store.transaction() as session:
+        notice = session.get_one(Notice, notice_id)
+        state, error = notice.state, notice.last_error
+    click.echo(f"notice #{notice_id}: {state}" + (f" ({error})" if error else ""))
+    if not report.sent:
+        raise SystemExit(75 if state == "pending" else 1)
+
+
+@notices.command()
+@click.option("--limit", default=100, show_default=True, help="At most N notices; 0 for all.")
+@pass_context
+def send(ctx: Context, limit: int) -> None:
+    """Send every pending notice whose time has come."""
+    report = send_pending(ctx.store, settings=ctx.settings, now=utc_now, limit=limit)
+    click.echo(
+        f"{report.sent} sent, {report.retrying} to retry later, {report.failed} failed, "
+        f"{report.skipped} skipped"
+    )
+
+
+COMMANDS = (notices,)

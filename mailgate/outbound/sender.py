@@ -1,0 +1,207 @@
+"""Deliver outbox rows: each notice at most once, retried with backoff, failures kept.
+
+``send_notice`` claims the row with ``UPDATE ... WHERE state = 'pending'`` inside the
+transaction that later marks it sent: the update takes the row lock (the write lock on
+SQLite), so two senders never both deliver one notice, and a crash before the commit
+leaves it pending to be sent again with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+import jinja2
+from sqlalchemy import or_, select, update
+
+from mailgate.backoff import next_attempt
+from mailgate.errors import NotFound, PermanentFailure, TemporaryFailure
+from mailgate.models import Notice, Ticket
+from mailgate.outbound.compose import Envelope, compose
+from mailgate.outbound.render import NoticeValues, Renderer
+from mailgate.outbound.transport import Transport, make_transport
+from mailgate.settings import Settings
+from mailgate.store import Store
+
+log = logging.getLogger(__name__)
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def values_for(notice: Notice, ticket: Ticket, settings: Settings) -> NoticeValues:
+    """The only values a template sees: reference, link, system vocabulary, dates."""
+    assert ticket.number is not None
+    number = ticket.number
+    return NoticeValues(
+        number=number,
+        tag=f"[{settings.tickets.subject_tag_prefix}{number}]",
+        url=settings.portal.ticket_url.replace("{number}", str(number)),
+        status=str(notice.detail.get("status") or ticket.status),
+        type=ticket.type,
+        priority=ticket.priority,
+        recipient=notice.recipient,
+        date=notice.created_at.date().isoformat(),
+    )
+
+
+def build_message(
+    notice: Notice, ticket: Ticket, *, settings: Settings, renderer: Renderer, now: datetime
+) -> EmailMessage:
+    """The composed message for one notice row."""
+    rendered = renderer.render(notice.kind, notice.language, values_for(notice, ticket, settings))
+    assert ticket.number is not None
+    envelope = Envelope(
+        notice_id=notice.id,
+        kind=notice.kind,
+        recipient=notice.recipient,
+        ticket_number=ticket.number,
+        message_id=notice.message_id,
+        in_reply_to=notice.in_reply_to,
+    )
+    return compose(
+        envelope,
+        rendered,
+        from_address=settings.outbound.from_address,
+        secret=settings.security.secret,
+        now=now,
+    )
+
+
+def send_notice(
+    store: Store,
+    notice_id: int,
+    *,
+    settings: Settings,
+    transport: Transport,
+    now: Callable[[], datetime],
+    renderer: Renderer | None = None,
+) -> str:
+    """Try to deliver notice ``notice_id`` once; returns its state afterwards. A notice
+    that is not pending (sent, failed, bounced, suppressed) is left alone."""
+    renderer = renderer or Renderer(
+        settings.outbound.templates, default_language=settings.defaults.language
+    )
+    at = now()
+    with store.transaction() as session:
+        claimed = session.execute(
+            update(Notice)
+            .where(Notice.id == notice_id, Notice.state == PENDING)
+            .values(attempts=Notice.attempts + 1)
+        )
+        notice = session.get(Notice, notice_id, populate_existing=True)
+        if notice is None:
+            raise NotFound(f"no notice #{notice_id}")
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            return notice.state
+        ticket = session.get_one(Ticket, notice.ticket_id)
+        try:
+            message = build_message(notice, ticket, settings=settings, renderer=renderer, now=at)
+            transport.send(
+                notice.id,
+                message,
+                sender=settings.outbound.from_address,
+                recipient=notice.recipient,
+            )
+        except PermanentFailure as exc:
+            notice.state, notice.last_error, notice.next_attempt_at = FAILED, str(exc), None
+            log.warning("notice %s failed permanently: %s", notice.id, exc)
+        except (TemporaryFailure, jinja2.TemplateError) as exc:
+            # A broken template is the operator's to fix (check-config names it); retry.
+            _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
+        else:
+            notice.state, notice.sent_at, notice.last_error = SENT, at, ""
+            notice.next_attempt_at = None
+            log.info("notice %s (%s) sent", notice.id, notice.kind)
+        return notice.state
+
+
+def _retry_later(notice: Notice, error: str, at: datetime, settings: Settings) -> None:
+    notice.last_error = error[:2000]
+    if notice.attempts >= settings.outbound.max_attempts:
+        notice.state, notice.next_attempt_at = FAILED, None
+        notice.last_error = f"gave up after {notice.attempts} attempts: {error}"[:2000]
+        log.warning("notice %s failed after %s attempts", notice.id, notice.attempts)
+        return
+    notice.next_attempt_at = next_attempt(notice.attempts, at)
+    log.info("notice %s will be retried: %s", notice.id, error)
+
+
+def due_notices(store: Store, *, now: datetime, limit: int = 100) -> list[int]:
+    """Pending notices whose time has come, oldest first."""
+    with store.transaction() as session:
+        query = (
+            select(Notice.id)
+            .where(
+                Notice.state == PENDING,
+                or_(Notice.next_attempt_at.is_(None), Notice.next_attempt_at <= now),
+            )
+            .order_by(Notice.id)
+        )
+        if limit:
+            query = query.limit(limit)
+        return list(session.scalars(query))
+
+
+def send_many(
+    store: Store,
+    notice_ids: Iterable[int],
+    *,
+    settings: Settings,
+    now: Callable[[], datetime],
+    transport: Transport | None = None,
+) -> SendReport:
+    """Send these notices over one transport (one SMTP connection for the batch)."""
+    own = transport is None
+    transport = transport or make_transport(settings.outbound)
+    renderer = Renderer(settings.outbound.templates, default_language=settings.defaults.language)
+    counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
+    try:
+        for notice_id in notice_ids:
+            state = send_notice(
+                store,
+                notice_id,
+                settings=settings,
+                transport=transport,
+                now=now,
+                renderer=renderer,
+            )
+            key = {"sent": "sent", "failed": "failed", "pending": "retrying"}.get(state, "skipped")
+            counts[key] += 1
+    finally:
+        if own:
+            transport.close()
+    return SendReport(**counts)
+
+
+def send_pending(
+    store: Store,
+    *,
+    settings: Settings,
+    now: Callable[[], datetime],
+    transport: Transport | None = None,
+    limit: int = 100,
+) -> SendReport:
+    """Send every pending notice whose time has come (up to ``limit``)."""
+    ids = due_notices(store, now=now(), limit=limit)
+    return send_many(store, ids, settings=settings, now=now, transport=transport)
+
+
+def send_now(
+    store: Store, notice_ids: Iterable[int], *, settings: Settings, now: Callable[[], datetime]
+) -> None:
+    """The embedded queue: send right after the commit that wrote them. A failure here is
+    recorded on the notice (or leaves it pending); it never fails the caller."""
+    try:
+        send_many(store, list(notice_ids), settings=settings, now=now)
+    except Exception:  # the notices stay pending for `mailgate notices send`
+        log.warning("inline sending failed; notices stay pending", exc_info=True)

@@ -1,0 +1,128 @@
+"""Invariant 3 as a property: whatever a customer writes, wherever they write it, no
+outbound notice of any kind carries it, after decoding every header and every part."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+import tempfile
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from mailgate import notices, outbox
+from mailgate.models import Agent, Ticket
+from mailgate.outbound.sender import send_pending
+from mailgate.settings import AgentSetting, OutboundSettings, Settings
+from mailgate.store import Store
+from tests.builders import build, deliver, ready_store
+from tests.conftest import fixed_clock, make_settings
+
+PLACES = (
+    "subject",
+    "text",
+    "html",
+    "attachment",
+    "from_name",
+    "to_name",
+    "cc_name",
+    "header",
+    "encoded_header",
+    "organization",
+    "language",
+    "reply_subject",
+    "reply_text",
+    "closed_text",
+)
+marker = st.text(alphabet=string.ascii_uppercase + string.digits, min_size=10, max_size=10).map(
+    lambda s: f"QZ{s}"
+)
+markers = st.fixed_dictionaries({place: marker for place in PLACES})
+# Non-ASCII around the marker forces RFC 2047 / RFC 2231 encoding on the way in.
+wrappers = st.sampled_from(["{}", "Ünïcødé {} 日本語", "«{}» ça va"])
+
+
+def _inbound(m: dict[str, str], wrap: str, **kw: str) -> bytes:
+    w = wrap.format
+    return build(
+        sender=f'"{w(m["from_name"])}" <alice@customer.test>',
+        to=f'"{w(m["to_name"])}" <support@example.com>',
+        cc=f'"{w(m["cc_name"])}" <bob@customer.test>',
+        subject=w(m["subject"]),
+        body=w(m["text"]),
+        html=f"<p>{w(m['html'])}</p>",
+        attachments=[(w(m["attachment"]) + ".pdf", b"%PDF-1.4")],
+        headers=[
+            ("X-Customer-Note", w(m["header"])),
+            ("X-Encoded", f"=?utf-8?q?{m['encoded_header']}?="),
+            ("Organization", w(m["organization"])),
+            ("Content-Language", m["language"].lower()[:8]),
+        ],
+        **kw,
+    )
+
+
+def _everything(message: EmailMessage, raw: bytes) -> str:
+    """Every header decoded, every part decoded, file names, and the raw bytes too."""
+    chunks = [raw.decode("latin-1")]
+    for part in message.walk():
+        chunks.extend(f"{k}: {v}" for k, v in part.items())
+        if part.get_filename():
+            chunks.append(part.get_filename() or "")
+        if not part.is_multipart():
+            chunks.append(str(part.get_content()))
+    return "\n".join(chunks).lower()
+
+
+def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> None:
+    clock = fixed_clock()
+    first = deliver(store, s, _inbound(m, wrap, message_id="<one@customer.test>"), clock)
+    assert first.ticket_number == 1
+    at = clock()
+    with store.transaction() as session:
+        ticket = session.get_one(Ticket, 1)
+        ticket.assignee_id = session.scalars(select(Agent.id)).one()
+        outbox.assigned(session, ticket, settings=s, now=at, cause="test:assign")
+    reply = dict(m, subject=m["reply_subject"], text=m["reply_text"])
+    deliver(store, s, _inbound(reply, wrap, in_reply_to="<one@customer.test>"), clock)
+    with store.transaction() as session:
+        ticket = session.get_one(Ticket, 1)
+        ticket.status = "Waiting"
+        outbox.agent_replied(
+            session, ticket, settings=s, now=at, cause="test:agent", status="Waiting"
+        )
+        ticket.status = "Closed"
+        outbox.status_changed(session, ticket, settings=s, now=at, cause="test:status")
+    closed = dict(m, text=m["closed_text"])
+    deliver(store, s, _inbound(closed, wrap, in_reply_to="<one@customer.test>"), clock)
+    report = send_pending(store, settings=s, now=clock)
+    assert report.sent == len(notices.KINDS) and report.failed == 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=markers, wrap=wrappers)
+def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
+    """Markers in subject, bodies, file names, display names and headers never leave."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = make_settings(f"sqlite:///{tmp}/m.db", agents=(AgentSetting("ann@example.com"),))
+        s = dataclasses.replace(base, outbound=OutboundSettings(folder=f"{tmp}/out"))
+        store = ready_store(s)
+        try:
+            _run_every_kind(store, s, m, wrap)
+        finally:
+            store.engine.dispose()
+        files = sorted(Path(tmp, "out").glob("*.eml"))
+        kinds = set()
+        for path in files:
+            raw = path.read_bytes()
+            message = message_from_bytes(raw, policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            blob = _everything(message, raw)
+            leaked = [place for place, value in m.items() if value.lower() in blob]
+            assert leaked == [], f"{path.name} carries customer text from {leaked}"
+            kinds.add(message["Subject"])
+        assert len(files) == len(notices.KINDS) == len(kinds)
