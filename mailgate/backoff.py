@@ -1,0 +1,22 @@
+"""Retry delays: exponential backoff with jitter, a pure function of the attempt number."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def compute_backoff(attempt: int, *, base: float, cap: float, rand: Callable[[], float]) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 for the first retry).
+
+    The ceiling doubles from ``base`` up to ``cap``; the delay is drawn from its
+    upper half ("equal jitter"), so it never drops to zero (no hammering) and
+    pollers that lost the same server do not all come back in the same second.
+    ``rand`` returns a float in [0, 1), e.g. ``random.random``.
+    """
+    if attempt < 1:
+        return 0.0
+    # Cap the exponent first: 2**attempt overflows a float long before attempt
+    # stops growing on a server that stays down for weeks.
+    ceiling = min(cap, base * 2 ** min(attempt - 1, 62))
+    half = ceiling / 2
+    return half + half * rand()
