@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from mailgate import tickets as status_machine
 from mailgate.directory import CustomerView, is_support_address, match_customer
 from mailgate.errors import TemporaryFailure
+from mailgate.intake_policy import admits
 from mailgate.message import ParsedMessage, ParseRefused, parse
 from mailgate.models import (
     Customer,
@@ -31,6 +32,8 @@ from mailgate.models import (
     TicketLink,
     TicketMessage,
 )
+from mailgate.refusal import record_refusal
+from mailgate.routing import route_new_ticket
 from mailgate.settings import Settings
 from mailgate.store import Store
 from mailgate.threading.resolver import Resolution, TicketRef, resolve
@@ -163,7 +166,11 @@ def _apply(
     resolution = resolve(parsed, _DbLookup(session), tag_prefix=settings.tickets.subject_tag_prefix)
     sender = parsed.sender.email.lower() if parsed.sender else row.envelope_from.lower()
     if resolution.ticket_id is None:
-        ticket = _open_ticket(session, parsed, sender, resolution, settings=settings, at=at)
+        if _refused_by_policy(session, row, parsed, sender, settings=settings, at=at):
+            return
+        ticket = _open_ticket(
+            session, parsed, sender, resolution, settings=settings, at=at, row=row
+        )
         outcome = "new_ticket"
     else:
         ticket = session.get_one(Ticket, resolution.ticket_id)
@@ -211,6 +218,32 @@ def _customers(session: Session) -> list[CustomerView]:
     ]
 
 
+def _refused_by_policy(
+    session: Session,
+    row: InboundMessage,
+    parsed: ParsedMessage,
+    sender: str,
+    *,
+    settings: Settings,
+    at: datetime,
+) -> bool:
+    """intake.policy: a sender who may not open tickets gets a kept message, outcome
+    ``refused_policy``, and one content-free answer. ``mailgate inbound accept``
+    sets ``accepted_by`` and the message opens its ticket after all."""
+    if settings.intake.policy == "anyone" or row.accepted_by:
+        return False
+    customer = match_customer(sender, _customers(session))
+    verdict = admits(settings.intake.policy, sender, customer)
+    if verdict.allowed:
+        return False
+    record_refusal(
+        session, row=row, parsed=parsed, sender=sender, customer=customer, settings=settings, at=at
+    )
+    _finish(row, "refused_policy", None, at)
+    row.last_error = verdict.reason
+    return True
+
+
 def _open_ticket(
     session: Session,
     parsed: ParsedMessage,
@@ -219,6 +252,7 @@ def _open_ticket(
     *,
     settings: Settings,
     at: datetime,
+    row: InboundMessage,
 ) -> Ticket:
     customer = match_customer(sender, _customers(session))
     team_id = session.scalar(select(Team.id).where(Team.name == settings.defaults.team))
@@ -262,6 +296,12 @@ def _open_ticket(
                 new=str(resolution.linked_number),
                 detail={"reason": resolution.reason},
             )
+    if row.accepted_by:
+        _history(session, ticket, at, row.accepted_by, "accepted", detail={"policy": "override"})
+    # Type, priority, team, tags by rule; then the assignee (DESIGN.md §5).
+    route_new_ticket(
+        session, ticket, inbound=row, parsed=parsed, customer=customer, settings=settings, at=at
+    )
     return ticket
 
 
