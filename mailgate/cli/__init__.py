@@ -72,6 +72,10 @@ def _register() -> None:
 
     for command in (*setup_cmds.COMMANDS, ingest_cmd.ingest, ticket_cmds.tickets):
         cli.add_command(command)
+    from mailgate.cli import inbound_cmds, people_cmds, worker_cmd
+
+    for command in (worker_cmd.worker, inbound_cmds.inbound, *people_cmds.COMMANDS):
+        cli.add_command(command)
 
 
 _register()

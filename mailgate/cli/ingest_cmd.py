@@ -16,7 +16,8 @@ from mailgate.cli.context import Context, utc_now
 from mailgate.errors import MailgateError, PermanentFailure, TemporaryFailure
 from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.processing import process
+from mailgate.jobs import enqueue_inbound, is_embedded
+from mailgate.processing import ProcessResult, process
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -114,8 +115,12 @@ def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> Non
 
 
 def _process_quietly(ctx: Context, inbound_id: int):  # type: ignore[no-untyped-def]
-    """Process inline (the embedded queue). The message is already safe, so a failure
-    here is recorded on its row for `mailgate inbound retry`, not reported as an ingest error."""
+    """Process inline (the embedded queue), or hand the id to the broker. The message
+    is already safe, so a failure here is recorded on its row for `mailgate inbound
+    retry` (or left to the reconciler), not reported as an ingest error."""
+    if not is_embedded(ctx.settings):
+        enqueue_inbound(ctx.settings, inbound_id)
+        return ProcessResult(inbound_id, "received", "queued")
     try:
         return process(ctx.store, inbound_id, settings=ctx.settings, now=utc_now)
     except Exception:  # noqa: BLE001 - recorded on the row by process()
