@@ -99,13 +99,15 @@ def process(
             _apply(session, row, parsed, settings=settings, now=now)
             session.flush()
             return _result_of(session, row)
-    except IntegrityError:
+    except IntegrityError as exc:
         # A concurrent worker recorded this message first; its outcome stands.
         with store.transaction() as session:
             row = session.get(InboundMessage, inbound_id)
             assert row is not None
             if row.state in FINAL_STATES:
                 return _result_of(session, row)
+        # Not a race: a real failure, counted like any other (invariant 8).
+        _record_failure(store, inbound_id, exc, settings.queue.max_attempts)
         raise
     except TemporaryFailure:
         raise

@@ -145,12 +145,14 @@ def assign_new_ticket(
         email_, rule_name = requested
         wanted = by_email.get(email_)
         if wanted is not None and wanted.available:
-            _record(session, ticket, wanted, Choice(wanted.id, f"rule {rule_name}"), at)
+            choice = Choice(wanted.id, f"rule {rule_name}")
+            _record(session, ticket, wanted, choice, settings=settings, at=at)
             return
         note = f"rule {rule_name} named {email_}, who is not available; "
     team = session.get(Team, ticket.team_id) if ticket.team_id is not None else None
     if team is None:
-        _record(session, ticket, None, Choice(None, note + "ticket has no team"), at)
+        choice = Choice(None, note + "ticket has no team")
+        _record(session, ticket, None, choice, settings=settings, at=at)
         return
     if team.assignment in _LOCKING:
         team = _lock_team(session, team.id)
@@ -170,7 +172,7 @@ def assign_new_ticket(
     if team.assignment == "round_robin" and choice.agent_id is not None:
         team.rr_last_agent_id = choice.agent_id
     choice = Choice(choice.agent_id, note + choice.reason)
-    _record(session, ticket, by_id.get(choice.agent_id or -1), choice, at)
+    _record(session, ticket, by_id.get(choice.agent_id or -1), choice, settings=settings, at=at)
 
 
 def _lock_team(session: Session, team_id: int) -> Team:
@@ -210,7 +212,13 @@ def _view(agent: Agent) -> AgentView:
 
 
 def _record(
-    session: Session, ticket: Ticket, agent: AgentView | None, choice: Choice, at: datetime
+    session: Session,
+    ticket: Ticket,
+    agent: AgentView | None,
+    choice: Choice,
+    *,
+    settings: Settings,
+    at: datetime,
 ) -> None:
     if agent is None:
         # Visible as such: no assignee, and the history says why.
@@ -225,14 +233,21 @@ def _record(
         )
         return
     ticket.assignee_id = agent.id
-    on_assigned(session, ticket, agent, reason=choice.reason, at=at)
+    on_assigned(session, ticket, agent, reason=choice.reason, settings=settings, at=at)
 
 
 def on_assigned(
-    session: Session, ticket: Ticket, agent: AgentView, *, reason: str, at: datetime
+    session: Session,
+    ticket: Ticket,
+    agent: AgentView,
+    *,
+    reason: str,
+    settings: Settings,
+    at: datetime,
 ) -> None:
-    """The one place a ticket's automatic assignment is recorded. It writes the
-    history event; the assignment notice to the agent belongs here too (outbox)."""
+    """The one place a ticket's automatic assignment is recorded. Today it writes the
+    history event; the assignment notice to the agent (outbox) belongs here too, which
+    is what ``settings`` is passed for."""
     session.add(
         HistoryEvent(
             ticket_id=ticket.id,

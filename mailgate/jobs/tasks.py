@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
 from mailgate.backoff import compute_backoff
 from mailgate.errors import TemporaryFailure
@@ -83,13 +83,23 @@ def _schedule_retry(rt: Runtime, inbound_id: int, retries: int) -> float | None:
 
 
 def pending_notice_ids(rt: Runtime, inbound_id: int) -> list[int]:
-    """Outbox rows written while processing ``inbound_id`` and not yet sent."""
+    """Outbox rows due now that processing ``inbound_id`` may have written: those
+    naming it, and those of the ticket it went to."""
     with rt.store.transaction() as session:
-        return list(
-            session.scalars(
-                select(Notice.id).where(Notice.inbound_id == inbound_id, Notice.state == "pending")
-            )
+        ticket_id = session.scalar(
+            select(InboundMessage.ticket_id).where(InboundMessage.id == inbound_id)
         )
+        cause = Notice.inbound_id == inbound_id
+        if ticket_id is not None:
+            cause = or_(cause, Notice.ticket_id == ticket_id)
+        return list(session.scalars(select(Notice.id).where(cause, notices_due_now(rt.now()))))
+
+
+def notices_due_now(now: datetime) -> ColumnElement[bool]:
+    """Pending notices whose next attempt time has come (or was never set)."""
+    return (Notice.state == "pending") & (
+        Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)
+    )
 
 
 def run_notice(rt: Runtime, notice_id: int, *, retries: int = 0) -> float | None:
