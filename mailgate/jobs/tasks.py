@@ -54,6 +54,8 @@ def run_inbound(rt: Runtime, inbound_id: int, *, retries: int = 0) -> float | No
     to do (processed, quarantined, marked failed, or gone), else the seconds to wait
     before the next attempt. ``retries`` is how often the broker already retried."""
     try:
+        if _given_up(rt, inbound_id):
+            return None
         process(rt.store, inbound_id, settings=rt.settings, now=rt.now)
     except LookupError:
         log.warning("inbound %s does not exist; dropping its job", inbound_id)
@@ -65,6 +67,13 @@ def run_inbound(rt: Runtime, inbound_id: int, *, retries: int = 0) -> float | No
     except Exception:  # noqa: BLE001 - process() recorded it on the row (invariant 8)
         return _schedule_retry(rt, inbound_id, retries)
     return None
+
+
+def _given_up(rt: Runtime, inbound_id: int) -> bool:
+    # A failed row waits for `mailgate inbound retry`; a stray job must not revive it.
+    with rt.store.transaction() as session:
+        state = session.scalar(select(InboundMessage.state).where(InboundMessage.id == inbound_id))
+    return state == "failed"
 
 
 def _schedule_retry(rt: Runtime, inbound_id: int, retries: int) -> float | None:
