@@ -35,9 +35,7 @@ def list_agents(session: Session, settings: Settings, *, limit: int = 50) -> lis
             select(Ticket.assignee_id, func.count())
             .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
             .group_by(Ticket.assignee_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     declared = {a.email.lower() for a in settings.agents}
     agents = session.scalars(_limited(select(Agent).order_by(Agent.id.desc()), limit))
@@ -135,7 +133,7 @@ def add_team(session: Session, name: str, *, assignment: str, cap: int) -> Team:
 def list_customers(
     session: Session, settings: Settings, *, limit: int = 50
 ) -> list[dict[str, Any]]:
-    emails = dict(session.execute(select(Agent.id, Agent.email)).tuples().all())
+    emails = dict(session.execute(select(Agent.id, Agent.email)).all())
     declared = {c.name for c in settings.customers}
     customers = session.scalars(_limited(select(Customer).order_by(Customer.id.desc()), limit))
     return [

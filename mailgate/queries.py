@@ -95,9 +95,7 @@ def show_ticket(session: Session, number: int) -> dict[str, Any]:
     links = list(session.scalars(select(TicketLink).where(TicketLink.ticket_id == ticket.id)))
     linked_ids = [link.other_ticket_id for link in links]
     numbers = dict(
-        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids)))
-        .tuples()
-        .all()
+        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids))).all()
     )
     out["links"] = [
         {"number": numbers.get(link.other_ticket_id), "kind": link.kind} for link in links
@@ -187,9 +185,7 @@ def list_inbound(
     rows = list(session.scalars(query))
     ticket_ids = [r.ticket_id for r in rows if r.ticket_id is not None]
     numbers = dict(
-        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids)))
-        .tuples()
-        .all()
+        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))).all()
     )
     out = []
     for row in rows:

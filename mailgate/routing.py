@@ -178,9 +178,11 @@ def assign_new_ticket(
 def _lock_team(session: Session, team_id: int) -> Team:
     """The team row, locked until commit, re-read after the lock is held.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE`` makes a second worker wait for this
-    transaction. SQLite ignores FOR UPDATE; writing the row first takes the database
-    write lock before anything is read, so the read below cannot be stale.
+    PostgreSQL: ``SELECT ... FOR NO KEY UPDATE`` makes a second worker wait for this
+    transaction. Not plain FOR UPDATE: inserting the ticket already took a KEY SHARE
+    lock on the team row (its foreign key), which FOR UPDATE would wait on, so two
+    workers would deadlock. SQLite ignores FOR UPDATE; writing the row first takes
+    the database write lock before anything is read, so the read cannot be stale.
     """
     if session.get_bind().dialect.name == "sqlite":
         session.execute(
@@ -192,7 +194,7 @@ def _lock_team(session: Session, team_id: int) -> Team:
     return session.execute(
         select(Team)
         .where(Team.id == team_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
 

@@ -134,7 +134,9 @@ class Store:
     def sync_directory(self, settings: Settings) -> None:
         """Create or update the teams, agents and customers declared in the config file.
 
-        Rows the CLI added are left alone; declared fields win over stored ones.
+        Rows the CLI added are left alone; declared fields win over stored ones, except
+        an agent's ``away`` and ``active``: the file gives their first value, and after
+        that they are day-to-day state owned by ``mailgate agents set``.
         """
         with self.transaction() as session:
             for team in settings.teams:
@@ -148,10 +150,9 @@ class Store:
                 email = agent.email.lower()
                 found = session.scalar(select(Agent).where(Agent.email == email))
                 if found is None:
-                    found = Agent(email=email)
+                    found = Agent(email=email, away=agent.away, active=agent.active)
                     session.add(found)
                 found.name, found.teams = agent.name, list(agent.teams)
-                found.away, found.active = agent.away, agent.active
                 agents[email] = found
             session.flush()
             for customer in settings.customers:

@@ -1,7 +1,8 @@
 """``mailgate agents``, ``customers``, ``teams``: the directory, beside the config file.
 
 Entries declared in the config file are synced at every start and the file wins
-there; these commands warn when a change would be overwritten that way.
+there (except an agent's away and active flags, which only start from the file);
+these commands warn when a change would be overwritten that way.
 """
 
 from __future__ import annotations
@@ -86,9 +87,11 @@ def agents_set(
         )
         state = "away" if agent.away else ("inactive" if not agent.active else "available")
         click.echo(f"agent {agent.email}: {state}, teams {', '.join(agent.teams) or '-'}")
-    if email.strip().lower() in {a.email.lower() for a in ctx.settings.agents}:
+    declared = email.strip().lower() in {a.email.lower() for a in ctx.settings.agents}
+    if declared and (name is not None or teams):
         click.echo(
-            f"note: {email} is declared in {ctx.settings.source}; the file wins at the next start",
+            f"note: {email} is declared in {ctx.settings.source}; its name and teams there "
+            "win at the next start",
             err=True,
         )
 
