@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailgate import config
 from mailgate.inbound.intake import Envelope, accept
@@ -33,11 +33,15 @@ def _fake_sender(calls: list[tuple[Any, ...]]) -> types.ModuleType:
     def send_notice(
         store: Store, notice_id: int, *, settings: Any, now: Callable[[], datetime]
     ) -> None:
-        calls.append((notice_id, settings.queue.name))
+        # Claim the row atomically, as a real sender must: two jobs may race for it.
         with store.transaction() as session:
-            notice = session.get(Notice, notice_id)
-            assert notice is not None
-            notice.state, notice.sent_at = "sent", now()
+            claimed = session.execute(
+                update(Notice)
+                .where(Notice.id == notice_id, Notice.state == "pending")
+                .values(state="sent", sent_at=now())
+            ).rowcount
+        if claimed:
+            calls.append((notice_id, settings.queue.name))
 
     module.send_notice = send_notice  # type: ignore[attr-defined]
     return module

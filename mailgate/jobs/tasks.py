@@ -113,13 +113,18 @@ def notices_due_now(now: datetime) -> ColumnElement[bool]:
 
 def run_notice(rt: Runtime, notice_id: int, *, retries: int = 0) -> float | None:
     """Send outbox row ``notice_id`` through the outbound sender; None when done,
-    else the seconds to wait. The sender marks the row sent, failed or bounced."""
+    else the seconds to wait. The sender marks the row sent, failed or bounced, and
+    must itself lock the row: two jobs for one pending notice may start together."""
     try:
         from mailgate.outbound.sender import send_notice  # type: ignore[import-not-found]
     except ImportError:
         log.error("notice %s: this install has no outbound sender (%s)", notice_id, SENDER_MODULE)
         return None
     try:
+        with rt.store.transaction() as session:
+            state = session.scalar(select(Notice.state).where(Notice.id == notice_id))
+        if state != "pending":
+            return None  # sent, failed or suppressed already: a duplicate job
         send_notice(rt.store, notice_id, settings=rt.settings, now=rt.now)
     except TemporaryFailure as exc:
         log.warning("notice %s: temporary failure, will retry: %s", notice_id, exc)

@@ -39,9 +39,9 @@ from mailgate.store import Store
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_MS = 30_000
-# A burst worker that sees due work but has had nothing to do for this long
+# A burst worker that sees due work, unchanged, with nothing in hand for this long
 # re-enqueues it: its broker message was lost.
-BURST_IDLE_SECONDS = 2.0
+BURST_IDLE_SECONDS = 3.0
 
 
 def utc_now() -> datetime:
@@ -109,7 +109,6 @@ def _run_dramatiq(rt: Runtime, *, threads: int, burst: bool, stop: threading.Eve
     declare_actors(broker, rt, names)
     notices = notices_available()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
-    worker.start()
 
     def pass_(older_than: timedelta) -> None:
         try:
@@ -129,19 +128,21 @@ def _run_dramatiq(rt: Runtime, *, threads: int, burst: bool, stop: threading.Eve
 
     try:
         stale = timedelta(seconds=settings.queue.reconcile_after_seconds)
-        # A burst run takes everything due, whatever became of its broker message.
+        # A burst run takes everything due, whatever became of its broker message;
+        # before the consumers start, so work done meanwhile is not queued twice.
         pass_(timedelta(0) if burst else stale)
+        worker.start()
         next_pass = time.monotonic() + reconcile_every(settings)
-        idle_since = time.monotonic()
+        idle_since, last_due = time.monotonic(), -1
         while not stop.is_set():
             if time.monotonic() >= next_pass:
                 pass_(stale)
                 next_pass = time.monotonic() + reconcile_every(settings)
             if burst:
-                busy = worker.work_queue.unfinished_tasks > 0
-                if busy:
-                    idle_since = time.monotonic()
-                elif _due(rt, notices) == 0:
+                due = 0 if worker.work_queue.unfinished_tasks else _due(rt, notices)
+                if worker.work_queue.unfinished_tasks or due != last_due:
+                    idle_since, last_due = time.monotonic(), due
+                elif due == 0:
                     return
                 elif time.monotonic() - idle_since > BURST_IDLE_SECONDS:
                     pass_(timedelta(0))
