@@ -26,7 +26,7 @@ from mailgate.models import InboundMessage, Notice
 log = logging.getLogger(__name__)
 # How long an idle worker sleeps between looks at the database; enqueue_inbound in
 # the same process (the SMTP receiver under `mailgate run`) wakes it at once.
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.2
 _wake = threading.Event()
 
 Key = tuple[str, int]
