@@ -206,7 +206,7 @@ def _open_counts(session: Session, settings: Settings) -> dict[int, int]:
         .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
         .group_by(Ticket.assignee_id)
     ).all()
-    return {agent_id: count for agent_id, count in rows}
+    return {agent_id: count for agent_id, count in rows if agent_id is not None}
 
 
 def _view(agent: Agent) -> AgentView:

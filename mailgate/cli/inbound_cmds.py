@@ -119,7 +119,7 @@ def retry(ctx: Context, inbound_id: int | None, all_failed: bool) -> None:
     if (inbound_id is None) == (not all_failed):
         raise click.UsageError("give one ID or --all-failed")
     with ctx.store.transaction() as session:
-        ids = requeue.failed_ids(session) if all_failed else [inbound_id]  # type: ignore[list-item]
+        ids = requeue.failed_ids(session) if inbound_id is None else [inbound_id]
         for item in ids:
             requeue.retry(session, item)
     if not ids:

@@ -51,10 +51,6 @@ def declare_actors(
         if delay is not None:
             raise _retry_in(delay)
 
-    inbound = dramatiq.actor(
-        process_inbound, actor_name=INBOUND_ACTOR, queue_name=names.inbound, broker=broker
-    )
-    notice = dramatiq.actor(
-        send_notice, actor_name=NOTICE_ACTOR, queue_name=names.notices, broker=broker
-    )
-    return inbound, notice
+    inbound = dramatiq.actor(actor_name=INBOUND_ACTOR, queue_name=names.inbound, broker=broker)
+    notice = dramatiq.actor(actor_name=NOTICE_ACTOR, queue_name=names.notices, broker=broker)
+    return inbound(process_inbound), notice(send_notice)

@@ -51,7 +51,7 @@ def _claim(
     query = select(model).where(condition).order_by(model.id).limit(BATCH)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
+    rows: list[InboundMessage | Notice] = list(session.scalars(query))
     for row in rows:
         # Stamp the row so the next pass waits a full interval before trying again.
         row.next_attempt_at = now

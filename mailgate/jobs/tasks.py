@@ -116,7 +116,7 @@ def run_notice(rt: Runtime, notice_id: int, *, retries: int = 0) -> float | None
     else the seconds to wait. The sender marks the row sent, failed or bounced, and
     must itself lock the row: two jobs for one pending notice may start together."""
     try:
-        from mailgate.outbound.sender import send_notice  # type: ignore[import-not-found]
+        from mailgate.outbound.sender import send_notice
     except ImportError:
         log.error("notice %s: this install has no outbound sender (%s)", notice_id, SENDER_MODULE)
         return None
