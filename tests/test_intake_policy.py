@@ -116,8 +116,7 @@ def _notices(store: Store) -> list[tuple[str, str, str, int | None, int | None, 
 def test_refused_sender_is_kept_and_answered_once(
     deliver: Callable[..., ProcessResult], pstore: Store
 ) -> None:
-    """A non-admin's message opens no ticket, is kept as refused_policy with the reason,
-    and yields one pending intake_refused notice without a ticket; the next is suppressed."""
+    """A refused message is kept with its reason and answered once; the next answer is suppressed."""
     first = deliver(sender="jo@acme.test", subject="please")
     assert (first.state, first.outcome, first.ticket_number) == (
         "processed",

@@ -58,8 +58,7 @@ def _run(store: Store, now: datetime) -> tuple[list[int], list[int]]:
 
 
 def test_only_stale_pending_rows_are_enqueued_once_per_interval(rstore: Store) -> None:
-    """Received rows older than the interval are re-enqueued; fresh, finished, failed and
-    backing-off rows are not; a re-enqueued row waits another full interval."""
+    """Only received rows idle past the interval are re-enqueued, then not again for an interval."""
     stale = _stored(rstore, T0)
     fresh = _stored(rstore, T0 + timedelta(minutes=8))
     _stored(rstore, T0, state="processed")

@@ -62,8 +62,7 @@ def _row(store: Store, inbound_id: int) -> InboundMessage:
 def test_failures_are_scheduled_with_backoff_then_marked_failed(
     rstore: Store, retry_settings: Settings
 ) -> None:
-    """Each failure is counted with its error and a next attempt time from the clock;
-    the max_attempts-th marks the row failed and ends the retries."""
+    """Failures are counted and scheduled with backoff from the clock, then marked failed."""
     poison(rstore)
     inbound_id = accept(
         rstore,

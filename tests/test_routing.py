@@ -130,8 +130,7 @@ def test_round_robin_skips_away_agent_and_persists_the_cursor(
 
 
 def test_rule_team_with_least_open_and_cap(deliver: Callable[..., dict[str, Any]]) -> None:
-    """A rule moves tickets to billing; least_open fills Bob (Dee is inactive) up to the cap,
-    then the ticket stays unassigned with the reason."""
+    """A rule moves tickets to billing; least_open fills the active agent to the cap, then none."""
     first = deliver(subject="Invoice 1")
     assert (first["team"], first["priority"], first["assignee"]) == (
         "billing",

@@ -41,8 +41,7 @@ def _ok(result: Result) -> str:
 
 
 def test_inbound_list_and_show(cli: Cli, tmp_path: Path) -> None:
-    """Listings filter by state and outcome, honour --limit, and --json is an array;
-    show prints the state, notices and headers, --raw the exact bytes."""
+    """inbound list filters, limits and emits JSON; show prints state, notices, headers, raw bytes."""
     _configure(tmp_path, '[intake]\npolicy = "known"\n')
     _ok(cli("ingest", "-", input=mail(sender="x@nowhere.test", subject="first")))
     _ok(cli("ingest", "-", input=mail(sender="y@nowhere.test", subject="second")))
@@ -75,8 +74,7 @@ def test_inbound_list_and_show(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_failed_message_is_visible_and_retried(cli: Cli, tmp_path: Path) -> None:
-    """With max_attempts = 1 a failing message is marked failed with its error; once the
-    cause is fixed, `inbound retry --all-failed` processes it."""
+    """A message failing max_attempts times is listed as failed and `inbound retry` recovers it."""
     _configure(tmp_path, "[queue]\nmax_attempts = 1\n")
     _ok(cli("tickets", "list"))  # creates the database
     store = Store(f"sqlite:///{tmp_path / 'mailgate.db'}")

@@ -174,9 +174,7 @@ def _burst(install: Install, *args: str) -> None:
     ],
 )
 def test_pipeline_end_to_end(make_install: Callable[..., Install], kind: str) -> None:
-    """Stored mail becomes tickets with rules and round robin applied, a refused sender's
-    message gets its notice row, and a reply threads, all by `mailgate worker --burst`
-    with two processes."""
+    """Stored mail becomes tickets, a refusal notice row and a threaded reply via `worker --burst`."""
     mg = make_install(kind)
     outage = mg.receive(mail(sender="jo@acme.test", subject="Outage!", message_id="o@acme.test"))
     question = mg.receive(mail(sender="kim@acme.test", subject="A question"))
@@ -222,22 +220,34 @@ def test_round_robin_two_processes_exactly_even(make_install: Callable[..., Inst
     assert mg.assignees() == {f"a{i}@example.com": 50 for i in range(4)}
 
 
-def _lock_row(store: Store, inbound_id: int) -> sa.Connection:
-    """Hold the inbound row's lock, so a worker processing it blocks mid-message."""
+@dataclass
+class RowLock:
+    """Holds one inbound row's lock, so a worker processing it blocks mid-message."""
+
+    conn: sa.Connection
+    pid: int
+
+    def someone_waits(self, store: Store) -> bool:
+        """True once another session is blocked by this lock (the worker, mid-message)."""
+        waiting = scalar(
+            store,
+            "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))",
+            pid=self.pid,
+        )
+        return bool(waiting)
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def _lock_row(store: Store, inbound_id: int) -> RowLock:
     conn = store.engine.connect()
+    pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
     conn.execute(
         sa.text("SELECT id FROM inbound_messages WHERE id = :i FOR UPDATE"), {"i": inbound_id}
     )
-    return conn
-
-
-def _blocked_on_lock(store: Store) -> bool:
-    """True once another session waits for a row lock (the worker, mid-message)."""
-    return bool(
-        scalar(
-            store, "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
-        )
-    )
+    return RowLock(conn, pid)
 
 
 @pytest.mark.postgres
@@ -251,12 +261,11 @@ def test_worker_killed_mid_message_ends_in_exactly_one_outcome(
     lock = _lock_row(mg.store, inbound_id)
     worker = spawn_mailgate(mg.config, "worker")
     try:
-        wait_for(lambda: _blocked_on_lock(mg.store), what="worker to block on the row")
+        wait_for(lambda: lock.someone_waits(mg.store), what="worker to block on the row")
         worker.send_signal(signal.SIGKILL)
         assert worker.wait(timeout=10) == -signal.SIGKILL
     finally:
-        lock.rollback()
-        lock.close()
+        lock.release()
         worker.communicate(timeout=10)
     assert mg.outcomes() == {inbound_id: ("received", "")}
     _burst(mg)
@@ -275,11 +284,10 @@ def test_sigterm_finishes_the_message_in_hand(make_install: Callable[..., Instal
     lock = _lock_row(mg.store, inbound_id)
     worker = spawn_mailgate(mg.config, "worker")
     try:
-        wait_for(lambda: _blocked_on_lock(mg.store), what="worker to block on the row")
+        wait_for(lambda: lock.someone_waits(mg.store), what="worker to block on the row")
         worker.send_signal(signal.SIGTERM)
     finally:
-        lock.rollback()
-        lock.close()
+        lock.release()
     _, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert mg.outcomes() == {inbound_id: ("processed", "new_ticket")}
@@ -288,8 +296,7 @@ def test_sigterm_finishes_the_message_in_hand(make_install: Callable[..., Instal
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
 def test_reconciler_recovers_a_lost_broker_message(make_install: Callable[..., Install]) -> None:
-    """A stored message whose broker message never arrived is processed by a running
-    worker once it is older than queue.reconcile_after_seconds."""
+    """A running worker's reconciler processes a message whose broker message was lost."""
     mg = make_install("rabbitmq", queue="reconcile_after_seconds = 1")
     inbound_id = mg.receive(mail(sender="jo@acme.test"), enqueue=False)
     worker = spawn_mailgate(mg.config, "worker", "--threads", "1")
@@ -307,8 +314,7 @@ def test_reconciler_recovers_a_lost_broker_message(make_install: Callable[..., I
 def test_failures_retry_with_backoff_then_fail_and_retry_from_cli(
     make_install: Callable[..., Install],
 ) -> None:
-    """A message that keeps failing is retried by a running worker with backoff, marked
-    failed with its error after queue.max_attempts, and `inbound retry` brings it home."""
+    """A running worker retries with backoff, marks failed at max_attempts; `inbound retry` fixes it."""
     mg = make_install(
         "redis", queue="max_attempts = 3\nretry_base_seconds = 1\nretry_max_seconds = 2"
     )
@@ -331,8 +337,7 @@ def test_failures_retry_with_backoff_then_fail_and_retry_from_cli(
 
 
 def test_embedded_worker_is_killed_and_restarted(make_install: Callable[..., Install]) -> None:
-    """One box: a running embedded worker takes stored mail from the database, and a
-    restart after SIGKILL finds whatever was left."""
+    """A running embedded worker processes stored mail; after SIGKILL a restart finds the rest."""
     mg = make_install("sqlite")
     first = mg.receive(mail(sender="jo@acme.test"))
     worker = spawn_mailgate(mg.config, "worker", "--threads", "1")
