@@ -160,8 +160,9 @@ def _bulk(
     for line in refused:
         click.echo(f"mailgate: refused {line}", err=True)
     if not quiet:
+        made = "queued" if not is_embedded(settings) else f"{totals['tickets']} new tickets"
         click.echo(
-            f"{count} messages: {totals['stored']} stored ({totals['tickets']} new tickets), "
+            f"{count} messages: {totals['stored']} stored ({made}), "
             f"{totals['duplicate']} already stored, {totals['refused']} refused"
         )
     if totals["refused"] and not totals["stored"] and not totals["duplicate"]:
