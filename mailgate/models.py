@@ -74,6 +74,10 @@ class InboundMessage(Base):
     processed_at: Mapped[datetime | None]
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     defects: Mapped[list[Any]] = mapped_column(default=list)
+    # When a failed attempt may be retried; the reconciler measures staleness from it.
+    next_attempt_at: Mapped[datetime | None]
+    # Who let a message refused by intake.policy open a ticket anyway (empty: nobody).
+    accepted_by: Mapped[str] = mapped_column(String(320), default="")
 
 
 class Team(Base):
@@ -232,7 +236,10 @@ class Notice(Base):
     __tablename__ = "notices"
     __table_args__ = (Index("ix_notices_state_next", "state", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # None for a notice about a message that opened no ticket (kind intake_refused).
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # The inbound message that caused it, so the worker can send it right after processing.
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(320), index=True)
     language: Mapped[str] = mapped_column(String(16), default="en")

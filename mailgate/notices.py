@@ -19,11 +19,15 @@ AGENT_REPLIED = "agent_replied"
 STATUS_CHANGED = "status_changed"
 CLOSED_TICKET = "closed_ticket"
 KINDS = (ACKNOWLEDGEMENT, ASSIGNED, CUSTOMER_REPLIED, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET)
+# The answer to a sender intake.policy refuses: about no ticket, so not decided here
+# (mailgate/refusal.py writes it), but rendered and sent like every other notice.
+INTAKE_REFUSED = "intake_refused"
+ALL_KINDS = (*KINDS, INTAKE_REFUSED)
 
 # Notices that go to the customer side (language of the customer), the rest to agents.
 CUSTOMER_KINDS = frozenset({ACKNOWLEDGEMENT, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET})
 # Direct answers to an inbound message's sender: RFC 3834 §5 calls them auto-replied.
-ANSWER_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET})
+ANSWER_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, INTAKE_REFUSED})
 # Caused by inbound mail, so an outside party can make them repeat: rate-limited.
 RATE_LIMITED_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED})
 

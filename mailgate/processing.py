@@ -19,6 +19,7 @@ from mailgate import outbox, replytext
 from mailgate import tickets as status_machine
 from mailgate.directory import CustomerView, is_support_address, match_customer
 from mailgate.errors import TemporaryFailure
+from mailgate.intake_policy import admits
 from mailgate.loop import loop_marker
 from mailgate.message import ParsedMessage, ParseRefused, parse
 from mailgate.models import (
@@ -35,6 +36,8 @@ from mailgate.models import (
     TicketMessage,
 )
 from mailgate.notices import CUSTOMER_REPLY, MESSAGE_TO_CLOSED, NEW_TICKET, Event
+from mailgate.refusal import record_refusal
+from mailgate.routing import route_new_ticket
 from mailgate.screening import BOUNCE, ScreenContext, Screening, screen
 from mailgate.settings import Settings
 from mailgate.store import Store
@@ -117,13 +120,15 @@ def process(
             },
         )
         return result
-    except IntegrityError:
+    except IntegrityError as exc:
         # A concurrent worker recorded this message first; its outcome stands.
         with store.transaction() as session:
             row = session.get(InboundMessage, inbound_id)
             assert row is not None
             if row.state in FINAL_STATES:
                 return _result_of(session, row)
+        # Not a race: a real failure, counted like any other (invariant 8).
+        _record_failure(store, inbound_id, exc, settings.queue.max_attempts)
         raise
     except TemporaryFailure:
         raise
@@ -206,7 +211,13 @@ def _apply(
     )
     sender = parsed.sender.email.lower() if parsed.sender else row.envelope_from.lower()
     if resolution.ticket_id is None:
-        ticket = _open_ticket(session, parsed, sender, resolution, settings=settings, at=at)
+        if _refused_by_policy(
+            session, row, parsed, sender, screening=screening, settings=settings, at=at
+        ):
+            return
+        ticket = _open_ticket(
+            session, parsed, sender, resolution, settings=settings, at=at, row=row
+        )
         outcome, event_kind = "new_ticket", NEW_TICKET
         if screening.automatic:
             # Automatic mail that matches no ticket still becomes one, visible to agents
@@ -298,6 +309,40 @@ def _customers(session: Session) -> list[CustomerView]:
     ]
 
 
+def _refused_by_policy(
+    session: Session,
+    row: InboundMessage,
+    parsed: ParsedMessage,
+    sender: str,
+    *,
+    screening: Screening,
+    settings: Settings,
+    at: datetime,
+) -> bool:
+    """intake.policy: a sender who may not open tickets gets a kept message, outcome
+    ``refused_policy``, and one content-free answer. ``mailgate inbound accept``
+    sets ``accepted_by`` and the message opens its ticket after all."""
+    if settings.intake.policy == "anyone" or row.accepted_by:
+        return False
+    customer = match_customer(sender, _customers(session))
+    verdict = admits(settings.intake.policy, sender, customer)
+    if verdict.allowed:
+        return False
+    record_refusal(
+        session,
+        row=row,
+        parsed=parsed,
+        sender=sender,
+        customer=customer,
+        screening=screening,
+        settings=settings,
+        at=at,
+    )
+    _finish(row, "refused_policy", None, at)
+    row.last_error = verdict.reason
+    return True
+
+
 def _open_ticket(
     session: Session,
     parsed: ParsedMessage,
@@ -306,6 +351,7 @@ def _open_ticket(
     *,
     settings: Settings,
     at: datetime,
+    row: InboundMessage,
 ) -> Ticket:
     customer = match_customer(sender, _customers(session))
     team_id = session.scalar(select(Team.id).where(Team.name == settings.defaults.team))
@@ -349,6 +395,12 @@ def _open_ticket(
                 new=str(resolution.linked_number),
                 detail={"reason": resolution.reason},
             )
+    if row.accepted_by:
+        _history(session, ticket, at, row.accepted_by, "accepted", detail={"policy": "override"})
+    # Type, priority, team, tags by rule; then the assignee (DESIGN.md §5).
+    route_new_ticket(
+        session, ticket, inbound=row, parsed=parsed, customer=customer, settings=settings, at=at
+    )
     return ticket
 
 

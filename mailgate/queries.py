@@ -205,4 +205,65 @@ def inbound_summary(row: InboundMessage) -> dict[str, Any]:
         "last_error": row.last_error,
         "ticket_id": row.ticket_id,
         "defects": list(row.defects),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "accepted_by": row.accepted_by,
     }
+
+
+def list_inbound(
+    session: Session, *, state: str | None = None, outcome: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Inbound messages newest first, with their ticket number; ``limit`` 0 means all."""
+    query = select(InboundMessage).order_by(InboundMessage.id.desc())
+    if state:
+        query = query.where(InboundMessage.state == state)
+    if outcome:
+        query = query.where(InboundMessage.outcome == outcome)
+    if limit:
+        query = query.limit(limit)
+    rows = list(session.scalars(query))
+    ticket_ids = [r.ticket_id for r in rows if r.ticket_id is not None]
+    numbers = dict(
+        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))).all()
+    )
+    out = []
+    for row in rows:
+        item = inbound_summary(row)
+        item["ticket"] = numbers.get(row.ticket_id) if row.ticket_id is not None else None
+        out.append(item)
+    return out
+
+
+def show_inbound(session: Session, inbound_id: int) -> dict[str, Any]:
+    """One inbound message: its summary, header section and the notices it caused."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None:
+        raise NotFound(f"no inbound message {inbound_id}")
+    out = inbound_summary(row)
+    out["ticket"] = (
+        session.scalar(select(Ticket.number).where(Ticket.id == row.ticket_id))
+        if row.ticket_id is not None
+        else None
+    )
+    head = row.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    out["headers"] = head.decode("utf-8", "replace")
+    notices = session.scalars(select(Notice).where(Notice.inbound_id == row.id).order_by(Notice.id))
+    out["notices"] = [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "recipient": n.recipient,
+            "state": n.state,
+            "last_error": n.last_error,
+        }
+        for n in notices
+    ]
+    return out
+
+
+def raw_inbound(session: Session, inbound_id: int) -> bytes:
+    """The bytes of inbound message ``inbound_id`` exactly as they were received."""
+    raw = session.scalar(select(InboundMessage.raw).where(InboundMessage.id == inbound_id))
+    if raw is None:
+        raise NotFound(f"no inbound message {inbound_id}")
+    return raw

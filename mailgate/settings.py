@@ -21,6 +21,11 @@ class QueueSettings:
     broker: str = "embedded"
     max_attempts: int = 5
     reconcile_after_seconds: int = 300
+    # Queue names on the broker are <name>-inbound and <name>-notices.
+    name: str = "mailgate"
+    # Retry n waits about retry_base_seconds * 2**(n-1), at most retry_max_seconds.
+    retry_base_seconds: int = 10
+    retry_max_seconds: int = 3600
 
 
 @dataclass(frozen=True)

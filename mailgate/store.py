@@ -103,14 +103,37 @@ class Store:
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
-    def upgrade(self) -> tuple[str | None, str | None]:
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
         """Apply every pending migration; returns (before, after) revisions."""
+        return self._migrate(command.upgrade, revision)
+
+    def downgrade(self, revision: str) -> tuple[str | None, str | None]:
+        """Undo migrations down to ``revision``; returns (before, after) revisions."""
+        return self._migrate(command.downgrade, revision)
+
+    def _migrate(
+        self, step: Callable[[AlembicConfig, str], None], revision: str
+    ) -> tuple[str | None, str | None]:
         try:
             before = self.current_revision()
-            with self.engine.begin() as conn:
-                cfg = _alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    # SQLite changes a column by copying the table (Alembic batch mode);
+                    # dropping the old copy trips foreign keys pointing at it. The pragma
+                    # only takes effect outside a transaction, so it comes first, and the
+                    # keys are checked once everything is in place.
+                    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    conn.commit()
+                with conn.begin():
+                    cfg = _alembic_config()
+                    cfg.attributes["connection"] = conn
+                    step(cfg, revision)
+                if self.is_sqlite:
+                    problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
+                    if problems:
+                        raise RuntimeError(f"foreign keys broken by a migration: {problems[:5]}")
             return before, self.current_revision()
         except OperationalError as exc:
             raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
@@ -137,7 +160,9 @@ class Store:
     def sync_directory(self, settings: Settings) -> None:
         """Create or update the teams, agents and customers declared in the config file.
 
-        Rows the CLI added are left alone; declared fields win over stored ones.
+        Rows the CLI added are left alone; declared fields win over stored ones, except
+        an agent's ``away`` and ``active``: the file gives their first value, and after
+        that they are day-to-day state owned by ``mailgate agents set``.
         """
         with self.transaction() as session:
             for team in settings.teams:
@@ -151,10 +176,9 @@ class Store:
                 email = agent.email.lower()
                 found = session.scalar(select(Agent).where(Agent.email == email))
                 if found is None:
-                    found = Agent(email=email)
+                    found = Agent(email=email, away=agent.away, active=agent.active)
                     session.add(found)
                 found.name, found.teams = agent.name, list(agent.teams)
-                found.away, found.active = agent.away, agent.active
                 agents[email] = found
             session.flush()
             for customer in settings.customers:

@@ -49,6 +49,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
         bad("queue.broker", f"expected embedded, redis://... or amqp://..., got {s.queue.broker!r}")
     if s.queue.max_attempts < 1:
         bad("queue.max_attempts", "expected an integer of at least 1")
+    _check_queue(s, bad)
     _check_listen(s.smtp.listen, bad)
     choice("smtp.protocol", s.smtp.protocol, ("smtp", "lmtp"))
     choice("smtp.tls", s.smtp.tls, ("none", "starttls", "implicit"))
@@ -80,8 +81,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     choice("logging.format", s.logging.format, ("text", "json"))
     _check_tickets(s, bad)
     _check_people(s, bad)
-    for i, rule in enumerate(s.rules):
-        _check_rule(s, i, rule, bad)
+    _check_rules(s, bad)
     return problems
 
 
@@ -109,6 +109,21 @@ def _check_imap(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]
             bad(f"{at}.batch_size", "batch_size and poll_interval must be positive")
         if box.after_store == "move" and box.processed_folder == box.folder:
             bad(f"{at}.processed_folder", "must differ from folder when after_store = 'move'")
+
+
+def _check_queue(s: Settings, bad: Bad) -> None:
+    q = s.queue
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,62}", q.name):
+        bad(
+            "queue.name",
+            f"expected a letter or '_', then letters, digits, '_' or '-', got {q.name!r}",
+        )
+    if q.reconcile_after_seconds < 1:
+        bad("queue.reconcile_after_seconds", "expected a positive integer")
+    if q.retry_base_seconds < 1:
+        bad("queue.retry_base_seconds", "expected a positive integer")
+    if q.retry_max_seconds < q.retry_base_seconds:
+        bad("queue.retry_max_seconds", "expected at least queue.retry_base_seconds")
 
 
 def _check_tickets(s: Settings, bad: Bad) -> None:
@@ -160,6 +175,16 @@ def _check_people(s: Settings, bad: Bad) -> None:
             bad(f"customers[{i}].owner", f"{customer.owner!r} is not an agent in [[agents]]")
         if not customer.domains and not customer.addresses:
             bad(f"customers[{i}]", "expected domains or addresses to match its mail")
+
+
+def _check_rules(s: Settings, bad: Bad) -> None:
+    names: set[str] = set()
+    for i, rule in enumerate(s.rules):
+        _check_rule(s, i, rule, bad)
+        if rule.name in names:
+            # History records matched rules by name, so names must tell them apart.
+            bad(f"rules[{i}].name", f"duplicate rule name {rule.name!r}")
+        names.add(rule.name)
 
 
 def _check_rule(s: Settings, i: int, rule: RuleSetting, bad: Bad) -> None:

@@ -71,6 +71,10 @@ def _register() -> None:
     for command in notice_cmds.COMMANDS:
         cli.add_command(command)
     cli.add_command(imap_cmd.imap)
+    from mailgate.cli import inbound_cmds, people_cmds, worker_cmd
+
+    for command in (worker_cmd.worker, inbound_cmds.inbound, *people_cmds.COMMANDS):
+        cli.add_command(command)
 
 
 _register()

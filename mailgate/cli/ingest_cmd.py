@@ -17,6 +17,8 @@ from mailgate.errors import MailgateError, PermanentFailure, TemporaryFailure
 from mailgate.handling import process_and_send
 from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
 from mailgate.inbound.intake import Envelope, accept
+from mailgate.jobs import enqueue_inbound, is_embedded
+from mailgate.processing import ProcessResult
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -114,9 +116,13 @@ def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> Non
 
 
 def _process_quietly(ctx: Context, inbound_id: int):  # type: ignore[no-untyped-def]
-    """Process inline, then send its notices (the embedded queue). The message is already
-    safe, so a failure here is recorded on its row for `mailgate inbound retry`, not
-    reported as an ingest error."""
+    """Process inline and send its notices (the embedded queue), or hand the id to
+    the broker. The message
+    is already safe, so a failure here is recorded on its row for `mailgate inbound
+    retry` (or left to the reconciler), not reported as an ingest error."""
+    if not is_embedded(ctx.settings):
+        enqueue_inbound(ctx.settings, inbound_id)
+        return ProcessResult(inbound_id, "received", "queued")
     try:
         return process_and_send(ctx.store, inbound_id, settings=ctx.settings, now=utc_now)
     except Exception:  # noqa: BLE001 - recorded on the row by process()
@@ -156,8 +162,9 @@ def _bulk(
     for line in refused:
         click.echo(f"mailgate: refused {line}", err=True)
     if not quiet:
+        made = "queued" if not is_embedded(settings) else f"{totals['tickets']} new tickets"
         click.echo(
-            f"{count} messages: {totals['stored']} stored ({totals['tickets']} new tickets), "
+            f"{count} messages: {totals['stored']} stored ({made}), "
             f"{totals['duplicate']} already stored, {totals['refused']} refused"
         )
     if totals["refused"] and not totals["stored"] and not totals["duplicate"]:

@@ -31,7 +31,7 @@ class Envelope:
     notice_id: int
     kind: str
     recipient: str
-    ticket_number: int
+    ticket_number: int | None
     message_id: str
     in_reply_to: str = ""
 
@@ -54,7 +54,12 @@ def compose(
     if _MSG_ID.match(envelope.in_reply_to):
         msg["In-Reply-To"] = f"<{envelope.in_reply_to}>"
         msg["References"] = f"<{envelope.in_reply_to}>"
-    if envelope.kind in CUSTOMER_KINDS and envelope.kind != CLOSED_TICKET and secret:
+    if (
+        envelope.kind in CUSTOMER_KINDS
+        and envelope.kind != CLOSED_TICKET
+        and envelope.ticket_number is not None
+        and secret
+    ):
         # A reply finds its ticket by this signed plus-address even if the client drops
         # every thread header (RFC 5233 subaddress). A closed ticket gets none: its
         # notice asks for a new ticket, so a reply should not go back to the old one.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from mailgate.notices import KINDS
+from mailgate.notices import ALL_KINDS
 
 BUILT_IN = Path(str(files("mailgate") / "templates"))
 PARTS = ("subject", "txt", "html")
@@ -25,7 +25,7 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 class NoticeValues:
     """Everything a template may show."""
 
-    number: int
+    number: int | None  # None for a notice about no ticket (intake_refused)
     tag: str  # e.g. "[#123]"
     url: str
     status: str
@@ -33,6 +33,8 @@ class NoticeValues:
     priority: str
     recipient: str
     date: str
+    # Whom to ask (intake_refused): addresses from the config, never from the mail.
+    contact: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ SAMPLE = NoticeValues(
     priority="Normal",
     recipient="customer@example.com",
     date="2026-01-05",
+    contact="admin@customer.example",
 )
 
 
@@ -97,7 +100,7 @@ class Renderer:
 
     def render(self, kind: str, language: str, values: NoticeValues) -> Rendered:
         """Subject, text and HTML of one notice. Raises jinja2 errors for a broken template."""
-        if kind not in KINDS:
+        if kind not in ALL_KINDS:
             raise ValueError(f"unknown notice kind {kind!r}")
         lang = self.language_for(kind, language)
         context = asdict(values)
@@ -120,7 +123,7 @@ def check_templates(own_folder: str = "", *, default_language: str = "en") -> li
         return [f"outbound.templates: {own_folder}: not a folder"]
     renderer = Renderer(own_folder, default_language=default_language)
     for language in renderer.languages():
-        for kind in KINDS:
+        for kind in ALL_KINDS:
             for part in PARTS:
                 name = f"{language}/{kind}.{part}"
                 try:
@@ -135,7 +138,7 @@ def check_templates(own_folder: str = "", *, default_language: str = "en") -> li
                 except jinja2.TemplateError as exc:
                     problems.append(f"outbound.templates: {name}: {_describe(exc)}")
     try:
-        for kind in KINDS:
+        for kind in ALL_KINDS:
             renderer.language_for(kind, default_language)
     except jinja2.TemplateNotFound as exc:
         problems.append(f"outbound.templates: no template for {exc}")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import jinja2
 from sqlalchemy import or_, select, update
@@ -38,8 +39,20 @@ class SendReport:
     skipped: int = 0
 
 
-def values_for(notice: Notice, ticket: Ticket, settings: Settings) -> NoticeValues:
+def values_for(notice: Notice, ticket: Ticket | None, settings: Settings) -> NoticeValues:
     """The only values a template sees: reference, link, system vocabulary, dates."""
+    if ticket is None:  # intake_refused: about a message that opened no ticket
+        return NoticeValues(
+            number=None,
+            tag="",
+            url=_portal_home(settings.portal.ticket_url),
+            status="",
+            type="",
+            priority="",
+            recipient=notice.recipient,
+            date=notice.created_at.date().isoformat(),
+            contact=str(notice.detail.get("contact") or settings.outbound.from_address),
+        )
     assert ticket.number is not None
     number = ticket.number
     return NoticeValues(
@@ -54,17 +67,26 @@ def values_for(notice: Notice, ticket: Ticket, settings: Settings) -> NoticeValu
     )
 
 
+def _portal_home(ticket_url: str) -> str:
+    parts = urlsplit(ticket_url)
+    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else ""
+
+
 def build_message(
-    notice: Notice, ticket: Ticket, *, settings: Settings, renderer: Renderer, now: datetime
+    notice: Notice,
+    ticket: Ticket | None,
+    *,
+    settings: Settings,
+    renderer: Renderer,
+    now: datetime,
 ) -> EmailMessage:
     """The composed message for one notice row."""
     rendered = renderer.render(notice.kind, notice.language, values_for(notice, ticket, settings))
-    assert ticket.number is not None
     envelope = Envelope(
         notice_id=notice.id,
         kind=notice.kind,
         recipient=notice.recipient,
-        ticket_number=ticket.number,
+        ticket_number=ticket.number if ticket is not None else None,
         message_id=notice.message_id,
         in_reply_to=notice.in_reply_to,
     )
@@ -103,7 +125,7 @@ def send_notice(
             raise NotFound(f"no notice #{notice_id}")
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
             return notice.state
-        ticket = session.get_one(Ticket, notice.ticket_id)
+        ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
         try:
             message = build_message(notice, ticket, settings=settings, renderer=renderer, now=at)
             transport.send(

@@ -1,0 +1,56 @@
+"""The dramatiq actors: each takes an id, loads the row, calls one task (``tasks.py``).
+
+Actors are declared on an explicit broker for an explicit runtime (store,
+settings, clock), so a process can hold exactly the broker its config names.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from mailgate.jobs.broker import INBOUND_ACTOR, NOTICE_ACTOR, QueueNames, send
+from mailgate.jobs.tasks import (
+    Runtime,
+    notices_available,
+    pending_notice_ids,
+    run_inbound,
+    run_notice,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _retries() -> int:
+    message = CurrentMessage.get_current_message()
+    return int(message.options.get("retries", 0)) if message is not None else 0
+
+
+def _retry_in(seconds: float) -> dramatiq.Retry:
+    return dramatiq.Retry(delay=max(1, int(seconds * 1000)))
+
+
+def declare_actors(
+    broker: dramatiq.Broker, runtime: Runtime, names: QueueNames
+) -> tuple[dramatiq.Actor[[int], None], dramatiq.Actor[[int], None]]:
+    """Declare the inbound and notice actors on ``broker``; returns them."""
+
+    def process_inbound(inbound_id: int) -> None:
+        delay = run_inbound(runtime, inbound_id, retries=_retries())
+        if delay is not None:
+            raise _retry_in(delay)
+        if notices_available():
+            # Notices written with this message's outcome go out right after commit.
+            for notice_id in pending_notice_ids(runtime, inbound_id):
+                send(broker, names.notices, NOTICE_ACTOR, notice_id)
+
+    def send_notice(notice_id: int) -> None:
+        delay = run_notice(runtime, notice_id, retries=_retries())
+        if delay is not None:
+            raise _retry_in(delay)
+
+    inbound = dramatiq.actor(actor_name=INBOUND_ACTOR, queue_name=names.inbound, broker=broker)
+    notice = dramatiq.actor(actor_name=NOTICE_ACTOR, queue_name=names.notices, broker=broker)
+    return inbound(process_inbound), notice(send_notice)

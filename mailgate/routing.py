@@ -1,0 +1,264 @@
+"""Rules and assignment applied to a new ticket, inside the processing transaction.
+
+The decisions are pure (``rules.evaluate``, ``assignment.choose``); this module loads
+their inputs, takes the lock that makes a round-robin slot or a least-open count
+safe against a second worker, and records every change in the history.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.parser
+import email.policy
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from mailgate import rules
+from mailgate.assignment import AgentView, Choice, choose
+from mailgate.directory import CustomerView
+from mailgate.message import ParsedMessage
+from mailgate.models import Agent, HistoryEvent, InboundMessage, Team, Ticket
+from mailgate.settings import Settings
+
+# Strategies whose choice reads state another worker may be changing at the same time.
+_LOCKING = ("round_robin", "least_open")
+
+
+def route_new_ticket(
+    session: Session,
+    ticket: Ticket,
+    *,
+    inbound: InboundMessage,
+    parsed: ParsedMessage,
+    customer: CustomerView | None,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """Apply the configured rules to ``ticket`` (just opened), then assign it."""
+    facts = message_facts(inbound, parsed, ticket.requester, customer, ticket.language)
+    outcome = rules.evaluate(settings.rules, facts)
+    if outcome.matched:
+        _apply_rules(session, ticket, outcome, at)
+    requested = outcome.get("assignee")
+    by_rule = dict(outcome.set_by).get("assignee", "")
+    assign_new_ticket(
+        session,
+        ticket,
+        requested=(str(requested).lower(), by_rule) if requested else None,
+        customer=customer,
+        settings=settings,
+        at=at,
+    )
+
+
+def message_facts(
+    inbound: InboundMessage,
+    parsed: ParsedMessage,
+    sender: str,
+    customer: CustomerView | None,
+    language: str,
+) -> rules.Facts:
+    """What the rules may test, from the stored message and its parsed view."""
+    recipients = [a.email.lower() for a in parsed.to + parsed.cc]
+    recipients += [str(r).lower() for r in inbound.envelope_to]
+    return rules.Facts(
+        sender=sender,
+        recipients=tuple(dict.fromkeys(recipients)),
+        subject=parsed.subject,
+        body=parsed.text,
+        headers=all_headers(inbound.raw),
+        customer=customer.name if customer else "",
+        language=language,
+        has_attachment=any(not a.inline for a in parsed.attachments),
+    )
+
+
+def all_headers(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """Every header field of ``raw`` as (lower-case name, decoded one-line value).
+
+    The parsed view keeps only the headers the core reads; rules may name any.
+    """
+    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    out = []
+    for name, value in message.items():
+        try:
+            text = str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, UnicodeError):
+            text = str(value)
+        out.append((name.lower(), " ".join(text.split())))
+    return tuple(out)
+
+
+def _apply_rules(session: Session, ticket: Ticket, outcome: rules.Outcome, at: datetime) -> None:
+    changes: dict[str, Any] = {}
+    if outcome.get("type"):
+        changes["type"] = (ticket.type, outcome.get("type"))
+        ticket.type = outcome.get("type")
+    if outcome.get("priority"):
+        changes["priority"] = (ticket.priority, outcome.get("priority"))
+        ticket.priority = outcome.get("priority")
+    if outcome.get("team"):
+        team_id = session.scalar(select(Team.id).where(Team.name == outcome.get("team")))
+        if team_id is not None:
+            changes["team"] = ("", outcome.get("team"))
+            ticket.team_id = team_id
+    if outcome.get("tags") is not None:
+        changes["tags"] = ("", ",".join(outcome.get("tags")))
+        ticket.tags = list(outcome.get("tags"))
+    set_by = dict(outcome.set_by)
+    session.add(
+        HistoryEvent(
+            ticket_id=ticket.id,
+            at=at,
+            actor="rules",
+            action="rules_applied",
+            detail={
+                "matched": list(outcome.matched),
+                "set": {
+                    field: {"old": old, "new": new, "rule": set_by[field]}
+                    for field, (old, new) in changes.items()
+                },
+            },
+        )
+    )
+
+
+def assign_new_ticket(
+    session: Session,
+    ticket: Ticket,
+    *,
+    requested: tuple[str, str] | None,
+    customer: CustomerView | None,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """Give ``ticket`` an agent: the rule's assignee when available, else the team's
+    strategy. No fit leaves it unassigned, with the reason in its history."""
+    agents = [_view(a) for a in session.scalars(select(Agent))]
+    by_id = {a.id: a for a in agents}
+    by_email = {a.email: a for a in agents}
+    note = ""
+    if requested is not None:
+        email_, rule_name = requested
+        wanted = by_email.get(email_)
+        if wanted is not None and wanted.available:
+            choice = Choice(wanted.id, f"rule {rule_name}")
+            _record(session, ticket, wanted, choice, settings=settings, at=at)
+            return
+        note = f"rule {rule_name} named {email_}, who is not available; "
+    team = session.get(Team, ticket.team_id) if ticket.team_id is not None else None
+    if team is None:
+        choice = Choice(None, note + "ticket has no team")
+        _record(session, ticket, None, choice, settings=settings, at=at)
+        return
+    if team.assignment in _LOCKING:
+        team = _lock_team(session, team.id)
+    open_counts: dict[int, int] = {}
+    if team.assignment == "least_open":
+        open_counts = _open_counts(session, settings)
+    owner = by_id.get(customer.owner_id) if customer and customer.owner_id else None
+    choice = choose(
+        team.assignment,
+        team=team.name,
+        agents=agents,
+        owner=owner,
+        last_agent_id=team.rr_last_agent_id,
+        open_counts=open_counts,
+        cap=team.cap,
+    )
+    if team.assignment == "round_robin" and choice.agent_id is not None:
+        team.rr_last_agent_id = choice.agent_id
+    choice = Choice(choice.agent_id, note + choice.reason)
+    _record(session, ticket, by_id.get(choice.agent_id or -1), choice, settings=settings, at=at)
+
+
+def _lock_team(session: Session, team_id: int) -> Team:
+    """The team row, locked until commit, re-read after the lock is held.
+
+    PostgreSQL: ``SELECT ... FOR NO KEY UPDATE`` makes a second worker wait for this
+    transaction. Not plain FOR UPDATE: inserting the ticket already took a KEY SHARE
+    lock on the team row (its foreign key), which FOR UPDATE would wait on, so two
+    workers would deadlock. SQLite ignores FOR UPDATE; writing the row first takes
+    the database write lock before anything is read, so the read cannot be stale.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Team)
+            .where(Team.id == team_id)
+            .values(rr_last_agent_id=Team.rr_last_agent_id)
+            .execution_options(synchronize_session=False)
+        )
+    return session.execute(
+        select(Team)
+        .where(Team.id == team_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _open_counts(session: Session, settings: Settings) -> dict[int, int]:
+    closed = [s.name for s in settings.tickets.statuses if s.category == "closed"]
+    rows = session.execute(
+        select(Ticket.assignee_id, func.count())
+        .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
+        .group_by(Ticket.assignee_id)
+    ).all()
+    return {agent_id: count for agent_id, count in rows if agent_id is not None}
+
+
+def _view(agent: Agent) -> AgentView:
+    return AgentView(agent.id, agent.email, agent.active, agent.away, tuple(agent.teams))
+
+
+def _record(
+    session: Session,
+    ticket: Ticket,
+    agent: AgentView | None,
+    choice: Choice,
+    *,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    if agent is None:
+        # Visible as such: no assignee, and the history says why.
+        session.add(
+            HistoryEvent(
+                ticket_id=ticket.id,
+                at=at,
+                actor="assignment",
+                action="unassigned",
+                detail={"reason": choice.reason},
+            )
+        )
+        return
+    ticket.assignee_id = agent.id
+    on_assigned(session, ticket, agent, reason=choice.reason, settings=settings, at=at)
+
+
+def on_assigned(
+    session: Session,
+    ticket: Ticket,
+    agent: AgentView,
+    *,
+    reason: str,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """The one place a ticket's automatic assignment is recorded. Today it writes the
+    history event; the assignment notice to the agent (outbox) belongs here too, which
+    is what ``settings`` is passed for."""
+    session.add(
+        HistoryEvent(
+            ticket_id=ticket.id,
+            at=at,
+            actor="assignment",
+            action="assigned",
+            field="assignee",
+            old="",
+            new=agent.email,
+            detail={"reason": reason},
+        )
+    )

@@ -1,0 +1,66 @@
+"""The notice actor on a real dramatiq Worker: a refused sender's notice is written by
+processing, queued after commit and handed to the outbound sender by id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailgate import config
+from mailgate.inbound.intake import Envelope, accept
+from mailgate.jobs import enqueue_inbound
+from mailgate.jobs.broker import forget_brokers
+from mailgate.jobs.worker import run_worker
+from mailgate.models import InboundMessage, Notice
+from tests.servers import require
+from tests.worker_support import mail, ready_store, unique_queue_name, write_config
+
+
+@pytest.mark.redis
+def test_refusal_notice_goes_through_the_notice_actor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processing refuses a stranger, the worker queues the notice, the sender delivers it once."""
+    require("Redis", "127.0.0.1", 6379)
+    import redis
+
+    outbox = tmp_path / "outbox"
+    name = unique_queue_name()
+    path = write_config(
+        tmp_path / "mailgate.toml",
+        f"sqlite:///{tmp_path / 'm.db'}",
+        broker="redis://127.0.0.1:6379/0",
+        queue_name=name,
+        text=f'[intake]\npolicy = "known"\n[outbound]\nfolder = "{outbox}"\n',
+    )
+    settings = config.load(path, {})
+    store = ready_store(settings)
+    try:
+        inbound_id = accept(
+            store,
+            mail(sender="x@nowhere.test"),
+            source="smtp",
+            envelope=Envelope(),
+            max_bytes=10**6,
+            now=datetime.now,
+        ).inbound_id
+        assert enqueue_inbound(settings, inbound_id)
+        run_worker(settings, threads=2, burst=True, store=store)
+        with store.transaction() as session:
+            row = session.get(InboundMessage, inbound_id)
+            notice = session.scalar(select(Notice))
+            assert row is not None and row.outcome == "refused_policy"
+            assert notice is not None and (notice.kind, notice.state) == ("intake_refused", "sent")
+            # The file transport names each file by notice id: one delivery, this one.
+            assert [f.name for f in outbox.iterdir()] == [f"notice-{notice.id}.eml"]
+    finally:
+        store.engine.dispose()
+        forget_brokers()
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(f"dramatiq:*{name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
