@@ -51,3 +51,17 @@ class NotFound(MailgateError):
     """Raised when a ticket, message or notice named on the command line does not exist."""
 
     exit_code = 1
+
+
+class ActionRefused(MailgateError):
+    """Raised when a ticket's state forbids an action: a reply or a status change on a
+    ticket that is closed (closing is final). The message says why, for the person."""
+
+    exit_code = 1
+
+
+class InvalidValue(MailgateError):
+    """Raised when an action names something that does not exist or is not allowed:
+    an unknown status, type, team or agent, a ticket linked to itself, an empty reply."""
+
+    exit_code = 1

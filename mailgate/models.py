@@ -277,3 +277,68 @@ class ImapCursor(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
+
+
+# --- The portal and API (mailgate/web) ---
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # customer | agent
+    email: Mapped[str] = mapped_column(String(320))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class SignInToken(Base):
+    """A customer's one-time sign-in link: single use, short-lived, stored as a hash."""
+
+    __tablename__ = "sign_in_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The link is HMAC(security.secret, id + salt): the notice renderer can rebuild it,
+    # a copy of the database alone cannot.
+    salt: Mapped[str] = mapped_column(String(64))
+    next_path: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token for one integration; shown once, stored as a hash."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AgentPassword(Base):
+    """An agent's portal password as an argon2 hash."""
+
+    __tablename__ = "agent_passwords"
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
+class RateLimitHit(Base):
+    """One counted attempt in a rate-limit bucket (sign-in requests, failed passwords).
+
+    In the database so every web process shares the count."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime]

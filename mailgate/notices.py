@@ -22,7 +22,9 @@ KINDS = (ACKNOWLEDGEMENT, ASSIGNED, CUSTOMER_REPLIED, AGENT_REPLIED, STATUS_CHAN
 # The answer to a sender intake.policy refuses: about no ticket, so not decided here
 # (mailgate/refusal.py writes it), but rendered and sent like every other notice.
 INTAKE_REFUSED = "intake_refused"
-ALL_KINDS = (*KINDS, INTAKE_REFUSED)
+# The portal's one-time sign-in link (mailgate/web/signin.py), also about no ticket.
+SIGN_IN_LINK = "sign_in_link"
+ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK)
 
 # Notices that go to the customer side (language of the customer), the rest to agents.
 CUSTOMER_KINDS = frozenset({ACKNOWLEDGEMENT, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET})

@@ -100,6 +100,30 @@ class PortalSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The portal and HTTP API (``mailgate web``)."""
+
+    listen: str = "127.0.0.1:8080"
+    # The address people reach the portal at; sign-in links start with it.
+    base_url: str = "http://127.0.0.1:8080"
+    cookie_name: str = "mailgate_session"
+    # auto: Secure when base_url is https; always | never to force it.
+    cookie_secure: str = "auto"
+    session_hours: int = 12
+    sign_in_link_minutes: int = 15
+    # Client addresses (the reverse proxy) whose identity and client-IP headers are believed.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Header naming the signed-in agent's email, set by the reverse proxy; empty = off.
+    trusted_proxy_header: str = ""
+    # Header carrying the client's address (e.g. X-Forwarded-For); empty = the socket peer.
+    client_ip_header: str = ""
+    sign_in_requests_per_address_per_hour: int = 5
+    sign_in_requests_per_ip_per_hour: int = 20
+    password_failures_per_address_per_hour: int = 10
+    password_failures_per_ip_per_hour: int = 30
+
+
+@dataclass(frozen=True)
 class SecuritySettings:
     secret: str = ""
     old_secrets: tuple[str, ...] = ()
@@ -220,6 +244,7 @@ class Settings:
     imap: ImapSettings = field(default_factory=ImapSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)

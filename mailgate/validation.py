@@ -51,6 +51,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
         bad("queue.max_attempts", "expected an integer of at least 1")
     _check_queue(s, bad)
     _check_listen(s.smtp.listen, bad)
+    _check_web(s, bad, choice)
     choice("smtp.protocol", s.smtp.protocol, ("smtp", "lmtp"))
     choice("smtp.tls", s.smtp.tls, ("none", "starttls", "implicit"))
     if s.smtp.tls != "none" and not (s.smtp.tls_cert and s.smtp.tls_key):
@@ -90,10 +91,32 @@ def _is_address(value: str) -> bool:
     return bool(local) and bool(domain) and " " not in value
 
 
-def _check_listen(listen: str, bad: Bad) -> None:
+def _check_listen(listen: str, bad: Bad, key: str = "smtp.listen", port_hint: int = 2525) -> None:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        bad("smtp.listen", f"expected HOST:PORT such as 127.0.0.1:2525, got {listen!r}")
+        bad(key, f"expected HOST:PORT such as 127.0.0.1:{port_hint}, got {listen!r}")
+
+
+def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:
+    _check_listen(s.web.listen, bad, "web.listen", 8080)
+    if not s.web.base_url.startswith(("http://", "https://")) or s.web.base_url.endswith("/"):
+        bad(
+            "web.base_url",
+            f"expected http(s)://host[:port][/path] without a trailing /, got {s.web.base_url!r}",
+        )
+    choice("web.cookie_secure", s.web.cookie_secure, ("auto", "always", "never"))
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.web.cookie_name):
+        bad("web.cookie_name", f"expected letters, digits, - or _, got {s.web.cookie_name!r}")
+    for key in (
+        "session_hours",
+        "sign_in_link_minutes",
+        "sign_in_requests_per_address_per_hour",
+        "sign_in_requests_per_ip_per_hour",
+        "password_failures_per_address_per_hour",
+        "password_failures_per_ip_per_hour",
+    ):
+        if getattr(s.web, key) < 1:
+            bad(f"web.{key}", "expected a positive integer")
 
 
 def _check_imap(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:

@@ -64,17 +64,32 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from mailgate.cli import imap_cmd, ingest_cmd, notice_cmds, setup_cmds, ticket_cmds
+    from mailgate.cli import (
+        imap_cmd,
+        inbound_cmds,
+        ingest_cmd,
+        notice_cmds,
+        people_cmds,
+        setup_cmds,
+        ticket_cmds,
+        web_cmds,
+        worker_cmd,
+    )
 
-    for command in (*setup_cmds.COMMANDS, ingest_cmd.ingest, ticket_cmds.tickets):
+    for command in (
+        *setup_cmds.COMMANDS,
+        ingest_cmd.ingest,
+        ticket_cmds.tickets,
+        *notice_cmds.COMMANDS,
+        imap_cmd.imap,
+        worker_cmd.worker,
+        inbound_cmds.inbound,
+        *people_cmds.COMMANDS,
+        *web_cmds.COMMANDS,
+    ):
         cli.add_command(command)
-    for command in notice_cmds.COMMANDS:
-        cli.add_command(command)
-    cli.add_command(imap_cmd.imap)
-    from mailgate.cli import inbound_cmds, people_cmds, worker_cmd
-
-    for command in (worker_cmd.worker, inbound_cmds.inbound, *people_cmds.COMMANDS):
-        cli.add_command(command)
+    # `agents set-password` joins the directory's `agents` group.
+    web_cmds.attach_set_password(cli)
 
 
 _register()

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 
 import jinja2
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from mailgate.backoff import next_attempt
 from mailgate.errors import NotFound, PermanentFailure, TemporaryFailure
 from mailgate.models import Notice, Ticket
+from mailgate.notices import SIGN_IN_LINK
 from mailgate.outbound.compose import Envelope, compose
 from mailgate.outbound.render import NoticeValues, Renderer
 from mailgate.outbound.transport import Transport, make_transport
@@ -39,13 +41,16 @@ class SendReport:
     skipped: int = 0
 
 
-def values_for(notice: Notice, ticket: Ticket | None, settings: Settings) -> NoticeValues:
-    """The only values a template sees: reference, link, system vocabulary, dates."""
-    if ticket is None:  # intake_refused: about a message that opened no ticket
+def values_for(
+    notice: Notice, ticket: Ticket | None, settings: Settings, link: str = ""
+) -> NoticeValues:
+    """The only values a template sees: reference, link, system vocabulary, dates.
+    ``link`` is the URL of a notice about no ticket (the sign-in link)."""
+    if ticket is None:  # intake_refused or sign_in_link: about no ticket
         return NoticeValues(
             number=None,
             tag="",
-            url=_portal_home(settings.portal.ticket_url),
+            url=link or _portal_home(settings.portal.ticket_url),
             status="",
             type="",
             priority="",
@@ -67,6 +72,17 @@ def values_for(notice: Notice, ticket: Ticket | None, settings: Settings) -> Not
     )
 
 
+def _sign_in_link(session: Session, settings: Settings, notice: Notice) -> str:
+    if notice.kind != SIGN_IN_LINK:
+        return ""
+    from mailgate.web.signin import link_for_notice  # the portal rebuilds it from the secret
+
+    link = link_for_notice(session, settings, notice)
+    if link is None:
+        raise PermanentFailure("the sign-in link behind this notice is gone")
+    return link
+
+
 def _portal_home(ticket_url: str) -> str:
     parts = urlsplit(ticket_url)
     return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else ""
@@ -79,9 +95,11 @@ def build_message(
     settings: Settings,
     renderer: Renderer,
     now: datetime,
+    link: str = "",
 ) -> EmailMessage:
     """The composed message for one notice row."""
-    rendered = renderer.render(notice.kind, notice.language, values_for(notice, ticket, settings))
+    values = values_for(notice, ticket, settings, link)
+    rendered = renderer.render(notice.kind, notice.language, values)
     envelope = Envelope(
         notice_id=notice.id,
         kind=notice.kind,
@@ -127,7 +145,10 @@ def send_notice(
             return notice.state
         ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
         try:
-            message = build_message(notice, ticket, settings=settings, renderer=renderer, now=at)
+            link = _sign_in_link(session, settings, notice)
+            message = build_message(
+                notice, ticket, settings=settings, renderer=renderer, now=at, link=link
+            )
             transport.send(
                 notice.id,
                 message,

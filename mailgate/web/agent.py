@@ -1,0 +1,284 @@
+"""Agent pages: password sign-in, the queue, and the actions on a ticket.
+
+Every action is a form post that calls one ``agent_actions`` function, the same
+one the CLI and the API call, then returns to the ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from mailgate import agent_actions, queries
+from mailgate.agent_actions import CLOSED_EXPLANATION, Actor
+from mailgate.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.models import Agent, Team, Ticket
+from mailgate.tickets import is_closed
+from mailgate.web import passwords, ratelimit, sessions, signin
+from mailgate.web.auth import Principal, agent_only, client_ip, current, require_csrf
+from mailgate.web.context import Portal, portal
+from mailgate.web.middleware import with_session
+from mailgate.web.pages import render
+
+router = APIRouter(include_in_schema=False)
+Csrf = Depends(require_csrf)
+AgentP = Annotated[Principal, Depends(agent_only)]
+Text = Annotated[str, Form(max_length=200_000)]
+Short = Annotated[str, Form(max_length=500)]
+PAGE_SIZE = 50
+MAX_NUMBER = 2**53
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/agent/sign-in")
+def sign_in_form(request: Request, next: str = "") -> Response:
+    principal = current(request)
+    if principal is not None and principal.is_agent:
+        return _redirect(signin.safe_next(next) or "/agent")
+    return render(request, "agent_sign_in.html", next=signin.safe_next(next))
+
+
+@router.post("/agent/sign-in", dependencies=[Csrf])
+def sign_in(request: Request, email: Short, password: Short, next: Short = "") -> Response:
+    p = portal(request)
+    at, web = p.now(), p.settings.web
+    limits = {
+        ratelimit.bucket("password-address", email): web.password_failures_per_address_per_hour,
+        ratelimit.bucket("password-ip", client_ip(request)): web.password_failures_per_ip_per_hour,
+    }
+    with p.store.transaction() as session:
+        if ratelimit.over(session, limits, at):
+            return render(
+                request,
+                "agent_sign_in.html",
+                429,
+                next=next,
+                error=("Too many failed sign-ins. Please wait an hour and try again."),
+            )
+        agent = passwords.check_password(session, email, password, at)
+        if agent is None:
+            ratelimit.record(session, list(limits), at)
+        else:
+            sid = sessions.start(
+                session,
+                kind="agent",
+                email=agent.email,
+                agent_id=agent.id,
+                at=at,
+                hours=web.session_hours,
+            )
+    if agent is None:
+        return render(
+            request,
+            "agent_sign_in.html",
+            401,
+            next=next,
+            error="That email and password do not match an active agent.",
+        )
+    return with_session(request, _redirect(signin.safe_next(next) or "/agent"), sid)
+
+
+@router.get("/agent")
+def queue(
+    request: Request,
+    principal: AgentP,
+    status: str = "open",
+    team: str = "",
+    assignee: str = "",
+    page: int = 1,
+) -> Response:
+    p = portal(request)
+    closed = [s.name for s in p.settings.tickets.statuses if s.category == "closed"]
+    page = max(1, min(page, 10_000))
+    with p.store.transaction() as session:
+        query = select(Ticket)
+        if status == "open":
+            query = query.where(Ticket.status.not_in(closed))
+        elif status == "closed":
+            query = query.where(Ticket.status.in_(closed))
+        elif status != "all":
+            query = query.where(Ticket.status == status)
+        teams = {t.name: t.id for t in session.scalars(select(Team).order_by(Team.name))}
+        if team == "none":
+            query = query.where(Ticket.team_id.is_(None))
+        elif team:
+            query = query.where(Ticket.team_id == teams.get(team, -1))
+        agents = list(session.scalars(select(Agent).order_by(Agent.email)))
+        by_email = {a.email: a.id for a in agents}
+        if assignee == "me":
+            query = query.where(Ticket.assignee_id == principal.agent_id)
+        elif assignee == "none":
+            query = query.where(Ticket.assignee_id.is_(None))
+        elif assignee:
+            query = query.where(Ticket.assignee_id == by_email.get(assignee.lower(), -1))
+        rows = list(
+            session.scalars(
+                query.order_by(Ticket.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
+            )
+        )
+        names = {a.id: a.email for a in agents}
+        team_names = {v: k for k, v in teams.items()}
+    return render(
+        request,
+        "agent_queue.html",
+        tickets=rows[:PAGE_SIZE],
+        more=len(rows) > PAGE_SIZE,
+        page=page,
+        status=status,
+        team=team,
+        assignee=assignee,
+        teams=list(teams),
+        agents=[a for a in agents if a.active],
+        names=names,
+        team_names=team_names,
+    )
+
+
+def ticket_page(request: Request, principal: Principal, number: int, status: int = 200) -> Response:
+    """The agent's view of ticket ``number``: every message, notes, history, actions."""
+    p = portal(request)
+    with p.store.transaction() as session:
+        try:
+            ticket = queries.show_ticket(session, number)
+        except NotFound:
+            raise HTTPException(404, "There is no such ticket.") from None
+        agents = [a.email for a in session.scalars(select(Agent).order_by(Agent.email)) if a.active]
+        teams = list(session.scalars(select(Team.name).order_by(Team.name)))
+    return render(
+        request,
+        "agent_ticket.html",
+        status,
+        t=ticket,
+        agents=agents,
+        teams=teams,
+        closed=is_closed(ticket["status"], p.settings.tickets),
+        explanation=CLOSED_EXPLANATION,
+    )
+
+
+Action = Callable[[Session, Portal, Actor], Any]
+
+
+def _act(request: Request, principal: Principal, number: int, action: Action) -> Response:
+    if not 0 < number <= MAX_NUMBER:
+        raise HTTPException(404, "There is no such ticket.")
+    p = portal(request)
+    actor = Actor(principal.email, principal.email, principal.name, principal.agent_id)
+    back = (f"/tickets/{number}", f"Back to ticket #{number}")
+    try:
+        with p.store.transaction() as session:
+            action(session, p, actor)
+    except NotFound:
+        raise HTTPException(404, "There is no such ticket.") from None
+    except ActionRefused as exc:
+        return render(
+            request, "error.html", 409, title="Not possible", message=str(exc), action=back
+        )
+    except InvalidValue as exc:
+        return render(
+            request, "error.html", 400, title="Please check", message=str(exc), action=back
+        )
+    return _redirect(f"/tickets/{number}")
+
+
+@router.post("/agent/tickets/{number:int}/reply", dependencies=[Csrf])
+def reply(request: Request, number: int, principal: AgentP, body: Text) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.reply(
+            s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/note", dependencies=[Csrf])
+def note(request: Request, number: int, principal: AgentP, body: Text) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.note(
+            s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/status", dependencies=[Csrf])
+def status(request: Request, number: int, principal: AgentP, status: Short) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.change_status(
+            s, settings=p.settings, number=number, actor=a, status=status, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/assign", dependencies=[Csrf])
+def assign(request: Request, number: int, principal: AgentP, assignee: Short = "") -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.assign(
+            s, settings=p.settings, number=number, actor=a, assignee=assignee or None, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/team", dependencies=[Csrf])
+def team(request: Request, number: int, principal: AgentP, team: Short = "") -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.set_team(
+            s, settings=p.settings, number=number, actor=a, team=team or None, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/close", dependencies=[Csrf])
+def close(request: Request, number: int, principal: AgentP) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.close(
+            s, settings=p.settings, number=number, actor=a, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/link", dependencies=[Csrf])
+def link(request: Request, number: int, principal: AgentP, other: Short) -> Response:
+    other_number = other.strip().lstrip("#")
+    if not other_number.isdigit() or int(other_number) > MAX_NUMBER:
+        return render(
+            request,
+            "error.html",
+            400,
+            title="Please check",
+            message="Give the number of the ticket to link to.",
+            action=(f"/tickets/{number}", f"Back to ticket #{number}"),
+        )
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: agent_actions.link(
+            s, number=number, other_number=int(other_number), actor=a, at=p.now()
+        ),
+    )

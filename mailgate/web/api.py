@@ -1,0 +1,212 @@
+"""The JSON API under ``/api``: bearer token per integration, schema at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import Request
+
+from mailgate import agent_actions, customer_actions, queries
+from mailgate.agent_actions import Actor
+from mailgate.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.settings import Settings
+from mailgate.web import api_tokens
+from mailgate.web.api_models import (
+    ErrorOut,
+    ReplyIn,
+    ReplyOut,
+    StatusIn,
+    TicketCreate,
+    TicketDetail,
+    TicketOut,
+)
+from mailgate.web.context import portal
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `mailgate api-tokens add NAME`.")
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: {"model": ErrorOut, "description": "No valid bearer token"}}
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "No such ticket"}}
+BAD: Responses = {
+    400: {"model": ErrorOut, "description": "An unknown type, status, priority or agent"}
+}
+REFUSED: Responses = {
+    409: {"model": ErrorOut, "description": "The ticket is closed; closing is final"}
+}
+Number = Annotated[int, Path(ge=1, le=2**53, description="The ticket's public number")]
+
+
+def integration(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The name of the integration whose token came with the request; 401 without one."""
+    p = portal(request)
+    if credentials is not None:
+        with p.store.transaction() as session:
+            row = api_tokens.check(session, credentials.credentials, p.now())
+            if row is not None:
+                return row.name
+    raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+
+
+Integration = Annotated[str, Depends(integration)]
+router = APIRouter(prefix="/api", tags=["tickets"], responses=UNAUTHORIZED)
+
+
+def _errors(exc: Exception) -> HTTPException:
+    if isinstance(exc, NotFound):
+        return HTTPException(404, str(exc))
+    if isinstance(exc, ActionRefused):
+        return HTTPException(409, str(exc))
+    return HTTPException(400, str(exc))
+
+
+_LIST_PARAMS = frozenset({"status", "type", "limit"})
+
+
+@router.get("/tickets", response_model=list[TicketOut], responses=BAD)
+def list_tickets(
+    request: Request,
+    name: Integration,
+    status: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=0, le=500, description="0: all, up to 500")] = 50,
+) -> list[dict[str, Any]]:
+    """Tickets newest first, optionally of one status and type."""
+    unknown = sorted(set(request.query_params) - _LIST_PARAMS)
+    if unknown:
+        # A misspelt filter must not silently list everything.
+        raise HTTPException(400, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+    p = portal(request)
+    with p.store.transaction() as session:
+        return queries.list_tickets(session, status=status, type_=type, limit=limit or 500)
+
+
+@router.post(
+    "/tickets",
+    status_code=201,
+    response_model=TicketOut,
+    responses={**BAD, 403: {"model": ErrorOut}},
+)
+def create_ticket(request: Request, name: Integration, body: TicketCreate) -> dict[str, Any]:
+    """Open a ticket for ``requester``, who gets the usual acknowledgement notice."""
+    p = portal(request)
+    settings = p.settings
+    try:
+        with p.store.transaction() as session:
+            ticket = customer_actions.open_ticket(
+                session,
+                settings=settings,
+                requester=body.requester,
+                subject=body.subject,
+                body=body.body,
+                type_=body.type or settings.defaults.type,
+                at=p.now(),
+                via="api",
+                requester_name=body.requester_name,
+                priority=body.priority,
+                actor=f"api:{name}",
+            )
+            number = ticket.number
+            assert number is not None
+            return _summary(session, number)
+    except ActionRefused as exc:
+        raise HTTPException(403, str(exc)) from None
+    except InvalidValue as exc:
+        raise _errors(exc) from None
+
+
+def _summary(session: Any, number: int) -> dict[str, Any]:
+    detail = queries.show_ticket(session, number)
+    return {k: detail[k] for k in TicketOut.model_fields}
+
+
+@router.get("/tickets/{number}", response_model=TicketDetail, responses=NOT_FOUND)
+def get_ticket(request: Request, name: Integration, number: Number) -> dict[str, Any]:
+    """One ticket with participants, messages (internal notes included), links and history."""
+    p = portal(request)
+    try:
+        with p.store.transaction() as session:
+            return queries.show_ticket(session, number)
+    except NotFound as exc:
+        raise _errors(exc) from None
+
+
+@router.post(
+    "/tickets/{number}/replies",
+    status_code=201,
+    response_model=ReplyOut,
+    responses={**NOT_FOUND, **BAD, **REFUSED},
+)
+def post_reply(request: Request, name: Integration, number: Number, body: ReplyIn) -> ReplyOut:
+    """Answer the requester in the integration's name."""
+    p = portal(request)
+    try:
+        with p.store.transaction() as session:
+            message = agent_actions.reply(
+                session,
+                settings=p.settings,
+                number=number,
+                actor=Actor(label=f"api:{name}", name=name),
+                body=body.body,
+                at=p.now(),
+                via="api",
+            )
+            return ReplyOut(ticket=number, message_id=message.id)
+    except (NotFound, ActionRefused, InvalidValue) as exc:
+        raise _errors(exc) from None
+
+
+@router.post(
+    "/tickets/{number}/status", response_model=TicketOut, responses={**NOT_FOUND, **BAD, **REFUSED}
+)
+def change_status(
+    request: Request, name: Integration, number: Number, body: StatusIn
+) -> dict[str, Any]:
+    """Move the ticket to a configured status; leaving a closed status is refused."""
+    p = portal(request)
+    try:
+        with p.store.transaction() as session:
+            agent_actions.change_status(
+                session,
+                settings=p.settings,
+                number=number,
+                actor=Actor(f"api:{name}"),
+                status=body.status,
+                at=p.now(),
+            )
+            return _summary(session, number)
+    except (NotFound, ActionRefused, InvalidValue) as exc:
+        raise _errors(exc) from None
+
+
+def name_the_choices(app: FastAPI, settings: Settings) -> None:
+    """Make the OpenAPI schema list this installation's statuses, types and priorities, so
+    a client (and schemathesis) knows the values the server accepts."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build()["components"]["schemas"]
+            statuses = [s.name for s in settings.tickets.statuses]
+            schemas["StatusIn"]["properties"]["status"]["enum"] = statuses
+            fields = schemas["TicketCreate"]["properties"]
+            fields["type"]["anyOf"][0]["enum"] = list(settings.tickets.types)
+            fields["priority"]["anyOf"][0]["enum"] = list(settings.tickets.priorities)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method the API serves at ``path``, for a 405's ``Allow`` (RFC 9110 section
+    15.5.6): Starlette names only those of the first route whose path matched."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(m.upper() for m in operations)
+    return ", ".join(sorted(methods))

@@ -1,0 +1,66 @@
+"""Bearer tokens for integrations: shown once when made, stored as SHA-256 only."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailgate.errors import InvalidValue, NotFound
+from mailgate.models import ApiToken
+
+PREFIX = "mgt_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add(session: Session, name: str, at: datetime) -> str:
+    """Make a token for integration ``name`` and return it; it is never shown again."""
+    if not _NAME.match(name):
+        raise InvalidValue(f"token names are letters, digits, '.', '_' and '-', got {name!r}")
+    existing = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if existing is not None:
+        raise InvalidValue(f"a token named {name!r} exists (revoke it first)")
+    token = PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, token_hash=_hash(token), created_at=at))
+    return token
+
+
+def listing(session: Session) -> list[dict[str, str | None]]:
+    """Every token's name and dates; never the token."""
+    return [
+        {
+            "name": row.name,
+            "created_at": row.created_at.isoformat(),
+            "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+        }
+        for row in session.scalars(select(ApiToken).order_by(ApiToken.name))
+    ]
+
+
+def revoke(session: Session, name: str, at: datetime) -> None:
+    """Stop token ``name`` from working; it is kept, revoked, for the record."""
+    row = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if row is None:
+        raise NotFound(f"no API token named {name!r}")
+    if row.revoked_at is None:
+        row.revoked_at = at
+
+
+def check(session: Session, token: str, at: datetime) -> ApiToken | None:
+    """The live token row for a presented bearer token, else None."""
+    if not token.startswith(PREFIX) or len(token) > 200:
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    row.last_used_at = at
+    return row

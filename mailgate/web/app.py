@@ -1,0 +1,153 @@
+"""The ASGI application: routers for customers, agents and the API; error pages; headers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from fastapi import FastAPI
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from mailgate import __version__
+from mailgate.errors import ConfigError, TemporaryFailure
+from mailgate.settings import Settings
+from mailgate.store import Store
+from mailgate.web import agent, api, customer
+from mailgate.web.auth import SignInRequired
+from mailgate.web.context import Portal
+from mailgate.web.middleware import PortalMiddleware
+from mailgate.web.pages import TEMPLATES, render, security_headers
+
+log = logging.getLogger(__name__)
+TITLES = {
+    400: "That request was not understood",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    413: "Too large",
+    429: "Too many requests",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings, store: Store, *, now: Callable[[], datetime] = utc_now
+) -> FastAPI:
+    """The portal and API over ``store``; needs ``security.secret`` (it signs links and forms)."""
+    if len(settings.security.secret) < 16:
+        raise ConfigError(
+            [f"{settings.source}: security.secret: required to run the portal (mailgate init)"]
+        )
+    app = FastAPI(
+        title="mailgate",
+        version=__version__,
+        description="Tickets for integrations. Authenticate with `Authorization: Bearer <token>`.",
+        openapi_url="/api/openapi.json",
+        # The interactive docs load scripts from a CDN: not on a portal whose CSP allows none.
+        docs_url=None,
+        redoc_url=None,
+    )
+    p = Portal(settings=settings, store=store, now=now)
+    app.state.portal = p
+    app.add_middleware(
+        PortalMiddleware,
+        cookie_name=settings.web.cookie_name,
+        secure=p.secure_cookies,
+        https=settings.web.base_url.startswith("https://"),
+    )
+    app.include_router(customer.router)
+    app.include_router(agent.router)
+    app.include_router(api.router)
+    api.name_the_choices(app, settings)
+    app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)
+    _error_pages(app)
+    return app
+
+
+def _stylesheet() -> Response:
+    css = (TEMPLATES / "static" / "portal.css").read_text(encoding="utf-8")
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_pages(app: FastAPI) -> None:
+    """No traceback ever reaches a user: every failure is a page (or JSON under /api)."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if _is_api(request):
+            headers = dict(exc.headers or {})
+            if exc.status_code == 405:
+                headers["Allow"] = api.allowed_methods(app, request.url.path)
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+        title = TITLES.get(exc.status_code, "Something went wrong")
+        message = (
+            exc.detail
+            if exc.status_code != 404 or exc.detail != "Not Found"
+            else ("There is nothing at this address.")
+        )
+        return render(request, "error.html", exc.status_code, title=title, message=message)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if _is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        return render(
+            request,
+            "error.html",
+            400,
+            title=TITLES[400],
+            message=("A field was missing or too long. Go back and check the form."),
+        )
+
+    async def sign_in_first(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        target = "/agent/sign-in" if exc.agent else "/sign-in"
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        nxt = urlencode({"next": here}) if request.method == "GET" else ""
+        return RedirectResponse(f"{target}?{nxt}" if nxt else target, status_code=303)
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("request failed for now: %s", exc)
+        return _failure(
+            request,
+            503,
+            "Please try again in a moment",
+            "The service is busy or its database is unreachable.",
+        )
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # The traceback goes to the server log (ServerErrorMiddleware re-raises), never here.
+        return _failure(
+            request, 500, "Something went wrong", "The error was logged. Please try again later."
+        )
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(SignInRequired, sign_in_first)
+    app.add_exception_handler(TemporaryFailure, unavailable)
+    app.add_exception_handler(Exception, crashed)
+
+
+def _failure(request: Request, status: int, title: str, message: str) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": title}, status)
+    try:
+        return render(request, "error.html", status, title=title, message=message)
+    except Exception:  # noqa: BLE001 - the last resort must not fail in its turn
+        https = request.url.scheme == "https"
+        return Response(
+            f"{title}. {message}", status, media_type="text/plain", headers=security_headers(https)
+        )

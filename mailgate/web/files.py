@@ -1,0 +1,51 @@
+"""Attachment downloads, for customers who may see the ticket and for agents."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+from sqlalchemy import select
+from starlette.responses import Response
+
+from mailgate.models import StoredAttachment, Ticket, TicketMessage
+from mailgate.web import access
+from mailgate.web.auth import Principal
+from mailgate.web.context import Portal
+from mailgate.web.downloads import content_disposition, safe_content_type
+
+
+def attachment_response(
+    p: Portal, principal: Principal, number: int, attachment_id: int
+) -> Response:
+    """The file as a download, or 404 when it is not on a message this principal may read."""
+    with p.store.transaction() as session:
+        if principal.is_agent:
+            ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+        else:
+            ticket = access.customer_ticket(session, principal.email, number)
+        if ticket is None:
+            raise HTTPException(404, "There is no such file.")
+        found = session.execute(
+            select(StoredAttachment, TicketMessage.direction)
+            .join(TicketMessage, StoredAttachment.ticket_message_id == TicketMessage.id)
+            .where(StoredAttachment.id == attachment_id, TicketMessage.ticket_id == ticket.id)
+        ).first()
+        if found is None or (found[1] == "note" and not principal.is_agent):
+            raise HTTPException(404, "There is no such file.")
+        row = found[0]
+        if row.content is None:
+            raise HTTPException(
+                404, "This file was too large to keep here; the original mail still has it."
+            )
+        content, filename, content_type = row.content, row.filename, row.content_type
+    return Response(
+        content,
+        headers={
+            # Set as a header, not media_type, so Starlette adds no charset it cannot know.
+            "Content-Type": safe_content_type(content_type),
+            "Content-Disposition": content_disposition(filename),
+            "X-Content-Type-Options": "nosniff",
+            # Even opened directly, the file runs no script and reads no cookie.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )

@@ -1,0 +1,193 @@
+"""The action services the portal, API and CLI share, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from mailgate import agent_actions, customer_actions
+from mailgate.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.models import HistoryEvent, MessageIdEntry, Notice, Ticket, TicketLink
+from mailgate.threading import tokens
+from mailgate.web import notify
+from tests.conftest import SECRET
+from tests.web_support import Site, make_site
+
+ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
+
+
+@pytest.fixture
+def site(db_url: str) -> Iterator[Site]:
+    s = make_site(db_url)
+    yield s
+    s.store.engine.dispose()
+
+
+def _events(site: Site, number: int) -> list[tuple[str, str, str]]:
+    with site.store.transaction() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        rows = session.scalars(
+            select(HistoryEvent)
+            .where(HistoryEvent.ticket_id == ticket.id)
+            .order_by(HistoryEvent.id)
+        )
+        return [(e.actor, e.action, e.new) for e in rows]
+
+
+def test_closing_is_final(site: Site) -> None:
+    """Once closed: leaving closed, reply, assign, team, close are refused; notes and links work."""
+    n, at, s = site.numbers["carol"], site.clock(), site.settings
+    with site.store.transaction() as session:
+        agent_actions.close(session, settings=s, number=n, actor=ANN, at=at)
+    refused = [
+        lambda x: agent_actions.change_status(
+            x, settings=s, number=n, actor=ANN, status="Open", at=at
+        ),
+        lambda x: agent_actions.reply(x, settings=s, number=n, actor=ANN, body="hi", at=at),
+        lambda x: agent_actions.assign(
+            x, settings=s, number=n, actor=ANN, assignee="bob@example.com", at=at
+        ),
+        lambda x: agent_actions.set_team(x, settings=s, number=n, actor=ANN, team="billing", at=at),
+        lambda x: agent_actions.close(x, settings=s, number=n, actor=ANN, at=at),
+        lambda x: customer_actions.reply(
+            x, settings=s, number=n, author="carol@acme.test", body="hi", at=at
+        ),
+    ]
+    for action in refused:
+        with (
+            pytest.raises(ActionRefused, match="open a new ticket"),
+            site.store.transaction() as session,
+        ):
+            action(session)
+    with site.store.transaction() as session:
+        agent_actions.change_status(
+            session, settings=s, number=n, actor=ANN, status="Resolved", at=at
+        )
+        agent_actions.note(session, settings=s, number=n, actor=ANN, body="kept", at=at)
+        agent_actions.link(session, number=n, other_number=site.numbers["dave"], actor=ANN, at=at)
+    assert [a for _, a, _ in _events(site, n)][-4:] == ["status", "status", "note", "linked"]
+
+
+def test_reply_notice_threads_to_the_customer_and_back(site: Site) -> None:
+    """A reply notice answers the customer's Message-ID and its own is signed and indexed."""
+    n = site.numbers["carol"]
+    with site.store.transaction() as session:
+        agent_actions.reply(
+            session, settings=site.settings, number=n, actor=ANN, body="On it.", at=site.clock()
+        )
+    [notice] = site.notices("agent_replied")
+    assert notice.recipient == "carol@acme.test" and notice.in_reply_to.endswith("@customer.test")
+    assert tokens.read_message_id(notice.message_id, [SECRET]) == n
+    with site.store.transaction() as session:
+        entry = session.scalar(
+            select(MessageIdEntry).where(MessageIdEntry.message_id == notice.message_id)
+        )
+        assert entry is not None and entry.notice_id == notice.id and entry.direction == "outbound"
+
+
+def test_notify_is_idempotent_and_never_mails_the_support_address(site: Site) -> None:
+    """The same cause twice is one notice; mailgate's own addresses are never notified."""
+    with site.store.transaction() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.number == site.numbers["carol"]))
+        kwargs = {
+            "settings": site.settings,
+            "kind": "status_changed",
+            "ticket": ticket,
+            "at": site.clock(),
+        }
+        first = notify.notify(session, recipient="carol@acme.test", cause="c1", **kwargs)
+        again = notify.notify(session, recipient="carol@acme.test", cause="c1", **kwargs)
+        ours = notify.notify(session, recipient="support+5-x@example.com", cause="c2", **kwargs)
+        assert first is not None and again is not None and first.id == again.id and ours is None
+        assert session.scalars(select(Notice).where(Notice.cause.in_(["c1", "c2"]))).all() == [
+            first
+        ]
+
+
+def test_links_go_both_ways_once(site: Site) -> None:
+    """Linking makes one link each way; again changes nothing; a ticket never links to itself."""
+    a, b = site.numbers["carol"], site.numbers["dave"]
+    for _ in range(2):
+        with site.store.transaction() as session:
+            agent_actions.link(session, number=a, other_number=b, actor=ANN, at=site.clock())
+    with site.store.transaction() as session:
+        assert len(session.scalars(select(TicketLink)).all()) == 2
+        with pytest.raises(InvalidValue):
+            agent_actions.link(session, number=a, other_number=a, actor=ANN, at=site.clock())
+        with pytest.raises(InvalidValue):
+            agent_actions.link(session, number=a, other_number=12345, actor=ANN, at=site.clock())
+        with pytest.raises(NotFound):
+            agent_actions.note(
+                session, settings=site.settings, number=12345, actor=ANN, body="x", at=site.clock()
+            )
+
+
+def test_assignment_needs_an_active_agent_and_tells_them(site: Site) -> None:
+    """Assigning an inactive or unknown agent is refused; a real assignment notifies the assignee."""
+    n = site.numbers["dave"]
+    with site.store.transaction() as session:
+        with pytest.raises(InvalidValue):
+            agent_actions.assign(
+                session,
+                settings=site.settings,
+                number=n,
+                actor=ANN,
+                assignee="ghost@example.com",
+                at=site.clock(),
+            )
+        agent_actions.assign(
+            session,
+            settings=site.settings,
+            number=n,
+            actor=ANN,
+            assignee="BOB@example.com",
+            at=site.clock(),
+        )
+        agent_actions.assign(
+            session,
+            settings=site.settings,
+            number=n,
+            actor=ANN,
+            assignee="bob@example.com",
+            at=site.clock(),
+        )
+    # Bob is told once, though assigned twice (the second is no change). Round robin
+    # may have given the new ticket to Ann first; that notice is hers.
+    assert [
+        (x.kind, x.recipient) for x in site.notices("assigned") if x.recipient == "bob@example.com"
+    ] == [("assigned", "bob@example.com")]
+    assert _events(site, n)[-1] == ("ann@example.com", "assigned", "bob@example.com")
+
+
+def test_open_ticket_validates_and_acknowledges(site: Site) -> None:
+    """Unknown type or priority and empty subjects are refused; a good ticket is acknowledged."""
+    s, at = site.settings, site.clock()
+    with site.store.transaction() as session:
+        for bad in ({"type_": "Billing"}, {"priority": "Meh"}, {"subject": "  "}):
+            args = {"subject": "Hello", "type_": "General", **bad}
+            with pytest.raises(InvalidValue):
+                customer_actions.open_ticket(
+                    session, settings=s, requester="x@acme.test", body="b", at=at, **args
+                )  # type: ignore[arg-type]
+        ticket = customer_actions.open_ticket(
+            session,
+            settings=s,
+            requester="X@Acme.test",
+            subject=" Many   spaces ",
+            body="b",
+            type_="Technical",
+            at=at,
+            via="api",
+            actor="api:crm",
+        )
+        assert (ticket.requester, ticket.subject, ticket.customer_id is not None) == (
+            "x@acme.test",
+            "Many spaces",
+            True,
+        )
+        number = ticket.number
+    assert number is not None and _events(site, number) == [("api:crm", "created", "")]
+    assert [x.recipient for x in site.notices("acknowledgement")] == ["x@acme.test"]
