@@ -1,0 +1,180 @@
+"""The SMTP/LMTP edge: check each recipient, commit the message through intake, reply.
+
+An aiosmtpd handler, and nothing else: connections, TLS and limits live in
+``smtp_protocol.py`` and ``smtp_server.py``. ``250`` is answered only after
+``intake.accept`` has committed the raw bytes (invariant 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from mailgate.directory import is_support_address
+from mailgate.errors import PermanentFailure, TemporaryFailure
+from mailgate.inbound.intake import Accepted, Envelope, accept
+from mailgate.inbound.trace import Hop, received_header
+from mailgate.store import Store
+
+log = logging.getLogger(__name__)
+
+# Named replies, with RFC 3463 enhanced status codes.
+RCPT_OK = "250 2.1.5 OK"
+STORED = "250 2.0.0 OK: stored as inbound #{id}"
+NOT_OURS = "550 5.1.1 <{address}>: recipient not accepted here"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 §4.5.3.1.10
+NOT_STORED = "451 4.3.0 Could not store the message, try again later"
+NOT_AN_EMAIL = "554 5.6.0 Message refused: {reason}"
+
+_MAX_HELO = 255  # inbound_messages.helo
+
+
+def client_ip(peer: Any) -> str:
+    """The address part of a socket peer name: ``('::1', 25, 0, 0)`` → ``'::1'``."""
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:400]
+
+
+class IntakeHandler:
+    """aiosmtpd handler hooks for mailgate's receiving addresses.
+
+    ``executor`` runs the blocking commit so one slow transaction never stalls the
+    event loop; ``on_stored`` is called on the loop with the row id of every
+    committed message, even when the client hung up before hearing ``250``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        addresses: tuple[str, ...],
+        max_recipients: int,
+        max_message_bytes: int,
+        hostname: str,
+        lmtp: bool,
+        auth_enabled: bool,
+        executor: Executor,
+        on_stored: Callable[[int], None],
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.addresses = tuple(a.lower() for a in addresses)
+        self.max_recipients = max_recipients
+        self.max_message_bytes = max_message_bytes
+        self.hostname = hostname
+        self.lmtp = lmtp
+        self.auth_enabled = auth_enabled
+        self.executor = executor
+        self.on_stored = on_stored
+        self.now = now
+        # Commits still running, awaited at shutdown so none is cut off half-way.
+        self.in_flight: set[asyncio.Future[Accepted]] = set()
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SmtpEnvelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Advertise PIPELINING (RFC 2920; aiosmtpd reads commands strictly in order, so
+        pipelined groups already work) and hide AUTH when no credentials are configured."""
+        session.host_name = hostname  # the hook must set it (aiosmtpd handlers docs)
+        lines = [r for r in responses[:-1] if self.auth_enabled or not r.startswith("250-AUTH")]
+        return [*lines, "250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SmtpEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """Only mailgate's own addresses (plus-addressed too): never an open relay."""
+        if not is_support_address(address, self.addresses):
+            return NOT_OURS.format(address=address)
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        """Commit the message with a ``Received:`` header, then answer (once per
+        recipient in LMTP, RFC 2033 §4.2)."""
+        recipients = tuple(envelope.rcpt_tos)
+        ip = client_ip(session.peer)
+        transport = server.transport
+        hop = Hop(
+            helo=session.host_name or "",
+            client_ip=ip,
+            by=self.hostname,
+            lmtp=self.lmtp,
+            extended=session.extended_smtp,
+            tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
+            authenticated=bool(session.authenticated),
+            smtputf8=envelope.smtp_utf8,
+            recipients=recipients,
+        )
+        trace = received_header(hop, self.now())
+        stored = Envelope(
+            # The null reverse-path of bounces (RFC 5321 §4.5.5) is stored as "".
+            mail_from="" if envelope.mail_from in (None, "<>") else str(envelope.mail_from),
+            rcpt_to=recipients,
+            client_address=ip,
+            helo=(session.host_name or "")[:_MAX_HELO],
+        )
+        job = partial(
+            accept,
+            self.store,
+            trace + (envelope.original_content or b""),
+            source="smtp",
+            envelope=stored,
+            # The limit is on what the client sent; our trace header does not count.
+            max_bytes=self.max_message_bytes + len(trace),
+            now=self.now,
+        )
+        try:
+            accepted = await self._commit(job)
+        except PermanentFailure as exc:
+            reply = NOT_AN_EMAIL.format(reason=_one_line(str(exc)))
+        except TemporaryFailure as exc:
+            log.warning("smtp: could not store a message from %s: %s", ip, _one_line(str(exc)))
+            reply = NOT_STORED
+        except Exception:
+            log.exception("smtp: unexpected error storing a message from %s", ip)
+            reply = NOT_STORED
+        else:
+            reply = STORED.format(id=accepted.inbound_id)
+        if self.lmtp:
+            return "\r\n".join(reply for _ in recipients)
+        return reply
+
+    async def _commit(self, job: Callable[[], Accepted]) -> Accepted:
+        future = asyncio.get_running_loop().run_in_executor(self.executor, job)
+        self.in_flight.add(future)
+        future.add_done_callback(self._committed)
+        # Shielded: a client that hangs up cancels its session, not the commit, and a
+        # committed message is still handed on (it is stored; only the reply is lost).
+        return await asyncio.shield(future)
+
+    def _committed(self, future: asyncio.Future[Accepted]) -> None:
+        self.in_flight.discard(future)
+        if future.cancelled() or future.exception() is not None:
+            return
+        self.on_stored(future.result().inbound_id)
