@@ -60,6 +60,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     for key in ("max_message_bytes", "max_recipients", "max_connections", "max_connections_per_ip"):
         if getattr(s.smtp, key) < 1:
             bad(f"smtp.{key}", "expected a positive integer")
+    _check_smtp_session(s, bad)
     names: set[str] = set()
     for i, box in enumerate(s.imap.mailboxes):
         at = f"imap.mailboxes[{i}]"
@@ -103,6 +104,17 @@ def _check_listen(listen: str, bad: Bad) -> None:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         bad("smtp.listen", f"expected HOST:PORT such as 127.0.0.1:2525, got {listen!r}")
+
+
+def _check_smtp_session(s: Settings, bad: Bad) -> None:
+    for key in ("idle_timeout", "data_timeout"):
+        if getattr(s.smtp, key) < 1:
+            bad(f"smtp.{key}", "expected a positive number of seconds")
+    if s.smtp.auth_username and s.smtp.tls == "none":
+        # AUTH is never offered in the clear, so nobody could ever submit.
+        bad("smtp.auth_username", "needs smtp.tls = starttls or implicit (AUTH only over TLS)")
+    if s.smtp.auth_username and not s.smtp.auth_password:
+        bad("smtp.auth_password", "required with smtp.auth_username")
 
 
 def _check_tickets(s: Settings, bad: Bad) -> None:

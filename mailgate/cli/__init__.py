@@ -68,10 +68,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from mailgate.cli import ingest_cmd, setup_cmds, ticket_cmds
+    from mailgate.cli import ingest_cmd, setup_cmds, smtp_cmd, ticket_cmds
 
     for command in (*setup_cmds.COMMANDS, ingest_cmd.ingest, ticket_cmds.tickets):
         cli.add_command(command)
+    cli.add_command(smtp_cmd.smtp)
 
 
 _register()
