@@ -20,7 +20,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailgate.directory import is_support_address
 from mailgate.errors import PermanentFailure, TemporaryFailure
-from mailgate.inbound.intake import Accepted, Envelope, accept
+from mailgate.inbound.intake import Accepted, Envelope, accept, check_is_email
 from mailgate.inbound.trace import Hop, received_header
 from mailgate.store import Store
 
@@ -139,16 +139,7 @@ class IntakeHandler:
             client_address=ip,
             helo=(session.host_name or "")[:_MAX_HELO],
         )
-        job = partial(
-            accept,
-            self.store,
-            trace + (envelope.original_content or b""),
-            source="smtp",
-            envelope=stored,
-            # The limit is on what the client sent; our trace header does not count.
-            max_bytes=self.max_message_bytes + len(trace),
-            now=self.now,
-        )
+        job = partial(self._store, envelope.original_content or b"", trace, stored)
         try:
             accepted = await self._commit(job)
         except PermanentFailure as exc:
@@ -164,6 +155,19 @@ class IntakeHandler:
         if self.lmtp:
             return "\r\n".join(reply for _ in recipients)
         return reply
+
+    def _store(self, content: bytes, trace: bytes, envelope: Envelope) -> Accepted:
+        # Judged as the client sent it: with our trace header on top, any bytes would
+        # look like an email, and the size limit is on what the client sent.
+        check_is_email(content, max_bytes=self.max_message_bytes)
+        return accept(
+            self.store,
+            trace + content,
+            source="smtp",
+            envelope=envelope,
+            max_bytes=self.max_message_bytes + len(trace),
+            now=self.now,
+        )
 
     async def _commit(self, job: Callable[[], Accepted]) -> Accepted:
         future = asyncio.get_running_loop().run_in_executor(self.executor, job)

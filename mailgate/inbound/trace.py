@@ -39,8 +39,11 @@ def with_protocol(hop: Hop) -> str:
 
 
 def _printable(text: str, limit: int) -> str:
-    """The client's own words, made safe for a header: no controls, no folding, bounded."""
-    cleaned = "".join(c if c.isprintable() and c not in "()\\" else "?" for c in text)
+    """The client's own words as one header token: no controls, spaces or comment
+    characters (they would break the clause or fold the line), and bounded."""
+    cleaned = "".join(
+        c if c.isprintable() and not c.isspace() and c not in "()\\" else "?" for c in text
+    )
     return cleaned[:limit] or "unknown"
 
 
