@@ -65,7 +65,7 @@ class IntakeHandler:
         max_message_bytes: int,
         hostname: str,
         lmtp: bool,
-        auth_enabled: bool,
+        offer_auth: bool,
         executor: Executor,
         on_stored: Callable[[int], None],
         now: Callable[[], datetime],
@@ -76,7 +76,8 @@ class IntakeHandler:
         self.max_message_bytes = max_message_bytes
         self.hostname = hostname
         self.lmtp = lmtp
-        self.auth_enabled = auth_enabled
+        # Not named auth_*: aiosmtpd takes handler attributes so named as AUTH mechanisms.
+        self.offer_auth = offer_auth
         self.executor = executor
         self.on_stored = on_stored
         self.now = now
@@ -94,7 +95,7 @@ class IntakeHandler:
         """Advertise PIPELINING (RFC 2920; aiosmtpd reads commands strictly in order, so
         pipelined groups already work) and hide AUTH when no credentials are configured."""
         session.host_name = hostname  # the hook must set it (aiosmtpd handlers docs)
-        lines = [r for r in responses[:-1] if self.auth_enabled or not r.startswith("250-AUTH")]
+        lines = [r for r in responses[:-1] if self.offer_auth or not r.startswith("250-AUTH")]
         return [*lines, "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(

@@ -119,7 +119,7 @@ class SmtpServer:
             max_message_bytes=smtp.max_message_bytes,
             hostname=self.hostname,
             lmtp=self.lmtp,
-            auth_enabled=self.auth_enabled,
+            offer_auth=self.auth_enabled,
             executor=self._store_pool,
             on_stored=self._stored,
             now=now,
