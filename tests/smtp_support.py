@@ -28,6 +28,14 @@ def smtp_settings(db_url: str, **smtp: Any) -> Settings:
     return make_settings(db_url, smtp=SmtpSettings(**{"listen": "127.0.0.1:0", **smtp}))
 
 
+def migrated_store(settings: Settings) -> Store:
+    """``open_store`` after migrating: PostgreSQL is never migrated implicitly."""
+    migrator = Store(settings.database.url)
+    migrator.upgrade()
+    migrator.engine.dispose()
+    return open_store(settings)
+
+
 @dataclass
 class Running:
     host: str
@@ -46,10 +54,7 @@ def serving(
 ) -> Iterator[Running]:
     """A started receiver; leaving the block stops it gracefully, which waits for the
     commits and processing of everything accepted (so tests join instead of sleeping)."""
-    migrator = Store(settings.database.url)
-    migrator.upgrade()  # PostgreSQL is never migrated implicitly
-    migrator.engine.dispose()
-    store = open_store(settings)
+    store = migrated_store(settings)
     server = SmtpServer(settings, store, now=fixed_clock(), on_stored=on_stored)
     thread = ServerThread(server, stop_timeout=stop_timeout)
     try:

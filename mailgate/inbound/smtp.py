@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
@@ -20,9 +18,9 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailgate.directory import is_support_address
 from mailgate.errors import PermanentFailure, TemporaryFailure
-from mailgate.inbound.intake import Accepted, Envelope, accept, check_is_email
+from mailgate.inbound.group_commit import GroupCommit
+from mailgate.inbound.intake import Envelope, check_is_email
 from mailgate.inbound.trace import Hop, received_header
-from mailgate.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +33,7 @@ NOT_STORED = "451 4.3.0 Could not store the message, try again later"
 NOT_AN_EMAIL = "554 5.6.0 Message refused: {reason}"
 
 _MAX_HELO = 255  # inbound_messages.helo
+_SCAN_ON_LOOP = 1 << 20  # bytes; scanning more would hold up every other session
 
 
 def client_ip(peer: Any) -> str:
@@ -51,14 +50,13 @@ def _one_line(text: str) -> str:
 class IntakeHandler:
     """aiosmtpd handler hooks for mailgate's receiving addresses.
 
-    ``executor`` runs the blocking commit so one slow transaction never stalls the
-    event loop; ``on_stored`` is called on the loop with the row id of every
-    committed message, even when the client hung up before hearing ``250``.
+    Messages are committed through ``committer`` (a group commit off the event loop,
+    so one slow transaction never stalls other sessions).
     """
 
     def __init__(
         self,
-        store: Store,
+        committer: GroupCommit,
         *,
         addresses: tuple[str, ...],
         max_recipients: int,
@@ -66,11 +64,9 @@ class IntakeHandler:
         hostname: str,
         lmtp: bool,
         offer_auth: bool,
-        executor: Executor,
-        on_stored: Callable[[int], None],
         now: Callable[[], datetime],
     ) -> None:
-        self.store = store
+        self.committer = committer
         self.addresses = tuple(a.lower() for a in addresses)
         self.max_recipients = max_recipients
         self.max_message_bytes = max_message_bytes
@@ -78,11 +74,7 @@ class IntakeHandler:
         self.lmtp = lmtp
         # Not named auth_*: aiosmtpd takes handler attributes so named as AUTH mechanisms.
         self.offer_auth = offer_auth
-        self.executor = executor
-        self.on_stored = on_stored
         self.now = now
-        # Commits still running, awaited at shutdown so none is cut off half-way.
-        self.in_flight: set[asyncio.Future[Accepted]] = set()
 
     async def handle_EHLO(
         self,
@@ -140,9 +132,15 @@ class IntakeHandler:
             client_address=ip,
             helo=(session.host_name or "")[:_MAX_HELO],
         )
-        job = partial(self._store, envelope.original_content or b"", trace, stored)
+        content = envelope.original_content or b""
         try:
-            accepted = await self._commit(job)
+            # Judged as the client sent it: with our trace header on top any bytes would
+            # pass for an email. Big ones are scanned off the loop.
+            if len(content) > _SCAN_ON_LOOP:
+                await asyncio.to_thread(check_is_email, content, max_bytes=self.max_message_bytes)
+            else:
+                check_is_email(content, max_bytes=self.max_message_bytes)
+            accepted = await self.committer.accept(trace + content, stored)
         except PermanentFailure as exc:
             reply = NOT_AN_EMAIL.format(reason=_one_line(str(exc)))
         except TemporaryFailure as exc:
@@ -156,30 +154,3 @@ class IntakeHandler:
         if self.lmtp:
             return "\r\n".join(reply for _ in recipients)
         return reply
-
-    def _store(self, content: bytes, trace: bytes, envelope: Envelope) -> Accepted:
-        # Judged as the client sent it: with our trace header on top, any bytes would
-        # look like an email, and the size limit is on what the client sent.
-        check_is_email(content, max_bytes=self.max_message_bytes)
-        return accept(
-            self.store,
-            trace + content,
-            source="smtp",
-            envelope=envelope,
-            max_bytes=self.max_message_bytes + len(trace),
-            now=self.now,
-        )
-
-    async def _commit(self, job: Callable[[], Accepted]) -> Accepted:
-        future = asyncio.get_running_loop().run_in_executor(self.executor, job)
-        self.in_flight.add(future)
-        future.add_done_callback(self._committed)
-        # Shielded: a client that hangs up cancels its session, not the commit, and a
-        # committed message is still handed on (it is stored; only the reply is lost).
-        return await asyncio.shield(future)
-
-    def _committed(self, future: asyncio.Future[Accepted]) -> None:
-        self.in_flight.discard(future)
-        if future.cancelled() or future.exception() is not None:
-            return
-        self.on_stored(future.result().inbound_id)

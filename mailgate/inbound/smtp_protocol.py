@@ -149,7 +149,7 @@ class SMTPProtocol(SMTP):
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
-            status = self._reply(status)  # type: ignore[assignment]
+            status = self._reply(status)
         await super().push(status)
         if self.gate.draining and not self.in_transaction and not self._closing:
             # The transaction this connection was allowed to finish is over.

@@ -22,9 +22,11 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailgate.errors import ConfigError
+from mailgate.inbound.group_commit import GroupCommit
 from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.smtp import IntakeHandler
 from mailgate.inbound.smtp_protocol import Gate, LMTPProtocol, SMTPProtocol
+from mailgate.inbound.trace import MAX_TRACE_BYTES
 from mailgate.settings import Settings, SmtpSettings
 from mailgate.store import Store
 
@@ -102,26 +104,30 @@ class SmtpServer:
         self.context = tls_context(smtp, settings.source) if smtp.tls != "none" else None
         self.auth_enabled = bool(smtp.auth_username)
         self.address: tuple[str, int] = (self.host, self.port)
-        # SQLite has one writer: a single store thread queues commits in order instead of
-        # letting threads wake each other through SQLite's busy-wait.
-        sqlite = store.is_sqlite
-        self._store_pool = ThreadPoolExecutor(1 if sqlite else 8, "mailgate-smtp-store")
-        self._process_pool = ThreadPoolExecutor(1 if sqlite else 4, "mailgate-smtp-process")
+        self._process_pool = ThreadPoolExecutor(
+            1 if store.is_sqlite else 4, "mailgate-smtp-process"
+        )
         self._processing: set[asyncio.Future[None]] = set()
         self._on_stored = on_stored or self._process
         self.gate = Gate(
             max_connections=smtp.max_connections, max_per_ip=smtp.max_connections_per_ip
         )
-        self.handler = IntakeHandler(
+        self.committer = GroupCommit(
             store,
+            source="smtp",
+            # The exact limit is checked on the client's bytes; this is a backstop.
+            max_bytes=smtp.max_message_bytes + MAX_TRACE_BYTES,
+            now=now,
+            on_stored=self._stored,
+        )
+        self.handler = IntakeHandler(
+            self.committer,
             addresses=smtp.addresses,
             max_recipients=smtp.max_recipients,
             max_message_bytes=smtp.max_message_bytes,
             hostname=self.hostname,
             lmtp=self.lmtp,
             offer_auth=self.auth_enabled,
-            executor=self._store_pool,
-            on_stored=self._stored,
             now=now,
         )
         self._authenticate = (
@@ -140,7 +146,7 @@ class SmtpServer:
     @property
     def backlog(self) -> int:
         """Commits and processing jobs not finished yet."""
-        return len(self.handler.in_flight) + len(self._processing)
+        return self.committer.pending + len(self._processing)
 
     def describe(self) -> str:
         """One line for the start-up log: where, what, and how it is protected."""
@@ -182,8 +188,8 @@ class SmtpServer:
         aborted = await self.gate.drain(timeout)
         if aborted:
             log.warning("smtp: %d connection(s) cut off at shutdown, nothing acknowledged", aborted)
-        # A commit already running finishes: its message is stored either way.
-        await self._settle(self.handler.in_flight, None)
+        # Commits already handed in finish: those messages are stored either way.
+        await self.committer.settle()
         await self._settle(self._processing, deadline)
         if self._processing:
             log.warning(
@@ -199,9 +205,9 @@ class SmtpServer:
             self._hurry.set()
 
     def _release_threads(self) -> None:
+        self.committer.close()
         # Queued processing is dropped: those rows stay pending for the reconciler.
         self._process_pool.shutdown(wait=True, cancel_futures=True)
-        self._store_pool.shutdown(wait=True)
 
     async def _settle(self, futures: set[Any], deadline: float | None) -> None:
         assert self._loop is not None and self._hurry is not None

@@ -7,6 +7,9 @@ from datetime import datetime
 from email.utils import format_datetime
 
 _MAX_HELO = 255
+# An upper bound on received_header()'s size: HELO and host cut to 255 characters, a
+# recipient within aiosmtpd's 512-octet command line, at most 4 octets per character.
+MAX_TRACE_BYTES = 4 * (2 * _MAX_HELO + 512) + 256
 
 
 @dataclass(frozen=True)
