@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,24 @@ def test_stalled_data_is_cut_off_after_data_timeout(tmp_path: Path) -> None:
         raw.send(message(1)[:40])
         assert raw.closed_by_server()
     assert count(settings) == 0
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_ipv6_listener_records_the_client(tmp_path: Path) -> None:
+    """`[::1]:port` listens on IPv6; the row and the Received: header carry the v6 client."""
+    settings = smtp_settings(_db(tmp_path), listen="[::1]:0")
+    with serving(settings) as srv, smtplib.SMTP("::1", srv.port) as client:
+        assert srv.host == "::1"
+        assert client.sendmail("alice@customer.test", ["support@example.com"], message(1)) == {}
+    [row] = rows(settings)
+    assert row.client_address == "::1"
+    assert b"([IPv6:::1])" in row.raw

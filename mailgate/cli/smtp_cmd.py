@@ -28,11 +28,13 @@ def smtp(ctx: Context) -> None:
     a second signal cuts them off.
     """
     settings = ctx.settings
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        # The start-up line and warnings at logging.level; aiosmtpd's per-command
-        # INFO lines (addresses of every message) only with -v.
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    if not verbose:
+        # The start-up line and warnings at logging.level.
         logging.getLogger("mailgate").setLevel(settings.logging.level.upper())
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # aiosmtpd logs every command at INFO (addresses of every message: only with -v)
+    # and every line of every message at DEBUG (never: that is customers' text).
+    logging.getLogger("mail.log").setLevel(logging.INFO if verbose else logging.WARNING)
     from mailgate.inbound.smtp_server import SmtpServer  # aiosmtpd only for this role
 
     server = SmtpServer(settings, ctx.store, now=utc_now)

@@ -7,7 +7,7 @@ at shutdown, closes idle ones while letting transactions in flight finish.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
@@ -105,6 +105,9 @@ class SMTPProtocol(SMTP):
         implicit_tls: bool,
         **kwargs: Any,
     ) -> None:
+        # aiosmtpd keeps these limits in a dict shared by every connection, cleared by
+        # each new one and raised by each EHLO: one connection's own, set first.
+        self.command_size_limits = defaultdict(lambda: SMTP.command_size_limit)
         super().__init__(handler, **kwargs)
         self.gate = gate
         self.data_timeout = data_timeout

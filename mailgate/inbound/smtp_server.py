@@ -193,7 +193,8 @@ class SmtpServer:
         await self._settle(self._processing, deadline)
         if self._processing:
             log.warning(
-                "smtp: %d stored message(s) left for the worker to process", len(self._processing)
+                "smtp: %d stored message(s) left pending for the reconciler to process",
+                len(self._processing),
             )
         await asyncio.to_thread(self._release_threads)
         self._server = None
