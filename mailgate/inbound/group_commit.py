@@ -133,6 +133,9 @@ class GroupCommit:
             )
         except Exception as exc:  # noqa: BLE001 - every waiter hears it and answers 4xx
             results = [exc] * len(batch)
+        if len(results) != len(batch):
+            # Never leave a session waiting for an answer that cannot come.
+            results = [RuntimeError("accept_many answered the wrong number of items")] * len(batch)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._answer, batch, results)
 

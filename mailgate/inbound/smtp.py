@@ -1,8 +1,8 @@
 """The SMTP/LMTP edge: check each recipient, commit the message through intake, reply.
 
 An aiosmtpd handler, and nothing else: connections, TLS and limits live in
-``smtp_protocol.py`` and ``smtp_server.py``. ``250`` is answered only after
-``intake.accept`` has committed the raw bytes (invariant 1).
+``smtp_protocol.py`` and ``smtp_server.py``. ``250`` is answered only after intake
+has committed the raw bytes (invariant 1), through ``group_commit``.
 """
 
 from __future__ import annotations
