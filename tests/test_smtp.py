@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import threading
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from mailgate.inbound.smtp import IntakeHandler
+from tests.conftest import fixed_clock
 from tests.smtp_support import (
     SUPPORT,
     RawClient,
@@ -287,3 +290,19 @@ def test_bad_sequence_and_syntax_get_standard_codes(tmp_path: Path) -> None:
         assert client.docmd("FROB")[0] == 500
         assert client.noop()[0] == 250
     assert count(settings) == 0
+
+
+def test_unexpected_error_in_a_command_is_a_4xx_without_details() -> None:
+    """aiosmtpd's catch-all would answer 500 with the exception text; mailgate answers 451."""
+    handler = IntakeHandler(
+        None,  # type: ignore[arg-type]
+        addresses=(SUPPORT,),
+        max_recipients=1,
+        max_message_bytes=1000,
+        hostname="mx.test",
+        lmtp=False,
+        offer_auth=False,
+        now=fixed_clock(),
+    )
+    reply = asyncio.run(handler.handle_exception(RuntimeError("secret detail")))
+    assert reply.startswith("451 4.3.0") and "secret" not in reply

@@ -31,6 +31,7 @@ NOT_OURS = "550 5.1.1 <{address}>: recipient not accepted here"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 §4.5.3.1.10
 NOT_STORED = "451 4.3.0 Could not store the message, try again later"
 NOT_AN_EMAIL = "554 5.6.0 Message refused: {reason}"
+INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
 
 _MAX_HELO = 255  # inbound_messages.helo
 _SCAN_ON_LOOP = 1 << 20  # bytes; scanning more would hold up every other session
@@ -154,3 +155,9 @@ class IntakeHandler:
         if self.lmtp:
             return "\r\n".join(reply for _ in recipients)
         return reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        """An error in any other command: logged, answered 4xx so the client retries
+        (aiosmtpd would answer 500 with the exception's text)."""
+        log.error("smtp: unexpected error in a session: %s", type(error).__name__, exc_info=error)
+        return INTERNAL_ERROR
