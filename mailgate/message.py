@@ -197,8 +197,11 @@ def _sender(mail: Any, charsets: tuple[str, ...]) -> Address | None:
     message = mail.message
     bare: Address | None = None
     for field in ("from", "sender", "reply-to"):
-        for value in message.get_all(field, []):
-            text = value if isinstance(value, str) else str(value)
+        raw_values = [v for k, v in message.raw_items() if k.lower() == field]
+        for value in raw_values:
+            # Raw 8-bit bytes are UTF-8 addresses (RFC 6532) or legacy names: decode
+            # them, but leave RFC 2047 words alone until the address is split off.
+            text = repair_text(str(value), charsets)
             for name, found in email.utils.getaddresses([text]):
                 addr = found.strip()
                 if "@" in addr and " " not in addr and not _has_surrogates(addr):

@@ -63,6 +63,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
         if getattr(s.smtp, key) < 1:
             bad(f"smtp.{key}", "expected a positive integer")
     _check_imap(s, bad, choice)
+    _check_smtp_session(s, bad)
     choice("outbound.transport", s.outbound.transport, ("file", "smtp"))
     choice("outbound.smtp.security", s.outbound.smtp.security, ("tls", "starttls", "none"))
     if not _is_address(s.outbound.from_address):
@@ -147,6 +148,17 @@ def _check_queue(s: Settings, bad: Bad) -> None:
         bad("queue.retry_base_seconds", "expected a positive integer")
     if q.retry_max_seconds < q.retry_base_seconds:
         bad("queue.retry_max_seconds", "expected at least queue.retry_base_seconds")
+
+
+def _check_smtp_session(s: Settings, bad: Bad) -> None:
+    for key in ("idle_timeout", "data_timeout"):
+        if getattr(s.smtp, key) < 1:
+            bad(f"smtp.{key}", "expected a positive number of seconds")
+    if s.smtp.auth_username and s.smtp.tls == "none":
+        # AUTH is never offered in the clear, so nobody could ever submit.
+        bad("smtp.auth_username", "needs smtp.tls = starttls or implicit (AUTH only over TLS)")
+    if s.smtp.auth_username and not s.smtp.auth_password:
+        bad("smtp.auth_password", "required with smtp.auth_username")
 
 
 def _check_tickets(s: Settings, bad: Bad) -> None:
