@@ -20,9 +20,9 @@ from imapclient import IMAPClient
 
 from mailgate.errors import PermanentFailure
 from mailgate.inbound import imap_cursor, imap_folder
+from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.imap_cursor import Cursor
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.processing import process
 from mailgate.settings import ImapMailbox, Settings
 from mailgate.store import Store
 
@@ -50,22 +50,6 @@ class _Tally:
     refused: int = 0
     done: int = 0
     ids: list[int] = field(default_factory=list)
-
-
-def hand_off(
-    store: Store, inbound_id: int, *, settings: Settings, now: Callable[[], datetime]
-) -> None:
-    """Hand a stored message to processing: inline with the embedded queue.
-
-    The one place to swap for a broker enqueue. The message is already safe,
-    so a processing failure is recorded on its row for a retry, not raised.
-    """
-    if settings.queue.broker != "embedded":
-        return  # the worker's reconciler picks up rows still "received"
-    try:
-        process(store, inbound_id, settings=settings, now=now)
-    except Exception as exc:  # noqa: BLE001 - recorded on the row by process()
-        log.warning("inbound %s: processing failed: %s", inbound_id, type(exc).__name__)
 
 
 @dataclass(frozen=True)
