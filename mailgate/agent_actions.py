@@ -18,6 +18,7 @@ from mailgate import tickets as status_machine
 from mailgate.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.models import Agent, HistoryEvent, Team, Ticket, TicketLink, TicketMessage
 from mailgate.settings import Settings
+from mailgate.ticket_records import history
 from mailgate.web import notify
 
 CLOSED_EXPLANATION = (
@@ -48,33 +49,6 @@ def load_ticket(session: Session, number: int) -> Ticket:
     if ticket is None:
         raise NotFound(f"no ticket #{number}")
     return ticket
-
-
-def history(
-    session: Session,
-    ticket: Ticket,
-    at: datetime,
-    actor: str,
-    action: str,
-    *,
-    field: str = "",
-    old: str = "",
-    new: str = "",
-    detail: dict[str, str] | None = None,
-) -> HistoryEvent:
-    event = HistoryEvent(
-        ticket_id=ticket.id,
-        at=at,
-        actor=actor or "unknown",
-        action=action,
-        field=field,
-        old=old,
-        new=new,
-        detail=detail or {},
-    )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def clean_body(body: str) -> str:

@@ -14,31 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailgate import tickets as status_machine
-from mailgate.agent_actions import CLOSED_EXPLANATION, clean_body, history, load_ticket
-from mailgate.directory import CustomerView, match_customer
+from mailgate.agent_actions import CLOSED_EXPLANATION, clean_body, load_ticket
+from mailgate.directory import match_customer
 from mailgate.errors import ActionRefused, InvalidValue
-from mailgate.models import Agent, Customer, Participant, Team, Ticket, TicketLink, TicketMessage
+from mailgate.models import Agent, Participant, Team, Ticket, TicketLink, TicketMessage
 from mailgate.settings import Settings
+from mailgate.ticket_records import customer_views, history
 from mailgate.web import notify
 
 MAX_SUBJECT_CHARS = 500
 _BLANKS = re.compile(r"[\x00-\x20]+")
-
-
-def customer_views(session: Session) -> list[CustomerView]:
-    """Every customer account as the pure directory sees it."""
-    return [
-        CustomerView(
-            c.id,
-            c.name,
-            tuple(c.domains),
-            tuple(c.addresses),
-            tuple(c.admins),
-            c.owner_id,
-            c.language,
-        )
-        for c in session.scalars(select(Customer))
-    ]
 
 
 def may_open(session: Session, settings: Settings, email: str) -> str | None:

@@ -16,32 +16,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailgate import outbox, replytext
-from mailgate import tickets as status_machine
-from mailgate.directory import CustomerView, is_support_address, match_customer
+from mailgate.directory import match_customer
 from mailgate.errors import TemporaryFailure
+from mailgate.inbound_tickets import (
+    ThreadIndex,
+    add_inbound_message,
+    customer_reply,
+    open_ticket,
+)
 from mailgate.intake_policy import admits
 from mailgate.loop import loop_marker
 from mailgate.message import ParsedMessage, ParseRefused, parse
 from mailgate.models import (
-    Customer,
-    HistoryEvent,
     InboundMessage,
     MessageIdEntry,
     Notice,
-    Participant,
-    StoredAttachment,
-    Team,
     Ticket,
-    TicketLink,
     TicketMessage,
 )
 from mailgate.notices import CUSTOMER_REPLY, MESSAGE_TO_CLOSED, NEW_TICKET, Event
 from mailgate.refusal import record_refusal
-from mailgate.routing import route_new_ticket
 from mailgate.screening import BOUNCE, ScreenContext, Screening, screen
 from mailgate.settings import Settings
 from mailgate.store import Store
-from mailgate.threading.resolver import Resolution, ThreadClues, TicketRef, resolve
+from mailgate.threading.resolver import ThreadClues, resolve
+from mailgate.ticket_records import customer_views
 
 log = logging.getLogger(__name__)
 # "failed" is final until an operator retries it (`mailgate inbound retry` resets it).
@@ -58,33 +57,6 @@ class ProcessResult:
     # Notices this message caused that are waiting to be sent (the embedded queue
     # sends them right after the commit).
     notice_ids: tuple[int, ...] = ()
-
-
-class _DbLookup:
-    """``ThreadLookup`` over a session."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> int | None:
-        rows = self.session.execute(
-            select(MessageIdEntry.message_id, MessageIdEntry.ticket_id).where(
-                MessageIdEntry.message_id.in_(message_ids)
-            )
-        ).all()
-        found = {mid: tid for mid, tid in rows}
-        # Most specific first: In-Reply-To, then References from newest to oldest.
-        return next((found[mid] for mid in message_ids if mid in found), None)
-
-    def ticket_by_number(self, number: int) -> TicketRef | None:
-        ticket = self.session.scalar(select(Ticket).where(Ticket.number == number))
-        if ticket is None:
-            return None
-        emails = frozenset(p.email for p in ticket.participants) | {ticket.requester}
-        return TicketRef(ticket.id, number, emails)
-
-    def number_of(self, ticket_id: int) -> int | None:
-        return self.session.scalar(select(Ticket.number).where(Ticket.id == ticket_id))
 
 
 def process(
@@ -200,7 +172,7 @@ def _apply(
     screening = _screen(row, parsed, settings)
     resolution = resolve(
         parsed,
-        _DbLookup(session),
+        ThreadIndex(session),
         tag_prefix=settings.tickets.subject_tag_prefix,
         secrets=(settings.security.secret, *settings.security.old_secrets),
         clues=ThreadClues(
@@ -215,9 +187,7 @@ def _apply(
             session, row, parsed, sender, screening=screening, settings=settings, at=at
         ):
             return
-        ticket = _open_ticket(
-            session, parsed, sender, resolution, settings=settings, at=at, row=row
-        )
+        ticket = open_ticket(session, parsed, sender, resolution, settings=settings, at=at, row=row)
         outcome, event_kind = "new_ticket", NEW_TICKET
         if screening.automatic:
             # Automatic mail that matches no ticket still becomes one, visible to agents
@@ -225,9 +195,11 @@ def _apply(
             ticket.tags = [*ticket.tags, screening.category]
     else:
         ticket = session.get_one(Ticket, resolution.ticket_id)
-        outcome = _reply(session, ticket, sender, settings=settings, at=at, screening=screening)
+        outcome = customer_reply(
+            session, ticket, sender, settings=settings, at=at, screening=screening
+        )
         event_kind = MESSAGE_TO_CLOSED if outcome == "closed_ticket" else CUSTOMER_REPLY
-    message = _add_message(
+    message = add_inbound_message(
         session=session,
         ticket=ticket,
         row=row,
@@ -294,21 +266,6 @@ def _finish(row: InboundMessage, outcome: str, ticket_id: int | None, at: dateti
     row.last_error = ""
 
 
-def _customers(session: Session) -> list[CustomerView]:
-    return [
-        CustomerView(
-            c.id,
-            c.name,
-            tuple(c.domains),
-            tuple(c.addresses),
-            tuple(c.admins),
-            c.owner_id,
-            c.language,
-        )
-        for c in session.scalars(select(Customer))
-    ]
-
-
 def _refused_by_policy(
     session: Session,
     row: InboundMessage,
@@ -324,7 +281,7 @@ def _refused_by_policy(
     sets ``accepted_by`` and the message opens its ticket after all."""
     if settings.intake.policy == "anyone" or row.accepted_by:
         return False
-    customer = match_customer(sender, _customers(session))
+    customer = match_customer(sender, customer_views(session))
     verdict = admits(settings.intake.policy, sender, customer)
     if verdict.allowed:
         return False
@@ -341,172 +298,3 @@ def _refused_by_policy(
     _finish(row, "refused_policy", None, at)
     row.last_error = verdict.reason
     return True
-
-
-def _open_ticket(
-    session: Session,
-    parsed: ParsedMessage,
-    sender: str,
-    resolution: Resolution,
-    *,
-    settings: Settings,
-    at: datetime,
-    row: InboundMessage,
-) -> Ticket:
-    customer = match_customer(sender, _customers(session))
-    team_id = session.scalar(select(Team.id).where(Team.name == settings.defaults.team))
-    ticket = Ticket(
-        customer_id=customer.id if customer else None,
-        requester=sender,
-        requester_name=parsed.sender.name if parsed.sender else "",
-        subject=parsed.subject,
-        type=settings.defaults.type,
-        priority=settings.defaults.priority,
-        status=status_machine.new_ticket_status(settings.tickets),
-        team_id=team_id,
-        language=(customer.language if customer and customer.language else "")
-        or parsed.language
-        or settings.defaults.language,
-        tags=[],
-        created_at=at,
-        updated_at=at,
-    )
-    session.add(ticket)
-    session.flush()
-    ticket.number = ticket.id
-    people = {sender: "requester"}
-    for addr in parsed.cc + parsed.to:
-        email = addr.email.lower()
-        if not is_support_address(email, settings.smtp.addresses):
-            people.setdefault(email, "cc")
-    for email, role in people.items():
-        session.add(Participant(ticket_id=ticket.id, email=email, role=role))
-    _history(session, ticket, at, sender, "created", detail={"thread": resolution.reason})
-    if resolution.linked_number is not None:
-        other = session.scalar(select(Ticket.id).where(Ticket.number == resolution.linked_number))
-        if other is not None:
-            session.add(TicketLink(ticket_id=ticket.id, other_ticket_id=other, kind="referenced"))
-            _history(
-                session,
-                ticket,
-                at,
-                "system",
-                "linked",
-                new=str(resolution.linked_number),
-                detail={"reason": resolution.reason},
-            )
-    if row.accepted_by:
-        _history(session, ticket, at, row.accepted_by, "accepted", detail={"policy": "override"})
-    # Type, priority, team, tags by rule; then the assignee (DESIGN.md §5).
-    route_new_ticket(
-        session, ticket, inbound=row, parsed=parsed, customer=customer, settings=settings, at=at
-    )
-    return ticket
-
-
-def _reply(
-    session: Session,
-    ticket: Ticket,
-    sender: str,
-    *,
-    settings: Settings,
-    at: datetime,
-    screening: Screening | None = None,
-) -> str:
-    if status_machine.is_closed(ticket.status, settings.tickets):
-        # Invariant 4: kept for the agents, the ticket itself untouched.
-        _history(session, ticket, at, sender, "received_after_close")
-        return "closed_ticket"
-    if screening is not None and screening.automatic:
-        # An auto-reply or bounce belongs in the ticket's record, but it is not the
-        # customer speaking: no status change, and the robot does not join the ticket.
-        _history(
-            session, ticket, at, sender, "automatic_received", detail={"reason": screening.reason}
-        )
-        return "automatic"
-    change = status_machine.after_customer_reply(ticket.status, settings.tickets)
-    if change is not None:
-        ticket.status = change.new
-        _history(
-            session, ticket, at, sender, "status", field="status", old=change.old, new=change.new
-        )
-    ticket.updated_at = at
-    existing = {p.email for p in ticket.participants} | {ticket.requester}
-    if sender and sender not in existing:
-        session.add(Participant(ticket_id=ticket.id, email=sender, role="cc"))
-    _history(session, ticket, at, sender, "customer_reply")
-    return "reply"
-
-
-def _add_message(
-    *,
-    session: Session,
-    ticket: Ticket,
-    row: InboundMessage,
-    parsed: ParsedMessage,
-    sender: str,
-    resolution: Resolution,
-    at: datetime,
-) -> TicketMessage:
-    message = TicketMessage(
-        ticket_id=ticket.id,
-        inbound_id=row.id,
-        direction="inbound",
-        author_email=sender,
-        author_name=parsed.sender.name if parsed.sender else "",
-        to=[str(a) for a in parsed.to],
-        cc=[str(a) for a in parsed.cc],
-        subject=parsed.subject,
-        body_text=parsed.text,
-        body_html=parsed.html,
-        message_id=parsed.message_id,
-        content_sha256=parsed.content_sha256,
-        in_reply_to=list(parsed.in_reply_to),
-        references=list(parsed.references),
-        thread_method=resolution.method,
-        screening={},
-        created_at=at,
-    )
-    session.add(message)
-    session.flush()
-    for attachment in parsed.attachments:
-        session.add(
-            StoredAttachment(
-                ticket_message_id=message.id,
-                filename=attachment.filename,
-                content_type=attachment.content_type[:255],
-                size=attachment.size,
-                sha256=attachment.sha256,
-                content_id=attachment.content_id[:255],
-                inline=attachment.inline,
-                content=attachment.content,
-                omitted=attachment.omitted,
-            )
-        )
-    return message
-
-
-def _history(
-    session: Session,
-    ticket: Ticket,
-    at: datetime,
-    actor: str,
-    action: str,
-    *,
-    field: str = "",
-    old: str = "",
-    new: str = "",
-    detail: dict[str, str] | None = None,
-) -> None:
-    session.add(
-        HistoryEvent(
-            ticket_id=ticket.id,
-            at=at,
-            actor=actor or "unknown",
-            action=action,
-            field=field,
-            old=old,
-            new=new,
-            detail=detail or {},
-        )
-    )

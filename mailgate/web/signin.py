@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.customer_actions import customer_views
 from mailgate.directory import match_customer
 from mailgate.models import Notice, SignInToken
 from mailgate.settings import Settings
+from mailgate.ticket_records import customer_views
 from mailgate.web import notify
 
 _TOKEN = re.compile(r"^(\d{1,18})-([A-Za-z0-9_-]{43})$")
