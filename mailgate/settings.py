@@ -96,7 +96,8 @@ class OutboundSettings:
 
 @dataclass(frozen=True)
 class PortalSettings:
-    ticket_url: str = "https://support.example.com/tickets/{number}"
+    # Empty: this mailgate's own portal, web.base_url + "/tickets/{number}".
+    ticket_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -255,3 +256,8 @@ class Settings:
     agents: tuple[AgentSetting, ...] = ()
     customers: tuple[CustomerSetting, ...] = ()
     rules: tuple[RuleSetting, ...] = ()
+
+    def ticket_url(self, number: int) -> str:
+        """The portal link for ticket ``number``: ``portal.ticket_url``, else this portal."""
+        template = self.portal.ticket_url or self.web.base_url.rstrip("/") + "/tickets/{number}"
+        return template.replace("{number}", str(number))

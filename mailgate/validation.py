@@ -68,7 +68,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     choice("outbound.smtp.security", s.outbound.smtp.security, ("tls", "starttls", "none"))
     if not _is_address(s.outbound.from_address):
         bad("outbound.from", f"expected an email address, got {s.outbound.from_address!r}")
-    if "{number}" not in s.portal.ticket_url:
+    if s.portal.ticket_url and "{number}" not in s.portal.ticket_url:
         bad("portal.ticket_url", "expected a URL containing {number}")
     if from_file and not s.security.secret:
         bad(

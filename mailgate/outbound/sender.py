@@ -50,7 +50,7 @@ def values_for(
         return NoticeValues(
             number=None,
             tag="",
-            url=link or _portal_home(settings.portal.ticket_url),
+            url=link or _portal_home(settings.ticket_url(0)),
             status="",
             type="",
             priority="",
@@ -63,7 +63,7 @@ def values_for(
     return NoticeValues(
         number=number,
         tag=f"[{settings.tickets.subject_tag_prefix}{number}]",
-        url=settings.portal.ticket_url.replace("{number}", str(number)),
+        url=settings.ticket_url(number),
         status=str(notice.detail.get("status") or ticket.status),
         type=ticket.type,
         priority=ticket.priority,
