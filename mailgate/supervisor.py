@@ -70,6 +70,8 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.clock = clock
         self.stopping = threading.Event()
+        # The role that was dying repeatedly, once run() has given up on it.
+        self.failed: str | None = None
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,7 +96,8 @@ class Supervisor:
         systemd.notify("STOPPING=1")
         self._stop_all()
         if failed:
-            log.error("role %s is dying repeatedly; stopped everything", failed)
+            self.failed = failed
+            log.info("role %s is dying repeatedly; stopped everything", failed)
             return 1
         return 0
 
