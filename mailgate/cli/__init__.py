@@ -65,6 +65,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     from mailgate.cli import (
+        doctor_cmd,
         imap_cmd,
         inbound_cmds,
         ingest_cmd,
@@ -81,6 +82,7 @@ def _register() -> None:
 
     for command in (
         *setup_cmds.COMMANDS,
+        doctor_cmd.doctor,
         ingest_cmd.ingest,
         ticket_cmds.tickets,
         stats_cmd.stats,
