@@ -124,7 +124,9 @@ class Supervisor:
 
     def _start(self, child: _Child) -> None:
         log.info("starting role %s", child.role.name)
-        child.process = subprocess.Popen(child.role.argv)  # noqa: S603 - our own argv
+        # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which
+        # then sends one SIGTERM (a second signal would make a role cut work off).
+        child.process = subprocess.Popen(child.role.argv, process_group=0)  # noqa: S603 - our own argv
 
     def _stop_all(self) -> None:
         running = [c.process for c in self.children if c.process is not None]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mailgate.cli.run_cmd import chosen_roles
 from mailgate.settings import ImapMailbox, ImapSettings, RunSettings, Settings
+from mailgate.supervisor import RestartPolicy, Role, Supervisor
 from tests.conftest import SECRET
 from tests.servers import reachable
 from tests.smtp_support import wait_until
@@ -119,3 +120,15 @@ def test_role_that_keeps_dying_makes_run_exit_1(tmp_path: Path) -> None:
     assert last == ("mailgate: role web exited more than 2 times within 60s; stopped every role"), (
         err.decode()
     )
+
+
+def test_roles_have_their_own_process_group(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches only the supervisor: each role runs in its own process group."""
+    out = tmp_path / "pgid"
+    code = f"import os,pathlib; pathlib.Path({str(out)!r}).write_text(str(os.getpgid(0)))"
+    sup = Supervisor(
+        [Role("once", (sys.executable, "-c", code))],
+        policy=RestartPolicy(max_deaths=0, base_delay=0.01, max_delay=0.01),
+    )
+    assert sup.run() == 1  # it exits at once: dying repeatedly with max_deaths = 0
+    assert int(out.read_text()) not in (os.getpgid(0), 0)
