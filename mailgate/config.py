@@ -42,8 +42,13 @@ def resolve_path(explicit: str | None, env: Mapping[str, str] | None = None) -> 
     return default if default.exists() else None
 
 
-def load(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read, override from the environment, convert and validate. Raises ``ConfigError``."""
+def load(
+    path: Path | None, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> Settings:
+    """Read, override from the environment, convert and (``check``) validate.
+
+    Raises ``ConfigError``. ``check=False`` skips only the cross-field validation
+    (``mailgate doctor`` runs it as one of its checks); types are always checked."""
     env = os.environ if env is None else env
     where = str(path) if path is not None else BUILT_IN
     data: dict[str, Any] = {}
@@ -56,6 +61,8 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(problems)
     assert isinstance(settings, Settings)
     settings = dataclasses.replace(settings, source=where)
+    if not check:
+        return settings
     problems.extend(validate(settings, where, from_file=path is not None))
     if problems:
         raise ConfigError(problems)

@@ -231,6 +231,23 @@ class LoggingSettings:
     file: str = ""
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """``mailgate run``: which roles it supervises and when it gives up on one."""
+
+    # imap runs only when [[imap.mailboxes]] are configured.
+    roles: tuple[str, ...] = ("smtp", "imap", "worker", "web")
+    # A role that exits more than max_deaths times within death_window_seconds
+    # stops everything, and mailgate run exits 1.
+    max_deaths: int = 5
+    death_window_seconds: int = 60
+    # A dead role is restarted after a backoff from restart_delay_ms up to restart_max_delay_ms.
+    restart_delay_ms: int = 500
+    restart_max_delay_ms: int = 30_000
+    # How long roles get to drain on SIGTERM before they are killed.
+    stop_timeout_seconds: int = 30
+
+
 DEFAULT_TEAMS = (TeamSetting("support"),)
 
 
@@ -252,6 +269,7 @@ class Settings:
     tickets: TicketSettings = field(default_factory=TicketSettings)
     defaults: DefaultsSettings = field(default_factory=DefaultsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    run: RunSettings = field(default_factory=RunSettings)
     teams: tuple[TeamSetting, ...] = DEFAULT_TEAMS
     agents: tuple[AgentSetting, ...] = ()
     customers: tuple[CustomerSetting, ...] = ()

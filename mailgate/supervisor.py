@@ -70,6 +70,8 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.clock = clock
         self.stopping = threading.Event()
+        # The role that was dying repeatedly, once run() has given up on it.
+        self.failed: str | None = None
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,7 +96,8 @@ class Supervisor:
         systemd.notify("STOPPING=1")
         self._stop_all()
         if failed:
-            log.error("role %s is dying repeatedly; stopped everything", failed)
+            self.failed = failed
+            log.info("role %s is dying repeatedly; stopped everything", failed)
             return 1
         return 0
 
@@ -121,7 +124,9 @@ class Supervisor:
 
     def _start(self, child: _Child) -> None:
         log.info("starting role %s", child.role.name)
-        child.process = subprocess.Popen(child.role.argv)  # noqa: S603 - our own argv
+        # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which
+        # then sends one SIGTERM (a second signal would make a role cut work off).
+        child.process = subprocess.Popen(child.role.argv, process_group=0)  # noqa: S603 - our own argv
 
     def _stop_all(self) -> None:
         running = [c.process for c in self.children if c.process is not None]

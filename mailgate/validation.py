@@ -52,6 +52,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     _check_queue(s, bad)
     _check_listen(s.smtp.listen, bad)
     _check_web(s, bad, choice)
+    _check_run(s, bad)
     choice("smtp.protocol", s.smtp.protocol, ("smtp", "lmtp"))
     choice("smtp.tls", s.smtp.tls, ("none", "starttls", "implicit"))
     if s.smtp.tls != "none" and not (s.smtp.tls_cert and s.smtp.tls_key):
@@ -96,6 +97,23 @@ def _check_listen(listen: str, bad: Bad, key: str = "smtp.listen", port_hint: in
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         bad(key, f"expected HOST:PORT such as 127.0.0.1:{port_hint}, got {listen!r}")
+
+
+RUN_ROLES = ("smtp", "imap", "worker", "web")
+
+
+def _check_run(s: Settings, bad: Bad) -> None:
+    for i, role in enumerate(s.run.roles):
+        if role not in RUN_ROLES:
+            bad(f"run.roles[{i}]", f"expected one of {', '.join(RUN_ROLES)}, got {role!r}")
+    if not s.run.roles:
+        bad("run.roles", "expected at least one role")
+    for key in ("max_deaths", "death_window_seconds", "stop_timeout_seconds"):
+        if getattr(s.run, key) < 1:
+            bad(f"run.{key}", "expected an integer of at least 1")
+    for key in ("restart_delay_ms", "restart_max_delay_ms"):
+        if getattr(s.run, key) < 0:
+            bad(f"run.{key}", "expected an integer of at least 0")
 
 
 def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:

@@ -65,13 +65,16 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     from mailgate.cli import (
+        doctor_cmd,
         imap_cmd,
         inbound_cmds,
         ingest_cmd,
         notice_cmds,
         people_cmds,
+        run_cmd,
         setup_cmds,
         smtp_cmd,
+        stats_cmd,
         ticket_cmds,
         web_cmds,
         worker_cmd,
@@ -79,10 +82,13 @@ def _register() -> None:
 
     for command in (
         *setup_cmds.COMMANDS,
+        doctor_cmd.doctor,
         ingest_cmd.ingest,
         ticket_cmds.tickets,
+        stats_cmd.stats,
         *notice_cmds.COMMANDS,
         imap_cmd.imap,
+        run_cmd.run,
         smtp_cmd.smtp,
         worker_cmd.worker,
         inbound_cmds.inbound,

@@ -1,12 +1,17 @@
-"""``mailgate tickets``: agents' and operators' view of the tickets."""
+"""``mailgate tickets``: agents' and operators' view of the tickets, and their work on them."""
 
 from __future__ import annotations
 
-import click
+from typing import TextIO
 
-from mailgate import queries
-from mailgate.cli.context import Context
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailgate import agent_actions, queries
+from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table
+from mailgate.models import Agent
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -24,7 +29,7 @@ LIST_COLUMNS = (
 
 @click.group()
 def tickets() -> None:
-    """List and show tickets."""
+    """List, show and work on tickets."""
 
 
 @tickets.command("list")
@@ -91,3 +96,148 @@ def _print_ticket(t: dict) -> None:  # type: ignore[type-arg]
     for e in t["history"]:
         change = f" {e['field']}: {e['old']} -> {e['new']}" if e["field"] else ""
         click.echo(f"  {e['at']}  {e['actor']}  {e['action']}{change}")
+
+
+# Agents' work: each command calls the same agent_actions service as the portal,
+# so history, notices and "closing is final" behave the same everywhere.
+
+OPERATOR = "cli"
+as_option = click.option(
+    "--as",
+    "as_",
+    default=OPERATOR,
+    show_default=True,
+    metavar="AGENT",
+    help="Who acts, recorded in the history: an agent's email, or an operator name.",
+)
+
+
+def _actor(session: Session, who: str) -> agent_actions.Actor:
+    """An agent when ``who`` is one (their notices then know who acted), else an operator label."""
+    agent = session.scalar(select(Agent).where(Agent.email == who.strip().lower()))
+    if agent is not None:
+        return agent_actions.agent_actor(agent)
+    return agent_actions.Actor(label=who.strip() or OPERATOR)
+
+
+def _read_body(source: TextIO) -> str:
+    return source.read()
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@click.argument("agent")
+@as_option
+@pass_context
+def assign(ctx: Context, number: int, agent: str, as_: str) -> None:
+    """Give ticket NUMBER to AGENT (an active agent's email; "none" unassigns it)."""
+    assignee = None if agent.lower() == "none" else agent
+    with ctx.store.transaction() as session:
+        ticket = agent_actions.assign(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=_actor(session, as_),
+            assignee=assignee,
+            at=utc_now(),
+        )
+        agent_row = session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
+        shown = agent_row.email if agent_row else "nobody"
+    click.echo(f"ticket #{number} assigned to {shown}")
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@click.argument("status")
+@as_option
+@pass_context
+def status(ctx: Context, number: int, status: str, as_: str) -> None:
+    """Move ticket NUMBER to STATUS (a configured status, e.g. Open, Waiting).
+
+    A closed ticket never changes: that is refused."""
+    with ctx.store.transaction() as session:
+        agent_actions.change_status(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=_actor(session, as_),
+            status=status,
+            at=utc_now(),
+        )
+    click.echo(f"ticket #{number} is {status}")
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@click.option(
+    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
+)
+@as_option
+@pass_context
+def reply(ctx: Context, number: int, source: TextIO, as_: str) -> None:
+    """Answer the requester of ticket NUMBER; they get a content-free notice."""
+    body = _read_body(source)
+    with ctx.store.transaction() as session:
+        message = agent_actions.reply(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=_actor(session, as_),
+            body=body,
+            at=utc_now(),
+            via="cli",
+        )
+        message_id = message.id
+    click.echo(f"ticket #{number}: reply {message_id} stored, requester notified")
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@click.option(
+    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
+)
+@as_option
+@pass_context
+def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
+    """Add an internal note (agents only, no notice) to ticket NUMBER."""
+    body = _read_body(source)
+    with ctx.store.transaction() as session:
+        message = agent_actions.note(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=_actor(session, as_),
+            body=body,
+            at=utc_now(),
+            via="cli",
+        )
+        message_id = message.id
+    click.echo(f"ticket #{number}: note {message_id} stored")
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@as_option
+@pass_context
+def close(ctx: Context, number: int, as_: str) -> None:
+    """Close ticket NUMBER for good (a closed ticket never changes again)."""
+    with ctx.store.transaction() as session:
+        ticket = agent_actions.close(
+            session, settings=ctx.settings, number=number, actor=_actor(session, as_), at=utc_now()
+        )
+        shown = ticket.status
+    click.echo(f"ticket #{number} is {shown}")
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@click.argument("other", type=int)
+@as_option
+@pass_context
+def link(ctx: Context, number: int, other: int, as_: str) -> None:
+    """Link tickets NUMBER and OTHER both ways (allowed on closed tickets)."""
+    with ctx.store.transaction() as session:
+        agent_actions.link(
+            session, number=number, other_number=other, actor=_actor(session, as_), at=utc_now()
+        )
+    click.echo(f"tickets #{number} and #{other} linked")

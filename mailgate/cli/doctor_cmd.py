@@ -1,0 +1,25 @@
+"""``mailgate doctor``: check the installation, one line per check."""
+
+from __future__ import annotations
+
+import click
+
+from mailgate import config
+from mailgate import doctor as checks
+from mailgate.cli.context import Context
+
+
+@click.command()
+@click.pass_obj
+def doctor(ctx: Context) -> None:
+    """Check database, migrations, broker, IMAP logins, smarthost, templates and
+    secret; one line per check, exit 1 if any fails."""
+    path = config.resolve_path(ctx.config_path)
+    settings = config.load(path, check=False)
+    failed = 0
+    for check in checks.run_checks(settings, from_file=path is not None):
+        click.echo(check.line())
+        failed += not check.ok
+    if failed:
+        click.echo(f"mailgate doctor: {failed} check(s) failed", err=True)
+        raise SystemExit(1)

@@ -1,0 +1,63 @@
+"""``mailgate run``: every role of a one-box install under one supervisor."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mailgate import config
+from mailgate.cli.context import Context
+from mailgate.settings import Settings
+from mailgate.supervisor import RestartPolicy, Role, Supervisor
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def chosen_roles(settings: Settings) -> list[str]:
+    """``run.roles`` in order, without imap when no mailbox is configured."""
+    return [r for r in settings.run.roles if r != "imap" or settings.imap.mailboxes]
+
+
+def role_argv(role: str, config_arg: list[str], verbose: bool) -> tuple[str, ...]:
+    return (sys.executable, "-m", "mailgate", *config_arg, *(["-v"] if verbose else []), role)
+
+
+@click.command()
+@pass_context
+def run(ctx: Context) -> None:
+    """Run every role (run.roles: smtp, imap when mailboxes are configured, worker,
+    web) as child processes, restarting one that dies.
+
+    SIGTERM or SIGINT drains: each role gets SIGTERM, finishes its work in hand,
+    and run exits 0. A role that keeps dying stops everything and run exits 1.
+    """
+    settings = ctx.settings
+    ctx.service_logging()
+    _ = ctx.store  # migrate and sync the directory once, before any role starts
+    ctx.store.engine.dispose()
+    path = config.resolve_path(ctx.config_path)
+    config_arg = ["--config", str(path.resolve())] if path is not None else []
+    names = chosen_roles(settings)
+    r = settings.run
+    policy = RestartPolicy(
+        max_deaths=r.max_deaths,
+        window=float(r.death_window_seconds),
+        base_delay=r.restart_delay_ms / 1000,
+        max_delay=max(r.restart_delay_ms, r.restart_max_delay_ms) / 1000,
+    )
+    supervisor = Supervisor(
+        [Role(name, role_argv(name, config_arg, ctx.verbose)) for name in names],
+        policy=policy,
+        stop_timeout=float(r.stop_timeout_seconds),
+    )
+    supervisor.install_signal_handlers()
+    click.echo(f"mailgate run: roles {', '.join(names)}", err=True)
+    code = supervisor.run()
+    if code:
+        click.echo(
+            f"mailgate: role {supervisor.failed} exited more than {r.max_deaths} times "
+            f"within {r.death_window_seconds}s; stopped every role",
+            err=True,
+        )
+        raise SystemExit(1)

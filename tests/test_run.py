@@ -1,0 +1,134 @@
+"""`mailgate run` as a real process: roles as children, mail in, drain on SIGTERM, give-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from mailgate.cli.run_cmd import chosen_roles
+from mailgate.settings import ImapMailbox, ImapSettings, RunSettings, Settings
+from mailgate.supervisor import RestartPolicy, Role, Supervisor
+from tests.conftest import SECRET
+from tests.servers import reachable
+from tests.smtp_support import wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, smtp_port: int, web_port: int, extra: str = "") -> Path:
+    path = tmp_path / "mailgate.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+        f'[security]\nsecret = "{SECRET}"\n'
+        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
+        f'[web]\nlisten = "127.0.0.1:{web_port}"\n'
+        f'[outbound]\nfolder = "{tmp_path / "outbox"}"\n{extra}'
+    )
+    return path
+
+
+def mailgate(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        cwd=config.parent,
+    )
+
+
+def ticket_list(config: Path) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(config), "tickets", "list", "--json"],
+        capture_output=True,
+        env=ENV,
+        check=True,
+    )
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_roles_follow_config_and_imap_needs_a_mailbox() -> None:
+    """imap is supervised only when mailboxes are configured; run.roles chooses the rest."""
+    assert chosen_roles(Settings()) == ["smtp", "worker", "web"]
+    with_box = Settings(imap=ImapSettings(mailboxes=(ImapMailbox(name="support"),)))
+    assert chosen_roles(with_box) == ["smtp", "imap", "worker", "web"]
+    only = Settings(run=RunSettings(roles=("smtp", "worker")))
+    assert chosen_roles(only) == ["smtp", "worker"]
+
+
+def test_run_turns_mail_into_a_ticket_and_drains_on_sigterm(tmp_path: Path) -> None:
+    """Mail sent to run's SMTP port becomes a ticket; SIGTERM stops every role and exits 0."""
+    smtp_port, web_port = free_port(), free_port()
+    config = write_config(tmp_path, smtp_port, web_port)
+    proc = mailgate(config, "run")
+    try:
+        wait_until(lambda: reachable("127.0.0.1", smtp_port), 30, "smtp role listening")
+        wait_until(lambda: reachable("127.0.0.1", web_port), 30, "web role listening")
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+            client.sendmail(
+                "carol@customer.test",
+                ["support@example.com"],
+                b"From: carol@customer.test\r\nTo: support@example.com\r\n"
+                b"Subject: VPN is down\r\nMessage-ID: <run-1@customer.test>\r\n\r\nHelp.\r\n",
+            )
+        wait_until(lambda: len(ticket_list(config)) == 1, 30, "ticket created")
+        assert ticket_list(config)[0]["subject"] == "VPN is down"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert not reachable("127.0.0.1", smtp_port) and not reachable("127.0.0.1", web_port)
+
+
+def test_role_that_keeps_dying_makes_run_exit_1(tmp_path: Path) -> None:
+    """With its web port taken the web role dies again and again: run exits 1 with one clear line."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        web_port = int(taken.getsockname()[1])
+        config = write_config(
+            tmp_path,
+            free_port(),
+            web_port,
+            "[run]\nmax_deaths = 2\nrestart_delay_ms = 10\nrestart_max_delay_ms = 50\n",
+        )
+        proc = mailgate(config, "run")
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 1
+    last = err.decode().strip().splitlines()[-1]
+    assert last == ("mailgate: role web exited more than 2 times within 60s; stopped every role"), (
+        err.decode()
+    )
+
+
+def test_roles_have_their_own_process_group(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches only the supervisor: each role runs in its own process group."""
+    out = tmp_path / "pgid"
+    code = f"import os,pathlib; pathlib.Path({str(out)!r}).write_text(str(os.getpgid(0)))"
+    sup = Supervisor(
+        [Role("once", (sys.executable, "-c", code))],
+        policy=RestartPolicy(max_deaths=0, base_delay=0.01, max_delay=0.01),
+    )
+    assert sup.run() == 1  # it exits at once: dying repeatedly with max_deaths = 0
+    assert int(out.read_text()) not in (os.getpgid(0), 0)
