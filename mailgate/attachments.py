@@ -46,9 +46,13 @@ class Attachment:
 def sanitize_filename(name: str, index: int) -> str:
     """A file name with no directory part, control or reserved characters; never empty.
 
-    Path traversal (``../../etc/passwd``, ``C:\\x``) keeps only the last component.
+    Path traversal (``../../etc/passwd``, ``C:\\x``) keeps only the last component;
+    invisible format characters (bidi overrides) are dropped.
     """
     name = unicodedata.normalize("NFC", name)
+    # Format characters (bidi overrides such as U+202E, zero-width ones) make
+    # "\u202etxt.exe" display as "exe.txt": dropped.
+    name = "".join(c for c in name if unicodedata.category(c) != "Cf")
     name = re.split(r"[\\/]", name)[-1]
     name = _UNSAFE.sub("_", name).strip(" .")
     if not name:

@@ -90,7 +90,9 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
 
 def _is_address(value: str) -> bool:
     local, _, domain = value.rpartition("@")
-    return bool(local) and bool(domain) and " " not in value
+    # No whitespace or control characters: a CR/LF would smuggle a header into mail.
+    clean = not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+    return bool(local) and bool(domain) and clean
 
 
 def _check_listen(listen: str, bad: Bad, key: str = "smtp.listen", port_hint: int = 2525) -> None:

@@ -51,7 +51,8 @@ def compose(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{envelope.message_id}>"
     msg["Subject"] = rendered.subject
-    if _MSG_ID.match(envelope.in_reply_to):
+    # fullmatch: with match, ``$`` would let a trailing newline through.
+    if _MSG_ID.fullmatch(envelope.in_reply_to):
         msg["In-Reply-To"] = f"<{envelope.in_reply_to}>"
         msg["References"] = f"<{envelope.in_reply_to}>"
     if (

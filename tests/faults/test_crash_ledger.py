@@ -1,0 +1,193 @@
+"""Issue 10, reduced and seeded: SIGKILL the receiver and the worker under load, then
+check the ledger (invariants 1 and 2: nothing acknowledged is lost, nothing doubled)."""
+
+from __future__ import annotations
+
+import random
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mailgate import config as mailgate_config
+from mailgate.inbound.intake import Envelope, accept
+from tests.faults.support import (
+    Receiver,
+    _env,
+    fault_seed,
+    free_port,
+    read_ledger,
+    run_mailgate,
+    wait_for,
+    write_config,
+)
+from tests.worker_support import ready_store
+
+pytestmark = pytest.mark.faults
+
+SUPPORT = "support@example.com"
+
+
+def _message(run: str, n: int) -> tuple[str, bytes]:
+    mid = f"f{n}.{run}@customer.test"
+    raw = (
+        f"From: Cust {n} <c{n}@customer.test>\r\nTo: {SUPPORT}\r\n"
+        f"Subject: Fault load {n}\r\nMessage-ID: <{mid}>\r\n"
+        f"Date: Mon, 05 Jan 2026 09:30:00 +0000\r\n\r\nBody of message {n}.\r\n"
+    ).encode()
+    return mid, raw
+
+
+class Client(threading.Thread):
+    """An MTA in miniature: delivers each message until it gets 250, retrying otherwise."""
+
+    def __init__(self, port: int, messages: list[tuple[str, bytes]]) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.messages = messages
+        self.acknowledged: set[str] = set()
+        self.attempts = 0
+        self.failures = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for mid, raw in self.messages:
+                deadline = time.monotonic() + 90
+                while mid not in self.acknowledged:
+                    assert time.monotonic() < deadline, f"{mid} never acknowledged"
+                    self.attempts += 1
+                    try:
+                        with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as smtp:
+                            refused = smtp.sendmail("c@customer.test", [SUPPORT], raw)
+                        assert not refused
+                        self.acknowledged.add(mid)
+                    except (OSError, smtplib.SMTPException):
+                        # Connection refused/reset or a 4xx: the receiver was killed.
+                        self.failures += 1
+                        time.sleep(0.05)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            self.error = exc
+
+
+def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    seed = fault_seed()
+    rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
+    total = 150
+    kills = rng.randint(2, 3)
+    kill_at = sorted(rng.sample(range(10, total - 10), kills))
+    port = free_port()
+    config = write_config(tmp_path, port=port)
+    messages = [_message(str(seed), n) for n in range(total)]
+    receiver = Receiver(config, port)
+    receiver.start()
+    client = Client(port, messages)
+    started = time.monotonic()
+    client.start()
+    try:
+        for point in kill_at:
+            wait_for(
+                lambda p=point: len(client.acknowledged) >= p or not client.is_alive(),
+                timeout=120,
+                what=f"{point} acknowledgements",
+            )
+            time.sleep(rng.uniform(0, 0.03))  # land somewhere inside a transaction
+            receiver.kill()
+            time.sleep(rng.uniform(0, 0.2))
+            receiver.start()
+        client.join(timeout=150)
+        assert not client.is_alive(), "client did not finish"
+        assert client.error is None, client.error
+    finally:
+        receiver.stop()
+    burst = run_mailgate(config, "worker", "--burst")
+    assert burst.returncode == 0, burst.stderr
+    ledger = read_ledger(f"sqlite:///{tmp_path / 'm.db'}", client.acknowledged)
+    print(
+        f"receiver crash: seed={seed} sent={total} attempts={client.attempts} "
+        f"retried={client.failures} kills={kills} at={kill_at} "
+        f"acknowledged={len(ledger.acknowledged)} inbound_rows="
+        f"{sum(len(r) for r in ledger.rows.values())} redelivered={ledger.redelivered} "
+        f"outcomes={ledger.outcomes()} duplicates={len(ledger.doubled)} lost={len(ledger.lost)} "
+        f"seconds={time.monotonic() - started:.1f}"
+    )
+    assert len(ledger.acknowledged) == total
+    assert not ledger.lost
+    assert not ledger.doubled
+    assert not ledger.unfinished
+    # Rows come only from messages we sent; a redelivery's extra row says "duplicate".
+    assert set(ledger.rows) <= {mid for mid, _ in messages}
+    for found in ledger.rows.values():
+        outcomes = sorted(outcome for _, outcome in found)
+        assert outcomes.count("duplicate") == len(found) - 1, outcomes
+
+
+def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    seed = fault_seed()
+    rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
+    total = 80
+    config = write_config(tmp_path, port=free_port())
+    settings = mailgate_config.load(config, {})
+    store = ready_store(settings)
+    messages = [_message(f"w{seed}", n) for n in range(total)]
+    try:
+        for _, raw in messages:
+            accept(
+                store,
+                raw,
+                source="smtp",
+                envelope=Envelope(),
+                max_bytes=10**7,
+                now=lambda: datetime.now(UTC),
+            )
+    finally:
+        store.engine.dispose()
+    db_url = f"sqlite:///{tmp_path / 'm.db'}"
+    mids = {mid for mid, _ in messages}
+    kills = rng.randint(2, 3)
+    kill_at = sorted(rng.sample(range(5, total - 5), kills))
+    started = time.monotonic()
+
+    def processed() -> int:
+        ledger = read_ledger(db_url, mids)
+        return sum(1 for found in ledger.rows.values() for s, _ in found if s != "received")
+
+    done_at_kill = []
+    for point in kill_at:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mailgate", "--config", str(config), "worker", "--burst"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_env(),
+            cwd=tmp_path,
+        )
+        try:
+            wait_for(
+                lambda p=point, w=worker: processed() >= p or w.poll() is not None,
+                timeout=120,
+                what=f"{point} processed",
+            )
+            time.sleep(rng.uniform(0, 0.02))
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.communicate(timeout=30)
+        done_at_kill.append(processed())
+    burst = run_mailgate(config, "worker", "--burst")
+    assert burst.returncode == 0, burst.stderr
+    ledger = read_ledger(db_url, mids)
+    print(
+        f"worker crash: seed={seed} sent={total} kills={kills} at={kill_at} "
+        f"processed_at_kill={done_at_kill} inbound_rows={sum(len(r) for r in ledger.rows.values())} "
+        f"outcomes={ledger.outcomes()} duplicates={len(ledger.doubled)} lost={len(ledger.lost)} "
+        f"seconds={time.monotonic() - started:.1f}"
+    )
+    assert not ledger.lost
+    assert not ledger.doubled
+    assert not ledger.unfinished
+    assert all(len(found) == 1 for found in ledger.rows.values())
