@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TextIO
 
 import click
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailgate import agent_actions, queries
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table
-from mailgate.models import Agent
+from mailgate.models import Agent, TicketMessage
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -176,18 +177,7 @@ def status(ctx: Context, number: int, status: str, as_: str) -> None:
 @pass_context
 def reply(ctx: Context, number: int, source: TextIO, as_: str) -> None:
     """Answer the requester of ticket NUMBER; they get a content-free notice."""
-    body = _read_body(source)
-    with ctx.store.transaction() as session:
-        message = agent_actions.reply(
-            session,
-            settings=ctx.settings,
-            number=number,
-            actor=_actor(session, as_),
-            body=body,
-            at=utc_now(),
-            via="cli",
-        )
-        message_id = message.id
+    message_id = _write_message(ctx, agent_actions.reply, number, source, as_)
     click.echo(f"ticket #{number}: reply {message_id} stored, requester notified")
 
 
@@ -200,18 +190,7 @@ def reply(ctx: Context, number: int, source: TextIO, as_: str) -> None:
 @pass_context
 def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
     """Add an internal note (agents only, no notice) to ticket NUMBER."""
-    body = _read_body(source)
-    with ctx.store.transaction() as session:
-        message = agent_actions.note(
-            session,
-            settings=ctx.settings,
-            number=number,
-            actor=_actor(session, as_),
-            body=body,
-            at=utc_now(),
-            via="cli",
-        )
-        message_id = message.id
+    message_id = _write_message(ctx, agent_actions.note, number, source, as_)
     click.echo(f"ticket #{number}: note {message_id} stored")
 
 
@@ -241,3 +220,21 @@ def link(ctx: Context, number: int, other: int, as_: str) -> None:
             session, number=number, other_number=other, actor=_actor(session, as_), at=utc_now()
         )
     click.echo(f"tickets #{number} and #{other} linked")
+
+
+def _write_message(
+    ctx: Context, action: Callable[..., TicketMessage], number: int, source: TextIO, as_: str
+) -> int:
+    """Store a reply or note read from ``source`` through ``agent_actions``; its id."""
+    body = _read_body(source)
+    with ctx.store.transaction() as session:
+        message = action(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=_actor(session, as_),
+            body=body,
+            at=utc_now(),
+            via="cli",
+        )
+        return message.id
