@@ -100,7 +100,7 @@ def check_database(settings: Settings) -> Iterator[Check]:
         store.engine.dispose()
 
 
-def check_broker(settings: Settings) -> Iterator[Check]:
+def check_broker(settings: Settings, *, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:
     url = settings.queue.broker
     if url == "embedded":
         yield Check("broker", True, "embedded (the database is the queue)")
@@ -110,7 +110,7 @@ def check_broker(settings: Settings) -> Iterator[Check]:
             import redis
 
             client = redis.Redis.from_url(
-                url, socket_connect_timeout=NETWORK_TIMEOUT, socket_timeout=NETWORK_TIMEOUT
+                url, socket_connect_timeout=timeout, socket_timeout=timeout
             )
             try:
                 client.ping()
@@ -120,7 +120,7 @@ def check_broker(settings: Settings) -> Iterator[Check]:
             import pika
 
             params = pika.URLParameters(url)
-            params.socket_timeout = NETWORK_TIMEOUT
+            params.socket_timeout = timeout
             params.connection_attempts = 1
             pika.BlockingConnection(params).close()
     except Exception as exc:  # noqa: BLE001

@@ -122,6 +122,8 @@ class WebSettings:
     sign_in_requests_per_ip_per_hour: int = 20
     password_failures_per_address_per_hour: int = 10
     password_failures_per_ip_per_hour: int = 30
+    # Client addresses or networks that may read /metrics; everyone else gets 404.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
@@ -138,6 +139,11 @@ def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]]
     ):
         if getattr(s.web, key) < 1:
             bad(f"web.{key}", "expected a positive integer")
+    for i, net in enumerate(s.web.metrics_allow):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            bad(f"web.metrics_allow[{i}]", f"expected an IP address or network, got {net!r}")
 
 
 def _check_imap(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:

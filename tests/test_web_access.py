@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mailgate.models import HistoryEvent, Notice, Ticket, TicketLink, TicketMessage
-from mailgate.web import agent, api, api_tokens, customer
+from mailgate.web import agent, api, api_tokens, customer, ops
 from tests.web_support import Site, csrf_from, make_site, sign_in_agent, sign_in_customer
 
 # (method, path, form fields, guard). {n}: Carol's ticket; {a}: its attachment.
@@ -57,6 +57,10 @@ PUBLIC = {
     ("POST", "/agent/sign-in"),
     ("GET", "/static/portal.css"),
     ("GET", "/api/openapi.json"),
+    # Monitoring: /healthz says only ok or unreachable; /metrics answers only the addresses
+    # in web.metrics_allow (404 to everyone else, tests/test_metrics.py).
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
 }
 # Routes that name Carol's ticket: refused to other customers as 404, never 403, so a
 # number tells nobody whether the ticket exists.
@@ -77,7 +81,7 @@ def _normalise(path: str) -> str:
 def test_the_table_covers_every_route() -> None:
     """Every route of the app is either in the access table or deliberately public."""
     routes = set()
-    for router in (customer.router, agent.router, api.router):
+    for router in (customer.router, agent.router, api.router, ops.router):
         for route in router.routes:
             for method in getattr(route, "methods", set()) - {"HEAD"}:
                 routes.add((method, _normalise(route.path)))

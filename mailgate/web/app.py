@@ -18,7 +18,7 @@ from mailgate import __version__
 from mailgate.errors import ConfigError, TemporaryFailure
 from mailgate.settings import Settings
 from mailgate.store import Store
-from mailgate.web import agent, api, customer
+from mailgate.web import agent, api, customer, ops
 from mailgate.web.auth import SignInRequired
 from mailgate.web.context import Portal
 from mailgate.web.middleware import PortalMiddleware
@@ -67,6 +67,8 @@ def create_app(
     app.include_router(customer.router)
     app.include_router(agent.router)
     app.include_router(api.router)
+    app.include_router(ops.router)
+    app.state.metrics = ops.registry_for(store, now)
     api.name_the_choices(app, settings)
     app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)
     _error_pages(app)
