@@ -72,7 +72,8 @@ def _category(status: str, settings: Settings) -> str | None:
         return None  # a status no longer in the config: leave it alone
 
 
-def _refuse_if_closed(ticket: Ticket, settings: Settings) -> None:
+def refuse_if_closed(ticket: Ticket, settings: Settings) -> None:
+    """Closing is final (invariant 4): refuse any change a closed ticket would show."""
     if status_machine.is_closed(ticket.status, settings.tickets):
         raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
 
@@ -106,7 +107,7 @@ def reply(
     """An answer to the requester; the requester gets an "agent replied" notice."""
     text = clean_body(body)
     ticket = load_ticket(session, number)
-    _refuse_if_closed(ticket, settings)
+    refuse_if_closed(ticket, settings)
     message = TicketMessage(
         ticket_id=ticket.id,
         direction="outbound",
@@ -231,7 +232,7 @@ def close(
 ) -> Ticket:
     """Close a ticket for good; refused when it is already closed."""
     ticket = load_ticket(session, number)
-    _refuse_if_closed(ticket, settings)
+    refuse_if_closed(ticket, settings)
     return change_status(
         session, settings=settings, number=number, actor=actor, status=close_status(settings), at=at
     )
@@ -249,7 +250,7 @@ def assign(
     """Give a ticket to an active agent (``None`` unassigns it); the new assignee gets a
     notice unless they assigned it to themselves."""
     ticket = load_ticket(session, number)
-    _refuse_if_closed(ticket, settings)
+    refuse_if_closed(ticket, settings)
     agent = None
     if assignee:
         agent = session.scalar(select(Agent).where(Agent.email == assignee.strip().lower()))
@@ -296,7 +297,7 @@ def set_team(
 ) -> Ticket:
     """Move a ticket to another team (``None``: no team)."""
     ticket = load_ticket(session, number)
-    _refuse_if_closed(ticket, settings)
+    refuse_if_closed(ticket, settings)
     row = None
     if team:
         row = session.scalar(select(Team).where(Team.name == team))

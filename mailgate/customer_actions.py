@@ -13,11 +13,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailgate import outbox
 from mailgate import tickets as status_machine
-from mailgate.agent_actions import CLOSED_EXPLANATION, clean_body, load_ticket
+from mailgate.agent_actions import clean_body, load_ticket, refuse_if_closed
 from mailgate.directory import match_customer
 from mailgate.errors import ActionRefused, InvalidValue
-from mailgate.models import Agent, Participant, Team, Ticket, TicketLink, TicketMessage
+from mailgate.models import Participant, Team, Ticket, TicketLink, TicketMessage
+from mailgate.notices import CUSTOMER_REPLY, Event
 from mailgate.settings import Settings
 from mailgate.ticket_records import customer_views, history
 from mailgate.web import notify
@@ -133,8 +135,7 @@ def reply(
     text = clean_body(body)
     author = author.strip().lower()
     ticket = load_ticket(session, number)
-    if status_machine.is_closed(ticket.status, settings.tickets):
-        raise ActionRefused(f"Ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
+    refuse_if_closed(ticket, settings)
     change = status_machine.after_customer_reply(ticket.status, settings.tickets)
     if change is not None:
         ticket.status = change.new
@@ -148,19 +149,18 @@ def reply(
         session.add(Participant(ticket_id=ticket.id, email=author, role="cc"))
     message = _add_message(session, ticket, author, author_name, text, at=at, via=via)
     history(session, ticket, at, author, "customer_reply", detail={"via": via})
-    if ticket.assignee_id is not None:
-        assignee = session.get(Agent, ticket.assignee_id)
-        if assignee is not None:
-            notify.notify(
-                session,
-                settings=settings,
-                kind=notify.CUSTOMER_REPLIED,
-                recipient=assignee.email,
-                ticket=ticket,
-                cause=f"customer_reply:{message.id}",
-                at=at,
-                language=settings.defaults.language,
-            )
+    # The same decision as a reply by mail: the assignee is told, within the rate limit.
+    assert ticket.number is not None
+    event = Event(
+        kind=CUSTOMER_REPLY,
+        cause=f"customer_reply:{message.id}",
+        ticket_number=ticket.number,
+        requester=ticket.requester,
+        sender=author,
+        assignee=outbox.assignee_email(session, ticket),
+        status=ticket.status,
+    )
+    outbox.notify(session, event, ticket, settings=settings, now=at)
     return message
 
 

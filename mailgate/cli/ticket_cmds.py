@@ -51,6 +51,11 @@ def list_(ctx: Context, status: str | None, type_: str | None, limit: int, as_js
         emit_table(rows, LIST_COLUMNS, empty="no tickets")
 
 
+file_option = click.option(
+    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
+)
+
+
 @tickets.command()
 @click.argument("number", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
@@ -170,9 +175,7 @@ def status(ctx: Context, number: int, status: str, as_: str) -> None:
 
 @tickets.command()
 @click.argument("number", type=int)
-@click.option(
-    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
-)
+@file_option
 @as_option
 @pass_context
 def reply(ctx: Context, number: int, source: TextIO, as_: str) -> None:
@@ -183,9 +186,7 @@ def reply(ctx: Context, number: int, source: TextIO, as_: str) -> None:
 
 @tickets.command()
 @click.argument("number", type=int)
-@click.option(
-    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
-)
+@file_option
 @as_option
 @pass_context
 def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
