@@ -9,7 +9,7 @@ import click
 
 from mailgate import queries, requeue
 from mailgate.cli.context import Context, utc_now
-from mailgate.cli.output import emit_json, emit_table
+from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.jobs import enqueue_inbound, is_embedded
 from mailgate.processing import process
 
@@ -36,13 +36,11 @@ def inbound() -> None:
 @inbound.command("list")
 @click.option("--state", type=click.Choice(STATES), help="Only messages in this state.")
 @click.option("--outcome", help="Only this outcome (e.g. new_ticket, refused_policy).")
-@click.option("--limit", default=50, show_default=True, help="Newest N; 0 for all.")
+@limit_option("messages")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of objects, for scripts.")
 @pass_context
 def list_(ctx: Context, state: str | None, outcome: str | None, limit: int, as_json: bool) -> None:
     """Inbound messages, newest first."""
-    if limit < 0:
-        raise click.BadParameter("must be 0 (all) or more", param_hint="--limit")
     with ctx.store.transaction() as session:
         rows = queries.list_inbound(session, state=state, outcome=outcome, limit=limit)
     if as_json:

@@ -7,7 +7,7 @@ from sqlalchemy import update
 
 from mailgate import queries
 from mailgate.cli.context import Context, utc_now
-from mailgate.cli.output import emit_json, emit_table
+from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.errors import MailgateError, NotFound
 from mailgate.models import Notice
 from mailgate.outbound.sender import send_many, send_pending
@@ -34,13 +34,11 @@ def notices() -> None:
 
 @notices.command("list")
 @click.option("--state", type=click.Choice(STATES), help="Only notices in this state.")
-@click.option("--limit", default=50, show_default=True, help="Newest N notices; 0 for all.")
+@limit_option("notices")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of objects, for scripts.")
 @pass_context
 def list_(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
     """Notices, newest first."""
-    if limit < 0:
-        raise click.BadParameter("must be 0 (all) or more", param_hint="--limit")
     with ctx.store.transaction() as session:
         rows = queries.list_notices(session, state=state, limit=limit)
     if as_json:

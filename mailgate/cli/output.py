@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def limit_option(noun: str, default: int = 50) -> Callable[[F], F]:
+    """``--limit N`` for a listing: newest N, 0 for all; negative numbers are refused."""
+    return click.option(
+        "--limit",
+        default=default,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help=f"Newest N {noun}; 0 for all.",
+    )
 
 
 def emit_json(value: Any) -> None:

@@ -12,17 +12,11 @@ import click
 from mailgate import people
 from mailgate.assignment import STRATEGIES
 from mailgate.cli.context import Context
-from mailgate.cli.output import emit_json, emit_table
+from mailgate.cli.output import emit_json, emit_table, limit_option
 
 pass_context = click.make_pass_decorator(Context)
 
-limit_option = click.option("--limit", default=50, show_default=True, help="Newest N; 0 for all.")
 json_option = click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 0:
-        raise click.BadParameter("must be 0 (all) or more", param_hint="--limit")
 
 
 @click.group()
@@ -31,12 +25,11 @@ def agents() -> None:
 
 
 @agents.command("list")
-@limit_option
+@limit_option("agents")
 @json_option
 @pass_context
 def agents_list(ctx: Context, limit: int, as_json: bool) -> None:
     """Agents, newest first, with their open tickets."""
-    _check_limit(limit)
     with ctx.store.transaction() as session:
         rows = people.list_agents(session, ctx.settings, limit=limit)
     if as_json:
@@ -102,12 +95,11 @@ def teams() -> None:
 
 
 @teams.command("list")
-@limit_option
+@limit_option("teams")
 @json_option
 @pass_context
 def teams_list(ctx: Context, limit: int, as_json: bool) -> None:
     """Teams, newest first."""
-    _check_limit(limit)
     with ctx.store.transaction() as session:
         rows = people.list_teams(session, ctx.settings, limit=limit)
     if as_json:
@@ -137,12 +129,11 @@ def customers() -> None:
 
 
 @customers.command("list")
-@limit_option
+@limit_option("customers")
 @json_option
 @pass_context
 def customers_list(ctx: Context, limit: int, as_json: bool) -> None:
     """Customer accounts, newest first."""
-    _check_limit(limit)
     with ctx.store.transaction() as session:
         rows = people.list_customers(session, ctx.settings, limit=limit)
     if as_json:

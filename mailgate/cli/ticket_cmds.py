@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailgate import agent_actions, queries
 from mailgate.cli.context import Context, utc_now
-from mailgate.cli.output import emit_json, emit_table
+from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.models import Agent, TicketMessage
 
 pass_context = click.make_pass_decorator(Context)
@@ -36,13 +36,11 @@ def tickets() -> None:
 @tickets.command("list")
 @click.option("--status", help="Only tickets in this status (e.g. New, Open).")
 @click.option("--type", "type_", help="Only tickets of this type (e.g. General).")
-@click.option("--limit", default=50, show_default=True, help="Newest N tickets; 0 for all.")
+@limit_option("tickets")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of objects, for scripts.")
 @pass_context
 def list_(ctx: Context, status: str | None, type_: str | None, limit: int, as_json: bool) -> None:
     """Tickets, newest first."""
-    if limit < 0:
-        raise click.BadParameter("must be 0 (all) or more", param_hint="--limit")
     with ctx.store.transaction() as session:
         rows = queries.list_tickets(session, status=status, type_=type_, limit=limit)
     if as_json:
