@@ -21,6 +21,7 @@ from tests.conftest import SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_ENV = "MAILGATE_FAULT_SEED"
+SCALE_ENV = "MAILGATE_FAULT_SCALE"
 _MID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.IGNORECASE | re.MULTILINE)
 
 
@@ -29,6 +30,17 @@ def fault_seed() -> int:
     seed = int(os.environ.get(SEED_ENV) or random.SystemRandom().randrange(2**32))
     print(f"\n{SEED_ENV}={seed}")
     return seed
+
+
+def full_scale() -> bool:
+    """``MAILGATE_FAULT_SCALE=full`` runs the long version (more messages, more faults);
+    anything else, or unset, the reduced version that CI runs."""
+    return os.environ.get(SCALE_ENV, "").strip().lower() == "full"
+
+
+def scaled(reduced: int, full: int) -> int:
+    """``reduced`` in the CI version, ``full`` in the long one."""
+    return full if full_scale() else reduced
 
 
 def free_port() -> int:

@@ -24,6 +24,7 @@ from tests.faults.support import (
     free_port,
     read_ledger,
     run_mailgate,
+    scaled,
     wait_for,
     write_config,
 )
@@ -79,8 +80,8 @@ class Client(threading.Thread):
 def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
     seed = fault_seed()
     rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
-    total = 150
-    kills = rng.randint(2, 3)
+    total = scaled(150, 2000)
+    kills = rng.randint(scaled(2, 8), scaled(3, 12))
     kill_at = sorted(rng.sample(range(10, total - 10), kills))
     port = free_port()
     config = write_config(tmp_path, port=port)
@@ -101,7 +102,7 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path)
             receiver.kill()
             time.sleep(rng.uniform(0, 0.2))
             receiver.start()
-        client.join(timeout=150)
+        client.join(timeout=scaled(150, 1200))
         assert not client.is_alive(), "client did not finish"
         assert client.error is None, client.error
     finally:
@@ -131,7 +132,7 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path)
 def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) -> None:
     seed = fault_seed()
     rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
-    total = 80
+    total = scaled(80, 1000)
     config = write_config(tmp_path, port=free_port())
     settings = mailgate_config.load(config, {})
     store = ready_store(settings)
@@ -150,7 +151,7 @@ def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) ->
         store.engine.dispose()
     db_url = f"sqlite:///{tmp_path / 'm.db'}"
     mids = {mid for mid, _ in messages}
-    kills = rng.randint(2, 3)
+    kills = rng.randint(scaled(2, 8), scaled(3, 12))
     kill_at = sorted(rng.sample(range(5, total - 5), kills))
     started = time.monotonic()
 
