@@ -115,3 +115,25 @@ def dovecot() -> Iterator[Any]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mailgate.db'}"
+
+
+@pytest.fixture
+def stores() -> Iterator[Callable[[Settings], Store]]:
+    """Open a migrated store for settings made in the test; disposed afterwards."""
+    opened: list[Store] = []
+
+    def make(settings: Settings) -> Store:
+        migrator = Store(settings.database.url)
+        migrator.upgrade()  # PostgreSQL is never migrated implicitly
+        migrator.engine.dispose()
+        opened.append(open_store(settings))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.engine.dispose()

@@ -19,7 +19,7 @@ from mailgate.models import InboundMessage, Lease, Ticket
 from mailgate.store import Store
 from tests.conftest import SECRET
 from tests.dovecot import PASSWORD, Dovecot, free_port, wait_until
-from tests.test_imap_poller import message
+from tests.imap_support import message
 
 pytestmark = pytest.mark.dovecot
 REPO = Path(__file__).resolve().parents[1]

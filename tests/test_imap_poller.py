@@ -4,119 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 from imapclient import IMAPClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from mailgate import leases
 from mailgate.inbound import imap_cursor, imap_folder
-from mailgate.inbound.imap import ImapPoller, Timing
-from mailgate.inbound.imap_connect import ImapRefused
+from mailgate.inbound.imap import ImapPoller
 from mailgate.models import InboundMessage, Ticket
-from mailgate.settings import ImapMailbox, ImapSettings, Settings, SmtpSettings
-from mailgate.store import Store, open_store
-from tests.conftest import make_settings
-from tests.dovecot import PASSWORD, TOKEN, Dovecot, wait_until
-
-pytestmark = pytest.mark.dovecot
-Stores = Callable[[Settings], Store]
-
-# The production logic with waits short enough for tests.
-FAST = Timing(
-    lease_ttl=3.0,
-    lease_renew=0.5,
-    lease_retry=0.1,
-    tick=0.05,
-    retry_base=0.05,
-    retry_cap=0.5,
-    refused_base=300.0,
-    refused_cap=600.0,
+from mailgate.settings import SmtpSettings
+from tests.dovecot import Dovecot, wait_until
+from tests.imap_support import (
+    FAST,
+    Stores,
+    count_rows,
+    flagged_seen,
+    mailbox,
+    message,
+    running,
+    setup,
 )
 
-
-def message(i: int, *, padding: int = 0) -> bytes:
-    """A distinct customer message; ``padding`` bytes make it bigger."""
-    return (
-        f"From: customer{i}@acme.test\r\nTo: support@example.com\r\n"
-        f"Subject: Case {i}\r\nMessage-ID: <case-{i}@acme.test>\r\n\r\n"
-        f"Please help with case {i}.\r\n{'x' * padding}\r\n"
-    ).encode()
+pytestmark = pytest.mark.dovecot
 
 
-def mailbox(server: Dovecot, **changes: Any) -> ImapMailbox:
-    box = ImapMailbox(
-        name="support",
-        port=server.port,
-        security="none",
-        username="support",
-        password=PASSWORD,
-        poll_interval=1,
-    )
-    return dataclasses.replace(box, **changes)
-
-
-def count_rows(store: Store, model: type = InboundMessage) -> int:
-    with store.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def flagged_seen(server: Dovecot, folder: str) -> int:
-    with server.client() as client:
-        client.select_folder(folder, readonly=True)
-        return len(client.search(["SEEN"]))
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'mailgate.db'}"
-
-
-@pytest.fixture
-def stores() -> Iterator[Callable[[Settings], Store]]:
-    """Open a migrated store for settings made in the test; disposed afterwards."""
-    opened: list[Store] = []
-
-    def make(settings: Settings) -> Store:
-        migrator = Store(settings.database.url)
-        migrator.upgrade()  # PostgreSQL is never migrated implicitly
-        migrator.engine.dispose()
-        opened.append(open_store(settings))
-        return opened[-1]
-
-    yield make
-    for store in opened:
-        store.engine.dispose()
-
-
-def setup(stores: Stores, url: str, box: ImapMailbox, **sections: Any) -> tuple[Settings, Store]:
-    settings = make_settings(url, imap=ImapSettings((box,)), **sections)
-    return settings, stores(settings)
-
-
-@contextmanager
-def running(poller: ImapPoller) -> Iterator[threading.Event]:
-    """Run ``poller.run_forever`` in a thread; stop it and require a prompt exit."""
-    stop = threading.Event()
-    thread = threading.Thread(target=poller.run_forever, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "poller did not stop within 10 s"
-
-
-def test_new_mail_becomes_tickets_and_is_moved(dovecot: Dovecot, stores: Stores, url: str) -> None:
+def test_new_mail_becomes_tickets_and_is_moved(
+    dovecot: Dovecot, stores: Stores, sqlite_url: str
+) -> None:
     """Appended mail is stored, processed into tickets, moved to a created Processed folder;
     a second pass finds nothing."""
-    settings, store = setup(stores, url, mailbox(dovecot, batch_size=2))
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot, batch_size=2))
     dovecot.append("INBOX", [message(i) for i in range(5)])
     assert dovecot.count("Processed") == 0
 
@@ -143,11 +62,11 @@ class CrashAfterCommit(ImapPoller):
 
 
 def test_crash_between_store_and_move_gives_no_duplicate(
-    dovecot: Dovecot, stores: Stores, url: str
+    dovecot: Dovecot, stores: Stores, sqlite_url: str
 ) -> None:
     """Messages stored but never moved are recognised on restart: moved and processed,
     not stored twice."""
-    settings, store = setup(stores, url, mailbox(dovecot))
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot))
     dovecot.append("INBOX", [message(i) for i in range(3)])
     box = settings.imap.mailboxes[0]
     with pytest.raises(RuntimeError):
@@ -195,11 +114,11 @@ def test_uidvalidity_change_gives_no_duplicate(
 
 
 def test_idle_survives_a_dovecot_restart(
-    dovecot: Dovecot, stores: Stores, url: str, caplog: pytest.LogCaptureFixture
+    dovecot: Dovecot, stores: Stores, sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """In IDLE, new mail is picked up at once; after Dovecot restarts the poller reconnects
     and picks up mail appended after the restart."""
-    settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot, poll_interval=3600))
     with running(
         poller := ImapPoller(
             settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST
@@ -219,11 +138,11 @@ def test_idle_survives_a_dovecot_restart(
 
 
 def test_idle_is_reissued_before_the_server_limit(
-    dovecot: Dovecot, stores: Stores, url: str
+    dovecot: Dovecot, stores: Stores, sqlite_url: str
 ) -> None:
     """With nothing arriving, IDLE is still ended and re-issued every idle_restart seconds
     (RFC 2177: before the server's 30-minute timeout), each time after a fresh pass."""
-    settings, store = setup(stores, url, mailbox(dovecot, poll_interval=3600))
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot, poll_interval=3600))
     timing = dataclasses.replace(FAST, idle_restart=0.2)
     poller = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings, timing=timing)
     with running(poller):
@@ -233,7 +152,7 @@ def test_idle_is_reissued_before_the_server_limit(
 
 @pytest.mark.parametrize("capabilities", ["IMAP4rev1 LITERAL+ UIDPLUS", "IMAP4rev1 LITERAL+"])
 def test_without_idle_or_move_it_polls_and_copies(
-    stores: Stores, url: str, capabilities: str
+    stores: Stores, sqlite_url: str, capabilities: str
 ) -> None:
     """A server offering neither IDLE nor MOVE is polled every poll_interval, and mail is
     acknowledged with COPY, \\Deleted and an expunge (UID EXPUNGE where UIDPLUS is offered)."""
@@ -242,7 +161,7 @@ def test_without_idle_or_move_it_polls_and_copies(
         server.start()
         with server.client() as client:
             assert not client.has_capability("IDLE") and not client.has_capability("MOVE")
-        settings, store = setup(stores, url, mailbox(server, poll_interval=1))
+        settings, store = setup(stores, sqlite_url, mailbox(server, poll_interval=1))
         poller = ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST)
         with running(poller):
             wait_until(lambda: poller.passes >= 1, what="the first pass")
@@ -254,135 +173,14 @@ def test_without_idle_or_move_it_polls_and_copies(
         server.cleanup()
 
 
-def test_wrong_password_is_one_clear_line(dovecot: Dovecot, stores: Stores, url: str) -> None:
-    """A refused login raises one clear line that names the mailbox and never the password."""
-    box = mailbox(dovecot, password="wrong-password")
-    settings, store = setup(stores, url, box)
-    with pytest.raises(ImapRefused) as info:
-        ImapPoller(box, store=store, settings=settings).run_once()
-    text = str(info.value)
-    assert text == (
-        f"mailbox support: 127.0.0.1:{dovecot.port}: login refused for user 'support': "
-        "[AUTHENTICATIONFAILED] Authentication failed."
-    )
-    assert leases.current(store, "imap:support") is None
-
-
-def test_wrong_password_waits_long_instead_of_hammering(
-    dovecot: Dovecot, stores: Stores, url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The watching poller logs a refused login once and waits the long backoff (here
-    150 s with jitter at its low end) instead of retrying, and still stops at once."""
-    box = mailbox(dovecot, password="wrong-password")
-    settings, store = setup(stores, url, box)
-    poller = ImapPoller(box, store=store, settings=settings, timing=FAST, rand=lambda: 0.0)
-    with running(poller):
-        wait_until(
-            lambda: any("next attempt in" in r.getMessage() for r in caplog.records),
-            what="the refusal to be logged",
-        )
-        # Released while it waits, so a poller elsewhere may try its own credentials.
-        wait_until(lambda: leases.current(store, "imap:support") is None, what="the release")
-    refusals = [r.getMessage() for r in caplog.records if "login refused" in r.getMessage()]
-    assert len(refusals) == 1 and refusals[0].endswith("; next attempt in 150s")
-    assert "wrong-password" not in caplog.text
-    wait_until(dovecot.auth_failures, what="Dovecot to log the failure")
-    assert dovecot.auth_failures() == 1
-
-
-def test_unreachable_server_is_a_temporary_failure(stores: Stores, url: str) -> None:
-    """Nothing listening: a one-line 'cannot connect' error."""
-    from tests.dovecot import free_port
-
-    box = ImapMailbox(name="support", port=free_port(), security="none", password="x")
-    settings, store = setup(stores, url, box)
-    with pytest.raises(Exception) as info:
-        ImapPoller(box, store=store, settings=settings).run_once()
-    assert "cannot connect: Connection refused" in str(info.value)
-
-
-def test_two_pollers_one_works_one_waits(dovecot: Dovecot, stores: Stores, db_url: str) -> None:
-    """Two pollers on one mailbox and one database: one holds the lease and does all the
-    work, the other waits; when the first stops, the second takes over. No duplicates."""
-    settings, store = setup(stores, db_url, mailbox(dovecot))
-    box = settings.imap.mailboxes[0]
-    first = ImapPoller(box, store=store, settings=settings, timing=FAST, holder="first")
-    second = ImapPoller(box, store=store, settings=settings, timing=FAST, holder="second")
-    dovecot.append("INBOX", [message(i) for i in range(10)])
-    with running(first) as stop_first:
-        wait_until(lambda: first.passes >= 1, what="the first poller to start")
-        with running(second):
-            dovecot.append("INBOX", [message(i) for i in range(10, 20)])
-            wait_until(lambda: dovecot.count("Processed") == 20, what="all mail")
-            assert second.passes == 0
-            assert leases.current(store, "imap:support").holder == "first"  # type: ignore[union-attr]
-            stop_first.set()
-            wait_until(lambda: second.passes >= 1, what="the second poller to take over")
-            dovecot.append("INBOX", [message(20)])
-            wait_until(lambda: dovecot.count("Processed") == 21, what="the second poller")
-    assert (first.stored, second.stored) == (20, 1)
-    assert count_rows(store) == 21 and count_rows(store, Ticket) == 21
-
-
-@pytest.fixture
-def tls_dovecot(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
-    """A Dovecot with a self-signed certificate that this process trusts (SSL_CERT_FILE)."""
-    server = Dovecot(tls=True)
-    try:
-        server.start()
-        monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.mark.parametrize("security", ["tls", "starttls"])
-def test_tls_and_starttls(tls_dovecot: Dovecot, stores: Stores, url: str, security: str) -> None:
-    """Implicit TLS and STARTTLS both verify the certificate and fetch mail."""
-    port = tls_dovecot.tls_port if security == "tls" else tls_dovecot.port
-    box = mailbox(tls_dovecot, security=security, port=port)
-    settings, store = setup(stores, url, box)
-    tls_dovecot.append("INBOX", [message(1)])
-    assert ImapPoller(box, store=store, settings=settings).run_once().stored == 1
-    # The test's own helper logs in without TLS; the poller's login is the TLS one.
-    logins = [line for line in tls_dovecot.log.read_text().splitlines() if "Login:" in line]
-    assert sum(", TLS," in line for line in logins) == 1
-
-
-def test_untrusted_certificate_is_refused(
-    tls_dovecot: Dovecot, stores: Stores, url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A certificate nobody vouches for is a configuration problem, said in one line."""
-    monkeypatch.delenv("SSL_CERT_FILE")
-    box = mailbox(tls_dovecot, security="tls", port=tls_dovecot.tls_port)
-    settings, store = setup(stores, url, box)
-    with pytest.raises(ImapRefused, match=r"TLS certificate not trusted: self.signed certificate"):
-        ImapPoller(box, store=store, settings=settings).run_once()
-
-
-def test_xoauth2_token_from_the_named_environment_variable(
-    dovecot: Dovecot, stores: Stores, url: str
-) -> None:
-    """With oauth2_token_env, the poller authenticates with XOAUTH2 and the token in that
-    variable; an unset variable is a clear refusal."""
-    box = mailbox(dovecot, password="", oauth2_token_env="SUPPORT_TOKEN")
-    settings, store = setup(stores, url, box)
-    dovecot.append("INBOX", [message(1)])
-    env = {"SUPPORT_TOKEN": TOKEN}
-    assert ImapPoller(box, store=store, settings=settings, env=env).run_once().stored == 1
-    assert "method=XOAUTH2" in dovecot.log.read_text()
-    with pytest.raises(ImapRefused, match=r"names \$SUPPORT_TOKEN, which is not set"):
-        ImapPoller(box, store=store, settings=settings, env={}).run_once()
-
-
 def test_oversized_mail_is_left_in_place_and_batches_stay_bounded(
-    dovecot: Dovecot, stores: Stores, url: str
+    dovecot: Dovecot, stores: Stores, sqlite_url: str
 ) -> None:
     """Mail over smtp.max_message_bytes is never downloaded: left in the folder and passed
     by the cursor. Batches respect batch_size and the byte budget."""
     limit = 4000
     box = mailbox(dovecot, batch_size=3)
-    settings, store = setup(stores, url, box, smtp=SmtpSettings(max_message_bytes=limit))
+    settings, store = setup(stores, sqlite_url, box, smtp=SmtpSettings(max_message_bytes=limit))
     sizes = [100, 2500, 2500, 2500, 9000, 100, 100, 100, 100]
     dovecot.append("INBOX", [message(i, padding=n) for i, n in enumerate(sizes)])
     with dovecot.client() as client:
@@ -412,11 +210,11 @@ class FailFirstMove(ImapPoller):
 
 
 def test_watcher_survives_a_failure_after_commit(
-    dovecot: Dovecot, stores: Stores, url: str
+    dovecot: Dovecot, stores: Stores, sqlite_url: str
 ) -> None:
     """In run_forever, a failure between store and move is logged and retried: the
     messages are then moved once and stored once."""
-    settings, store = setup(stores, url, mailbox(dovecot))
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot))
     dovecot.append("INBOX", [message(i) for i in range(4)])
     poller = FailFirstMove(settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST)
     with running(poller):
@@ -425,10 +223,12 @@ def test_watcher_survives_a_failure_after_commit(
     assert count_rows(store) == 4 and count_rows(store, Ticket) == 4
 
 
-def test_stop_finishes_the_message_in_hand(dovecot: Dovecot, stores: Stores, url: str) -> None:
+def test_stop_finishes_the_message_in_hand(
+    dovecot: Dovecot, stores: Stores, sqlite_url: str
+) -> None:
     """A stop request arriving while a message is being stored: that message is stored,
     acknowledged and processed, the rest of the batch is left for next time."""
-    settings, store = setup(stores, url, mailbox(dovecot, batch_size=10))
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot, batch_size=10))
     dovecot.append("INBOX", [message(i) for i in range(5)])
     stop = threading.Event()
 
