@@ -137,3 +137,13 @@ def stores() -> Iterator[Callable[[Settings], Store]]:
     yield make
     for store in opened:
         store.engine.dispose()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Any]:
+    """The portal on a fresh SQLite file (tests/web_support.Site); some web tests override it."""
+    from tests.web_support import make_site
+
+    s = make_site(f"sqlite:///{tmp_path / 'mailgate.db'}")
+    yield s
+    s.store.engine.dispose()

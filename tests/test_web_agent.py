@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,6 @@ from tests.web_support import (
     make_site,
     sign_in_agent,
 )
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = make_site(f"sqlite:///{tmp_path / 'mailgate.db'}")
-    yield s
-    s.store.engine.dispose()
 
 
 def _password(site: Site, email: str, password: str, client=None):  # type: ignore[no-untyped-def]

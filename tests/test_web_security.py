@@ -24,13 +24,6 @@ from tests.web_support import (
 )
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = make_site(f"sqlite:///{tmp_path / 'mailgate.db'}")
-    yield s
-    s.store.engine.dispose()
-
-
 def _form_routes() -> list[str]:
     paths = []
     for router in (customer.router, agent.router):
