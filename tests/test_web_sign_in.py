@@ -7,7 +7,6 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailgate import agent_actions
 from mailgate.models import (
     SignInToken,
 )
@@ -18,8 +17,6 @@ from tests.web_support import (
     sign_in_customer,
     sign_in_link,
 )
-
-ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
 
 
 def _ask_for_link(site: Site, email: str, client=None):  # type: ignore[no-untyped-def]
