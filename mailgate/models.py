@@ -342,3 +342,17 @@ class RateLimitHit(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bucket: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime]
+
+
+class CannedResponse(Base):
+    """A reply text agents answer with by name (``tickets reply --response NAME``)."""
+
+    __tablename__ = "canned_responses"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # A template with only the placeholders response_text.PLACEHOLDERS names.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+
