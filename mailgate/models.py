@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -356,3 +357,17 @@ class CannedResponse(Base):
     updated_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(320), default="")
 
+
+class Rejection(Base):
+    """How often a receiver refused mail that never became an inbound row, per day.
+
+    Receivers count in memory and add their counts here every few seconds (an upsert),
+    so a flood of refusals costs one write per flush, not one per refusal."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (UniqueConstraint("source", "reason", "day"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
