@@ -56,6 +56,8 @@ _AT_CONNECT = {
 
 def refusal_reason(reply: str) -> str | None:
     """The rejection reason a reply counts as, or None when it refuses no mail."""
+    if reply[:1] in ("2", "3"):
+        return None  # most replies: said on every command, so answered first
     for start, reason in _REFUSALS:
         if reply.startswith(start):
             return reason
