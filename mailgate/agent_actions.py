@@ -103,8 +103,11 @@ def reply(
     body: str,
     at: datetime,
     via: str = "portal",
+    response: str = "",
 ) -> TicketMessage:
-    """An answer to the requester; the requester gets an "agent replied" notice."""
+    """An answer to the requester; the requester gets an "agent replied" notice.
+
+    ``response`` names the canned response the text came from, for the history."""
     text = clean_body(body)
     ticket = load_ticket(session, number)
     refuse_if_closed(ticket, settings)
@@ -130,7 +133,8 @@ def reply(
         # An answered ticket is being worked on.
         _set_status(session, ticket, settings.tickets.first_status("active"), actor, at)
     ticket.updated_at = at
-    history(session, ticket, at, actor.label, "agent_reply", detail={"message": str(message.id)})
+    detail = {"message": str(message.id), **({"response": response} if response else {})}
+    history(session, ticket, at, actor.label, "agent_reply", detail=detail)
     notify.notify(
         session,
         settings=settings,

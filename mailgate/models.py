@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -342,3 +343,31 @@ class RateLimitHit(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bucket: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime]
+
+
+class CannedResponse(Base):
+    """A reply text agents answer with by name (``tickets reply --response NAME``)."""
+
+    __tablename__ = "canned_responses"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # A template with only the placeholders response_text.PLACEHOLDERS names.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Rejection(Base):
+    """How often a receiver refused mail that never became an inbound row, per day.
+
+    Receivers count in memory and add their counts here every few seconds (an upsert),
+    so a flood of refusals costs one write per flush, not one per refusal."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (UniqueConstraint("source", "reason", "day"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,5 +1,5 @@
 """``mailgate stats``: open tickets by status, type, priority and assignee; first-response
-and resolution times (median and p90) over a period."""
+and resolution times (median and p90) and refused mail over a period."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailgate import rejections
 from mailgate.models import Agent, Ticket
 from mailgate.settings import Settings
 
@@ -86,6 +87,9 @@ def compute(
         },
         "first_response": summary(first),
         "resolution": summary(resolved),
+        # Mail refused before it was stored, counted per UTC day: whole days, from the
+        # day ``since`` falls on.
+        "rejected": rejections.summary(session, since.date()),
     }
 
 

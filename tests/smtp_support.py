@@ -51,15 +51,16 @@ def serving(
     *,
     on_stored: Callable[[int], None] | None = None,
     stop_timeout: float | None = 120.0,
+    **server: Any,
 ) -> Iterator[Running]:
     """A started receiver; leaving the block stops it gracefully, which waits for the
     commits and processing of everything accepted (so tests join instead of sleeping)."""
     store = migrated_store(settings)
-    server = SmtpServer(settings, store, now=fixed_clock(), on_stored=on_stored)
-    thread = ServerThread(server, stop_timeout=stop_timeout)
+    smtp = SmtpServer(settings, store, now=fixed_clock(), on_stored=on_stored, **server)
+    thread = ServerThread(smtp, stop_timeout=stop_timeout)
     try:
         host, port = thread.start()
-        yield Running(host, port, server, store, thread)
+        yield Running(host, port, smtp, store, thread)
     finally:
         thread.stop(timeout=(stop_timeout or 60) + 30)
         store.engine.dispose()

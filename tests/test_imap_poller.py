@@ -11,6 +11,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 
+from mailgate import rejections
 from mailgate.inbound import imap_cursor, imap_folder
 from mailgate.inbound.imap import ImapPoller
 from mailgate.models import InboundMessage, Ticket
@@ -195,6 +196,8 @@ def test_oversized_mail_is_left_in_place_and_batches_stay_bounded(
     assert dovecot.count("INBOX") == 1 and dovecot.count("Processed") == 8
     again = ImapPoller(box, store=store, settings=settings).run_once()
     assert again.found == 0  # the cursor moved past it: no warning every pass
+    with store.transaction() as session:  # and it is counted once, for /metrics
+        assert rejections.totals(session) == {("imap", "too_big"): 1}
 
 
 class FailFirstMove(ImapPoller):

@@ -16,9 +16,10 @@ from mailgate.cli.context import Context, utc_now
 from mailgate.errors import MailgateError, PermanentFailure, TemporaryFailure
 from mailgate.handling import process_and_send
 from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
-from mailgate.inbound.intake import Envelope, accept
+from mailgate.inbound.intake import Envelope, accept, refusal_reason
 from mailgate.jobs import enqueue_inbound, is_embedded
 from mailgate.processing import ProcessResult
+from mailgate.rejections import RejectionCounter
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -58,6 +59,7 @@ def ingest(
     if len(chosen) > 1:
         raise click.UsageError("give one of FILE, --mbox or --maildir")
     envelope = Envelope(mail_from=sender, rcpt_to=recipients)
+    refused = RejectionCounter("ingest", utc_now)
     try:
         if mbox_path is not None or maildir_path is not None:
             count, messages = (
@@ -65,9 +67,14 @@ def ingest(
                 if mbox_path is not None
                 else maildir_messages(maildir_path)  # type: ignore[arg-type]
             )
-            _bulk(ctx, count, messages, envelope, quiet=quiet)
+            _bulk(ctx, count, messages, envelope, quiet=quiet, refused=refused)
         else:
-            _single(ctx, _read_one(file), envelope, quiet=quiet)
+            raw = _read_one(file)
+            try:
+                _single(ctx, raw, envelope, quiet=quiet)
+            except PermanentFailure as exc:
+                refused.add(refusal_reason(exc))
+                raise
     except TemporaryFailure:
         raise
     except MailgateError:
@@ -75,6 +82,9 @@ def ingest(
     except Exception as exc:
         # Anything unexpected is a reason to try again later, never to bounce mail.
         raise TemporaryFailure(f"could not store the message: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if refused.unwritten:
+            refused.flush_quietly(ctx.store)
 
 
 def _read_one(file: str | None) -> bytes:
@@ -130,11 +140,17 @@ def _process_quietly(ctx: Context, inbound_id: int):  # type: ignore[no-untyped-
 
 
 def _bulk(
-    ctx: Context, count: int, messages: Iterator[FileMessage], envelope: Envelope, *, quiet: bool
+    ctx: Context,
+    count: int,
+    messages: Iterator[FileMessage],
+    envelope: Envelope,
+    *,
+    quiet: bool,
+    refused: RejectionCounter,
 ) -> None:
     settings = ctx.settings
     totals = {"stored": 0, "duplicate": 0, "refused": 0, "tickets": 0}
-    refused: list[str] = []
+    reasons: list[str] = []
     with click.progressbar(
         messages, length=count, label="ingesting", file=sys.stderr, hidden=quiet
     ) as bar:
@@ -150,7 +166,8 @@ def _bulk(
                 )
             except PermanentFailure as exc:
                 totals["refused"] += 1
-                refused.append(f"{item.ref}: {exc}")
+                reasons.append(f"{item.ref}: {exc}")
+                refused.add(refusal_reason(exc))
                 continue
             if accepted.duplicate:
                 totals["duplicate"] += 1
@@ -159,7 +176,7 @@ def _bulk(
             result = _process_quietly(ctx, accepted.inbound_id)
             if result is not None and result.outcome == "new_ticket":
                 totals["tickets"] += 1
-    for line in refused:
+    for line in reasons:
         click.echo(f"mailgate: refused {line}", err=True)
     if not quiet:
         made = "queued" if not is_embedded(settings) else f"{totals['tickets']} new tickets"

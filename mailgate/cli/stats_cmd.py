@@ -26,7 +26,8 @@ pass_context = click.make_pass_decorator(Context)
 def stats(ctx: Context, since_days: int, as_json: bool) -> None:
     """Open tickets by status, type, priority and assignee; first-response time
     (first response - created) and resolution time (closed - created), median
-    and p90, over tickets first answered (or closed) in the last DAYS days."""
+    and p90, over tickets first answered (or closed) in the last DAYS days; mail
+    the receivers refused in those days, by reason."""
     with ctx.store.transaction() as session:
         result = desk_stats.compute(
             session, settings=ctx.settings, now=utc_now(), since_days=since_days
@@ -47,3 +48,6 @@ def stats(ctx: Context, since_days: int, as_json: bool) -> None:
             f"  {label:<15} median {desk_stats.duration(s['median_seconds'])}, "
             f"p90 {desk_stats.duration(s['p90_seconds'])} ({s['count']} tickets)"
         )
+    rejected = result["rejected"]
+    reasons = ", ".join(f"{name} {n}" for name, n in rejected["by_reason"].items())
+    click.echo(f"  {'refused mail':<15} {rejected['total']}" + (f" ({reasons})" if reasons else ""))

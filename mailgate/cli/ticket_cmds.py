@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import agent_actions, queries
+from mailgate import agent_actions, queries, responses
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.models import Agent, TicketMessage
@@ -173,12 +173,35 @@ def status(ctx: Context, number: int, status: str, as_: str) -> None:
 
 @tickets.command()
 @click.argument("number", type=int)
-@file_option
+@click.option("--file", "source", type=click.File("r"), help="The text; - for stdin.")
+@click.option(
+    "--response",
+    metavar="NAME",
+    help="Reply with canned response NAME, placeholders filled in (instead of --file).",
+)
 @as_option
 @pass_context
-def reply(ctx: Context, number: int, source: TextIO, as_: str) -> None:
-    """Answer the requester of ticket NUMBER; they get a content-free notice."""
-    message_id = _write_message(ctx, agent_actions.reply, number, source, as_)
+def reply(ctx: Context, number: int, source: TextIO | None, response: str | None, as_: str) -> None:
+    """Answer the requester of ticket NUMBER; they get a content-free notice.
+
+    The text comes from --file or from a canned response (--response), not both."""
+    if (source is None) == (response is None):
+        raise click.UsageError("give the text with exactly one of --file or --response")
+    if response is not None:
+        with ctx.store.transaction() as session:
+            message = responses.reply(
+                session,
+                settings=ctx.settings,
+                number=number,
+                actor=_actor(session, as_),
+                name=response,
+                at=utc_now(),
+                via="cli",
+            )
+            message_id = message.id
+    else:
+        assert source is not None
+        message_id = _write_message(ctx, agent_actions.reply, number, source, as_)
     click.echo(f"ticket #{number}: reply {message_id} stored, requester notified")
 
 

@@ -18,11 +18,12 @@ from datetime import datetime
 
 from imapclient import IMAPClient
 
+from mailgate import rejections
 from mailgate.errors import PermanentFailure
 from mailgate.inbound import imap_cursor, imap_folder
 from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.imap_cursor import Cursor
-from mailgate.inbound.intake import Envelope, accept
+from mailgate.inbound.intake import Envelope, accept, refusal_reason
 from mailgate.settings import ImapMailbox, Settings
 from mailgate.store import Store
 
@@ -137,7 +138,7 @@ class FolderPass:
             tally.done += 1
             raw = raws.get(uid)
             if size > max_bytes:
-                self._refuse(tally, uid, f"{size} bytes, over smtp.max_message_bytes")
+                self._refuse(tally, uid, f"{size} bytes, over smtp.max_message_bytes", "too_big")
                 continue
             if raw is None:
                 continue  # expunged by another client meanwhile
@@ -152,7 +153,7 @@ class FolderPass:
                     source_ref=f"imap:{box.name}:{uidvalidity}:{uid}",
                 )
             except PermanentFailure as exc:
-                self._refuse(tally, uid, str(exc))
+                self._refuse(tally, uid, str(exc), refusal_reason(exc))
                 continue
             committed.append(uid)
             tally.ids.append(accepted.inbound_id)
@@ -165,9 +166,11 @@ class FolderPass:
         self.acknowledge(client, committed)
         return last_uid
 
-    def _refuse(self, tally: _Tally, uid: int, reason: str) -> None:
-        # Left in the folder for a person; the cursor moves past it.
+    def _refuse(self, tally: _Tally, uid: int, reason: str, kind: str) -> None:
+        # Left in the folder for a person; the cursor moves past it, so it is refused
+        # (and counted) once: written at once, no buffering needed.
         tally.refused += 1
+        rejections.record(self.store, "imap", kind, self.now)
         box = self.box
         log.warning(
             "mailbox %s: UID %d left in %r, not stored: %s", box.name, uid, box.folder, reason

@@ -32,6 +32,20 @@ class Envelope:
     helo: str = ""
 
 
+class NotMail(PermanentFailure):
+    """Input refused before storing; ``reason`` names it for the rejection counts
+    (``too_big`` or ``not_an_email``, see ``mailgate.rejections.REASONS``)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def refusal_reason(exc: PermanentFailure) -> str:
+    """The rejection reason for a refusal from ``accept``."""
+    return exc.reason if isinstance(exc, NotMail) else "not_an_email"
+
+
 @dataclass(frozen=True)
 class Accepted:
     inbound_id: int
@@ -44,13 +58,15 @@ def check_is_email(raw: bytes, *, max_bytes: int) -> None:
     bytes with no recognisable header field near the top. Anything with headers is
     accepted, however broken; defects are recorded when it is parsed."""
     if not raw.strip():
-        raise PermanentFailure("empty message")
+        raise NotMail("empty message", "not_an_email")
     if len(raw) > max_bytes:
-        raise PermanentFailure(
-            f"message is {len(raw)} bytes, over smtp.max_message_bytes ({max_bytes})"
+        raise NotMail(
+            f"message is {len(raw)} bytes, over smtp.max_message_bytes ({max_bytes})", "too_big"
         )
     if header_lines_found(raw) == 0:
-        raise PermanentFailure("not an email: no header fields (From:, Subject:, ...) at the top")
+        raise NotMail(
+            "not an email: no header fields (From:, Subject:, ...) at the top", "not_an_email"
+        )
 
 
 def accept(

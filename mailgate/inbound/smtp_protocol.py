@@ -14,6 +14,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, syntax
 
 from mailgate.inbound.smtp import client_ip
+from mailgate.rejections import RejectionCounter
 
 # RFC 5321 §3.8 and §4.2.3: 421 closes the connection.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
@@ -29,6 +30,38 @@ _REWRITTEN = {
 }
 # aiosmtpd answers these at the end of DATA; LMTP needs one answer per recipient.
 _END_OF_DATA = {"552 5.3.4 Message too big for this system", "500 Line too long"}
+# Refusals counted for /metrics, by how the reply starts (after _REWRITTEN). Replies to
+# commands out of order or unknown (503, 500, 502) refuse no mail and are not counted.
+_REFUSALS = (
+    ("550 5.1.1 ", "relay_denied"),
+    ("452 4.5.3 ", "too_many_recipients"),
+    ("552 ", "too_big"),
+    ("500 Line too long", "line_too_long"),
+    ("554 5.6.0 ", "not_an_email"),
+    ("501 Syntax: MAIL", "syntax"),
+    ("501 Syntax: RCPT", "syntax"),
+    ("553 5.1.3 ", "syntax"),
+    ("555 ", "syntax"),
+    ("530 5.7.0 Authentication required", "auth_required"),
+    ("535 ", "auth_failed"),
+    ("451 4.3.0 Could not store", "storage_unavailable"),
+    ("451 4.3.0 Internal error", "internal_error"),
+)
+_AT_CONNECT = {
+    TOO_MANY_CONNECTIONS: "connection_limit",
+    TOO_MANY_FROM_CLIENT: "client_limit",
+    SHUTTING_DOWN: "shutting_down",
+}
+
+
+def refusal_reason(reply: str) -> str | None:
+    """The rejection reason a reply counts as, or None when it refuses no mail."""
+    if reply[:1] in ("2", "3"):
+        return None  # most replies: said on every command, so answered first
+    for start, reason in _REFUSALS:
+        if reply.startswith(start):
+            return reason
+    return None
 
 
 class Gate:
@@ -103,6 +136,7 @@ class SMTPProtocol(SMTP):
         gate: Gate,
         data_timeout: float,
         implicit_tls: bool,
+        rejections: RejectionCounter,
         **kwargs: Any,
     ) -> None:
         # aiosmtpd keeps these limits in a dict shared by every connection, cleared by
@@ -112,6 +146,7 @@ class SMTPProtocol(SMTP):
         self.gate = gate
         self.data_timeout = data_timeout
         self.implicit_tls = implicit_tls
+        self.rejections = rejections
         self._refused = False
         self._closing = False
 
@@ -126,6 +161,7 @@ class SMTPProtocol(SMTP):
             refusal = self.gate.admit(self, client_ip(transport.get_extra_info("peername")))
             if refusal is not None:
                 self._refused = True
+                self.rejections.add(_AT_CONNECT[refusal])
                 assert isinstance(transport, asyncio.WriteTransport)
                 transport.write(refusal.encode("ascii") + b"\r\n")
                 transport.close()
@@ -150,9 +186,18 @@ class SMTPProtocol(SMTP):
             self._reset_timeout(self.data_timeout)
         await super().smtp_DATA(arg)
 
+    def _timeout_cb(self) -> None:
+        if self.in_transaction:
+            # A client gone quiet between MAIL and the end of DATA: a message lost.
+            self.rejections.add("timeout")
+        super()._timeout_cb()
+
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
             status = self._reply(status)
+            reason = refusal_reason(status)
+            if reason is not None:
+                self.rejections.add(reason)
         await super().push(status)
         if self.gate.draining and not self.in_transaction and not self._closing:
             # The transaction this connection was allowed to finish is over.

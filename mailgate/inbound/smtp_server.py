@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import socket
@@ -27,6 +28,7 @@ from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.smtp import IntakeHandler
 from mailgate.inbound.smtp_protocol import Gate, LMTPProtocol, SMTPProtocol
 from mailgate.inbound.trace import MAX_TRACE_BYTES
+from mailgate.rejections import FLUSH_SECONDS, RejectionCounter
 from mailgate.settings import Settings, SmtpSettings
 from mailgate.store import Store
 
@@ -92,6 +94,7 @@ class SmtpServer:
         *,
         now: Callable[[], datetime],
         on_stored: Callable[[int], None] | None = None,
+        flush_seconds: float = FLUSH_SECONDS,
     ) -> None:
         smtp = settings.smtp
         self.settings = settings
@@ -133,6 +136,10 @@ class SmtpServer:
         self._authenticate = (
             _authenticator(smtp.auth_username, smtp.auth_password) if self.auth_enabled else None
         )
+        # Both protocols count as "smtp", the source their accepted messages get too.
+        self.rejections = RejectionCounter("smtp", now)
+        self.flush_seconds = flush_seconds
+        self._flusher: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hurry: asyncio.Event | None = None
@@ -176,7 +183,13 @@ class SmtpServer:
                 ]
             ) from None
         self.address = self._server.sockets[0].getsockname()[:2]
+        self._flusher = asyncio.create_task(self._flush_every(self.flush_seconds))
         return self.address
+
+    async def _flush_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await asyncio.to_thread(self.rejections.flush_quietly, self.store)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let transactions in flight finish (up to ``timeout`` seconds),
@@ -196,6 +209,12 @@ class SmtpServer:
                 "smtp: %d stored message(s) left pending for the reconciler to process",
                 len(self._processing),
             )
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        # Refusals up to the last connection are written before the process ends.
+        await asyncio.to_thread(self.rejections.flush_quietly, self.store)
         await asyncio.to_thread(self._release_threads)
         self._server = None
 
@@ -230,6 +249,7 @@ class SmtpServer:
             gate=self.gate,
             data_timeout=smtp.data_timeout,
             implicit_tls=self.tls == "implicit",
+            rejections=self.rejections,
             loop=self._loop,
             hostname=self.hostname,
             ident="LMTP mailgate" if self.lmtp else "ESMTP mailgate",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailgate import agent_actions, queries
+from mailgate import agent_actions, queries, responses
 from mailgate.agent_actions import CLOSED_EXPLANATION, Actor
 from mailgate.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.models import Agent, Team, Ticket
@@ -153,6 +153,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
             raise HTTPException(404, "There is no such ticket.") from None
         agents = [a.email for a in session.scalars(select(Agent).order_by(Agent.email)) if a.active]
         teams = list(session.scalars(select(Team.name).order_by(Team.name)))
+        canned = responses.names(session)
     return render(
         request,
         "agent_ticket.html",
@@ -160,6 +161,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
         t=ticket,
         agents=agents,
         teams=teams,
+        responses=canned,
         closed=is_closed(ticket["status"], p.settings.tickets),
         explanation=CLOSED_EXPLANATION,
     )
@@ -191,15 +193,27 @@ def _act(request: Request, principal: Principal, number: int, action: Action) ->
 
 
 @router.post("/agent/tickets/{number:int}/reply", dependencies=[Csrf])
-def reply(request: Request, number: int, principal: AgentP, body: Text) -> Response:
-    return _act(
-        request,
-        principal,
-        number,
-        lambda s, p, a: agent_actions.reply(
-            s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
-        ),
-    )
+def reply(
+    request: Request, number: int, principal: AgentP, body: Text = "", response: Short = ""
+) -> Response:
+    """The typed text, or the chosen canned response; choosing both is refused rather
+    than guessing which one the agent meant to send."""
+
+    def act(s: Session, p: Portal, a: Actor) -> Any:
+        if not response:
+            return agent_actions.reply(
+                s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
+            )
+        if body.strip():
+            raise InvalidValue("Send either the text you typed or a canned response, not both.")
+        if response not in responses.names(s):
+            # Not a 404: the ticket is there, the response is gone (removed meanwhile).
+            raise InvalidValue(f"There is no canned response {response!r} any more.")
+        return responses.reply(
+            s, settings=p.settings, number=number, actor=a, name=response, at=p.now()
+        )
+
+    return _act(request, principal, number, act)
 
 
 @router.post("/agent/tickets/{number:int}/note", dependencies=[Csrf])

@@ -14,13 +14,19 @@ from typing import Any
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mailgate import rejections
 from mailgate.models import ImapCursor, InboundMessage, Notice
 from mailgate.store import Store
 from mailgate.web.auth import client_ip
@@ -66,6 +72,12 @@ class DatabaseCollector(Collector):
             "Seconds since a mailbox's folder was last read.",
             labels=["mailbox"],
         )
+        rejected = CounterMetricFamily(
+            "mailgate_rejected",
+            "Mail refused before it was stored, by source and reason; receivers write "
+            "their counts every few seconds.",
+            labels=["source", "reason"],
+        )
         now = self.now()
         with self.store.transaction() as session:
             waiting = 0
@@ -90,6 +102,8 @@ class DatabaseCollector(Collector):
                 select(ImapCursor.mailbox, ImapCursor.updated_at)
             ):
                 since_poll.add_metric([mailbox], max(0.0, (now - updated_at).total_seconds()))
+            for (source, reason), count in sorted(rejections.totals(session).items()):
+                rejected.add_metric([source, reason], count)
             latency = _latency(
                 session.execute(
                     select(InboundMessage.received_at, InboundMessage.processed_at)
@@ -103,6 +117,7 @@ class DatabaseCollector(Collector):
         yield latency
         yield notices
         yield since_poll
+        yield rejected
 
 
 def _latency(rows: Any) -> HistogramMetricFamily:
