@@ -287,6 +287,10 @@ def test_bad_sequence_and_syntax_get_standard_codes(tmp_path: Path) -> None:
         assert client.docmd("DATA")[0] == 503
         assert client.docmd("MAIL", "TO:<a@customer.test>")[0] == 501
         assert client.docmd("MAIL", "FROM:<a@@>")[0] == 553
+        assert client.docmd("MAIL", "FROM:<bad@")[0] == 553  # the stdlib parser's IndexError
+        assert client.docmd("MAIL", "FROM:<a@customer.test>")[0] == 250
+        assert client.docmd("RCPT", "TO:<bad@")[0] == 553
+        client.rset()
         assert client.docmd("FROB")[0] == 500
         assert client.noop()[0] == 250
     assert count(settings) == 0

@@ -178,6 +178,15 @@ class SMTPProtocol(SMTP):
         self.gate.release(self)
         super().connection_lost(error)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The stdlib header parser behind aiosmtpd raises IndexError (not
+        # HeaderParseError) on a truncated address such as ``<bad@``: that is the
+        # client's malformed address (553), not our internal error (451).
+        try:
+            return super()._getaddr(arg)
+        except (IndexError, ValueError):
+            return None, None
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         if self.envelope is not None and self.envelope.rcpt_tos and not arg:
