@@ -26,7 +26,8 @@ pass_context = click.make_pass_decorator(Context)
 def stats(ctx: Context, since_days: int, as_json: bool) -> None:
     """Open tickets by status, type, priority and assignee; first-response time
     (first response - created) and resolution time (closed - created), median
-    and p90, over tickets first answered (or closed) in the last DAYS days."""
+    and p90, over tickets first answered (or closed) in the last DAYS days; SLA
+    breaches recorded in those days, and open tickets missing a target now."""
     with ctx.store.transaction() as session:
         result = desk_stats.compute(
             session, settings=ctx.settings, now=utc_now(), since_days=since_days
@@ -47,3 +48,12 @@ def stats(ctx: Context, since_days: int, as_json: bool) -> None:
             f"  {label:<15} median {desk_stats.duration(s['median_seconds'])}, "
             f"p90 {desk_stats.duration(s['p90_seconds'])} ({s['count']} tickets)"
         )
+    breached, missing = result["sla"]["breaches"], result["sla"]["open_in_breach"]
+    click.echo(
+        f"  SLA breaches    first response {breached['first_response']}, "
+        f"resolution {breached['resolution']}"
+    )
+    click.echo(
+        f"Open tickets in breach now: {missing['total']} (first response "
+        f"{missing['first_response']}, resolution {missing['resolution']})"
+    )

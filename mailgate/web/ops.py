@@ -14,14 +14,20 @@ from typing import Any
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mailgate.models import ImapCursor, InboundMessage, Notice
+from mailgate.models import ImapCursor, InboundMessage, Notice, SlaEvent
+from mailgate.sla import BREACH_KINDS
 from mailgate.store import Store
 from mailgate.web.auth import client_ip
 from mailgate.web.context import portal
@@ -66,6 +72,11 @@ class DatabaseCollector(Collector):
             "Seconds since a mailbox's folder was last read.",
             labels=["mailbox"],
         )
+        breaches = CounterMetricFamily(
+            "mailgate_sla_breaches_total",
+            "SLA breaches recorded (a first-response or resolution target passed), by kind.",
+            labels=["kind"],
+        )
         now = self.now()
         with self.store.transaction() as session:
             waiting = 0
@@ -90,6 +101,15 @@ class DatabaseCollector(Collector):
                 select(ImapCursor.mailbox, ImapCursor.updated_at)
             ):
                 since_poll.add_metric([mailbox], max(0.0, (now - updated_at).total_seconds()))
+            # Rows are never deleted, so the count only grows: a counter. Every kind is
+            # shown, at 0 too, so a rate() works before the first breach.
+            counts = dict.fromkeys(BREACH_KINDS, 0)
+            for kind, count in session.execute(
+                select(SlaEvent.kind, func.count()).where(SlaEvent.breached).group_by(SlaEvent.kind)
+            ):
+                counts[kind] = count
+            for kind, count in counts.items():
+                breaches.add_metric([kind], count)
             latency = _latency(
                 session.execute(
                     select(InboundMessage.received_at, InboundMessage.processed_at)
@@ -103,6 +123,7 @@ class DatabaseCollector(Collector):
         yield latency
         yield notices
         yield since_poll
+        yield breaches
 
 
 def _latency(rows: Any) -> HistogramMetricFamily:
