@@ -124,8 +124,9 @@ def _insert_once(session: Session, ticket_id: int, event: sla.DueEvent, now: dat
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(SlaEvent).values(**values).on_conflict_do_nothing()
-    result: Any = session.execute(statement)
-    return bool(result.rowcount)
+    # RETURNING rather than rowcount, which drivers report differently for a skipped row.
+    inserted = session.scalar(statement.returning(SlaEvent.id))
+    return inserted is not None
 
 
 def fire_ticket(session: Session, ticket_id: int, settings: Settings, now: datetime) -> list[Fired]:
