@@ -466,3 +466,25 @@ def test_dramatiq_worker_runs_the_sla_actor(tmp_path: Path) -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_agent_page_shows_due_times(site: Site) -> None:
+    """The agent's ticket page lists the SLA due times and the dates an agent set."""
+    from mailgate.web.app import create_app
+    from tests.web_support import sign_in_agent
+
+    site.app = create_app(site.settings, site.store, now=site.clock)  # with the targets
+    with site.store.transaction() as session:
+        agent_actions.set_dates(
+            session,
+            settings=site.settings,
+            number=site.numbers["carol"],
+            actor=ANN,
+            dates={"action_required": site.clock() + timedelta(days=2)},
+            at=site.clock(),
+        )
+    page = sign_in_agent(site).get(f"/tickets/{site.numbers['carol']}").text
+    assert "First response due</dt><dd><time>2026-01-05 10:30 UTC" in page
+    assert "Resolution due</dt><dd><time>2026-01-05 13:30 UTC" in page
+    assert "Action required</dt><dd><time>2026-01-07 09:30 UTC" in page
+    assert "Follow-up</dt>" not in page
