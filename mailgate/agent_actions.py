@@ -1,4 +1,4 @@
-"""What agents do to a ticket: reply, note, change status, close, assign, link.
+"""What agents do to a ticket: reply, note, change status, close, assign, link, set dates.
 
 One function per action, each taking a session and values, recording history
 and writing notices through ``web.notify`` in the caller's transaction. The
@@ -323,6 +323,41 @@ def set_team(
         old=old.name if old else "",
         new=row.name if row else "",
     )
+    return ticket
+
+
+# Dates an agent sets on a ticket (DESIGN.md §4), by the name the CLI and history use.
+DATE_FIELDS = {"follow_up": "follow_up_at", "action_required": "action_required_at"}
+
+
+def set_dates(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    dates: dict[str, datetime | None],
+    at: datetime,
+) -> Ticket:
+    """Set or clear (``None``) the follow-up and action-required dates named in ``dates``.
+
+    Each change is a history event; the SLA check reminds the assignee when one is
+    reached. A closed ticket refuses, and so does a date in the past."""
+    ticket = load_ticket(session, number)
+    refuse_if_closed(ticket, settings)
+    for name, when in dates.items():
+        column = DATE_FIELDS.get(name)
+        if column is None:
+            raise InvalidValue(f"unknown date {name!r} (known: {', '.join(DATE_FIELDS)})")
+        if when is not None and when < at:
+            raise InvalidValue(f"the {name.replace('_', '-')} date {when.isoformat()} is past")
+        old: datetime | None = getattr(ticket, column)
+        if old == when:
+            continue
+        setattr(ticket, column, when)
+        ticket.updated_at = at
+        shown = [v.isoformat() if v else "" for v in (old, when)]
+        history(session, ticket, at, actor.label, "date", field=name, old=shown[0], new=shown[1])
     return ticket
 
 

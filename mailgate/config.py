@@ -106,6 +106,8 @@ def _describe(tp: Any) -> str:
         if dataclasses.is_dataclass(inner):
             return "an array of tables"
         return "an array of strings"
+    if origin is dict and typing.get_args(tp)[1] is int:
+        return "a table of integers (in the environment: NAME=N,NAME=N)"
     if origin is dict or dataclasses.is_dataclass(tp):
         return "a table"
     return str(tp)
@@ -181,6 +183,16 @@ def _env_scalar(tp: Any, raw: str) -> Any:
         raise ValueError(raw)
     if typing.get_origin(tp) is tuple:
         return [item.strip() for item in raw.split(",") if item.strip()]
+    if typing.get_origin(tp) is dict:
+        # NAME=VALUE,NAME=VALUE (e.g. Urgent=60,High=240); values typed as the table's.
+        value_type = typing.get_args(tp)[1]
+        table: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(raw)
+            table[name.strip()] = _env_scalar(value_type, value.strip())
+        return table
     raise ValueError(raw)
 
 

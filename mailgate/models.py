@@ -259,6 +259,23 @@ class Notice(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class SlaEvent(Base):
+    """A due event that fired: an SLA target passed or a ticket date reached.
+
+    Unique per (ticket, kind, due time), so however many workers check, each event
+    fires once; a new date or target is a new due time, hence a new event."""
+
+    __tablename__ = "sla_events"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "due_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    # first_response | resolution (breaches) | follow_up | action_required (dates)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime] = mapped_column(index=True)
+    breached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Lease(Base):
     """Who may run a singleton job (one mailbox's IMAP poller) and until when."""
 

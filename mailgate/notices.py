@@ -18,7 +18,12 @@ CUSTOMER_REPLIED = "customer_replied"
 AGENT_REPLIED = "agent_replied"
 STATUS_CHANGED = "status_changed"
 CLOSED_TICKET = "closed_ticket"
-KINDS = (ACKNOWLEDGEMENT, ASSIGNED, CUSTOMER_REPLIED, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET)
+# To the assignee, when an SLA target passes or a ticket date is reached (mailgate/sla.py).
+REMINDER = "reminder"
+KINDS = (
+    ACKNOWLEDGEMENT, ASSIGNED, CUSTOMER_REPLIED, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET,
+    REMINDER,
+)  # fmt: skip
 # The answer to a sender intake.policy refuses: about no ticket, so not decided here
 # (mailgate/refusal.py writes it), but rendered and sent like every other notice.
 INTAKE_REFUSED = "intake_refused"
@@ -30,8 +35,9 @@ ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK)
 CUSTOMER_KINDS = frozenset({ACKNOWLEDGEMENT, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET})
 # Direct answers to an inbound message's sender: RFC 3834 §5 calls them auto-replied.
 ANSWER_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, INTAKE_REFUSED})
-# Caused by inbound mail, so an outside party can make them repeat: rate-limited.
-RATE_LIMITED_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED})
+# Caused by inbound mail, so an outside party can make them repeat: rate-limited. Reminders
+# too: a tight target or a bulk date change could otherwise bury an agent's inbox.
+RATE_LIMITED_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED, REMINDER})
 
 # Events
 NEW_TICKET = "new_ticket"
@@ -40,6 +46,7 @@ MESSAGE_TO_CLOSED = "message_to_closed"
 AGENT_REPLY = "agent_reply"
 STATUS_CHANGE = "status_change"
 ASSIGNMENT = "assignment"
+SLA_DUE = "sla_due"
 INBOUND_EVENTS = frozenset({NEW_TICKET, CUSTOMER_REPLY, MESSAGE_TO_CLOSED})
 
 RATE_WINDOW = timedelta(hours=1)
@@ -59,6 +66,8 @@ class Event:
     assignee: str = ""  # the assigned agent's address, if any
     in_reply_to: str = ""  # the customer's own Message-ID, so notices thread
     status: str = ""  # the status after the event, for status changes and agent replies
+    due: str = ""  # for SLA_DUE: which target or date (sla.KINDS)
+    due_at: str = ""  # for SLA_DUE: when it fell due, ISO 8601
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,8 @@ class NoticeSpec:
     cause: str
     in_reply_to: str = ""
     status: str = ""
+    due: str = ""
+    due_at: str = ""
     suppressed: str = ""  # why it must not be sent; empty when it should go
 
 
@@ -126,6 +137,9 @@ def _candidates(event: Event) -> list[tuple[str, str]]:
         return [(STATUS_CHANGED, event.requester)]
     if event.kind == ASSIGNMENT:
         return [(ASSIGNED, event.assignee)] if event.assignee else []
+    if event.kind == SLA_DUE:
+        # Unassigned: nobody to remind; the history and the queue show it.
+        return [(REMINDER, event.assignee)] if event.assignee else []
     raise ValueError(f"unknown event kind {event.kind!r}")
 
 
@@ -171,6 +185,8 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
                 cause=f"{event.cause}:{kind}"[:255],
                 in_reply_to=event.in_reply_to,
                 status=event.status,
+                due=event.due,
+                due_at=event.due_at,
                 suppressed=suppressed,
             )
         )

@@ -79,7 +79,7 @@ def write(
             created_at=now,
             next_attempt_at=None if spec.suppressed else now,
             last_error=spec.suppressed,
-            detail={"status": spec.status} if spec.status else {},
+            detail=_detail(spec),
         )
         session.add(row)
         session.flush()
@@ -93,6 +93,12 @@ def write(
         )
         rows.append(row)
     return rows
+
+
+def _detail(spec: NoticeSpec) -> dict[str, str]:
+    """The system vocabulary a template may show: a status, an SLA kind, a due time."""
+    values = {"status": spec.status, "due": spec.due, "due_at": spec.due_at}
+    return {key: value for key, value in values.items() if value}
 
 
 def recent_notices(

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from mailgate import sla
 from mailgate.errors import NotFound
 from mailgate.models import (
     Agent,
@@ -19,6 +20,7 @@ from mailgate.models import (
     HistoryEvent,
     InboundMessage,
     Notice,
+    SlaEvent,
     Team,
     Ticket,
     TicketLink,
@@ -79,8 +81,11 @@ def list_tickets(
     return [ticket_summary(t, agents, teams, customers) for t in session.scalars(query)]
 
 
-def show_ticket(session: Session, number: int) -> dict[str, Any]:
-    """One ticket with its participants, messages, attachments, links and history."""
+def show_ticket(
+    session: Session, number: int, targets: sla.Targets | None = None
+) -> dict[str, Any]:
+    """One ticket with its participants, messages, attachments, links, history, SLA due
+    times (from ``targets``, the ``[sla]`` config) and the due events that fired."""
     ticket = session.scalar(
         select(Ticket)
         .where(Ticket.number == number)
@@ -90,6 +95,21 @@ def show_ticket(session: Session, number: int) -> dict[str, Any]:
         raise NotFound(f"no ticket #{number}")
     agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
     out = ticket_summary(ticket, agents, teams, _names(session, Customer, "name"))
+    clock = sla.TicketClock(ticket.priority, ticket.created_at, closed=False)
+    for kind, due in sla.target_times(clock, targets or sla.Targets()).items():
+        out[f"{kind}_due_at"] = _iso(due)
+    fired = session.scalars(
+        select(SlaEvent).where(SlaEvent.ticket_id == ticket.id).order_by(SlaEvent.id)
+    )
+    out["sla_events"] = [
+        {
+            "kind": e.kind,
+            "due_at": _iso(e.due_at),
+            "fired_at": _iso(e.fired_at),
+            "breached": e.breached,
+        }
+        for e in fired
+    ]
     out["participants"] = [{"email": p.email, "role": p.role} for p in ticket.participants]
     inbound_ids = [m.inbound_id for m in ticket.messages if m.inbound_id is not None]
     found = session.execute(

@@ -250,6 +250,19 @@ class RunSettings:
     stop_timeout_seconds: int = 30
 
 
+@dataclass(frozen=True)
+class SlaSettings:
+    """Service-level targets and due dates: the worker's periodic check (``mailgate/sla.py``).
+
+    Targets run in calendar time from the ticket's creation; a priority not listed has none.
+    """
+
+    enabled: bool = True
+    check_interval_seconds: int = 60
+    first_response_minutes: dict[str, int] = field(default_factory=dict)
+    resolution_minutes: dict[str, int] = field(default_factory=dict)
+
+
 DEFAULT_TEAMS = (TeamSetting("support"),)
 
 
@@ -272,6 +285,7 @@ class Settings:
     defaults: DefaultsSettings = field(default_factory=DefaultsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
     teams: tuple[TeamSetting, ...] = DEFAULT_TEAMS
     agents: tuple[AgentSetting, ...] = ()
     customers: tuple[CustomerSetting, ...] = ()

@@ -1,5 +1,5 @@
 """``mailgate stats``: open tickets by status, type, priority and assignee; first-response
-and resolution times (median and p90) and refused mail over a period."""
+and resolution times (median and p90), refused mail and SLA breaches over a period."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailgate import rejections
-from mailgate.models import Agent, Ticket
+from mailgate import rejections, sla
+from mailgate.models import Agent, SlaEvent, Ticket
 from mailgate.settings import Settings
 
 UNASSIGNED = "unassigned"
@@ -51,14 +51,29 @@ def compute(
     since = now - timedelta(days=since_days)
     agents = {a.id: a.email for a in session.scalars(select(Agent))}
     by: dict[str, Counter[str]] = {k: Counter() for k in ("status", "type", "priority", "assignee")}
-    rows = session.execute(select(Ticket.status, Ticket.type, Ticket.priority, Ticket.assignee_id))
-    for status, type_, priority, assignee_id in rows:
+    targets = sla.Targets.from_settings(settings.sla)
+    in_breach: Counter[str] = Counter()
+    rows = session.execute(
+        select(
+            Ticket.status,
+            Ticket.type,
+            Ticket.priority,
+            Ticket.assignee_id,
+            Ticket.created_at,
+            Ticket.first_response_at,
+        )
+    )
+    for status, type_, priority, assignee_id, created_at, first_response_at in rows:
         if not _is_open(status, settings):
             continue
         by["status"][status] += 1
         by["type"][type_] += 1
         by["priority"][priority] += 1
         by["assignee"][agents.get(assignee_id, UNASSIGNED) if assignee_id else UNASSIGNED] += 1
+        clock = sla.TicketClock(priority, created_at, False, first_response_at)
+        missed = sla.in_breach(clock, targets, now)
+        in_breach.update(missed)
+        in_breach["total"] += 1 if missed else 0
     first = [
         (responded - created).total_seconds()
         for created, responded in session.execute(
@@ -90,7 +105,23 @@ def compute(
         # Mail refused before it was stored, counted per UTC day: whole days, from the
         # day ``since`` falls on.
         "rejected": rejections.summary(session, since.date()),
+        "sla": {
+            "breaches": breaches(session, since, now),
+            "open_in_breach": {key: in_breach[key] for key in (*sla.BREACH_KINDS, "total")},
+        },
     }
+
+
+def breaches(session: Session, since: datetime, now: datetime) -> dict[str, int]:
+    """SLA breaches recorded between ``since`` and ``now``, by kind, and their total."""
+    counts = dict.fromkeys(sla.BREACH_KINDS, 0)
+    for kind, n in session.execute(
+        select(SlaEvent.kind, func.count())
+        .where(SlaEvent.breached, SlaEvent.fired_at >= since, SlaEvent.fired_at <= now)
+        .group_by(SlaEvent.kind)
+    ):
+        counts[kind] = n
+    return {**counts, "total": sum(counts.values())}
 
 
 def duration(seconds: float | None) -> str:

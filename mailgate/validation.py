@@ -84,6 +84,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     choice("logging.level", s.logging.level.upper(), _LOG_LEVELS)
     choice("logging.format", s.logging.format, ("text", "json"))
     _check_tickets(s, bad)
+    _check_sla(s, bad)
     _check_people(s, bad)
     _check_rules(s, bad)
     return problems
@@ -210,6 +211,24 @@ def _check_tickets(s: Settings, bad: Bad) -> None:
         bad("defaults.type", f"{s.defaults.type!r} is not in tickets.types")
     if s.defaults.priority not in s.tickets.priorities:
         bad("defaults.priority", f"{s.defaults.priority!r} is not in tickets.priorities")
+
+
+def _check_sla(s: Settings, bad: Bad) -> None:
+    if s.sla.check_interval_seconds < 1:
+        bad("sla.check_interval_seconds", "expected a positive integer")
+    for table in ("first_response_minutes", "resolution_minutes"):
+        for priority, minutes in getattr(s.sla, table).items():
+            key = f"sla.{table}.{_toml_key(priority)}"
+            if priority not in s.tickets.priorities:
+                known = ", ".join(s.tickets.priorities)
+                bad(key, f"unknown priority {priority!r} (known: {known})")
+            if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+                bad(key, f"expected a positive number of minutes, got {minutes!r}")
+
+
+def _toml_key(name: str) -> str:
+    """``name`` as a TOML key: bare when it can be, else quoted (``"On Hold"``)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
 
 
 def _check_people(s: Settings, bad: Bad) -> None:

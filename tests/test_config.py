@@ -157,6 +157,20 @@ def test_imap_password_per_mailbox_from_environment(tmp_path: Path) -> None:
             '[tickets]\nstatuses = [{ name = "Only", category = "new" }]\n',
             "tickets.statuses: needs",
         ),
+        (
+            "[sla]\nfirst_response_minutes = { Critical = 30 }\n",
+            "sla.first_response_minutes.Critical: unknown priority 'Critical' (known: Low, Normal,",
+        ),
+        (
+            '[sla]\nresolution_minutes = { "Very High" = 0 }\n',
+            'sla.resolution_minutes."Very High": unknown priority',
+        ),
+        (
+            '[sla]\nresolution_minutes = { Urgent = "1h" }\n',
+            "sla.resolution_minutes.Urgent: expected a positive number of minutes, got '1h'",
+        ),
+        ("[sla]\nfirst_response_minutes = 60\n", "sla.first_response_minutes: expected a table"),
+        ("[sla]\ncheck_interval_seconds = 0\n", "sla.check_interval_seconds: expected a positive"),
     ],
 )
 def test_each_mistake_is_reported_with_file_and_key(
@@ -212,3 +226,16 @@ def test_check_config_prints_every_problem_and_exits_2(cli, tmp_path: Path) -> N
     assert "smtp.tls: expected one of none, starttls, implicit" in result.output
     assert "security.secret: required" in result.output
     assert "Traceback" not in result.output
+
+
+def test_sla_targets_from_the_environment(tmp_path: Path) -> None:
+    """A table of targets arrives from the environment as NAME=N,NAME=N."""
+    path = tmp_path / "m.toml"
+    path.write_text('[security]\nsecret = "0123456789abcdef0123"\n')
+    env = {"MAILGATE_SLA_FIRST_RESPONSE_MINUTES": "Urgent=60, High=240"}
+    assert config.load(path, env).sla.first_response_minutes == {"Urgent": 60, "High": 240}
+    problems = _problems(tmp_path, "", {"MAILGATE_SLA_RESOLUTION_MINUTES": "Urgent"})
+    assert problems == [
+        "$MAILGATE_SLA_RESOLUTION_MINUTES: sla.resolution_minutes: expected a table of "
+        "integers (in the environment: NAME=N,NAME=N), got 'Urgent'"
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import string
 import tempfile
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from mailgate import notices, outbox
+from mailgate import notices, outbox, sla_check
 from mailgate.models import Agent, Ticket
 from mailgate.outbound.sender import send_pending
-from mailgate.settings import AgentSetting, OutboundSettings, Settings
+from mailgate.settings import AgentSetting, OutboundSettings, Settings, SlaSettings
 from mailgate.store import Store
 from tests.builders import build, deliver, ready_store
 from tests.conftest import fixed_clock, make_settings
@@ -87,6 +88,9 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
         ticket = session.get_one(Ticket, 1)
         ticket.assignee_id = session.scalars(select(Agent.id)).one()
         outbox.assigned(session, ticket, settings=s, now=at, cause="test:assign")
+    # Unanswered past its first-response target: the assignee gets a reminder.
+    fired = sla_check.run_check(store, s, at + timedelta(hours=2))
+    assert [f.kind for f in fired.fired] == ["first_response"] and fired.notice_ids
     reply = dict(m, subject=m["reply_subject"], text=m["reply_text"])
     deliver(store, s, _inbound(reply, wrap, in_reply_to="<one@customer.test>"), clock)
     with store.transaction() as session:
@@ -99,7 +103,8 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
         outbox.status_changed(session, ticket, settings=s, now=at, cause="test:status")
     closed = dict(m, text=m["closed_text"])
     deliver(store, s, _inbound(closed, wrap, in_reply_to="<one@customer.test>"), clock)
-    report = send_pending(store, settings=s, now=clock)
+    # Sent as of the reminder's time, so every notice is due.
+    report = send_pending(store, settings=s, now=fixed_clock(at + timedelta(hours=2)))
     assert report.sent == len(notices.KINDS) and report.failed == 0
 
 
@@ -108,7 +113,11 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
 def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
     """Markers in subject, bodies, file names, display names and headers never leave."""
     with tempfile.TemporaryDirectory() as tmp:
-        base = make_settings(f"sqlite:///{tmp}/m.db", agents=(AgentSetting("ann@example.com"),))
+        base = make_settings(
+            f"sqlite:///{tmp}/m.db",
+            agents=(AgentSetting("ann@example.com"),),
+            sla=SlaSettings(first_response_minutes={"Normal": 60}),
+        )
         s = dataclasses.replace(base, outbound=OutboundSettings(folder=f"{tmp}/out"))
         store = ready_store(s)
         try:

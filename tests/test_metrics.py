@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from mailgate.handling import process_and_send
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.models import ImapCursor
-from mailgate.settings import Settings
+from mailgate.settings import Settings, SlaSettings
+from mailgate.sla_check import run_check
 from mailgate.validation import validate
 from mailgate.web.app import create_app
 from tests.mail import build
@@ -105,6 +106,22 @@ def test_metrics_count_what_the_pipeline_did(site: Site, tmp_path: Path) -> None
     assert got[("mailgate_processing_seconds_bucket", (("le", "1.0"),))] == 0
     assert got[("mailgate_processing_seconds_bucket", (("le", "5.0"),))] == 4
     assert got[("mailgate_imap_seconds_since_poll", (("mailbox", "support"),))] == 90.0
+
+
+def test_metrics_count_sla_breaches(site: Site) -> None:
+    """mailgate_sla_breaches_total{kind} counts the recorded breaches, 0 before any."""
+    got = _samples(TestClient(site.app, client=LOCAL).get("/metrics").text)
+    assert got[("mailgate_sla_breaches_total", (("kind", "first_response"),))] == 0
+    assert got[("mailgate_sla_breaches_total", (("kind", "resolution"),))] == 0
+    for i in range(2):
+        _feed(site, build(sender=f"c{i}@customer.test", message_id=f"<s{i}@customer.test>"))
+    targets = SlaSettings(first_response_minutes={"Normal": 60}, resolution_minutes={"Normal": 90})
+    settings = dataclasses.replace(site.settings, sla=targets)
+    run_check(site.store, settings, site.clock() + timedelta(minutes=61))
+    run_check(site.store, settings, site.clock() + timedelta(minutes=91))
+    got = _samples(TestClient(site.app, client=LOCAL).get("/metrics").text)
+    assert got[("mailgate_sla_breaches_total", (("kind", "first_response"),))] == 2
+    assert got[("mailgate_sla_breaches_total", (("kind", "resolution"),))] == 2
 
 
 def test_metrics_are_hidden_from_other_addresses(site: Site) -> None:

@@ -144,3 +144,35 @@ def test_refusal_is_one_line_from_the_real_command(desk: Cli, tmp_path: Path) ->
     assert proc.returncode == 1
     assert proc.stderr.startswith("mailgate: ticket #2 is Closed.")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_due_dates_are_set_shown_recorded_and_refused_when_closed(desk: Cli) -> None:
+    """tickets due sets follow-up and action-required dates (relative or ISO), shows them,
+    records each change, clears with none; bad input and closed tickets are refused."""
+    result = desk(
+        "tickets", "due", "1", "--follow-up", "2d", "--action-required", "2099-01-31T14:00",
+        "--as", "ann@example.com",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "action-required 2099-01-31T14:00:00+00:00" in result.output
+    ticket = show(desk, 1)
+    assert ticket["follow_up_at"] is not None
+    assert ticket["action_required_at"] == "2099-01-31T14:00:00+00:00"
+    changes = [(e["actor"], e["action"], e["field"]) for e in ticket["history"][-2:]]
+    assert changes == [
+        ("ann@example.com", "date", "follow_up"),
+        ("ann@example.com", "date", "action_required"),
+    ]
+    assert desk("tickets", "due", "1", "--follow-up", "none").exit_code == 0
+    assert show(desk, 1)["follow_up_at"] is None
+    assert "action required    2099-01-31T14:00:00+00:00" in desk("tickets", "show", "1").output
+    for args, message in (
+        (("--follow-up", "soon"), "mailgate: cannot read 'soon' as a date"),
+        (("--follow-up", "2001-01-01"), "the follow-up date 2001-01-01T00:00:00+00:00 is past"),
+    ):
+        bad = desk("tickets", "due", "1", *args)
+        assert bad.exit_code == 1 and message in bad.output and "Traceback" not in bad.output
+    assert desk("tickets", "due", "1").exit_code == 2  # nothing to set: a usage error
+    assert desk("tickets", "close", "2").exit_code == 0
+    closed = desk("tickets", "due", "2", "--action-required", "1d")
+    assert closed.exit_code == 1 and "ticket #2 is Closed" in closed.output

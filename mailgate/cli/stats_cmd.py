@@ -27,7 +27,8 @@ def stats(ctx: Context, since_days: int, as_json: bool) -> None:
     """Open tickets by status, type, priority and assignee; first-response time
     (first response - created) and resolution time (closed - created), median
     and p90, over tickets first answered (or closed) in the last DAYS days; mail
-    the receivers refused in those days, by reason."""
+    the receivers refused in those days, by reason; SLA breaches recorded in those
+    days, and open tickets missing a target now."""
     with ctx.store.transaction() as session:
         result = desk_stats.compute(
             session, settings=ctx.settings, now=utc_now(), since_days=since_days
@@ -51,3 +52,12 @@ def stats(ctx: Context, since_days: int, as_json: bool) -> None:
     rejected = result["rejected"]
     reasons = ", ".join(f"{name} {n}" for name, n in rejected["by_reason"].items())
     click.echo(f"  {'refused mail':<15} {rejected['total']}" + (f" ({reasons})" if reasons else ""))
+    breached, missing = result["sla"]["breaches"], result["sla"]["open_in_breach"]
+    click.echo(
+        f"  SLA breaches    first response {breached['first_response']}, "
+        f"resolution {breached['resolution']}"
+    )
+    click.echo(
+        f"Open tickets in breach now: {missing['total']} (first response "
+        f"{missing['first_response']}, resolution {missing['resolution']})"
+    )

@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import agent_actions, queries, responses
+from mailgate import agent_actions, queries, responses, sla
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.models import Agent, TicketMessage
@@ -61,7 +61,7 @@ file_option = click.option(
 def show(ctx: Context, number: int, as_json: bool) -> None:
     """One ticket with its messages, attachments and history."""
     with ctx.store.transaction() as session:
-        ticket = queries.show_ticket(session, number)
+        ticket = queries.show_ticket(session, number, sla.Targets.from_settings(ctx.settings.sla))
     if as_json:
         emit_json(ticket)
         return
@@ -81,6 +81,16 @@ def _print_ticket(t: dict) -> None:  # type: ignore[type-arg]
         "created_at",
     ):
         click.echo(f"  {key:<10} {t[key] if t[key] is not None else '-'}")
+    for key, label in (
+        ("first_response_due_at", "first response due"),
+        ("resolution_due_at", "resolution due"),
+        ("follow_up_at", "follow-up"),
+        ("action_required_at", "action required"),
+    ):
+        if t[key] is not None:
+            click.echo(f"  {label:<18} {t[key]}")
+    for e in t["sla_events"]:
+        click.echo(f"  {sla.SUMMARIES[e['kind']]}: due {e['due_at']}, fired {e['fired_at']}")
     if t["links"]:
         click.echo("  links      " + ", ".join(f"#{x['number']} ({x['kind']})" for x in t["links"]))
     for m in t["messages"]:
@@ -242,6 +252,44 @@ def link(ctx: Context, number: int, other: int, as_: str) -> None:
             session, number=number, other_number=other, actor=_actor(session, as_), at=utc_now()
         )
     click.echo(f"tickets #{number} and #{other} linked")
+
+
+@tickets.command()
+@click.argument("number", type=int)
+@click.option("--follow-up", "follow_up", metavar="WHEN", help="Follow-up required date.")
+@click.option("--action-required", "action_required", metavar="WHEN", help="Action required date.")
+@as_option
+@pass_context
+def due(
+    ctx: Context, number: int, follow_up: str | None, action_required: str | None, as_: str
+) -> None:
+    """Set the follow-up and action-required dates of ticket NUMBER.
+
+    WHEN is 30m, 4h, 2d or 1w from now, a date (2026-01-31, midnight UTC), a date and
+    time (2026-01-31T14:00, UTC unless an offset follows), or none to clear it. When a
+    date is reached the assignee gets one reminder. A closed ticket refuses."""
+    now = utc_now()
+    given = {"follow_up": follow_up, "action_required": action_required}
+    dates = {name: sla.parse_when(text, now) for name, text in given.items() if text is not None}
+    if not dates:
+        raise click.UsageError("give --follow-up WHEN and/or --action-required WHEN")
+    with ctx.store.transaction() as session:
+        ticket = agent_actions.set_dates(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=_actor(session, as_),
+            dates=dates,
+            at=now,
+        )
+        shown = {
+            "follow-up": ticket.follow_up_at,
+            "action-required": ticket.action_required_at,
+        }
+    click.echo(
+        f"ticket #{number}: "
+        + ", ".join(f"{k} {v.isoformat() if v else 'none'}" for k, v in shown.items())
+    )
 
 
 def _write_message(

@@ -29,8 +29,9 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--burst", is_flag=True, help="Do what is due now, then exit.")
 @pass_context
 def worker(ctx: Context, processes: int, threads: int, burst: bool) -> None:
-    """Process inbound messages and send notices until SIGTERM (or, with --burst,
-    until nothing is due). SIGTERM lets each message in hand finish first."""
+    """Process inbound messages, send notices and run the SLA check (every
+    sla.check_interval_seconds) until SIGTERM (or, with --burst, until nothing is
+    due). SIGTERM lets each message in hand finish first."""
     settings = ctx.settings
     # Schema check and directory sync happen once, here, before any child starts.
     store = ctx.store

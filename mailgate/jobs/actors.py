@@ -11,7 +11,8 @@ import logging
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from mailgate.jobs.broker import INBOUND_ACTOR, NOTICE_ACTOR, QueueNames, send
+from mailgate.jobs.broker import INBOUND_ACTOR, NOTICE_ACTOR, SLA_ACTOR, QueueNames, send
+from mailgate.jobs.sla_job import check_once
 from mailgate.jobs.tasks import (
     Runtime,
     notices_available,
@@ -32,10 +33,13 @@ def _retry_in(seconds: float) -> dramatiq.Retry:
     return dramatiq.Retry(delay=max(1, int(seconds * 1000)))
 
 
+Actor = dramatiq.Actor[[int], None]
+
+
 def declare_actors(
     broker: dramatiq.Broker, runtime: Runtime, names: QueueNames
-) -> tuple[dramatiq.Actor[[int], None], dramatiq.Actor[[int], None]]:
-    """Declare the inbound and notice actors on ``broker``; returns them."""
+) -> tuple[Actor, Actor, Actor]:
+    """Declare the inbound, notice and SLA check actors on ``broker``; returns them."""
 
     def process_inbound(inbound_id: int) -> None:
         delay = run_inbound(runtime, inbound_id, retries=_retries())
@@ -51,6 +55,12 @@ def declare_actors(
         if delay is not None:
             raise _retry_in(delay)
 
+    def check_sla(_tick: int) -> None:
+        # The reminders go out right away; the reconciler would find them otherwise.
+        for notice_id in check_once(runtime):
+            send(broker, names.notices, NOTICE_ACTOR, notice_id)
+
     inbound = dramatiq.actor(actor_name=INBOUND_ACTOR, queue_name=names.inbound, broker=broker)
     notice = dramatiq.actor(actor_name=NOTICE_ACTOR, queue_name=names.notices, broker=broker)
-    return inbound(process_inbound), notice(send_notice)
+    sla = dramatiq.actor(actor_name=SLA_ACTOR, queue_name=names.notices, broker=broker)
+    return inbound(process_inbound), notice(send_notice), sla(check_sla)

@@ -20,6 +20,8 @@ from mailgate.settings import Settings
 EMBEDDED = "embedded"
 INBOUND_ACTOR = "process_inbound"
 NOTICE_ACTOR = "send_notice"
+# Periodic, on the notices queue; its one argument is the enqueuing worker's tick number.
+SLA_ACTOR = "check_sla"
 
 _shared: dict[str, dramatiq.Broker] = {}
 _shared_lock = threading.Lock()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from mailgate.errors import TemporaryFailure
 from mailgate.jobs.reconciler import inbound_due, notices_due
+from mailgate.jobs.sla_job import Every, check_once
 from mailgate.jobs.tasks import Runtime, notices_available, run_inbound, run_notice
 from mailgate.models import InboundMessage, Notice
 
@@ -49,6 +50,9 @@ class EmbeddedWorker:
         # (the database itself was down): monotonic time before which to leave it.
         self.not_before: dict[Key, float] = {}
         self.notices = notices_available()
+        # One process of a --processes group checks SLAs; the database keeps events once
+        # even when other machines' workers check too.
+        self.sla = Every(rt.settings.sla.check_interval_seconds) if index == 0 else None
 
     def run(self, stop: threading.Event, *, burst: bool) -> None:
         """Work until ``stop`` is set, or with ``burst`` until nothing is due."""
@@ -56,6 +60,9 @@ class EmbeddedWorker:
             try:
                 while not stop.is_set():
                     _wake.clear()
+                    if self.sla is not None and self.sla.due():
+                        # Its reminders are pending rows: _start_due picks them up.
+                        check_once(self.rt)
                     self._collect()
                     started = self._start_due(pool)
                     if burst and not started and not self.inflight:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from mailgate.errors import TemporaryFailure
 from mailgate.jobs import embedded
@@ -25,6 +26,7 @@ from mailgate.jobs.actors import declare_actors
 from mailgate.jobs.broker import (
     INBOUND_ACTOR,
     NOTICE_ACTOR,
+    SLA_ACTOR,
     forget_brokers,
     is_embedded,
     make_broker,
@@ -33,9 +35,13 @@ from mailgate.jobs.broker import (
     use_broker,
 )
 from mailgate.jobs.reconciler import count_due, reconcile
+from mailgate.jobs.sla_job import Every, check_once
 from mailgate.jobs.tasks import Runtime, notices_available
 from mailgate.settings import Settings
 from mailgate.store import Store
+
+if TYPE_CHECKING:
+    import dramatiq
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_MS = 30_000
@@ -126,8 +132,12 @@ def _run_dramatiq(rt: Runtime, *, threads: int, burst: bool, stop: threading.Eve
         except Exception as exc:  # noqa: BLE001 - a broker hiccup must not stop the worker
             log.warning("reconciler: %s: %s", type(exc).__name__, exc)
 
+    sla = Every(settings.sla.check_interval_seconds)
     try:
         stale = timedelta(seconds=settings.queue.reconcile_after_seconds)
+        if burst:
+            # Here rather than by the actor, so its reminders are due before the pass below.
+            check_once(rt)
         # A burst run takes everything due, whatever became of its broker message;
         # before the consumers start, so work done meanwhile is not queued twice.
         pass_(timedelta(0) if burst else stale)
@@ -138,6 +148,8 @@ def _run_dramatiq(rt: Runtime, *, threads: int, burst: bool, stop: threading.Eve
             if time.monotonic() >= next_pass:
                 pass_(stale)
                 next_pass = time.monotonic() + reconcile_every(settings)
+            if not burst and settings.sla.enabled and sla.due():
+                _enqueue_sla(broker, names.notices, sla)
             if burst:
                 due = 0 if worker.work_queue.unfinished_tasks else _due(rt, notices)
                 if worker.work_queue.unfinished_tasks or due != last_due:
@@ -151,6 +163,13 @@ def _run_dramatiq(rt: Runtime, *, threads: int, burst: bool, stop: threading.Eve
     finally:
         worker.stop(timeout=STOP_TIMEOUT_MS)
         forget_brokers()
+
+
+def _enqueue_sla(broker: dramatiq.Broker, queue: str, schedule: Every) -> None:
+    try:
+        send(broker, queue, SLA_ACTOR, int(time.time() // schedule.seconds))
+    except Exception as exc:  # noqa: BLE001 - the next tick enqueues it again
+        log.warning("sla check: could not enqueue: %s: %s", type(exc).__name__, exc)
 
 
 def _due(rt: Runtime, notices: bool) -> int:

@@ -35,6 +35,10 @@ class NoticeValues:
     date: str
     # Whom to ask (intake_refused): addresses from the config, never from the mail.
     contact: str = ""
+    # Reminders: which target or date fell due (first_response, resolution, follow_up,
+    # action_required) and when, e.g. "2026-01-05 10:30 UTC".
+    due: str = ""
+    due_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ SAMPLE = NoticeValues(
     recipient="customer@example.com",
     date="2026-01-05",
     contact="admin@customer.example",
+    due="first_response",
+    due_at="2026-01-05 10:30 UTC",
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
@@ -69,7 +69,16 @@ def values_for(
         priority=ticket.priority,
         recipient=notice.recipient,
         date=notice.created_at.date().isoformat(),
+        due=str(notice.detail.get("due") or ""),
+        due_at=_when(str(notice.detail.get("due_at") or "")),
     )
+
+
+def _when(iso: str) -> str:
+    """An ISO time as a reminder shows it: ``2026-01-05 10:30 UTC``."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _sign_in_link(session: Session, settings: Settings, notice: Notice) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailgate import agent_actions, queries, responses
+from mailgate import agent_actions, queries, responses, sla
 from mailgate.agent_actions import CLOSED_EXPLANATION, Actor
 from mailgate.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.models import Agent, Team, Ticket
@@ -148,7 +148,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
     p = portal(request)
     with p.store.transaction() as session:
         try:
-            ticket = queries.show_ticket(session, number)
+            ticket = queries.show_ticket(session, number, sla.Targets.from_settings(p.settings.sla))
         except NotFound:
             raise HTTPException(404, "There is no such ticket.") from None
         agents = [a.email for a in session.scalars(select(Agent).order_by(Agent.email)) if a.active]

@@ -27,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mailgate import rejections
-from mailgate.models import ImapCursor, InboundMessage, Notice
+from mailgate.models import ImapCursor, InboundMessage, Notice, SlaEvent
+from mailgate.sla import BREACH_KINDS
 from mailgate.store import Store
 from mailgate.web.auth import client_ip
 from mailgate.web.context import portal
@@ -78,6 +79,11 @@ class DatabaseCollector(Collector):
             "their counts every few seconds.",
             labels=["source", "reason"],
         )
+        breaches = CounterMetricFamily(
+            "mailgate_sla_breaches_total",
+            "SLA breaches recorded (a first-response or resolution target passed), by kind.",
+            labels=["kind"],
+        )
         now = self.now()
         with self.store.transaction() as session:
             waiting = 0
@@ -104,6 +110,15 @@ class DatabaseCollector(Collector):
                 since_poll.add_metric([mailbox], max(0.0, (now - updated_at).total_seconds()))
             for (source, reason), count in sorted(rejections.totals(session).items()):
                 rejected.add_metric([source, reason], count)
+            # Rows are never deleted, so the count only grows: a counter. Every kind is
+            # shown, at 0 too, so a rate() works before the first breach.
+            counts = dict.fromkeys(BREACH_KINDS, 0)
+            for kind, count in session.execute(
+                select(SlaEvent.kind, func.count()).where(SlaEvent.breached).group_by(SlaEvent.kind)
+            ):
+                counts[kind] = count
+            for kind, count in counts.items():
+                breaches.add_metric([kind], count)
             latency = _latency(
                 session.execute(
                     select(InboundMessage.received_at, InboundMessage.processed_at)
@@ -118,6 +133,7 @@ class DatabaseCollector(Collector):
         yield notices
         yield since_poll
         yield rejected
+        yield breaches
 
 
 def _latency(rows: Any) -> HistogramMetricFamily:

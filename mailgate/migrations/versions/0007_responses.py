@@ -1,7 +1,7 @@
 """canned responses agents reply with
 
 Revision ID: 0007_responses
-Revises: 0005_web
+Revises: 0006_sla
 Create Date: 2026-11-23 16:00:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0007_responses'
-down_revision: Union[str, Sequence[str], None] = '0005_web'
+down_revision: Union[str, Sequence[str], None] = '0006_sla'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,490 @@
+"""SLA targets and ticket dates: each due event fires once, on a clock the test moves.
+
+The tickets come through the real mail path into a real database (SQLite file, and
+PostgreSQL where it runs); the check is the one the worker runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mailgate import agent_actions, config, sla, sla_check, stats
+from mailgate.errors import ActionRefused, InvalidValue
+from mailgate.jobs.broker import forget_brokers
+from mailgate.jobs.worker import run_worker
+from mailgate.models import HistoryEvent, Notice, SlaEvent, Ticket
+from mailgate.settings import SlaSettings
+from mailgate.store import Store
+from tests.mail import build
+from tests.servers import require
+from tests.web_support import Clock, Site, make_site
+from tests.worker_support import (
+    mailgate,
+    ready_store,
+    unique_queue_name,
+    wait_for,
+    write_config,
+)
+
+ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
+TARGETS = SlaSettings(first_response_minutes={"Normal": 60}, resolution_minutes={"Normal": 240})
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
+# --- the pure core -------------------------------------------------------------------
+
+
+def _clock(**kw: Any) -> sla.TicketClock:
+    return sla.TicketClock(**{"priority": "Normal", "created_at": T0, "closed": False, **kw})
+
+
+@pytest.mark.parametrize(
+    ("ticket", "minutes", "expected"),
+    [
+        (_clock(), 59, []),
+        (_clock(), 60, [("first_response", 60)]),
+        (_clock(), 240, [("first_response", 60), ("resolution", 240)]),
+        (_clock(first_response_at=T0 + timedelta(minutes=5)), 240, [("resolution", 240)]),
+        (_clock(closed=True), 10_000, []),
+        (_clock(priority="Low"), 10_000, []),
+        (_clock(priority="Low", follow_up_at=T0 + timedelta(minutes=30)), 29, []),
+        (
+            _clock(
+                priority="Low",
+                follow_up_at=T0 + timedelta(minutes=30),
+                action_required_at=T0 + timedelta(minutes=45),
+            ),
+            45,
+            [("follow_up", 30), ("action_required", 45)],
+        ),
+        (_clock(closed=True, follow_up_at=T0), 10, []),
+    ],
+)
+def test_due_events(ticket: sla.TicketClock, minutes: int, expected: list[Any]) -> None:
+    """Targets count from creation per priority; dates fire when reached; closed: nothing."""
+    targets = sla.Targets.from_settings(TARGETS)
+    events = sla.due_events(ticket, targets, T0 + timedelta(minutes=minutes))
+    assert [(e.kind, int((e.due_at - T0).total_seconds() // 60)) for e in events] == expected
+    assert all(e.breached == (e.kind in sla.BREACH_KINDS) for e in events)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("none", None),
+        ("30m", T0 + timedelta(minutes=30)),
+        ("4h", T0 + timedelta(hours=4)),
+        ("2d", T0 + timedelta(days=2)),
+        ("1w", T0 + timedelta(weeks=1)),
+        ("2026-01-31", datetime(2026, 1, 31, tzinfo=UTC)),
+        ("2026-01-31T14:00", datetime(2026, 1, 31, 14, 0, tzinfo=UTC)),
+        ("2026-01-31T14:00:09.5+01:00", datetime(2026, 1, 31, 13, 0, 9, tzinfo=UTC)),
+    ],
+)
+def test_parse_when(text: str, expected: datetime | None) -> None:
+    assert sla.parse_when(text, T0) == expected
+
+
+@pytest.mark.parametrize("text", ["", "tomorrow", "2h30", "-1d", "2026-02-30", "5y"])
+def test_parse_when_refuses_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(InvalidValue, match="cannot read"):
+        sla.parse_when(text, T0)
+
+
+# --- the check on a real database ----------------------------------------------------
+
+
+@pytest.fixture
+def site(db_url: str) -> Iterator[Site]:
+    """Three Normal tickets opened at 09:30 (carol, dave, eve); carol's is Ann's."""
+    site = make_site(db_url)
+    site.settings = dataclasses.replace(site.settings, sla=TARGETS)
+    with site.store.transaction() as session:
+        agent_actions.assign(
+            session,
+            settings=site.settings,
+            number=site.numbers["carol"],
+            actor=agent_actions.Actor("cli"),
+            assignee="ann@example.com",
+            at=site.clock(),
+        )
+        site.notice_baseline = session.scalar(select(func.max(Notice.id))) or 0
+    yield site
+    site.store.engine.dispose()
+
+
+def check(site: Site, **later: float) -> list[tuple[int, str]]:
+    at = site.clock() + timedelta(**later)
+    report = sla_check.run_check(site.store, site.settings, at)
+    return sorted((f.number, f.kind) for f in report.fired)
+
+
+def sla_history(site: Site, number: int) -> list[tuple[str, str]]:
+    with site.store.transaction() as session:
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == number))
+        return [
+            (e.action, e.field)
+            for e in session.scalars(
+                select(HistoryEvent)
+                .where(HistoryEvent.ticket_id == ticket_id, HistoryEvent.actor == "sla")
+                .order_by(HistoryEvent.id)
+            )
+        ]
+
+
+def test_target_fires_once_after_it_passes(site: Site) -> None:
+    """Before the target nothing; after it one event per ticket, one history entry each,
+    one reminder to the assignee (the unassigned ones get none); then nothing again."""
+    n = site.numbers
+    assert check(site, minutes=59) == []
+    assert site.notices("reminder") == []
+    fired = check(site, minutes=61)
+    assert fired == sorted((n[who], "first_response") for who in ("carol", "dave", "eve"))
+    reminders = site.notices("reminder")
+    assert [(r.recipient, r.ticket_id, r.state) for r in reminders] == [
+        ("ann@example.com", n["carol"], "pending")
+    ]
+    assert reminders[0].detail == {
+        "due": "first_response",
+        "due_at": (site.clock() + timedelta(minutes=60)).isoformat(),
+    }
+    for who in ("carol", "dave", "eve"):
+        assert sla_history(site, n[who]) == [("sla_breached", "first_response")]
+    assert check(site, minutes=61) == []
+    assert check(site, minutes=200) == []
+    assert len(site.notices("reminder")) == 1
+    assert check(site, minutes=240) == sorted(
+        (n[who], "resolution") for who in ("carol", "dave", "eve")
+    )
+    assert len(site.notices("reminder")) == 2
+    assert check(site, days=30) == []
+
+
+def test_answered_and_closed_tickets(site: Site) -> None:
+    """An answered ticket misses no first-response target; a closed one never fires."""
+    n, s = site.numbers, site.settings
+    with site.store.transaction() as session:
+        agent_actions.reply(
+            session,
+            settings=s,
+            number=n["dave"],
+            actor=ANN,
+            body="On it.",
+            at=site.clock() + timedelta(minutes=30),
+        )
+        agent_actions.close(
+            session, settings=s, number=n["eve"], actor=ANN, at=site.clock() + timedelta(minutes=1)
+        )
+    assert check(site, hours=5) == sorted(
+        [(n["carol"], "first_response"), (n["carol"], "resolution"), (n["dave"], "resolution")]
+    )
+    assert sla_history(site, n["eve"]) == []
+
+
+def test_a_late_reply_between_read_and_fire_is_respected(site: Site) -> None:
+    """The pass rereads the ticket, locked, before firing: an answer in between wins."""
+    n = site.numbers
+    at = site.clock() + timedelta(minutes=90)
+    with site.store.transaction() as session:
+        due = sla_check.pending(session, site.settings, at)
+    assert sorted(due.values()) == sorted(n.values())
+    with site.store.transaction() as session:
+        agent_actions.reply(
+            session, settings=site.settings, number=n["carol"], actor=ANN, body="Hi.", at=at
+        )
+    carol_id = next(i for i, number in due.items() if number == n["carol"])
+    with site.store.transaction() as session:
+        assert sla_check.fire_ticket(session, carol_id, site.settings, at) == []
+
+
+def test_an_event_already_stored_is_skipped(site: Site) -> None:
+    """Two passes that both saw the event due: the second insert is skipped, not an error,
+    and writes no history and no notice."""
+    at = site.clock() + timedelta(minutes=61)
+    with site.store.transaction() as session:
+        ticket_id = next(iter(sla_check.pending(session, site.settings, at)))
+    with site.store.transaction() as session:
+        first = sla_check.fire_ticket(session, ticket_id, site.settings, at)
+    with site.store.transaction() as session:
+        second = sla_check.fire_ticket(session, ticket_id, site.settings, at)
+    assert [f.kind for f in first] == ["first_response"] and second == []
+
+
+def test_concurrent_passes_fire_each_event_once(site: Site) -> None:
+    """Four passes at once over 23 tickets: every event stored once, one reminder each."""
+    for i in range(20):
+        site.ingest(_mail(i))
+    with site.store.transaction() as session:
+        session.execute(Ticket.__table__.update().values(assignee_id=None))
+        ann = site.settings.agents[0].email
+        agent_actions.assign(
+            session,
+            settings=site.settings,
+            number=site.numbers["dave"],
+            actor=ANN,
+            assignee=ann,
+            at=site.clock(),
+        )
+    at = site.clock() + timedelta(minutes=61)
+    start = threading.Barrier(4)
+    results: list[list[tuple[int, str]]] = []
+    errors: list[BaseException] = []
+
+    def one_pass() -> None:
+        start.wait()
+        try:
+            report = sla_check.run_check(site.store, site.settings, at)
+            results.append([(f.number, f.kind) for f in report.fired])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_pass) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    fired = [event for result in results for event in result]
+    assert len(fired) == len(set(fired)) == 23
+    with site.store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SlaEvent)) == 23
+        history = session.scalar(
+            select(func.count()).select_from(HistoryEvent).where(HistoryEvent.actor == "sla")
+        )
+        assert history == 23
+    # Only the one assigned ticket gets a reminder; the others have no one to tell.
+    assert [r.ticket_id for r in site.notices("reminder")] == [site.numbers["dave"]]
+
+
+def _mail(i: int) -> bytes:
+    return build(sender=f"c{i}@acme.test", subject=f"Issue {i}", message_id=f"<c{i}@acme.test>")
+
+
+def test_moving_a_date_fires_again(site: Site) -> None:
+    """A follow-up date fires once when reached; moved, it is a new due event; cleared,
+    nothing; a closed ticket refuses dates."""
+    n, s = site.numbers, site.settings
+    number = n["carol"]
+    quiet = dataclasses.replace(s, sla=SlaSettings())  # dates only, no targets
+    site.settings = quiet
+
+    def set_follow_up(at: datetime | None, now: datetime) -> None:
+        with site.store.transaction() as session:
+            agent_actions.set_dates(
+                session,
+                settings=quiet,
+                number=number,
+                actor=ANN,
+                dates={"follow_up": at},
+                at=now,
+            )
+
+    t = site.clock()
+    set_follow_up(t + timedelta(hours=2), t)
+    assert check(site, hours=1) == []
+    assert check(site, hours=2) == [(number, "follow_up")]
+    assert check(site, hours=3) == []
+    set_follow_up(t + timedelta(hours=5), t + timedelta(hours=3))
+    assert check(site, hours=4) == []
+    assert check(site, hours=6) == [(number, "follow_up")]
+    assert sla_history(site, number) == [("date_reached", "follow_up")] * 2
+    assert [r.detail["due"] for r in site.notices("reminder")] == ["follow_up"] * 2
+    set_follow_up(None, t + timedelta(hours=7))
+    assert check(site, days=3) == []
+    with pytest.raises(InvalidValue, match="is past"):
+        set_follow_up(t, t + timedelta(hours=8))
+    with site.store.transaction() as session:
+        agent_actions.close(session, settings=quiet, number=number, actor=ANN, at=t)
+    with pytest.raises(ActionRefused, match="closed"):
+        set_follow_up(t + timedelta(days=9), t + timedelta(hours=8))
+
+
+def test_disabled_check_fires_nothing(site: Site) -> None:
+    """sla.enabled = false: the worker's pass does nothing."""
+    from mailgate.jobs.sla_job import check_once
+    from mailgate.jobs.tasks import Runtime
+
+    later = site.clock() + timedelta(days=1)
+    off = dataclasses.replace(site.settings, sla=dataclasses.replace(TARGETS, enabled=False))
+    assert check_once(Runtime(site.store, off, lambda: later)) == []
+    on = Runtime(site.store, site.settings, lambda: later)
+    assert len(check_once(on)) == 2  # carol's first response and resolution
+
+
+def test_stats_count_breaches_and_open_tickets_in_breach(site: Site) -> None:
+    """stats: breaches recorded in the period by kind; open tickets missing a target now."""
+    n = site.numbers
+    with site.store.transaction() as session:
+        agent_actions.reply(
+            session,
+            settings=site.settings,
+            number=n["dave"],
+            actor=ANN,
+            body="On it.",
+            at=site.clock() + timedelta(minutes=10),
+        )
+    check(site, minutes=90)
+    at = site.clock() + timedelta(minutes=100)
+    with site.store.transaction() as session:
+        result = stats.compute(session, settings=site.settings, now=at, since_days=1)
+    assert result["sla"] == {
+        "breaches": {"first_response": 2, "resolution": 0, "total": 2},
+        "open_in_breach": {"first_response": 2, "resolution": 0, "total": 2},
+    }
+    with site.store.transaction() as session:
+        later = stats.compute(
+            session, settings=site.settings, now=at + timedelta(days=3), since_days=1
+        )
+    # Out of the period, the breaches no longer count; the open tickets still miss both.
+    assert later["sla"] == {
+        "breaches": {"first_response": 0, "resolution": 0, "total": 0},
+        "open_in_breach": {"first_response": 2, "resolution": 3, "total": 3},
+    }
+
+
+# --- the worker ----------------------------------------------------------------------
+
+
+def _desk(tmp_path: Path, broker: str = "embedded", queue_name: str = "mailgate") -> Path:
+    """A config file with a one-hour first-response target and Ann on the support team."""
+    return write_config(
+        tmp_path / "mailgate.toml",
+        f"sqlite:///{tmp_path / 'm.db'}",
+        broker=broker,
+        queue_name=queue_name,
+        text=(
+            f'[outbound]\nfolder = "{tmp_path / "outbox"}"\n'
+            "[sla]\ncheck_interval_seconds = 1\nfirst_response_minutes = { Normal = 60 }\n"
+            '[[teams]]\nname = "support"\nassignment = "round_robin"\n'
+            '[[agents]]\nemail = "ann@example.com"\nteams = ["support"]\n'
+        ),
+    )
+
+
+def _age_tickets(path: Path, hours: int) -> None:
+    """Move every ticket's creation back: the clock of a real subprocess cannot be moved."""
+    store = Store(config.load(path, {}).database.url)
+    with store.transaction() as session:
+        for ticket in session.scalars(select(Ticket)):
+            ticket.created_at -= timedelta(hours=hours)
+    store.engine.dispose()
+
+
+def test_worker_burst_sends_one_content_free_reminder(tmp_path: Path) -> None:
+    """A real `mailgate worker --burst` fires the breach and mails Ann one reminder that
+    names the ticket and the target, never the subject or the body; a second run, none."""
+    path = _desk(tmp_path)
+    (tmp_path / "m.eml").write_bytes(
+        build(subject="Secret QZSUBJECT", body="Words QZBODY.\n", message_id="<q@acme.test>")
+    )
+    assert mailgate(path, "ingest", str(tmp_path / "m.eml")).returncode == 0
+    before = set((tmp_path / "outbox").iterdir())
+    assert mailgate(path, "worker", "--burst").returncode == 0
+    assert set((tmp_path / "outbox").iterdir()) == before  # nothing due yet
+    _age_tickets(path, hours=2)
+    done = mailgate(path, "worker", "--burst")
+    assert done.returncode == 0, done.stderr
+    new = sorted(set((tmp_path / "outbox").iterdir()) - before)
+    assert len(new) == 1
+    raw = new[0].read_bytes()
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["To"] == "ann@example.com"
+    assert message["Subject"] == "[#1] Reminder: first response overdue"
+    assert message["Auto-Submitted"] == "auto-generated"
+    text = " ".join(str(p.get_content()) for p in message.walk() if not p.is_multipart())
+    assert "first-response target of ticket [#1] passed" in text
+    assert b"QZSUBJECT" not in raw and b"QZBODY" not in raw and "QZ" not in text
+    again = mailgate(path, "worker", "--burst")
+    assert again.returncode == 0
+    assert sorted(set((tmp_path / "outbox").iterdir()) - before) == new
+    shown = json.loads(mailgate(path, "tickets", "show", "1", "--json").stdout)
+    assert [e["kind"] for e in shown["sla_events"]] == ["first_response"]
+    assert shown["first_response_due_at"] is not None
+
+
+@pytest.mark.redis
+def test_dramatiq_worker_runs_the_sla_actor(tmp_path: Path) -> None:
+    """On Redis the worker's periodic pass enqueues the check_sla actor, which fires the
+    breach and queues the reminder for the notice actor."""
+    require("Redis", "127.0.0.1", 6379)
+    import redis
+
+    name = unique_queue_name()
+    path = _desk(tmp_path, broker="redis://127.0.0.1:6379/0", queue_name=name)
+    (tmp_path / "m.eml").write_bytes(build(message_id="<r@acme.test>"))
+    settings = config.load(path, {})
+    store = ready_store(settings)
+    stop = threading.Event()
+    try:
+        assert mailgate(path, "ingest", str(tmp_path / "m.eml")).returncode == 0
+        clock = Clock(datetime.now(UTC))
+        worker = threading.Thread(
+            target=run_worker,
+            args=(settings,),
+            kwargs={"threads": 2, "burst": False, "store": store, "now": clock, "stop": stop},
+        )
+        worker.start()
+
+        def opened() -> int | None:
+            with store.transaction() as session:
+                return session.scalar(select(Ticket.id).where(Ticket.assignee_id.is_not(None)))
+
+        wait_for(opened, timeout=30, what="the ticket, assigned")
+        clock.advance(hours=2)
+
+        def sent() -> list[str]:
+            with store.transaction() as session:
+                return list(
+                    session.scalars(
+                        select(Notice.state).where(
+                            Notice.kind == "reminder", Notice.state == "sent"
+                        )
+                    )
+                )
+
+        assert wait_for(sent, timeout=30, what="the reminder to be sent") == ["sent"]
+        stop.set()
+        worker.join(60)
+        with store.transaction() as session:
+            assert session.scalar(select(func.count()).select_from(SlaEvent)) == 1
+    finally:
+        stop.set()
+        store.engine.dispose()
+        forget_brokers()
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(f"dramatiq:*{name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def test_agent_page_shows_due_times(site: Site) -> None:
+    """The agent's ticket page lists the SLA due times and the dates an agent set."""
+    from mailgate.web.app import create_app
+    from tests.web_support import sign_in_agent
+
+    site.app = create_app(site.settings, site.store, now=site.clock)  # with the targets
+    with site.store.transaction() as session:
+        agent_actions.set_dates(
+            session,
+            settings=site.settings,
+            number=site.numbers["carol"],
+            actor=ANN,
+            dates={"action_required": site.clock() + timedelta(days=2)},
+            at=site.clock(),
+        )
+    page = sign_in_agent(site).get(f"/tickets/{site.numbers['carol']}").text
+    assert "First response due</dt><dd><time>2026-01-05 10:30 UTC" in page
+    assert "Resolution due</dt><dd><time>2026-01-05 13:30 UTC" in page
+    assert "Action required</dt><dd><time>2026-01-07 09:30 UTC" in page
+    assert "Follow-up</dt>" not in page
