@@ -18,7 +18,7 @@ from mailgate import tickets as status_machine
 from mailgate.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.models import Agent, HistoryEvent, Team, Ticket, TicketLink, TicketMessage
 from mailgate.settings import Settings
-from mailgate.ticket_records import history
+from mailgate.ticket_records import history, typed_message
 from mailgate.web import notify
 
 CLOSED_EXPLANATION = (
@@ -111,22 +111,17 @@ def reply(
     text = clean_body(body)
     ticket = load_ticket(session, number)
     refuse_if_closed(ticket, settings)
-    message = TicketMessage(
-        ticket_id=ticket.id,
+    message = typed_message(
+        session,
+        ticket,
         direction="outbound",
         author_email=actor.email or settings.outbound.from_address,
         author_name=actor.name,
+        text=text,
+        at=at,
+        via=via,
         to=[ticket.requester],
-        cc=[],
-        subject=ticket.subject,
-        body_text=text,
-        body_html="",
-        thread_method=via,
-        screening={},
-        created_at=at,
     )
-    session.add(message)
-    session.flush()
     if ticket.first_response_at is None:
         ticket.first_response_at = at
     if _category(ticket.status, settings) == "new":
@@ -162,20 +157,17 @@ def note(
     nothing a customer sees)."""
     text = clean_body(body)
     ticket = load_ticket(session, number)
-    message = TicketMessage(
-        ticket_id=ticket.id,
+    message = typed_message(
+        session,
+        ticket,
         direction="note",
         author_email=actor.email,
         author_name=actor.name,
+        text=text,
+        at=at,
+        via=via,
         subject="",
-        body_text=text,
-        body_html="",
-        thread_method=via,
-        screening={},
-        created_at=at,
     )
-    session.add(message)
-    session.flush()
     history(session, ticket, at, actor.label, "note", detail={"message": str(message.id)})
     return message
 

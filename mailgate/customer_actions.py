@@ -21,7 +21,7 @@ from mailgate.errors import ActionRefused, InvalidValue
 from mailgate.models import Participant, Team, Ticket, TicketLink, TicketMessage
 from mailgate.notices import CUSTOMER_REPLY, Event
 from mailgate.settings import Settings
-from mailgate.ticket_records import customer_views, history
+from mailgate.ticket_records import customer_views, history, typed_message
 from mailgate.web import notify
 
 MAX_SUBJECT_CHARS = 500
@@ -96,7 +96,16 @@ def open_ticket(
     session.flush()
     ticket.number = ticket.id
     session.add(Participant(ticket_id=ticket.id, email=requester, role="requester"))
-    _add_message(session, ticket, requester, requester_name, text, at=at, via=via)
+    typed_message(
+        session,
+        ticket,
+        direction="inbound",
+        author_email=requester,
+        author_name=requester_name,
+        text=text,
+        at=at,
+        via=via,
+    )
     history(session, ticket, at, actor or requester, "created", detail={"via": via})
     if follow_up_of is not None:
         earlier = session.scalar(select(Ticket).where(Ticket.number == follow_up_of))
@@ -147,7 +156,16 @@ def reply(
     if author not in known:
         # An account admin answering a colleague's ticket takes part from now on.
         session.add(Participant(ticket_id=ticket.id, email=author, role="cc"))
-    message = _add_message(session, ticket, author, author_name, text, at=at, via=via)
+    message = typed_message(
+        session,
+        ticket,
+        direction="inbound",
+        author_email=author,
+        author_name=author_name,
+        text=text,
+        at=at,
+        via=via,
+    )
     history(session, ticket, at, author, "customer_reply", detail={"via": via})
     # The same decision as a reply by mail: the assignee is told, within the rate limit.
     assert ticket.number is not None
@@ -161,26 +179,4 @@ def reply(
         status=ticket.status,
     )
     outbox.notify(session, event, ticket, settings=settings, now=at)
-    return message
-
-
-def _add_message(
-    session: Session, ticket: Ticket, author: str, name: str, text: str, *, at: datetime, via: str
-) -> TicketMessage:
-    message = TicketMessage(
-        ticket_id=ticket.id,
-        direction="inbound",
-        author_email=author,
-        author_name=name.strip()[:255],
-        to=[],
-        cc=[],
-        subject=ticket.subject,
-        body_text=text,
-        body_html="",
-        thread_method=via,
-        screening={},
-        created_at=at,
-    )
-    session.add(message)
-    session.flush()
     return message

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailgate.directory import CustomerView
-from mailgate.models import Customer, HistoryEvent, Ticket
+from mailgate.models import Customer, HistoryEvent, Ticket, TicketMessage
 
 
 def history(
@@ -38,6 +38,40 @@ def history(
     session.add(event)
     session.flush()  # callers name notices after the event's id (their unique cause)
     return event
+
+
+def typed_message(
+    session: Session,
+    ticket: Ticket,
+    *,
+    direction: str,
+    author_email: str,
+    author_name: str,
+    text: str,
+    at: datetime,
+    via: str,
+    to: list[str] | None = None,
+    subject: str | None = None,
+) -> TicketMessage:
+    """A ticket message typed by a person (agent reply, internal note, a customer's
+    portal reply) rather than received by mail: plain text, no headers to keep."""
+    message = TicketMessage(
+        ticket_id=ticket.id,
+        direction=direction,
+        author_email=author_email,
+        author_name=author_name.strip()[:255],
+        to=to or [],
+        cc=[],
+        subject=ticket.subject if subject is None else subject,
+        body_text=text,
+        body_html="",
+        thread_method=via,
+        screening={},
+        created_at=at,
+    )
+    session.add(message)
+    session.flush()  # history and notices name the message by its id
+    return message
 
 
 def customer_views(session: Session) -> list[CustomerView]:
