@@ -412,15 +412,22 @@ class Worker:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60) -> None:
+        """Start it and wait for its start-up line (schema checked, queues chosen)."""
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
+            proc = self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mailgate", "--config", str(self.config), "worker"],
                 stdout=subprocess.DEVNULL,
                 stderr=out,
                 env=_env(),
                 cwd=self.config.parent,
             )
+        wait_for(
+            lambda: "mailgate worker:" in self.output() or proc.poll() is not None,
+            timeout=timeout,
+            what="the worker to start",
+        )
+        assert proc.poll() is None, f"worker exited {proc.returncode}: {self.output()[-2000:]}"
 
     def stop(self) -> int:
         """SIGTERM and wait: the exit status of a graceful stop."""
@@ -496,21 +503,33 @@ def read_notices(db_url: str, outbox: Path) -> Notices:
     return Notices(rows, files, stray)
 
 
-def drained(db_url: str) -> bool:
-    """Every inbound row final and no notice pending."""
+def open_work(db_url: str) -> list[tuple[str, int, str, int, str]]:
+    """Inbound rows not final and notices pending: (table, id, state, attempts, error)."""
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            open_rows = conn.scalar(
+            rows = conn.execute(
                 sa.text(
-                    "SELECT count(*) FROM inbound_messages "
-                    "WHERE state NOT IN ('processed', 'quarantined')"
+                    "SELECT 'inbound', id, state, attempts, last_error FROM inbound_messages "
+                    "WHERE state NOT IN ('processed', 'quarantined') UNION ALL "
+                    "SELECT 'notice', id, state, attempts, last_error FROM notices "
+                    "WHERE state = 'pending'"
                 )
             )
-            pending = conn.scalar(sa.text("SELECT count(*) FROM notices WHERE state = 'pending'"))
+            return [(t, int(i), s, int(a), str(e)[:200]) for t, i, s, a, e in rows]
     finally:
         engine.dispose()
-    return not open_rows and not pending
+
+
+def wait_drained(db_url: str, worker: Worker, timeout: float) -> None:
+    """Until every inbound row is final and no notice is pending; else say what is left."""
+    try:
+        wait_for(lambda: not open_work(db_url), timeout=timeout, what="the worker to drain")
+    except AssertionError as exc:
+        left = open_work(db_url)
+        raise AssertionError(
+            f"{exc}: {len(left)} left, e.g. {left[:10]}; worker log: {worker.output()[-3000:]}"
+        ) from None
 
 
 def outage_config(
@@ -528,3 +547,11 @@ def outage_config(
         f'[outbound]\ntransport = "file"\nfolder = "{outbox or folder / "outbox"}"\n'
     )
     return path
+
+
+def assert_no_traceback(process: str, output: str) -> None:
+    """An outage is expected weather: one-line warnings, never a traceback."""
+    at = output.find("Traceback")
+    if at >= 0:
+        start = output.rfind("\n", 0, max(0, at - 600)) + 1
+        raise AssertionError(f"{process} logged a traceback:\n{output[start : at + 2500]}")
