@@ -66,8 +66,12 @@ def setup(settings: LoggingSettings, *, verbose: bool = False) -> None:
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else settings.level.upper())
-    # mail-parser logs every odd MIME part at WARNING; mailgate records them as defects.
-    logging.getLogger("mailparser").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    # Library noise. mail-parser logs every odd MIME part at WARNING; mailgate records
+    # them as defects. pika logs each failed connection attempt at ERROR, eight lines and
+    # a traceback, many a second while RabbitMQ restarts; dramatiq's consumer and the
+    # reconciler already say in one line that the broker is away.
+    for name in ("mailparser", "pika"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def reopen_on_sighup() -> None:

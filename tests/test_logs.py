@@ -63,10 +63,12 @@ def test_sighup_reopens_a_rotated_file(tmp_path: Path) -> None:
 
 
 def test_level_and_parser_noise(tmp_path: Path) -> None:
-    """The level applies, and mail-parser's per-part warnings are silenced."""
+    """The level applies; mail-parser's per-part warnings and pika's per-attempt
+    connection errors are silenced."""
     path = tmp_path / "m.log"
     logs.setup(LoggingSettings(level="ERROR", file=str(path)))
     logging.getLogger("mailgate").warning("hidden")
     logging.getLogger("mailparser").error("noise")
+    logging.getLogger("pika.adapters.blocking_connection").error("Error in _create_connection()")
     logging.getLogger("mailgate").error("shown")
     assert path.read_text().count("\n") == 1 and "shown" in path.read_text()

@@ -12,9 +12,12 @@ from sqlalchemy import select
 from mailgate import config
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.jobs import enqueue_inbound
-from mailgate.jobs.broker import forget_brokers
+from mailgate.jobs.actors import declare_actors
+from mailgate.jobs.broker import forget_brokers, make_broker, queue_names
+from mailgate.jobs.tasks import Runtime
 from mailgate.jobs.worker import run_worker
 from mailgate.models import InboundMessage, Notice
+from tests.faults.support import free_port
 from tests.servers import require
 from tests.worker_support import mail, ready_store, unique_queue_name, write_config
 
@@ -64,3 +67,40 @@ def test_refusal_notice_goes_through_the_notice_actor(
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_processed_message_leaves_its_notice_to_the_reconciler_when_the_broker_is_down(
+    tmp_path: Path,
+) -> None:
+    """The inbound actor commits the ticket, then cannot queue the acknowledgement: it
+    returns normally (no failed job, no traceback) and the notice stays pending."""
+    pytest.importorskip("redis")
+    nobody = free_port()  # nothing listens here: a broker that is down
+    path = write_config(
+        tmp_path / "mailgate.toml",
+        f"sqlite:///{tmp_path / 'm.db'}",
+        broker=f"redis://127.0.0.1:{nobody}/0",
+        text=f'[outbound]\nfolder = "{tmp_path / "outbox"}"\n',
+    )
+    settings = config.load(path, {})
+    store = ready_store(settings)
+    broker = make_broker(settings)
+    try:
+        inbound_id = accept(
+            store, mail(), source="smtp", envelope=Envelope(), max_bytes=10**6, now=datetime.now
+        ).inbound_id
+        process_inbound, _ = declare_actors(
+            broker, Runtime(store, settings, datetime.now), queue_names(settings)
+        )
+        process_inbound(inbound_id)
+        with store.transaction() as session:
+            row = session.get(InboundMessage, inbound_id)
+            notice = session.scalar(select(Notice))
+            assert row is not None and (row.state, row.outcome) == ("processed", "new_ticket")
+            assert notice is not None and (notice.kind, notice.state) == (
+                "acknowledgement",
+                "pending",
+            )
+    finally:
+        broker.close()
+        store.engine.dispose()

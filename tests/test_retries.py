@@ -3,6 +3,7 @@ with the clock as a parameter (invariant 8)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from mailgate.backoff import compute_backoff
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.jobs.tasks import Runtime, run_inbound
 from mailgate.models import InboundMessage
+from mailgate.outbound.sender import send_now
 from mailgate.settings import QueueSettings, Settings
 from mailgate.store import Store
 from tests.conftest import make_settings
@@ -117,3 +119,18 @@ def test_database_outage_is_retried_without_counting() -> None:
     rt = Runtime(store, down, now=lambda: T0, rand=lambda: 0.0)
     assert run_inbound(rt, 1, retries=2) == 20.0  # third try: upper half of 40 s
     store.engine.dispose()
+
+
+def test_inline_sending_with_the_database_down_logs_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The embedded queue sends notices right after processing; if the database is gone
+    by then, that is one warning (they stay pending), not a traceback per message."""
+    down = make_settings("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    store = Store(down.database.url)
+    with caplog.at_level(logging.WARNING, logger="mailgate.outbound.sender"):
+        send_now(store, [1], settings=down, now=lambda: T0)
+    store.engine.dispose()
+    [record] = caplog.records
+    assert "notices stay pending: database unavailable" in record.getMessage()
+    assert record.exc_info is None

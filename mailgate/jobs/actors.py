@@ -36,6 +36,27 @@ def _retry_in(seconds: float) -> dramatiq.Retry:
 Actor = dramatiq.Actor[[int], None]
 
 
+def _send_notices(
+    broker: dramatiq.Broker, runtime: Runtime, names: QueueNames, inbound_id: int
+) -> None:
+    """Queue the notices written with this message's outcome, right after its commit.
+
+    Never raises: the message is processed and its notices are committed rows, so a
+    broker (or database) that is away now only leaves them to the reconciler. Raising
+    would make dramatiq log the processed message as failed, with a traceback.
+    """
+    try:
+        for notice_id in pending_notice_ids(runtime, inbound_id):
+            send(broker, names.notices, NOTICE_ACTOR, notice_id)
+    except Exception as exc:  # noqa: BLE001 - the reconciler sends what is still pending
+        log.warning(
+            "inbound %s: notices left to the reconciler: %s: %s",
+            inbound_id,
+            type(exc).__name__,
+            " ".join(str(exc).split())[:300],
+        )
+
+
 def declare_actors(
     broker: dramatiq.Broker, runtime: Runtime, names: QueueNames
 ) -> tuple[Actor, Actor, Actor]:
@@ -46,9 +67,7 @@ def declare_actors(
         if delay is not None:
             raise _retry_in(delay)
         if notices_available():
-            # Notices written with this message's outcome go out right after commit.
-            for notice_id in pending_notice_ids(runtime, inbound_id):
-                send(broker, names.notices, NOTICE_ACTOR, notice_id)
+            _send_notices(broker, runtime, names, inbound_id)
 
     def send_notice(notice_id: int) -> None:
         delay = run_notice(runtime, notice_id, retries=_retries())

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from mailgate import logs
 from mailgate.errors import TemporaryFailure
 from mailgate.jobs import embedded
 from mailgate.jobs.actors import declare_actors
@@ -180,9 +181,7 @@ def _due(rt: Runtime, notices: bool) -> int:
 
 
 def _child(settings: Settings, threads: int, burst: bool, index: int, count: int) -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(settings.logging)  # as the parent: level, format, file, library noise
     run_worker(settings, threads=threads, burst=burst, index=index, count=count)
 
 

@@ -255,5 +255,7 @@ def send_now(
     recorded on the notice (or leaves it pending); it never fails the caller."""
     try:
         send_many(store, list(notice_ids), settings=settings, now=now)
+    except TemporaryFailure as exc:  # the database went away: expected, one line
+        log.warning("inline sending failed; notices stay pending: %s", exc)
     except Exception:  # the notices stay pending for `mailgate notices send`
         log.warning("inline sending failed; notices stay pending", exc_info=True)

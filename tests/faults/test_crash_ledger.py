@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import random
 import signal
-import smtplib
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +15,8 @@ import pytest
 
 from mailgate import config as mailgate_config
 from mailgate.inbound.intake import Envelope, accept
+from tests.faults.services import Client
+from tests.faults.services import load_message as _message
 from tests.faults.support import (
     Receiver,
     _env,
@@ -31,50 +31,6 @@ from tests.faults.support import (
 from tests.worker_support import ready_store
 
 pytestmark = pytest.mark.faults
-
-SUPPORT = "support@example.com"
-
-
-def _message(run: str, n: int) -> tuple[str, bytes]:
-    mid = f"f{n}.{run}@customer.test"
-    raw = (
-        f"From: Cust {n} <c{n}@customer.test>\r\nTo: {SUPPORT}\r\n"
-        f"Subject: Fault load {n}\r\nMessage-ID: <{mid}>\r\n"
-        f"Date: Mon, 05 Jan 2026 09:30:00 +0000\r\n\r\nBody of message {n}.\r\n"
-    ).encode()
-    return mid, raw
-
-
-class Client(threading.Thread):
-    """An MTA in miniature: delivers each message until it gets 250, retrying otherwise."""
-
-    def __init__(self, port: int, messages: list[tuple[str, bytes]]) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.messages = messages
-        self.acknowledged: set[str] = set()
-        self.attempts = 0
-        self.failures = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            for mid, raw in self.messages:
-                deadline = time.monotonic() + 90
-                while mid not in self.acknowledged:
-                    assert time.monotonic() < deadline, f"{mid} never acknowledged"
-                    self.attempts += 1
-                    try:
-                        with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as smtp:
-                            refused = smtp.sendmail("c@customer.test", [SUPPORT], raw)
-                        assert not refused
-                        self.acknowledged.add(mid)
-                    except (OSError, smtplib.SMTPException):
-                        # Connection refused/reset or a 4xx: the receiver was killed.
-                        self.failures += 1
-                        time.sleep(0.05)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
-            self.error = exc
 
 
 def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,557 @@
+"""Throwaway servers for the fault suite, and the load that runs against them.
+
+The outage tests stop and crash Redis, RabbitMQ and PostgreSQL, so each test gets
+instances of its own on free loopback ports, in temporary folders: the shared
+servers (PostgreSQL 5432, Redis 6379, RabbitMQ 5672) are never touched. A missing
+binary skips the test on a laptop and fails it in CI (``CI=true``).
+
+Also here: the SMTP client that plays the MTA (delivers each message until it gets
+250), a long-running `mailgate worker`, and the notice ledger (outbox files against
+the notices table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import SECRET
+from tests.faults.support import _env, free_port, wait_for
+from tests.servers import IN_CI, reachable
+
+SUPPORT = "support@example.com"
+STARTUP_SECONDS = 90.0
+
+
+def require_binary(name: str, *candidates: str, install: str) -> str:
+    """The path of ``name`` (on PATH or one of ``candidates``, globs allowed); skip the
+    test without it on a laptop, fail in CI."""
+    for pattern in candidates:
+        for path in sorted(glob.glob(pattern), reverse=True):  # newest version first
+            if os.access(path, os.X_OK):
+                return path
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed ({install})"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must provide it (.ci/run installs it)")
+    pytest.skip(message)
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not reachable("127.0.0.1", port, timeout=0.5):
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited {proc.returncode}: {_tail(log)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not listening after {STARTUP_SECONDS}s: {_tail(log)}")
+        time.sleep(0.05)
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class _Daemon:
+    """A server run in the foreground in a process group of its own, so a SIGKILL
+    takes the whole server (RabbitMQ's Erlang VM and its helpers) at once."""
+
+    name = "server"
+
+    def __init__(self, prefix: str) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.port = free_port()
+        self.log = self.root / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.start_seconds: list[float] = []
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        began = time.monotonic()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                cwd=self.root,
+                start_new_session=True,
+            )
+        _wait_listening(self.port, self.proc, self.log, self.name)
+        self.starts += 1
+        self.start_seconds.append(time.monotonic() - began)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, what a power cut or the OOM killer does."""
+        assert self.proc is not None
+        self._kill_group()
+        self._wait_closed()
+
+    def _kill_group(self) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """A clean stop (the server's own shutdown)."""
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        self._wait_closed()
+
+    def _wait_closed(self) -> None:
+        wait_for(
+            lambda: not reachable("127.0.0.1", self.port, timeout=0.2),
+            timeout=30,
+            what=f"{self.name} port {self.port} to close",
+        )
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self._kill_group()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer(_Daemon):
+    """``redis-server`` without persistence: a restart comes back empty, so every
+    queued id is gone and only the reconciler can bring the work back."""
+
+    name = "redis-server"
+
+    def __init__(self) -> None:
+        self.binary = require_binary("redis-server", install="apt-get install redis-server")
+        super().__init__("mailgate-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        # "--save ''" on the command line: no RDB snapshots, nothing survives a restart.
+        return [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.root),
+        ]
+
+
+class RabbitServer(_Daemon):
+    """A second RabbitMQ node (own name, ports, Mnesia and cookie), no plugins."""
+
+    name = "rabbitmq-server"
+
+    def __init__(self) -> None:
+        self.binary = require_binary(
+            "rabbitmq-server",
+            # The Debian wrapper on PATH re-runs itself as user rabbitmq with the
+            # system paths; the real script honours the RABBITMQ_* variables below.
+            "/usr/lib/rabbitmq/bin/rabbitmq-server",
+            install="apt-get install rabbitmq-server",
+        )
+        self.ctl = str(Path(self.binary).with_name("rabbitmqctl"))
+        super().__init__("mailgate-rabbit-")
+        self.dist_port = free_port()
+        self.node = f"mgfault-{self.root.name.rsplit('-', 1)[-1].lower()}@localhost"
+        (self.root / "enabled_plugins").write_text("[].\n")
+        (self.root / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n")
+        (self.root / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def command(self) -> list[str]:
+        return [self.binary]
+
+    def environment(self) -> dict[str, str]:
+        root = str(self.root)
+        return {
+            **os.environ,
+            "HOME": root,  # the Erlang cookie lives here, shared with rabbitmqctl
+            "RABBITMQ_CONF_ENV_FILE": f"{root}/rabbitmq-env.conf",
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": f"{root}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{root}/log",
+            "RABBITMQ_CONFIG_FILE": f"{root}/rabbitmq.conf",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{root}/enabled_plugins",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def stop(self) -> None:
+        """``rabbitmqctl stop``: the node closes its connections and halts."""
+        assert self.proc is not None
+        done = subprocess.run(
+            [self.ctl, "-n", self.node, "stop"],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"rabbitmqctl stop: {done.stdout}{done.stderr}"
+        self.proc.wait(timeout=60)
+        self._wait_closed()
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own (initdb), started with ``pg_ctl``. ``crash`` is
+    ``pg_ctl stop -m immediate``: every backend dies, the next start recovers from WAL."""
+
+    def __init__(self) -> None:
+        initdb = require_binary(
+            "initdb",
+            "/usr/lib/postgresql/*/bin/initdb",
+            install="apt-get install postgresql",
+        )
+        self.bindir = Path(initdb).parent
+        self.root = Path(tempfile.mkdtemp(prefix="mailgate-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.log = self.root / "server.log"
+        self.starts = 0
+        self.start_seconds: list[float] = []
+        self.running = False
+        # initdb and postgres refuse to run as root.
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(self.bindir / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.root,
+            user=self.user,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)}: {done.stdout}{done.stderr}")
+        return done
+
+    def start(self) -> None:
+        began = time.monotonic()
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+        self.running = True
+        self.starts += 1
+        self.start_seconds.append(time.monotonic() - began)
+
+    def crash(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self.running = False
+
+    def cleanup(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=60,
+                user=self.user,
+                check=False,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def load_message(run: str, n: int) -> tuple[str, bytes]:
+    """Message ``n`` of a load run: its own sender, so no notice is rate-limited."""
+    mid = f"f{n}.{run}@customer.test"
+    raw = (
+        f"From: Cust {n} <c{n}@customer.test>\r\nTo: {SUPPORT}\r\n"
+        f"Subject: Fault load {n}\r\nMessage-ID: <{mid}>\r\n"
+        f"Date: Mon, 05 Jan 2026 09:30:00 +0000\r\n\r\nBody of message {n}.\r\n"
+    ).encode()
+    return mid, raw
+
+
+@dataclass(frozen=True)
+class Attempt:
+    mid: str
+    began: float  # time.monotonic() before connecting
+    ended: float
+    code: int  # the reply to the message: 250, a 4xx; 0 when the connection failed
+
+
+class Client(threading.Thread):
+    """An MTA in miniature: delivers each message until it gets 250, retrying otherwise.
+    Every attempt is kept with its reply code and times. ``messages`` may be endless
+    (a steady load): ``close`` then ends the run once the message in hand is taken."""
+
+    def __init__(
+        self,
+        port: int,
+        messages: Iterable[tuple[str, bytes]],
+        patience: float = 90,
+        interval: float = 0.0,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.messages = messages
+        self.patience = patience
+        self.interval = interval  # at least this long between two new messages: a steady rate
+        self.sent: list[str] = []  # Message-IDs in the order they were first tried
+        self.acknowledged: set[str] = set()
+        self.log: list[Attempt] = []
+        self.error: BaseException | None = None
+        self._closing = threading.Event()
+
+    @property
+    def attempts(self) -> int:
+        return len(self.log)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for a in self.log if a.code != 250)
+
+    def close(self) -> None:
+        self._closing.set()
+
+    def run(self) -> None:
+        try:
+            for mid, raw in self.messages:
+                if self._closing.wait(self.interval):
+                    return
+                self.sent.append(mid)
+                deadline = time.monotonic() + self.patience
+                while mid not in self.acknowledged:
+                    assert time.monotonic() < deadline, f"{mid} never acknowledged"
+                    began, code = time.monotonic(), 250
+                    try:
+                        with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as smtp:
+                            refused = smtp.sendmail("c@customer.test", [SUPPORT], raw)
+                        assert not refused
+                        self.acknowledged.add(mid)
+                    except smtplib.SMTPResponseException as exc:
+                        code = exc.smtp_code  # 451: not stored, try again
+                    except (OSError, smtplib.SMTPException):
+                        code = 0  # refused or reset: the receiver was killed
+                    self.log.append(Attempt(mid, began, time.monotonic(), code))
+                    if code != 250:
+                        time.sleep(0.05)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            self.error = exc
+
+    def wait_acknowledged(self, count: int, *, timeout: float = 120, what: str = "") -> None:
+        """Until ``count`` messages have had their 250 (the client must still be running)."""
+        wait_for(
+            lambda: len(self.acknowledged) >= count or not self.is_alive(),
+            timeout=timeout,
+            what=what or f"{count} acknowledgements",
+        )
+        assert len(self.acknowledged) >= count, f"client stopped early: {self.error}"
+
+    def codes_within(self, start: float, end: float) -> Counter[int]:
+        """Reply codes of the attempts made entirely between ``start`` and ``end``."""
+        return Counter(a.code for a in self.log if a.began >= start and a.ended <= end)
+
+    def finish(self, timeout: float) -> None:
+        self.join(timeout=timeout)
+        assert not self.is_alive(), "client did not finish"
+        assert self.error is None, self.error
+
+
+@dataclass
+class Worker:
+    """A long-running `mailgate worker` (not ``--burst``): it must ride out outages
+    by itself. Its stderr goes to a file, read at the end."""
+
+    config: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        """Start it and wait for its start-up line (schema checked, queues chosen)."""
+        with self.log.open("ab") as out:
+            proc = self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mailgate", "--config", str(self.config), "worker"],
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                env=_env(),
+                cwd=self.config.parent,
+            )
+        wait_for(
+            lambda: "mailgate worker:" in self.output() or proc.poll() is not None,
+            timeout=timeout,
+            what="the worker to start",
+        )
+        assert proc.poll() is None, f"worker exited {proc.returncode}: {self.output()[-2000:]}"
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the exit status of a graceful stop."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                raise AssertionError("worker did not stop within 60 s of SIGTERM") from None
+        return int(self.proc.returncode)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class Notices:
+    """The outbox: notice rows against the ``.eml`` files the file transport wrote."""
+
+    rows: dict[int, tuple[int | None, str, str, str, str]]  # id → (ticket, kind, to, state, mid)
+    files: dict[int, str]  # notice id → Message-ID in its notice-<id>.eml
+    stray: list[str] = field(default_factory=list)  # anything else in the folder
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for r in self.rows.values() if r[3] == "sent")
+
+    @property
+    def doubled(self) -> dict[tuple[int | None, str, str], int]:
+        """(ticket, kind, recipient) with more than one notice: one event noticed twice."""
+        counts = Counter((t, k, to) for t, k, to, _, _ in self.rows.values())
+        return {key: n for key, n in counts.items() if n > 1}
+
+    @property
+    def unsent(self) -> dict[int, str]:
+        return {i: r[3] for i, r in self.rows.items() if r[3] != "sent"}
+
+    @property
+    def mismatched(self) -> list[int]:
+        """Sent notices without their file, files without a sent notice, or a file
+        carrying another notice's Message-ID."""
+        sent = {i for i, r in self.rows.items() if r[3] == "sent"}
+        wrong = {i for i in sent & set(self.files) if self.files[i] != self.rows[i][4]}
+        return sorted((sent ^ set(self.files)) | wrong)
+
+    @property
+    def file_message_ids_doubled(self) -> int:
+        return sum(n - 1 for n in Counter(self.files.values()).values() if n > 1)
+
+
+def read_notices(db_url: str, outbox: Path) -> Notices:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text("SELECT id, ticket_id, kind, recipient, state, message_id FROM notices")
+            )
+            rows = {int(i): (t, k, to, s, m) for i, t, k, to, s, m in found}
+    finally:
+        engine.dispose()
+    files: dict[int, str] = {}
+    stray: list[str] = []
+    for path in sorted(outbox.iterdir()) if outbox.exists() else []:
+        stem = path.name.removeprefix("notice-").removesuffix(".eml")
+        if not (path.name.startswith("notice-") and path.suffix == ".eml" and stem.isdigit()):
+            stray.append(path.name)
+            continue
+        parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
+        files[int(stem)] = str(parsed["Message-ID"] or "").strip().strip("<>")
+    return Notices(rows, files, stray)
+
+
+def open_work(db_url: str) -> list[tuple[str, int, str, int, str]]:
+    """Inbound rows not final and notices pending: (table, id, state, attempts, error)."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT 'inbound', id, state, attempts, last_error FROM inbound_messages "
+                    "WHERE state NOT IN ('processed', 'quarantined') UNION ALL "
+                    "SELECT 'notice', id, state, attempts, last_error FROM notices "
+                    "WHERE state = 'pending'"
+                )
+            )
+            return [(t, int(i), s, int(a), str(e)[:200]) for t, i, s, a, e in rows]
+    finally:
+        engine.dispose()
+
+
+def wait_drained(db_url: str, worker: Worker, timeout: float) -> None:
+    """Until every inbound row is final and no notice is pending; else say what is left."""
+    try:
+        wait_for(lambda: not open_work(db_url), timeout=timeout, what="the worker to drain")
+    except AssertionError as exc:
+        left = open_work(db_url)
+        raise AssertionError(
+            f"{exc}: {len(left)} left, e.g. {left[:10]}; worker log: {worker.output()[-3000:]}"
+        ) from None
+
+
+def outage_config(
+    folder: Path, *, port: int, db_url: str, broker: str, outbox: Path | None = None
+) -> Path:
+    """A config for a receiver and a worker that must ride out outages: the reconciler
+    looks every second and retries start at a second, so recovery shows within a test."""
+    path = folder / "mailgate.toml"
+    path.write_text(
+        f'[database]\nurl = "{db_url}"\n'
+        f'[security]\nsecret = "{SECRET}"\n'
+        f'[queue]\nbroker = "{broker}"\nreconcile_after_seconds = 1\n'
+        "retry_base_seconds = 1\nretry_max_seconds = 4\n"
+        f'[smtp]\nlisten = "127.0.0.1:{port}"\n'
+        f'[outbound]\ntransport = "file"\nfolder = "{outbox or folder / "outbox"}"\n'
+    )
+    return path
+
+
+def assert_no_traceback(process: str, output: str) -> None:
+    """An outage is expected weather: one-line warnings, never a traceback."""
+    at = output.find("Traceback")
+    if at >= 0:
+        start = output.rfind("\n", 0, max(0, at - 600)) + 1
+        raise AssertionError(f"{process} logged a traceback:\n{output[start : at + 2500]}")
