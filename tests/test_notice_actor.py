@@ -89,7 +89,7 @@ def test_processed_message_leaves_its_notice_to_the_reconciler_when_the_broker_i
         inbound_id = accept(
             store, mail(), source="smtp", envelope=Envelope(), max_bytes=10**6, now=datetime.now
         ).inbound_id
-        process_inbound, _ = declare_actors(
+        process_inbound, *_ = declare_actors(
             broker, Runtime(store, settings, datetime.now), queue_names(settings)
         )
         process_inbound(inbound_id)
