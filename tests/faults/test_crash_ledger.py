@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import random
 import signal
-import smtplib
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from mailgate import config as mailgate_config
 from mailgate.inbound.intake import Envelope, accept
+from tests.faults.processes import Client, load_message
 from tests.faults.support import (
     Receiver,
     _env,
@@ -32,50 +31,6 @@ from tests.worker_support import ready_store
 
 pytestmark = pytest.mark.faults
 
-SUPPORT = "support@example.com"
-
-
-def _message(run: str, n: int) -> tuple[str, bytes]:
-    mid = f"f{n}.{run}@customer.test"
-    raw = (
-        f"From: Cust {n} <c{n}@customer.test>\r\nTo: {SUPPORT}\r\n"
-        f"Subject: Fault load {n}\r\nMessage-ID: <{mid}>\r\n"
-        f"Date: Mon, 05 Jan 2026 09:30:00 +0000\r\n\r\nBody of message {n}.\r\n"
-    ).encode()
-    return mid, raw
-
-
-class Client(threading.Thread):
-    """An MTA in miniature: delivers each message until it gets 250, retrying otherwise."""
-
-    def __init__(self, port: int, messages: list[tuple[str, bytes]]) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.messages = messages
-        self.acknowledged: set[str] = set()
-        self.attempts = 0
-        self.failures = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            for mid, raw in self.messages:
-                deadline = time.monotonic() + 90
-                while mid not in self.acknowledged:
-                    assert time.monotonic() < deadline, f"{mid} never acknowledged"
-                    self.attempts += 1
-                    try:
-                        with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as smtp:
-                            refused = smtp.sendmail("c@customer.test", [SUPPORT], raw)
-                        assert not refused
-                        self.acknowledged.add(mid)
-                    except (OSError, smtplib.SMTPException):
-                        # Connection refused/reset or a 4xx: the receiver was killed.
-                        self.failures += 1
-                        time.sleep(0.05)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
-            self.error = exc
-
 
 def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
     seed = fault_seed()
@@ -85,7 +40,7 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path)
     kill_at = sorted(rng.sample(range(10, total - 10), kills))
     port = free_port()
     config = write_config(tmp_path, port=port)
-    messages = [_message(str(seed), n) for n in range(total)]
+    messages = [load_message(str(seed), n) for n in range(total)]
     receiver = Receiver(config, port)
     receiver.start()
     client = Client(port, messages)
@@ -136,7 +91,7 @@ def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) ->
     config = write_config(tmp_path, port=free_port())
     settings = mailgate_config.load(config, {})
     store = ready_store(settings)
-    messages = [_message(f"w{seed}", n) for n in range(total)]
+    messages = [load_message(f"w{seed}", n) for n in range(total)]
     try:
         for _, raw in messages:
             accept(
