@@ -34,7 +34,7 @@ from tests.faults.support import (
 
 pytestmark = pytest.mark.faults
 
-DISK = "16m"
+DISK = "32m"
 
 
 @pytest.fixture
