@@ -8,6 +8,7 @@ exits 75 with one line. Once the filler is gone the load completes with a clean 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -56,6 +57,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield folder
     finally:
+        # Lazily if something still has a file open there: the mount must not outlive us.
         if subprocess.run(["umount", str(folder)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(folder)], check=False)
 
@@ -155,7 +157,7 @@ def test_full_disk_answers_452_and_stores_nothing_it_did_not_acknowledge(
     burst = run_mailgate(config, "worker", "--burst")
     assert burst.returncode == 0, burst.stderr
     db = small_disk / "m.db"
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # closed, or umount finds it busy
         integrity = conn.execute("PRAGMA integrity_check").fetchall()
     ledger = read_ledger(f"sqlite:///{db}", client.acknowledged | {probe_mid})
     print(
