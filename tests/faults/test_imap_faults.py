@@ -48,13 +48,20 @@ def _config(tmp_path: Path, port: int) -> Path:
 
 
 def _poller(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailgate", "--config", str(config), "imap"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(),
-        cwd=config.parent,
-    )
+    # Its log goes to a file: a pipe nobody reads fills up on a long drain and the
+    # poller would block writing to it.
+    with (config.parent / "imap.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailgate", "--config", str(config), "imap"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=_env(),
+            cwd=config.parent,
+        )
+
+
+def _log_tail(config: Path) -> str:
+    return "".join((config.parent / "imap.log").read_text(errors="replace").splitlines(True)[-30:])
 
 
 def _stored(db: Path) -> int:
@@ -118,7 +125,7 @@ def test_imap_poller_sigkilled_and_dovecot_restarted_loses_and_doubles_nothing(
             )
             time.sleep(rng.uniform(0, 0.05))  # between a commit and its move, maybe
             poller.send_signal(signal.SIGKILL)
-            poller.communicate(timeout=30)
+            poller.wait(timeout=30)
             stored_at_kill.append(_stored(db))
             # The dead poller's lease would keep a new one waiting its 60 s out.
             expire_leases(db)
@@ -132,12 +139,13 @@ def test_imap_poller_sigkilled_and_dovecot_restarted_loses_and_doubles_nothing(
             what="INBOX drained",
         )
         poller.send_signal(signal.SIGTERM)
-        _, err = poller.communicate(timeout=60)
-        assert poller.returncode == 0, err.decode(errors="replace")[-2000:]
+        assert poller.wait(timeout=60) == 0, _log_tail(config)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- mailgate imap log ---\n{_log_tail(config)}") from None
     finally:
         if poller.poll() is None:
             poller.kill()
-            poller.communicate(timeout=30)
+            poller.wait(timeout=30)
     burst = run_mailgate(config, "worker", "--burst")
     assert burst.returncode == 0, burst.stderr
     moved = _message_ids(dovecot, "Processed")
