@@ -48,9 +48,10 @@ def _config(tmp_path: Path, port: int) -> Path:
 
 
 def _poller(config: Path) -> subprocess.Popen[bytes]:
-    # Its log goes to a file: a pipe nobody reads fills up on a long drain and the
-    # poller would block writing to it.
-    with (config.parent / "imap.log").open("ab") as log:
+    # Each start logs to a file of its own: a pipe nobody reads fills up on a long drain
+    # and the poller would block writing to it.
+    n = len(list(config.parent.glob("imap-*.log")))
+    with (config.parent / f"imap-{n}.log").open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "mailgate", "--config", str(config), "imap"],
             stdout=subprocess.DEVNULL,
@@ -60,8 +61,13 @@ def _poller(config: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _last_log(config: Path) -> str:
+    n = len(list(config.parent.glob("imap-*.log"))) - 1
+    return (config.parent / f"imap-{n}.log").read_text(errors="replace")
+
+
 def _log_tail(config: Path) -> str:
-    return "".join((config.parent / "imap.log").read_text(errors="replace").splitlines(True)[-30:])
+    return "".join(_last_log(config).splitlines(True)[-30:])
 
 
 def _stored(db: Path) -> int:
@@ -138,6 +144,8 @@ def test_imap_poller_sigkilled_and_dovecot_restarted_loses_and_doubles_nothing(
             timeout=scaled(120, 1200),
             what="INBOX drained",
         )
+        # SIGTERM before its handler is installed would kill a poller just started.
+        wait_for(lambda: "watching 1 mailbox" in _last_log(config), what="the poller up")
         poller.send_signal(signal.SIGTERM)
         assert poller.wait(timeout=60) == 0, _log_tail(config)
     except AssertionError as exc:
