@@ -32,7 +32,7 @@ _NEARLY_FULL_BYTES = 1 << 20
 _PG_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
-def free_bytes(folder: Path) -> int | None:
+def _free_bytes(folder: Path) -> int | None:
     """Space an unprivileged writer may still use in ``folder``; None if unknown."""
     try:
         st = os.statvfs(folder)
@@ -98,7 +98,7 @@ class Store:
         name = str(getattr(orig, "sqlite_errorname", ""))
         if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
             folder = Path(self.url.removeprefix("sqlite:///")).expanduser().parent
-            free = free_bytes(folder)
+            free = _free_bytes(folder)
             if name == "SQLITE_FULL" or (free is not None and free < _NEARLY_FULL_BYTES):
                 return StorageFull(f"no space left for the database in {folder}: {orig}")
         return TemporaryFailure(f"database unavailable: {orig}")
