@@ -47,6 +47,14 @@ class TemporaryFailure(MailgateError):
     exit_code = EX_TEMPFAIL
 
 
+class StorageFull(TemporaryFailure):
+    """Raised when the database has no room left to write (a full disk or quota).
+
+    SMTP answers ``452 4.3.1`` (RFC 5321 "insufficient system storage"); it is
+    temporary like any ``TemporaryFailure``: room may be made, then the retry works.
+    """
+
+
 class NotFound(MailgateError):
     """Raised when a ticket, message or notice named on the command line does not exist."""
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,8 +76,7 @@ def process(
         return _quarantine(store, inbound_id, str(exc), now)
     try:
         with store.transaction() as session:
-            row = session.get(InboundMessage, inbound_id, with_for_update=True)
-            assert row is not None
+            row = _lock_row(session, inbound_id)
             if row.state in FINAL_STATES:
                 return _result_of(session, row)
             _apply(session, row, parsed, settings=settings, now=now)
@@ -107,6 +106,32 @@ def process(
     except Exception as exc:
         _record_failure(store, inbound_id, exc, settings.queue.max_attempts)
         raise
+
+
+def _lock_row(session: Session, inbound_id: int) -> InboundMessage:
+    """The inbound row, locked until commit and read after the lock is held.
+
+    Two processes may take the same row (``mailgate run``'s receiver processes inline
+    while its worker polls). PostgreSQL: FOR UPDATE makes the second wait and then see
+    the first one's outcome. SQLite ignores FOR UPDATE and pysqlite begins a transaction
+    only at the first write, so a plain read here could be stale by the time this
+    transaction writes: the second process would then find the first one's Message-ID
+    and overwrite its ``new_ticket`` with ``duplicate``. Writing the row first takes the
+    database write lock before anything is read.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id)
+            .values(attempts=InboundMessage.attempts)
+            .execution_options(synchronize_session=False)
+        )
+    return session.execute(
+        select(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _result_of(session: Session, row: InboundMessage) -> ProcessResult:

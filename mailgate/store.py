@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -17,11 +18,27 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailgate.errors import ConfigError, TemporaryFailure
+from mailgate.errors import ConfigError, StorageFull, TemporaryFailure
 from mailgate.models import Agent, Customer, Team
 from mailgate.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+# Below this much free space beside a SQLite file, its I/O errors are put down to a full
+# disk: growing the WAL index (-shm) on a full disk fails as SQLITE_IOERR_SHMSIZE, not
+# SQLITE_FULL.
+_NEARLY_FULL_BYTES = 1 << 20
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Space an unprivileged writer may still use in ``folder``; None if unknown."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _alembic_config() -> AlembicConfig:
@@ -72,6 +89,20 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def _unavailable(self, exc: OperationalError) -> TemporaryFailure:
+        """The retryable error for a failed statement: ``StorageFull`` when the
+        database had no room to write, so receivers can say so (452 4.3.1)."""
+        orig = exc.orig
+        if getattr(orig, "sqlstate", None) == _PG_DISK_FULL:
+            return StorageFull(f"database disk is full: {orig}")
+        name = str(getattr(orig, "sqlite_errorname", ""))
+        if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+            folder = Path(self.url.removeprefix("sqlite:///")).expanduser().parent
+            free = _free_bytes(folder)
+            if name == "SQLITE_FULL" or (free is not None and free < _NEARLY_FULL_BYTES):
+                return StorageFull(f"no space left for the database in {folder}: {orig}")
+        return TemporaryFailure(f"database unavailable: {orig}")
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any exception.
@@ -84,7 +115,7 @@ class Store:
             session.commit()
         except OperationalError as exc:
             session.rollback()
-            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+            raise self._unavailable(exc) from exc
         except DBAPIError as exc:
             session.rollback()
             if exc.connection_invalidated:
@@ -136,7 +167,7 @@ class Store:
                         raise RuntimeError(f"foreign keys broken by a migration: {problems[:5]}")
             return before, self.current_revision()
         except OperationalError as exc:
-            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+            raise self._unavailable(exc) from exc
 
     def ensure_schema(self) -> None:
         """Make the schema usable: SQLite is migrated in place (the one-box default);
@@ -144,7 +175,7 @@ class Store:
         try:
             current, head = self.current_revision(), self.head_revision()
         except OperationalError as exc:
-            raise TemporaryFailure(f"database unavailable: {exc.orig}") from exc
+            raise self._unavailable(exc) from exc
         if current == head:
             return
         if self.is_sqlite:

@@ -8,6 +8,7 @@ cannot take the others down, and the same role commands scale out unchanged.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from mailgate import systemd
 from mailgate.backoff import compute_backoff
+from mailgate.lifeline import pre_exec_for
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,14 @@ class Supervisor:
     def _start(self, child: _Child) -> None:
         log.info("starting role %s", child.role.name)
         # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which
-        # then sends one SIGTERM (a second signal would make a role cut work off).
-        child.process = subprocess.Popen(child.role.argv, process_group=0)  # noqa: S603 - our own argv
+        # then sends one SIGTERM (a second signal would make a role cut work off). It
+        # dies with us: a SIGKILLed supervisor must not leave roles holding the ports.
+        # The hook only calls prctl and getppid, which take no lock a thread could hold.
+        child.process = subprocess.Popen(  # noqa: S603 - our own argv
+            child.role.argv,
+            process_group=0,
+            preexec_fn=pre_exec_for(os.getpid()),  # noqa: PLW1509
+        )
 
     def _stop_all(self) -> None:
         running = [c.process for c in self.children if c.process is not None]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from mailgate import processing
+from mailgate.errors import TemporaryFailure
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.models import HistoryEvent, InboundMessage, Ticket, TicketLink, TicketMessage
 from mailgate.processing import ProcessResult, process
@@ -195,3 +198,45 @@ def test_reused_message_id_with_other_content_is_not_dropped(
     assert third.outcome == "duplicate"
     with store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(TicketMessage)) == 2
+
+
+def test_row_taken_by_another_process_meanwhile_keeps_one_outcome(
+    store: Store,
+    settings: Settings,
+    now: Callable[[], datetime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`mailgate run`'s receiver and worker may take the same row. A second process that
+    tries to finish it while this one holds it must wait (SQLite: the write lock is
+    taken before the row is read), never overwrite ``new_ticket`` with ``duplicate``."""
+    if not store.is_sqlite:
+        pytest.skip("PostgreSQL waits on SELECT ... FOR UPDATE; this is SQLite's case")
+    accepted = accept(
+        store, build(), source="test", envelope=Envelope(), max_bytes=10_000_000, now=now
+    )
+    rival = Store(store.url, sqlite_busy_timeout_ms=200)  # another process's connections
+    real_apply = processing._apply
+    rival_saw: list[str] = []
+
+    def rival_moves_first(*args: Any, **kwargs: Any) -> None:
+        if not rival_saw:  # once: the rival's own _apply comes through here too
+            rival_saw.append("started")
+            try:
+                rival_saw.append(
+                    process(rival, accepted.inbound_id, settings=settings, now=now).outcome
+                )
+            except TemporaryFailure:
+                rival_saw.append("kept waiting")
+        real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(processing, "_apply", rival_moves_first)
+    try:
+        result = process(store, accepted.inbound_id, settings=settings, now=now)
+    finally:
+        rival.engine.dispose()
+    with store.transaction() as session:
+        row = session.get_one(InboundMessage, accepted.inbound_id)
+        assert (row.state, row.outcome) == ("processed", "new_ticket")
+        assert session.scalar(select(func.count()).select_from(TicketMessage)) == 1
+    assert (result.state, result.outcome) == ("processed", "new_ticket")
+    assert rival_saw == ["started", "kept waiting"]

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from mailgate.inbound.smtp import IntakeHandler
 from tests.conftest import fixed_clock
@@ -111,6 +111,30 @@ def test_storage_failure_answers_451_and_stores_nothing(db_url: str) -> None:
                 conn.execute(text("ALTER TABLE inbound_away RENAME TO inbound_messages"))
             client.sendmail("alice@customer.test", [SUPPORT], message(2))
     assert [r.raw.endswith(b"burning.\r\n") for r in rows(settings)] == [True]
+
+
+def test_full_database_answers_452_and_stores_once_there_is_room(tmp_path: Path) -> None:
+    """SQLITE_FULL (here max_page_count, as a full disk) is 452 4.3.1, insufficient system
+    storage (RFC 5321 §4.2.3, RFC 3463), not a 250; with room again the same session stores."""
+    settings = smtp_settings(f"sqlite:///{tmp_path / 'm.db'}")
+    with serving(settings) as srv:
+        with srv.store.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+
+        def cap(dbapi_connection: object, _record: object) -> None:
+            dbapi_connection.execute(f"PRAGMA max_page_count={pages}")  # type: ignore[attr-defined]
+
+        event.listen(srv.store.engine, "connect", cap)
+        srv.store.engine.dispose()
+        with smtplib.SMTP(srv.host, srv.port) as client:
+            with pytest.raises(smtplib.SMTPDataError) as info:
+                client.sendmail("alice@customer.test", [SUPPORT], message(1, body="x\r\n" * 20_000))
+            assert info.value.smtp_code == 452 and info.value.smtp_error.startswith(b"4.3.1")
+            assert count(settings) == 0
+            event.remove(srv.store.engine, "connect", cap)
+            srv.store.engine.dispose()
+            client.sendmail("alice@customer.test", [SUPPORT], message(2))
+    assert count(settings) == 1
 
 
 def test_unexpected_storage_error_answers_451(tmp_path: Path) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +103,62 @@ def test_stop_drains_roles_and_notifies_systemd(
     runner.join(timeout=30)
     server.close()
     assert sup.code == 0 and done.read_text() == "ok"  # type: ignore[attr-defined]
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only a zombie left for its new parent to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_roles_die_when_the_supervisor_is_sigkilled(tmp_path: Path) -> None:
+    """A SIGKILLed supervisor runs no cleanup; its roles must not live on as orphans."""
+    pid_file = tmp_path / "role.pid"
+    role = py(
+        f"import os,pathlib,time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(120)"
+    )
+    supervisor = subprocess.Popen(
+        py(
+            "from mailgate.supervisor import Role, Supervisor\n"
+            f"Supervisor([Role('sleeper', {role!r})]).run()"
+        ),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        for _ in range(600):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        role_pid = int(pid_file.read_text())
+        assert not _gone(role_pid)
+        supervisor.kill()
+        supervisor.wait(timeout=30)
+        for _ in range(200):
+            if _gone(role_pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(role_pid, signal.SIGKILL)
+            raise AssertionError("the role outlived its SIGKILLed supervisor")
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+
+
+def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
+    """The race: the parent died before the death signal was asked for; the child sees
+    it has been re-parented and exits instead of living on."""
+    child = subprocess.run(
+        py("from mailgate.lifeline import die_with_parent\ndie_with_parent(-1)\nprint('alive')"),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == 1 and "alive" not in child.stdout

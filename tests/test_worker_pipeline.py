@@ -20,6 +20,7 @@ from mailgate.jobs.broker import forget_brokers
 from mailgate.settings import Settings
 from mailgate.store import Store
 from tests.conftest import _pg_schema
+from tests.faults.processes import alive, children_of
 from tests.servers import require
 from tests.worker_support import (
     cure,
@@ -352,3 +353,26 @@ def test_embedded_worker_is_killed_and_restarted(make_install: Callable[..., Ins
         first: ("processed", "new_ticket"),
         second: ("processed", "new_ticket"),
     }
+
+
+def test_worker_processes_die_with_a_sigkilled_worker(make_install: Callable[..., Install]) -> None:
+    """`worker --processes 2` SIGKILLed: its processes must not live on and keep working
+    beside the worker that replaces it."""
+    mg = make_install("sqlite")
+    worker = spawn_mailgate(mg.config, "worker", "--processes", "2", "--threads", "1")
+    try:
+        first = mg.receive(mail(sender="jo@acme.test"))
+        wait_for(lambda: mg.outcomes()[first][0] == "processed", what="the processes working")
+        # Two worker processes (and multiprocessing's resource tracker beside them).
+        wait_for(lambda: len(children_of(worker.pid)) >= 2, what="2 processes")
+    finally:
+        children = children_of(worker.pid)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)  # not communicate: orphans would hold its pipes open
+    try:
+        wait_for(lambda: not any(alive(pid) for pid in children), what="processes to die")
+    finally:
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        worker.communicate(timeout=10)

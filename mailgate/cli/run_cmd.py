@@ -31,6 +31,7 @@ def run(ctx: Context) -> None:
 
     SIGTERM or SIGINT drains: each role gets SIGTERM, finishes its work in hand,
     and run exits 0. A role that keeps dying stops everything and run exits 1.
+    If run itself is killed (SIGKILL), its roles die with it (Linux).
     """
     settings = ctx.settings
     ctx.service_logging()

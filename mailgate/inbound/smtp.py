@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailgate.directory import is_support_address
-from mailgate.errors import PermanentFailure, TemporaryFailure
+from mailgate.errors import PermanentFailure, StorageFull, TemporaryFailure
 from mailgate.inbound.group_commit import GroupCommit
 from mailgate.inbound.intake import Envelope, check_is_email
 from mailgate.inbound.trace import Hop, received_header
@@ -30,6 +30,8 @@ STORED = "250 2.0.0 OK: stored as inbound #{id}"
 NOT_OURS = "550 5.1.1 <{address}>: recipient not accepted here"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 §4.5.3.1.10
 NOT_STORED = "451 4.3.0 Could not store the message, try again later"
+# RFC 5321 §4.2.3 452 "insufficient system storage"; RFC 3463 4.3.1 "mail system full".
+NO_ROOM = "452 4.3.1 Insufficient system storage, try again later"
 NOT_AN_EMAIL = "554 5.6.0 Message refused: {reason}"
 INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
 
@@ -144,6 +146,9 @@ class IntakeHandler:
             accepted = await self.committer.accept(trace + content, stored)
         except PermanentFailure as exc:
             reply = NOT_AN_EMAIL.format(reason=_one_line(str(exc)))
+        except StorageFull as exc:
+            log.warning("smtp: no room to store a message from %s: %s", ip, _one_line(str(exc)))
+            reply = NO_ROOM
         except TemporaryFailure as exc:
             log.warning("smtp: could not store a message from %s: %s", ip, _one_line(str(exc)))
             reply = NOT_STORED

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -38,6 +39,7 @@ from mailgate.jobs.broker import (
 from mailgate.jobs.reconciler import count_due, reconcile
 from mailgate.jobs.sla_job import Every, check_once
 from mailgate.jobs.tasks import Runtime, notices_available
+from mailgate.lifeline import die_with_parent
 from mailgate.settings import Settings
 from mailgate.store import Store
 
@@ -180,7 +182,10 @@ def _due(rt: Runtime, notices: bool) -> int:
         return 1  # unknown: keep waiting
 
 
-def _child(settings: Settings, threads: int, burst: bool, index: int, count: int) -> None:
+def _child(
+    settings: Settings, threads: int, burst: bool, index: int, count: int, *, parent: int
+) -> None:
+    die_with_parent(parent)  # a SIGKILLed worker must not leave its processes behind
     logs.setup(settings.logging)  # as the parent: level, format, file, library noise
     run_worker(settings, threads=threads, burst=burst, index=index, count=count)
 
@@ -202,6 +207,7 @@ def run_workers(
         context.Process(
             target=_child,
             args=(settings, threads, burst, index, processes),
+            kwargs={"parent": os.getpid()},
             name=f"mailgate-worker-{index}",
         )
         for index in range(processes)

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.load import Client, load_message, read_notices
 from tests.faults.services import (
-    Client,
     RabbitServer,
     RedisServer,
     Worker,
     assert_no_traceback,
-    load_message,
     outage_config,
-    read_notices,
     wait_drained,
 )
 from tests.faults.support import (

@@ -15,8 +15,7 @@ import pytest
 
 from mailgate import config as mailgate_config
 from mailgate.inbound.intake import Envelope, accept
-from tests.faults.services import Client
-from tests.faults.services import load_message as _message
+from tests.faults.load import Client, load_message
 from tests.faults.support import (
     Receiver,
     _env,
@@ -41,7 +40,7 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path)
     kill_at = sorted(rng.sample(range(10, total - 10), kills))
     port = free_port()
     config = write_config(tmp_path, port=port)
-    messages = [_message(str(seed), n) for n in range(total)]
+    messages = [load_message(str(seed), n) for n in range(total)]
     receiver = Receiver(config, port)
     receiver.start()
     client = Client(port, messages)
@@ -92,7 +91,7 @@ def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) ->
     config = write_config(tmp_path, port=free_port())
     settings = mailgate_config.load(config, {})
     store = ready_store(settings)
-    messages = [_message(f"w{seed}", n) for n in range(total)]
+    messages = [load_message(f"w{seed}", n) for n in range(total)]
     try:
         for _, raw in messages:
             accept(
