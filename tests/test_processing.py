@@ -200,6 +200,7 @@ def test_reused_message_id_with_other_content_is_not_dropped(
         assert session.scalar(select(func.count()).select_from(TicketMessage)) == 2
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL: FOR UPDATE waits
 def test_row_taken_by_another_process_meanwhile_keeps_one_outcome(
     store: Store,
     settings: Settings,
@@ -209,8 +210,7 @@ def test_row_taken_by_another_process_meanwhile_keeps_one_outcome(
     """`mailgate run`'s receiver and worker may take the same row. A second process that
     tries to finish it while this one holds it must wait (SQLite: the write lock is
     taken before the row is read), never overwrite ``new_ticket`` with ``duplicate``."""
-    if not store.is_sqlite:
-        pytest.skip("PostgreSQL waits on SELECT ... FOR UPDATE; this is SQLite's case")
+    assert store.is_sqlite
     accepted = accept(
         store, build(), source="test", envelope=Envelope(), max_bytes=10_000_000, now=now
     )

@@ -1,17 +1,15 @@
-"""Helpers for the fault suite's process faults: the SMTP client load, a restartable
-`mailgate run`, process-table look-ups, and the outbox ledger of notices."""
+"""Helpers for the fault suite's process faults: a restartable `mailgate run` and
+process-table look-ups (are its roles still alive?)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.faults.support import _env
+from tests.faults.support import Receiver
 
 
 def alive(pid: int) -> bool:
@@ -40,40 +38,11 @@ def children_of(pid: int) -> list[int]:
 
 
 @dataclass
-class MailgateRun:
+class MailgateRun(Receiver):
     """A `mailgate run` supervisor (its roles' output on its stderr) that can be
     SIGKILLed or SIGTERMed and started again."""
 
-    config: Path
-    proc: subprocess.Popen[bytes] | None = None
-    lines: list[str] = field(default_factory=list)
-    starts: int = 0
-    reader: threading.Thread | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailgate", "--config", str(self.config), "run"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=_env(),
-            cwd=self.config.parent,
-        )
-        self.proc = proc
-        ready = threading.Event()
-
-        def read() -> None:
-            assert proc.stderr is not None
-            for raw in proc.stderr:
-                line = raw.decode(errors="replace")
-                self.lines.append(line)
-                if "listening on" in line:
-                    ready.set()
-            ready.set()
-
-        self.reader = threading.Thread(target=read, daemon=True)
-        self.reader.start()
-        assert ready.wait(timeout) and proc.poll() is None, "".join(self.lines[-20:])
-        self.starts += 1
+    role: str = "run"
 
     @property
     def pid(self) -> int:
@@ -95,14 +64,6 @@ class MailgateRun:
         code = self.proc.wait(timeout=timeout)
         self._reap()
         return code
-
-    def _reap(self) -> None:
-        assert self.proc is not None
-        self.proc.wait(timeout=30)
-        if self.reader is not None:
-            self.reader.join(timeout=30)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
 
     def stop(self) -> None:
         """Teardown: whatever state it is in, leave no process of it behind."""

@@ -80,18 +80,20 @@ def run_mailgate(
 
 @dataclass
 class Receiver:
-    """A `mailgate smtp` child process that can be SIGKILLed and started again."""
+    """A `mailgate smtp` child process (or another ``role`` that logs "listening on" when
+    ready) that can be SIGKILLed and started again."""
 
     config: Path
-    port: int
+    port: int = 0
+    role: str = "smtp"
     proc: subprocess.Popen[bytes] | None = None
     lines: list[str] = field(default_factory=list)
     starts: int = 0
     reader: threading.Thread | None = None
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 60) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mailgate", "--config", str(self.config), "smtp"],
+            [sys.executable, "-m", "mailgate", "--config", str(self.config), self.role],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=_env(),
