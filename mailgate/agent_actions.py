@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailgate import sla, sla_check
 from mailgate import tickets as status_machine
 from mailgate.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.models import Agent, HistoryEvent, Team, Ticket, TicketLink, TicketMessage
@@ -123,6 +124,7 @@ def reply(
         to=[ticket.requester],
     )
     if ticket.first_response_at is None:
+        sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
         ticket.first_response_at = at
     if _category(ticket.status, settings) == "new":
         # An answered ticket is being worked on.
@@ -204,6 +206,10 @@ def change_status(
         raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
     event = _set_status(session, ticket, status, actor, at)
     if status_machine.is_closed(status, settings.tickets) and ticket.closed_at is None:
+        # Closing ends both clocks: a target it passed unseen is still a breach.
+        if ticket.first_response_at is None:
+            sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
+        sla_check.record_met_late(session, ticket, settings, sla.RESOLUTION, at)
         ticket.closed_at = at
     notify.notify(
         session,

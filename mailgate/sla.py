@@ -96,6 +96,13 @@ def due_events(ticket: TicketClock, targets: Targets, now: datetime) -> tuple[Du
     return tuple(DueEvent(kind, at) for kind, at in candidates if at is not None and at <= now)
 
 
+def met_late(ticket: TicketClock, targets: Targets, kind: str, at: datetime) -> DueEvent | None:
+    """The breach when target ``kind`` is met at ``at`` (the first reply, the closing)
+    after it fell due; None when it was met in time or there is no target."""
+    due = target_times(ticket, targets)[kind]
+    return DueEvent(kind, due) if due is not None and due < at else None
+
+
 def in_breach(ticket: TicketClock, targets: Targets, now: datetime) -> tuple[str, ...]:
     """The targets ``ticket`` is missing right now (for ``mailgate stats``)."""
     return tuple(e.kind for e in due_events(ticket, targets, now) if e.breached)

@@ -129,6 +129,33 @@ def _insert_once(session: Session, ticket_id: int, event: sla.DueEvent, now: dat
     return inserted is not None
 
 
+def record_met_late(
+    session: Session, ticket: Ticket, settings: Settings, kind: str, at: datetime
+) -> bool:
+    """Target ``kind`` is being met at ``at`` (an agent's first reply, the closing): if
+    that is after it fell due and no pass fired it yet (a reply between two passes),
+    record the breach now, once, with its history entry and no reminder (nothing is
+    left to do). True when it was recorded here."""
+    if not settings.sla.enabled:
+        return False
+    event = sla.met_late(
+        clock_of(ticket, settings), sla.Targets.from_settings(settings.sla), kind, at
+    )
+    if event is None or not _insert_once(session, ticket.id, event, at):
+        return False
+    history(
+        session,
+        ticket,
+        at,
+        ACTOR,
+        "sla_breached",
+        field=event.kind,
+        new=event.due_at.isoformat(),
+        detail={"summary": f"{event.summary} (met late)"},
+    )
+    return True
+
+
 def fire_ticket(session: Session, ticket_id: int, settings: Settings, now: datetime) -> list[Fired]:
     """Fire the due events of one ticket not fired yet, from its state as of now (locked:
     an agent's reply in between means no first-response reminder)."""

@@ -191,6 +191,40 @@ def test_answered_and_closed_tickets(site: Site) -> None:
     assert sla_history(site, n["eve"]) == []
 
 
+def test_a_target_met_late_between_two_passes_is_still_a_breach(site: Site) -> None:
+    """A first reply or a closing after the target, before any pass saw it, records the
+    breach at once (history, counted) with no reminder; the next pass fires nothing
+    more for it. A reply in time records nothing."""
+    n, s = site.numbers, site.settings
+    with site.store.transaction() as session:
+        for who, minutes in (("carol", 90), ("dave", 30)):
+            agent_actions.reply(
+                session,
+                settings=s,
+                number=n[who],
+                actor=ANN,
+                body="On it.",
+                at=site.clock() + timedelta(minutes=minutes),
+            )
+        agent_actions.close(
+            session, settings=s, number=n["eve"], actor=ANN, at=site.clock() + timedelta(hours=5)
+        )
+    assert sla_history(site, n["carol"]) == [("sla_breached", "first_response")]
+    assert sla_history(site, n["dave"]) == []
+    assert sla_history(site, n["eve"]) == [
+        ("sla_breached", "first_response"),
+        ("sla_breached", "resolution"),
+    ]
+    assert site.notices("reminder") == []
+    assert check(site, minutes=100) == []  # carol's first response is recorded already
+    assert check(site, hours=5) == sorted([(n["carol"], "resolution"), (n["dave"], "resolution")])
+    with site.store.transaction() as session:
+        counted = stats.compute(
+            session, settings=s, now=site.clock() + timedelta(hours=6), since_days=1
+        )
+    assert counted["sla"]["breaches"] == {"first_response": 2, "resolution": 3, "total": 5}
+
+
 def test_a_late_reply_between_read_and_fire_is_respected(site: Site) -> None:
     """The pass rereads the ticket, locked, before firing: an answer in between wins."""
     n = site.numbers
