@@ -522,3 +522,44 @@ def test_agent_page_shows_due_times(site: Site) -> None:
     assert "Resolution due</dt><dd><time>2026-01-05 13:30 UTC" in page
     assert "Action required</dt><dd><time>2026-01-07 09:30 UTC" in page
     assert "Follow-up</dt>" not in page
+
+
+def test_agent_sets_and_clears_dates_from_the_ticket_page(site: Site) -> None:
+    """The page's date form takes the CLI's words; a blank field is left as is, `none`
+    clears, an unreadable or past date is a 400 naming what was expected."""
+    from mailgate.web.app import create_app
+    from tests.web_support import form, sign_in_agent
+
+    site.app = create_app(site.settings, site.store, now=site.clock)
+    number = site.numbers["carol"]
+    client, page = sign_in_agent(site), f"/tickets/{number}"
+    path = f"/agent/tickets/{number}/dates"
+    done = form(client, path, page, follow_up="2d", action_required="")
+    assert done.status_code == 303
+    done = form(client, path, page, follow_up="", action_required="2026-01-08T12:00")
+    assert done.status_code == 303
+    with site.store.transaction() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        assert ticket.follow_up_at == site.clock() + timedelta(days=2)
+        assert ticket.action_required_at == datetime(2026, 1, 8, 12, 0, tzinfo=UTC)
+    refused = form(client, path, page, follow_up="tomorrow")
+    assert refused.status_code == 400 and "cannot read" in refused.text
+    assert form(client, path, page, follow_up="2020-01-01").status_code == 400
+    assert form(client, path, page, follow_up="none").status_code == 303
+    with site.store.transaction() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        assert ticket.follow_up_at is None
+        assert ticket.action_required_at is not None
+        changes = [
+            (e.actor, e.field, bool(e.old), bool(e.new))
+            for e in session.scalars(
+                select(HistoryEvent)
+                .where(HistoryEvent.ticket_id == ticket.id, HistoryEvent.action == "date")
+                .order_by(HistoryEvent.id)
+            )
+        ]
+    assert changes == [
+        ("ann@example.com", "follow_up", False, True),
+        ("ann@example.com", "action_required", False, True),
+        ("ann@example.com", "follow_up", True, False),
+    ]

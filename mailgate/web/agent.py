@@ -276,6 +276,28 @@ def close(request: Request, number: int, principal: AgentP) -> Response:
     )
 
 
+@router.post("/agent/tickets/{number:int}/dates", dependencies=[Csrf])
+def dates(
+    request: Request,
+    number: int,
+    principal: AgentP,
+    follow_up: Short = "",
+    action_required: Short = "",
+) -> Response:
+    """The follow-up and action-required dates, in the CLI's words (``2d``, ``4h``,
+    ``2026-01-31``, ``2026-01-31T14:00``, ``none`` clears); a blank field is left as is."""
+
+    def act(s: Session, p: Portal, a: Actor) -> Any:
+        now = p.now()
+        given = {"follow_up": follow_up, "action_required": action_required}
+        changes = {name: sla.parse_when(text, now) for name, text in given.items() if text.strip()}
+        return agent_actions.set_dates(
+            s, settings=p.settings, number=number, actor=a, dates=changes, at=now
+        )
+
+    return _act(request, principal, number, act)
+
+
 @router.post("/agent/tickets/{number:int}/link", dependencies=[Csrf])
 def link(request: Request, number: int, principal: AgentP, other: Short) -> Response:
     other_number = other.strip().lstrip("#")
