@@ -4,7 +4,9 @@ delivery is possible, counted on the server; 4xx retried with backoff, 5xx faile
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +16,7 @@ from mailgate.backoff import next_attempt
 from mailgate.handling import process_and_send
 from mailgate.models import Notice
 from mailgate.outbound.sender import send_notice, send_pending
-from mailgate.outbound.transport import SmtpTransport
+from mailgate.outbound.transport import STALE_TEMPORARY_SECONDS, SmtpTransport
 from mailgate.settings import OutboundSettings, OutboundSmtpSettings, Settings
 from mailgate.store import Store
 from tests.builders import build, deliver
@@ -177,3 +179,22 @@ def test_file_transport_overwrites_on_resend(store: Store, settings: Settings, t
     _new_ticket(store, s, n=2)
     send_pending(store, settings=s, now=fixed_clock(T0))
     assert sorted(p.name for p in folder.iterdir()) == ["notice-1.eml", "notice-2.eml"]
+
+
+def test_file_transport_sweeps_only_stale_leftovers(
+    store: Store, settings: Settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A write a kill interrupted leaves `.notice-*.tmp`; the next transport removes it
+    once it is older than any write takes, and never a fresh one (another process's
+    write in progress)."""
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    stale, fresh = folder / ".notice-abc.tmp", folder / ".notice-def.tmp"
+    stale.write_bytes(b"half a notice")
+    fresh.write_bytes(b"a write in progress")
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    s = dataclasses.replace(settings, outbound=OutboundSettings(folder=str(folder)))
+    _new_ticket(store, s, n=1)
+    send_pending(store, settings=s, now=fixed_clock(T0))
+    assert sorted(p.name for p in folder.iterdir()) == [".notice-def.tmp", "notice-1.eml"]

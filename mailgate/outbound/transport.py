@@ -6,10 +6,12 @@ refused, timeout) and ``PermanentFailure`` with the server's reply for a 5xx.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import ssl
 import tempfile
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +28,29 @@ class Transport(Protocol):
         """Release any connection kept open across a batch."""
 
 
+# A write interrupted by a kill leaves its hidden temporary file; none takes this long,
+# so one older than this is a leftover, never another process's write in progress.
+STALE_TEMPORARY_SECONDS = 3600
+
+
 class FileTransport:
-    """One ``notice-<id>.eml`` per notice, written atomically: a resend overwrites."""
+    """One ``notice-<id>.eml`` per notice, written atomically: a resend overwrites.
+    Readers take ``notice-*.eml`` only; ``.notice-*.tmp`` is a write in progress."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        self._swept = False
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove temporary files left by writes a kill interrupted; how many."""
+        cutoff = (time.time() if now is None else now) - STALE_TEMPORARY_SECONDS
+        removed = 0
+        for leftover in self.folder.glob(".notice-*.tmp"):
+            with contextlib.suppress(OSError):  # gone meanwhile: someone else swept it
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
+        return removed
 
     def path_for(self, notice_id: int) -> Path:
         return self.folder / f"notice-{notice_id}.eml"
@@ -38,6 +58,9 @@ class FileTransport:
     def send(self, notice_id: int, message: EmailMessage, *, sender: str, recipient: str) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            if not self._swept:
+                self._swept = True
+                self.sweep()
             fd, tmp = tempfile.mkstemp(prefix=".notice-", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as fh:

@@ -138,6 +138,9 @@ class Notices:
     rows: dict[int, tuple[int | None, str, str, str, str]]  # id → (ticket, kind, to, state, mid)
     files: dict[int, str]  # notice id → Message-ID in its notice-<id>.eml
     stray: list[str] = field(default_factory=list)  # anything else in the folder
+    # A write a SIGKILL cut short: its hidden temporary file, never a notice (readers
+    # take notice-*.eml only; the transport sweeps stale ones).
+    interrupted: list[str] = field(default_factory=list)
 
     @property
     def sent(self) -> int:
@@ -178,11 +181,15 @@ def read_notices(db_url: str, outbox: Path) -> Notices:
         engine.dispose()
     files: dict[int, str] = {}
     stray: list[str] = []
+    interrupted: list[str] = []
     for path in sorted(outbox.iterdir()) if outbox.exists() else []:
+        if path.name.startswith(".notice-") and path.suffix == ".tmp":
+            interrupted.append(path.name)
+            continue
         stem = path.name.removeprefix("notice-").removesuffix(".eml")
         if not (path.name.startswith("notice-") and path.suffix == ".eml" and stem.isdigit()):
             stray.append(path.name)
             continue
         parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
         files[int(stem)] = str(parsed["Message-ID"] or "").strip().strip("<>")
-    return Notices(rows, files, stray)
+    return Notices(rows, files, stray, interrupted)

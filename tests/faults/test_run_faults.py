@@ -72,7 +72,7 @@ def _figures(client: Client, ledger: Ledger, notices: Notices) -> str:
         f"inbound_rows={sum(len(r) for r in ledger.rows.values())} "
         f"redelivered={ledger.redelivered} outcomes={ledger.outcomes()} "
         f"duplicates={len(ledger.doubled)} lost={len(ledger.lost)} notices_sent={notices.sent} "
-        f"eml_files={len(notices.files)}"
+        f"eml_files={len(notices.files)} interrupted_writes={len(notices.interrupted)}"
     )
 
 
