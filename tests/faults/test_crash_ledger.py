@@ -32,14 +32,18 @@ from tests.worker_support import ready_store
 pytestmark = pytest.mark.faults
 
 
-def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
     seed = fault_seed()
     rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
     total = scaled(150, 2000)
     kills = rng.randint(scaled(2, 8), scaled(3, 12))
     kill_at = sorted(rng.sample(range(10, total - 10), kills))
     port = free_port()
-    config = write_config(tmp_path, port=port)
+    config = write_config(tmp_path, port=port, db_url=db_url)
+    upgraded = run_mailgate(config, "db", "upgrade")  # PostgreSQL is never migrated implicitly
+    assert upgraded.returncode == 0, upgraded.stderr
     messages = [load_message(str(seed), n) for n in range(total)]
     receiver = Receiver(config, port)
     receiver.start()
@@ -64,9 +68,9 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path)
         receiver.stop()
     burst = run_mailgate(config, "worker", "--burst")
     assert burst.returncode == 0, burst.stderr
-    ledger = read_ledger(f"sqlite:///{tmp_path / 'm.db'}", client.acknowledged)
+    ledger = read_ledger(db_url, client.acknowledged)
     print(
-        f"receiver crash: seed={seed} sent={total} attempts={client.attempts} "
+        f"receiver crash ({db_url.partition(':')[0]}): seed={seed} sent={total} attempts={client.attempts} "
         f"retried={client.failures} kills={kills} at={kill_at} "
         f"acknowledged={len(ledger.acknowledged)} inbound_rows="
         f"{sum(len(r) for r in ledger.rows.values())} redelivered={ledger.redelivered} "
@@ -84,11 +88,11 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(tmp_path: Path)
         assert outcomes.count("duplicate") == len(found) - 1, outcomes
 
 
-def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) -> None:
+def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path, db_url: str) -> None:
     seed = fault_seed()
     rng = random.Random(seed)  # noqa: S311 - a replayable schedule, not a secret
     total = scaled(80, 1000)
-    config = write_config(tmp_path, port=free_port())
+    config = write_config(tmp_path, port=free_port(), db_url=db_url)
     settings = mailgate_config.load(config, {})
     store = ready_store(settings)
     messages = [load_message(f"w{seed}", n) for n in range(total)]
@@ -104,7 +108,6 @@ def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) ->
             )
     finally:
         store.engine.dispose()
-    db_url = f"sqlite:///{tmp_path / 'm.db'}"
     mids = {mid for mid, _ in messages}
     kills = rng.randint(scaled(2, 8), scaled(3, 12))
     kill_at = sorted(rng.sample(range(5, total - 5), kills))
@@ -138,7 +141,7 @@ def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path) ->
     assert burst.returncode == 0, burst.stderr
     ledger = read_ledger(db_url, mids)
     print(
-        f"worker crash: seed={seed} sent={total} kills={kills} at={kill_at} "
+        f"worker crash ({db_url.partition(':')[0]}): seed={seed} sent={total} kills={kills} at={kill_at} "
         f"processed_at_kill={done_at_kill} inbound_rows={sum(len(r) for r in ledger.rows.values())} "
         f"outcomes={ledger.outcomes()} duplicates={len(ledger.doubled)} lost={len(ledger.lost)} "
         f"seconds={time.monotonic() - started:.1f}"
