@@ -52,11 +52,7 @@ def test_receiver_sigkilled_under_load_loses_and_doubles_nothing(
     client.start()
     try:
         for point in kill_at:
-            wait_for(
-                lambda p=point: len(client.acknowledged) >= p or not client.is_alive(),
-                timeout=120,
-                what=f"{point} acknowledgements",
-            )
+            client.wait_acknowledged(point)
             time.sleep(rng.uniform(0, 0.03))  # land somewhere inside a transaction
             receiver.kill()
             time.sleep(rng.uniform(0, 0.2))

@@ -117,11 +117,7 @@ def test_full_disk_answers_452_and_stores_nothing_it_did_not_acknowledge(
     ingest_lines: list[str] = []
     try:
         for point in fill_at:
-            wait_for(
-                lambda p=point: len(client.acknowledged) >= p or not client.is_alive(),
-                timeout=120,
-                what=f"{point} acknowledgements",
-            )
+            client.wait_acknowledged(point)
             filler = fill(small_disk)
             full_since = time.monotonic()
             refused_before = client.replies[452]

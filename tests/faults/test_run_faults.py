@@ -95,11 +95,7 @@ def test_run_sigkilled_with_its_roles_then_restarted(tmp_path: Path) -> None:
     orphans: list[int] = []
     try:
         for point in kill_at:
-            wait_for(
-                lambda p=point: len(client.acknowledged) >= p or not client.is_alive(),
-                timeout=120,
-                what=f"{point} acknowledgements",
-            )
+            client.wait_acknowledged(point)
             time.sleep(rng.uniform(0, 0.05))  # somewhere inside a commit or a ticket
             roles = run.kill()
             assert len(roles) == 2, roles  # smtp and worker were running
@@ -150,11 +146,7 @@ def test_sigterm_during_load_drains_and_loses_nothing(tmp_path: Path) -> None:
     drains: list[float] = []
     try:
         for point in stop_at:
-            wait_for(
-                lambda p=point: len(client.acknowledged) >= p or not client.is_alive(),
-                timeout=120,
-                what=f"{point} acknowledgements",
-            )
+            client.wait_acknowledged(point)
             time.sleep(rng.uniform(0, 0.05))
             signalled = time.monotonic()
             code = run.terminate(timeout=STOP_TIMEOUT + 10)
