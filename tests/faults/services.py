@@ -311,6 +311,7 @@ class Worker:
 
     def start(self, timeout: float = 60) -> None:
         """Start it and wait for its start-up line (schema checked, queues chosen)."""
+        earlier = len(self.output())  # the log of an earlier start, after a kill
         with self.log.open("ab") as out:
             proc = self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mailgate", "--config", str(self.config), "worker"],
@@ -320,11 +321,17 @@ class Worker:
                 cwd=self.config.parent,
             )
         wait_for(
-            lambda: "mailgate worker:" in self.output() or proc.poll() is not None,
+            lambda: "mailgate worker:" in self.output()[earlier:] or proc.poll() is not None,
             timeout=timeout,
             what="the worker to start",
         )
         assert proc.poll() is None, f"worker exited {proc.returncode}: {self.output()[-2000:]}"
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: no drain, no goodbye."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
 
     def stop(self) -> int:
         """SIGTERM and wait: the exit status of a graceful stop."""
