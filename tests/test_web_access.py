@@ -37,6 +37,7 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/agent/tickets/{n}/status", {"status": "Open"}, "agent"),
     ("POST", "/agent/tickets/{n}/assign", {"assignee": "ann@example.com"}, "agent"),
     ("POST", "/agent/tickets/{n}/team", {"team": "billing"}, "agent"),
+    ("POST", "/agent/tickets/{n}/dates", {"follow_up": "2d"}, "agent"),
     ("POST", "/agent/tickets/{n}/close", {}, "agent"),
     ("POST", "/agent/tickets/{n}/link", {"other": "2"}, "agent"),
     ("GET", "/api/tickets", {}, "api"),
