@@ -141,9 +141,7 @@ def test_full_disk_answers_452_and_stores_nothing_it_did_not_acknowledge(
             assert receiver.proc is not None and receiver.proc.poll() is None, "receiver died"
             filler.unlink()
             held.append(round(time.monotonic() - full_since, 2))
-        client.join(timeout=scaled(150, 1500))
-        assert not client.is_alive(), "client did not finish"
-        assert client.error is None, client.error
+        client.finish(timeout=scaled(150, 1500))
         assert receiver.proc is not None and receiver.proc.poll() is None, "receiver died"
     finally:
         receiver.stop()

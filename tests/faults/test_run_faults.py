@@ -107,9 +107,7 @@ def test_run_sigkilled_with_its_roles_then_restarted(tmp_path: Path) -> None:
             orphans += [pid for pid in roles if alive(pid)]
             time.sleep(rng.uniform(0, 0.2))
             run.start()  # binds the same SMTP port: nothing of the old run holds it
-        client.join(timeout=scaled(150, 1500))
-        assert not client.is_alive(), "client did not finish"
-        assert client.error is None, client.error
+        client.finish(timeout=scaled(150, 1500))
         code = run.terminate(timeout=STOP_TIMEOUT + 10)
     finally:
         run.stop()
@@ -158,9 +156,7 @@ def test_sigterm_during_load_drains_and_loses_nothing(tmp_path: Path) -> None:
             assert not {m for m in acked if m not in stored.rows}, "acknowledged, not stored"
             time.sleep(rng.uniform(0, 0.3))
             run.start()
-        client.join(timeout=scaled(150, 1500))
-        assert not client.is_alive(), "client did not finish"
-        assert client.error is None, client.error
+        client.finish(timeout=scaled(150, 1500))
         code = run.terminate(timeout=STOP_TIMEOUT + 10)
     finally:
         run.stop()
