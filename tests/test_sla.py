@@ -7,98 +7,22 @@ PostgreSQL where it runs); the check is the one the worker runs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from mailgate import agent_actions, config, sla, sla_check, stats
+from mailgate import agent_actions, sla_check, stats
 from mailgate.errors import ActionRefused, InvalidValue
-from mailgate.jobs.broker import forget_brokers
-from mailgate.jobs.worker import run_worker
 from mailgate.models import HistoryEvent, Notice, SlaEvent, Ticket
 from mailgate.settings import SlaSettings
-from mailgate.store import Store
 from tests.mail import build
-from tests.servers import require
-from tests.web_support import Clock, Site, make_site
-from tests.worker_support import (
-    mailgate,
-    ready_store,
-    unique_queue_name,
-    wait_for,
-    write_config,
-)
+from tests.web_support import Site, make_site
 
 ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
 TARGETS = SlaSettings(first_response_minutes={"Normal": 60}, resolution_minutes={"Normal": 240})
-T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-
-
-# --- the pure core -------------------------------------------------------------------
-
-
-def _clock(**kw: Any) -> sla.TicketClock:
-    return sla.TicketClock(**{"priority": "Normal", "created_at": T0, "closed": False, **kw})
-
-
-@pytest.mark.parametrize(
-    ("ticket", "minutes", "expected"),
-    [
-        (_clock(), 59, []),
-        (_clock(), 60, [("first_response", 60)]),
-        (_clock(), 240, [("first_response", 60), ("resolution", 240)]),
-        (_clock(first_response_at=T0 + timedelta(minutes=5)), 240, [("resolution", 240)]),
-        (_clock(closed=True), 10_000, []),
-        (_clock(priority="Low"), 10_000, []),
-        (_clock(priority="Low", follow_up_at=T0 + timedelta(minutes=30)), 29, []),
-        (
-            _clock(
-                priority="Low",
-                follow_up_at=T0 + timedelta(minutes=30),
-                action_required_at=T0 + timedelta(minutes=45),
-            ),
-            45,
-            [("follow_up", 30), ("action_required", 45)],
-        ),
-        (_clock(closed=True, follow_up_at=T0), 10, []),
-    ],
-)
-def test_due_events(ticket: sla.TicketClock, minutes: int, expected: list[Any]) -> None:
-    """Targets count from creation per priority; dates fire when reached; closed: nothing."""
-    targets = sla.Targets.from_settings(TARGETS)
-    events = sla.due_events(ticket, targets, T0 + timedelta(minutes=minutes))
-    assert [(e.kind, int((e.due_at - T0).total_seconds() // 60)) for e in events] == expected
-    assert all(e.breached == (e.kind in sla.BREACH_KINDS) for e in events)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("none", None),
-        ("30m", T0 + timedelta(minutes=30)),
-        ("4h", T0 + timedelta(hours=4)),
-        ("2d", T0 + timedelta(days=2)),
-        ("1w", T0 + timedelta(weeks=1)),
-        ("2026-01-31", datetime(2026, 1, 31, tzinfo=UTC)),
-        ("2026-01-31T14:00", datetime(2026, 1, 31, 14, 0, tzinfo=UTC)),
-        ("2026-01-31T14:00:09.5+01:00", datetime(2026, 1, 31, 13, 0, 9, tzinfo=UTC)),
-    ],
-)
-def test_parse_when(text: str, expected: datetime | None) -> None:
-    assert sla.parse_when(text, T0) == expected
-
-
-@pytest.mark.parametrize("text", ["", "tomorrow", "2h30", "-1d", "2026-02-30", "5y"])
-def test_parse_when_refuses_what_it_cannot_read(text: str) -> None:
-    with pytest.raises(InvalidValue, match="cannot read"):
-        sla.parse_when(text, T0)
 
 
 # --- the check on a real database ----------------------------------------------------
@@ -384,122 +308,6 @@ def test_stats_count_breaches_and_open_tickets_in_breach(site: Site) -> None:
         "breaches": {"first_response": 0, "resolution": 0, "total": 0},
         "open_in_breach": {"first_response": 2, "resolution": 3, "total": 3},
     }
-
-
-# --- the worker ----------------------------------------------------------------------
-
-
-def _desk(tmp_path: Path, broker: str = "embedded", queue_name: str = "mailgate") -> Path:
-    """A config file with a one-hour first-response target and Ann on the support team."""
-    return write_config(
-        tmp_path / "mailgate.toml",
-        f"sqlite:///{tmp_path / 'm.db'}",
-        broker=broker,
-        queue_name=queue_name,
-        text=(
-            f'[outbound]\nfolder = "{tmp_path / "outbox"}"\n'
-            "[sla]\ncheck_interval_seconds = 1\nfirst_response_minutes = { Normal = 60 }\n"
-            '[[teams]]\nname = "support"\nassignment = "round_robin"\n'
-            '[[agents]]\nemail = "ann@example.com"\nteams = ["support"]\n'
-        ),
-    )
-
-
-def _age_tickets(path: Path, hours: int) -> None:
-    """Move every ticket's creation back: the clock of a real subprocess cannot be moved."""
-    store = Store(config.load(path, {}).database.url)
-    with store.transaction() as session:
-        for ticket in session.scalars(select(Ticket)):
-            ticket.created_at -= timedelta(hours=hours)
-    store.engine.dispose()
-
-
-def test_worker_burst_sends_one_content_free_reminder(tmp_path: Path) -> None:
-    """A real `mailgate worker --burst` fires the breach and mails Ann one reminder that
-    names the ticket and the target, never the subject or the body; a second run, none."""
-    path = _desk(tmp_path)
-    (tmp_path / "m.eml").write_bytes(
-        build(subject="Secret QZSUBJECT", body="Words QZBODY.\n", message_id="<q@acme.test>")
-    )
-    assert mailgate(path, "ingest", str(tmp_path / "m.eml")).returncode == 0
-    before = set((tmp_path / "outbox").iterdir())
-    assert mailgate(path, "worker", "--burst").returncode == 0
-    assert set((tmp_path / "outbox").iterdir()) == before  # nothing due yet
-    _age_tickets(path, hours=2)
-    done = mailgate(path, "worker", "--burst")
-    assert done.returncode == 0, done.stderr
-    new = sorted(set((tmp_path / "outbox").iterdir()) - before)
-    assert len(new) == 1
-    raw = new[0].read_bytes()
-    message = message_from_bytes(raw, policy=policy.default)
-    assert message["To"] == "ann@example.com"
-    assert message["Subject"] == "[#1] Reminder: first response overdue"
-    assert message["Auto-Submitted"] == "auto-generated"
-    text = " ".join(str(p.get_content()) for p in message.walk() if not p.is_multipart())
-    assert "first-response target of ticket [#1] passed" in text
-    assert b"QZSUBJECT" not in raw and b"QZBODY" not in raw and "QZ" not in text
-    again = mailgate(path, "worker", "--burst")
-    assert again.returncode == 0
-    assert sorted(set((tmp_path / "outbox").iterdir()) - before) == new
-    shown = json.loads(mailgate(path, "tickets", "show", "1", "--json").stdout)
-    assert [e["kind"] for e in shown["sla_events"]] == ["first_response"]
-    assert shown["first_response_due_at"] is not None
-
-
-@pytest.mark.redis
-def test_dramatiq_worker_runs_the_sla_actor(tmp_path: Path) -> None:
-    """On Redis the worker's periodic pass enqueues the check_sla actor, which fires the
-    breach and queues the reminder for the notice actor."""
-    require("Redis", "127.0.0.1", 6379)
-    import redis
-
-    name = unique_queue_name()
-    path = _desk(tmp_path, broker="redis://127.0.0.1:6379/0", queue_name=name)
-    (tmp_path / "m.eml").write_bytes(build(message_id="<r@acme.test>"))
-    settings = config.load(path, {})
-    store = ready_store(settings)
-    stop = threading.Event()
-    try:
-        assert mailgate(path, "ingest", str(tmp_path / "m.eml")).returncode == 0
-        clock = Clock(datetime.now(UTC))
-        worker = threading.Thread(
-            target=run_worker,
-            args=(settings,),
-            kwargs={"threads": 2, "burst": False, "store": store, "now": clock, "stop": stop},
-        )
-        worker.start()
-
-        def opened() -> int | None:
-            with store.transaction() as session:
-                return session.scalar(select(Ticket.id).where(Ticket.assignee_id.is_not(None)))
-
-        wait_for(opened, timeout=30, what="the ticket, assigned")
-        clock.advance(hours=2)
-
-        def sent() -> list[str]:
-            with store.transaction() as session:
-                return list(
-                    session.scalars(
-                        select(Notice.state).where(
-                            Notice.kind == "reminder", Notice.state == "sent"
-                        )
-                    )
-                )
-
-        assert wait_for(sent, timeout=30, what="the reminder to be sent") == ["sent"]
-        stop.set()
-        worker.join(60)
-        with store.transaction() as session:
-            assert session.scalar(select(func.count()).select_from(SlaEvent)) == 1
-    finally:
-        stop.set()
-        store.engine.dispose()
-        forget_brokers()
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        keys = list(client.scan_iter(f"dramatiq:*{name}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 def test_agent_page_shows_due_times(site: Site) -> None:
