@@ -1,13 +1,9 @@
-"""Throwaway servers for the fault suite, and the load that runs against them.
+"""Throwaway servers for the fault suite: Redis, RabbitMQ and PostgreSQL.
 
 The outage tests stop and crash Redis, RabbitMQ and PostgreSQL, so each test gets
 instances of its own on free loopback ports, in temporary folders: the shared
 servers (PostgreSQL 5432, Redis 6379, RabbitMQ 5672) are never touched. A missing
 binary skips the test on a laptop and fails it in CI (``CI=true``).
-
-Also here: the SMTP client that plays the MTA (delivers each message until it gets
-250), a long-running `mailgate worker`, and the notice ledger (outbox files against
-the notices table).
 """
 
 from __future__ import annotations
@@ -19,17 +15,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import SECRET
-from tests.faults.support import _env, free_port, wait_for
+from tests.faults.support import free_port, wait_for
 from tests.servers import IN_CI, reachable
 
 STARTUP_SECONDS = 90.0
@@ -298,107 +290,3 @@ class PostgresServer:
                 check=False,
             )
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-@dataclass
-class Worker:
-    """A long-running `mailgate worker` (not ``--burst``): it must ride out outages
-    by itself. Its stderr goes to a file, read at the end."""
-
-    config: Path
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        """Start it and wait for its start-up line (schema checked, queues chosen)."""
-        earlier = len(self.output())  # the log of an earlier start, after a kill
-        with self.log.open("ab") as out:
-            proc = self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mailgate", "--config", str(self.config), "worker"],
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                env=_env(),
-                cwd=self.config.parent,
-            )
-        wait_for(
-            lambda: "mailgate worker:" in self.output()[earlier:] or proc.poll() is not None,
-            timeout=timeout,
-            what="the worker to start",
-        )
-        assert proc.poll() is None, f"worker exited {proc.returncode}: {self.output()[-2000:]}"
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would: no drain, no goodbye."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> int:
-        """SIGTERM and wait: the exit status of a graceful stop."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-                raise AssertionError("worker did not stop within 60 s of SIGTERM") from None
-        return int(self.proc.returncode)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def open_work(db_url: str) -> list[tuple[str, int, str, int, str]]:
-    """Inbound rows not final and notices pending: (table, id, state, attempts, error)."""
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT 'inbound', id, state, attempts, last_error FROM inbound_messages "
-                    "WHERE state NOT IN ('processed', 'quarantined') UNION ALL "
-                    "SELECT 'notice', id, state, attempts, last_error FROM notices "
-                    "WHERE state = 'pending'"
-                )
-            )
-            return [(t, int(i), s, int(a), str(e)[:200]) for t, i, s, a, e in rows]
-    finally:
-        engine.dispose()
-
-
-def wait_drained(db_url: str, worker: Worker, timeout: float) -> None:
-    """Until every inbound row is final and no notice is pending; else say what is left."""
-    try:
-        wait_for(lambda: not open_work(db_url), timeout=timeout, what="the worker to drain")
-    except AssertionError as exc:
-        left = open_work(db_url)
-        raise AssertionError(
-            f"{exc}: {len(left)} left, e.g. {left[:10]}; worker log: {worker.output()[-3000:]}"
-        ) from None
-
-
-def outage_config(
-    folder: Path, *, port: int, db_url: str, broker: str, outbox: Path | None = None
-) -> Path:
-    """A config for a receiver and a worker that must ride out outages: the reconciler
-    looks every second and retries start at a second, so recovery shows within a test."""
-    path = folder / "mailgate.toml"
-    path.write_text(
-        f'[database]\nurl = "{db_url}"\n'
-        f'[security]\nsecret = "{SECRET}"\n'
-        f'[queue]\nbroker = "{broker}"\nreconcile_after_seconds = 1\n'
-        "retry_base_seconds = 1\nretry_max_seconds = 4\n"
-        f'[smtp]\nlisten = "127.0.0.1:{port}"\n'
-        f'[outbound]\ntransport = "file"\nfolder = "{outbox or folder / "outbox"}"\n'
-    )
-    return path
-
-
-def assert_no_traceback(process: str, output: str) -> None:
-    """An outage is expected weather: one-line warnings, never a traceback."""
-    at = output.find("Traceback")
-    if at >= 0:
-        start = output.rfind("\n", 0, max(0, at - 600)) + 1
-        raise AssertionError(f"{process} logged a traceback:\n{output[start : at + 2500]}")

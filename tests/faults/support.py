@@ -49,14 +49,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp_path: Path, *, port: int, extra: str = "", db_url: str = "") -> Path:
-    """A config for the processes under test: ``db_url``, else a SQLite file ``m.db``."""
+def write_config(
+    tmp_path: Path,
+    *,
+    port: int,
+    extra: str = "",
+    db_url: str = "",
+    broker: str = "embedded",
+    queue: str = "",
+) -> Path:
+    """A config for the processes under test: ``db_url``, else a SQLite file ``m.db``;
+    ``queue`` adds keys to ``[queue]``, ``extra`` whole sections after ``[smtp]``."""
     path = tmp_path / "mailgate.toml"
     url = db_url or f"sqlite:///{tmp_path / 'm.db'}"
     path.write_text(
         f'[database]\nurl = "{url}"\n'
         f'[security]\nsecret = "{SECRET}"\n'
-        f'[queue]\nbroker = "embedded"\n'
+        f'[queue]\nbroker = "{broker}"\n{queue}'
         f'[smtp]\nlisten = "127.0.0.1:{port}"\n{extra}'
     )
     return path

@@ -19,13 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.faults.load import Client, load_message, read_notices
+from tests.faults.processes import Worker, assert_no_traceback, outage_config, wait_drained
 from tests.faults.services import (
     RabbitServer,
     RedisServer,
-    Worker,
-    assert_no_traceback,
-    outage_config,
-    wait_drained,
 )
 from tests.faults.support import (
     Receiver,
