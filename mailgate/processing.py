@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from mailgate.notices import CUSTOMER_REPLY, MESSAGE_TO_CLOSED, NEW_TICKET, Even
 from mailgate.refusal import record_refusal
 from mailgate.screening import BOUNCE, ScreenContext, Screening, screen
 from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.store import Store, lock_row
 from mailgate.threading.resolver import ThreadClues, resolve
 from mailgate.ticket_records import customer_views
 
@@ -76,7 +76,9 @@ def process(
         return _quarantine(store, inbound_id, str(exc), now)
     try:
         with store.transaction() as session:
-            row = _lock_row(session, inbound_id)
+            # Two processes may take the same row (`mailgate run`'s receiver processes
+            # inline while its worker polls): the second waits and sees the outcome.
+            row = lock_row(session, InboundMessage, inbound_id, touch=InboundMessage.attempts)
             if row.state in FINAL_STATES:
                 return _result_of(session, row)
             _apply(session, row, parsed, settings=settings, now=now)
@@ -106,32 +108,6 @@ def process(
     except Exception as exc:
         _record_failure(store, inbound_id, exc, settings.queue.max_attempts)
         raise
-
-
-def _lock_row(session: Session, inbound_id: int) -> InboundMessage:
-    """The inbound row, locked until commit and read after the lock is held.
-
-    Two processes may take the same row (``mailgate run``'s receiver processes inline
-    while its worker polls). PostgreSQL: FOR UPDATE makes the second wait and then see
-    the first one's outcome. SQLite ignores FOR UPDATE and pysqlite begins a transaction
-    only at the first write, so a plain read here could be stale by the time this
-    transaction writes: the second process would then find the first one's Message-ID
-    and overwrite its ``new_ticket`` with ``duplicate``. Writing the row first takes the
-    database write lock before anything is read.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id == inbound_id)
-            .values(attempts=InboundMessage.attempts)
-            .execution_options(synchronize_session=False)
-        )
-    return session.execute(
-        select(InboundMessage)
-        .where(InboundMessage.id == inbound_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def _result_of(session: Session, row: InboundMessage) -> ProcessResult:

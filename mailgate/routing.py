@@ -13,7 +13,7 @@ import email.policy
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailgate import rules
@@ -22,6 +22,7 @@ from mailgate.directory import CustomerView
 from mailgate.message import ParsedMessage
 from mailgate.models import Agent, HistoryEvent, InboundMessage, Team, Ticket
 from mailgate.settings import Settings
+from mailgate.store import lock_row
 
 # Strategies whose choice reads state another worker may be changing at the same time.
 _LOCKING = ("round_robin", "least_open")
@@ -155,7 +156,9 @@ def assign_new_ticket(
         _record(session, ticket, None, choice, settings=settings, at=at)
         return
     if team.assignment in _LOCKING:
-        team = _lock_team(session, team.id)
+        # Not plain FOR UPDATE on PostgreSQL: inserting the ticket already took a KEY
+        # SHARE lock on the team row (its foreign key), so two workers would deadlock.
+        team = lock_row(session, Team, team.id, touch=Team.rr_last_agent_id, key_share=True)
     open_counts: dict[int, int] = {}
     if team.assignment == "least_open":
         open_counts = _open_counts(session, settings)
@@ -173,30 +176,6 @@ def assign_new_ticket(
         team.rr_last_agent_id = choice.agent_id
     choice = Choice(choice.agent_id, note + choice.reason)
     _record(session, ticket, by_id.get(choice.agent_id or -1), choice, settings=settings, at=at)
-
-
-def _lock_team(session: Session, team_id: int) -> Team:
-    """The team row, locked until commit, re-read after the lock is held.
-
-    PostgreSQL: ``SELECT ... FOR NO KEY UPDATE`` makes a second worker wait for this
-    transaction. Not plain FOR UPDATE: inserting the ticket already took a KEY SHARE
-    lock on the team row (its foreign key), which FOR UPDATE would wait on, so two
-    workers would deadlock. SQLite ignores FOR UPDATE; writing the row first takes
-    the database write lock before anything is read, so the read cannot be stale.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(Team)
-            .where(Team.id == team_id)
-            .values(rr_last_agent_id=Team.rr_last_agent_id)
-            .execution_options(synchronize_session=False)
-        )
-    return session.execute(
-        select(Team)
-        .where(Team.id == team_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def _open_counts(session: Session, settings: Settings) -> dict[int, int]:

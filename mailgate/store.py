@@ -8,21 +8,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from mailgate.errors import ConfigError, StorageFull, TemporaryFailure
 from mailgate.models import Agent, Customer, Team
 from mailgate.settings import Settings
 
 log = logging.getLogger(__name__)
+_Row = TypeVar("_Row")
 
 
 # Below this much free space beside a SQLite file, its I/O errors are put down to a full
@@ -30,6 +31,37 @@ log = logging.getLogger(__name__)
 # SQLITE_FULL.
 _NEARLY_FULL_BYTES = 1 << 20
 _PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def lock_row(
+    session: Session,
+    model: type[_Row],
+    row_id: int,
+    *,
+    touch: InstrumentedAttribute[Any],
+    key_share: bool = False,
+) -> _Row:
+    """Row ``row_id`` of ``model``, locked until commit and read after the lock is held.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` (``FOR NO KEY UPDATE`` with ``key_share``)
+    makes a second transaction wait, then see the first one's writes. SQLite ignores
+    FOR UPDATE, and pysqlite begins a transaction only at its first write, so a plain
+    read could be stale by the time this transaction writes: setting ``touch`` to
+    itself first takes the database write lock before anything is read.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(model)
+            .where(model.id == row_id)  # type: ignore[attr-defined]
+            .values({touch: touch})
+            .execution_options(synchronize_session=False)
+        )
+    return session.execute(
+        select(model)
+        .where(model.id == row_id)  # type: ignore[attr-defined]
+        .with_for_update(key_share=key_share)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _free_bytes(folder: Path) -> int | None:
