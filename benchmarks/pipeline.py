@@ -38,12 +38,12 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mailgate import config  # noqa: E402 - after the path is set
+from mailgate.core import config  # noqa: E402 - after the path is set
+from mailgate.db.store import Store, open_store  # noqa: E402
 from mailgate.inbound.intake import Envelope, accept  # noqa: E402
 from mailgate.jobs import enqueue_inbound  # noqa: E402
 from mailgate.jobs.broker import forget_brokers  # noqa: E402
-from mailgate.processing import process  # noqa: E402
-from mailgate.store import Store, open_store  # noqa: E402
+from mailgate.tickets.mail import process  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"

@@ -64,10 +64,10 @@ async def _serve(kind: str, folder: str, ports: Any, stop: Any, stats: Any) -> N
         server.close()
         stats.put({})
         return
-    from mailgate.inbound.smtp_server import SmtpServer
-    from mailgate.models import InboundMessage
-    from mailgate.settings import DatabaseSettings, SecuritySettings, Settings, SmtpSettings
-    from mailgate.store import open_store
+    from mailgate.core.settings import DatabaseSettings, SecuritySettings, Settings, SmtpSettings
+    from mailgate.db.models import InboundMessage
+    from mailgate.db.store import open_store
+    from mailgate.inbound.smtp.server import SmtpServer
 
     settings = Settings(
         database=DatabaseSettings(url=f"sqlite:///{folder}/bench.db"),

@@ -9,10 +9,10 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store, open_store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.processing import ProcessResult, process
-from mailgate.settings import Settings
-from mailgate.store import Store, open_store
+from mailgate.tickets.mail import ProcessResult, process
 
 _serial = itertools.count(1)
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from mailgate.settings import SecuritySettings, Settings
-from mailgate.store import Store, open_store
+from mailgate.core.settings import SecuritySettings, Settings
+from mailgate.db.store import Store, open_store
 from tests.servers import require
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "zammad"

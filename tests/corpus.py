@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from mailgate import html
-from mailgate.attachments import sanitize_filename
-from mailgate.message import ParsedMessage
+from mailgate.core import html
+from mailgate.core.attachments import sanitize_filename
+from mailgate.core.message import ParsedMessage
 
 FIELDS = ("from", "to", "subject", "body", "attachments")
 # Names Zammad gives parts itself; mailgate keeps those parts as the body or raw message.
@@ -120,8 +120,8 @@ def compare(parsed: ParsedMessage, requester: str, expected: dict[str, Any]) -> 
 
 def report() -> dict[str, tuple[int, int, list[str]]]:
     """Per field: (agreeing, compared, names of the mails that disagree)."""
-    from mailgate.message import parse
-    from mailgate.settings import LimitsSettings
+    from mailgate.core.message import parse
+    from mailgate.core.settings import LimitsSettings
 
     corpus = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "zammad"
     table: dict[str, tuple[int, int, list[str]]] = {f: (0, 0, []) for f in FIELDS}

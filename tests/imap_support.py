@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mailgate.inbound.imap import ImapPoller, Timing
-from mailgate.models import InboundMessage
-from mailgate.settings import ImapMailbox, ImapSettings, Settings
-from mailgate.store import Store
+from mailgate.core.settings import ImapMailbox, ImapSettings, Settings
+from mailgate.db.models import InboundMessage
+from mailgate.db.store import Store
+from mailgate.inbound.imap.poller import ImapPoller, Timing
 from tests.conftest import make_settings
 from tests.dovecot import PASSWORD, Dovecot
 

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailgate import queries
-from mailgate.inbound.smtp_server import ServerThread, SmtpServer
-from mailgate.models import InboundMessage, Ticket
-from mailgate.settings import Settings, SmtpSettings
-from mailgate.store import Store, open_store
+from mailgate.core.settings import Settings, SmtpSettings
+from mailgate.db import queries
+from mailgate.db.models import InboundMessage, Ticket
+from mailgate.db.store import Store, open_store
+from mailgate.inbound.smtp.server import ServerThread, SmtpServer
 from tests.conftest import fixed_clock, make_settings
 
 SUPPORT = "support@example.com"

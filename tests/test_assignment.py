@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.assignment import AgentView, Choice, choose
+from mailgate.core.assignment import AgentView, Choice, choose
 
 ANN = AgentView(1, "ann@x.test", teams=("support",))
 BOB = AgentView(2, "bob@x.test", teams=("support",))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailgate.backoff import compute_backoff
+from mailgate.core.backoff import compute_backoff
 
 
 @pytest.mark.parametrize(

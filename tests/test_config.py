@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import config
-from mailgate.errors import ConfigError
-from mailgate.settings import Settings
+from mailgate.core import config
+from mailgate.core.errors import ConfigError
+from mailgate.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -71,7 +71,7 @@ def test_example_file_mentions_every_key() -> None:
         )
         if section:
             assert section in sections, f"[{section}] is not in config.example.toml"
-    from mailgate.settings import AgentSetting, CustomerSetting, ImapMailbox
+    from mailgate.core.settings import AgentSetting, CustomerSetting, ImapMailbox
 
     for cls in (ImapMailbox, AgentSetting, CustomerSetting):
         for f in dataclasses.fields(cls):

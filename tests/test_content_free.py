@@ -15,11 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from mailgate import notices, outbox, sla_check
-from mailgate.models import Agent, Ticket
+from mailgate.core import notices
+from mailgate.core.settings import AgentSetting, OutboundSettings, Settings, SlaSettings
+from mailgate.db.models import Agent
+from mailgate.db.store import Store
 from mailgate.outbound.sender import send_pending
-from mailgate.settings import AgentSetting, OutboundSettings, Settings, SlaSettings
-from mailgate.store import Store
+from mailgate.tickets import changes, messages, sla_check
+from mailgate.tickets.actors import Actor
 from tests.builders import build, deliver, ready_store
 from tests.conftest import fixed_clock, make_settings
 
@@ -85,22 +87,18 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     assert first.ticket_number == 1
     at = clock()
     with store.transaction() as session:
-        ticket = session.get_one(Ticket, 1)
-        ticket.assignee_id = session.scalars(select(Agent.id)).one()
-        outbox.assigned(session, ticket, settings=s, now=at, cause="test:assign")
+        agent = session.scalars(select(Agent.email)).one()
+        changes.assign(session, settings=s, number=1, actor=Actor("cli"), assignee=agent, at=at)
     # Unanswered past its first-response target: the assignee gets a reminder.
     fired = sla_check.run_check(store, s, at + timedelta(hours=2))
     assert [f.kind for f in fired.fired] == ["first_response"] and fired.notice_ids
     reply = dict(m, subject=m["reply_subject"], text=m["reply_text"])
     deliver(store, s, _inbound(reply, wrap, in_reply_to="<one@customer.test>"), clock)
     with store.transaction() as session:
-        ticket = session.get_one(Ticket, 1)
-        ticket.status = "Waiting"
-        outbox.agent_replied(
-            session, ticket, settings=s, now=at, cause="test:agent", status="Waiting"
+        messages.reply(
+            session, settings=s, number=1, actor=Actor("cli"), body="An agent's answer", at=at
         )
-        ticket.status = "Closed"
-        outbox.status_changed(session, ticket, settings=s, now=at, cause="test:status")
+        changes.close(session, settings=s, number=1, actor=Actor("cli"), at=at)
     closed = dict(m, text=m["closed_text"])
     deliver(store, s, _inbound(closed, wrap, in_reply_to="<one@customer.test>"), clock)
     # Sent as of the reminder's time, so every notice is due.

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from mailgate.core.settings import Settings
+from mailgate.db.models import InboundMessage, TicketMessage
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.models import InboundMessage, TicketMessage
-from mailgate.processing import process
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.tickets.mail import process
 from tests.conftest import CORPUS
 from tests.corpus import report
 

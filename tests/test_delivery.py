@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from mailgate.backoff import next_attempt
-from mailgate.handling import process_and_send
-from mailgate.models import Notice
+from mailgate.core.backoff import next_attempt
+from mailgate.core.settings import OutboundSettings, OutboundSmtpSettings, Settings
+from mailgate.db.models import Notice
+from mailgate.db.store import Store
+from mailgate.inbound.handoff import process_and_send
 from mailgate.outbound.sender import send_notice, send_pending
 from mailgate.outbound.transport import STALE_TEMPORARY_SECONDS, SmtpTransport
-from mailgate.settings import OutboundSettings, OutboundSmtpSettings, Settings
-from mailgate.store import Store
 from tests.builders import build, deliver
 from tests.conftest import fixed_clock
 from tests.smarthost import Smarthost, free_port, running

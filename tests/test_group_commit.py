@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import ProgrammingError
 
-from mailgate.errors import PermanentFailure, TemporaryFailure
+from mailgate.core.errors import PermanentFailure, TemporaryFailure
+from mailgate.db.store import Store
 from mailgate.inbound.group_commit import GroupCommit
 from mailgate.inbound.intake import Accepted, Envelope, Incoming, accept, accept_many
-from mailgate.store import Store
 from tests.smtp_support import message, migrated_store, smtp_settings
 
 ENVELOPE = Envelope("alice@customer.test", ("support@example.com",), "127.0.0.1", "c.test")

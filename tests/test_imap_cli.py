@@ -14,9 +14,9 @@ import pytest
 from click.testing import Result
 from sqlalchemy import func, select, update
 
-from mailgate.inbound import imap_cursor
-from mailgate.models import InboundMessage, Lease, Ticket
-from mailgate.store import Store
+from mailgate.db.models import InboundMessage, Lease, Ticket
+from mailgate.db.store import Store
+from mailgate.inbound.imap import cursor as imap_cursor
 from tests.conftest import SECRET
 from tests.dovecot import PASSWORD, Dovecot, free_port, wait_until
 from tests.imap_support import message
@@ -162,7 +162,7 @@ def test_sigterm_and_sigint_stop_the_watcher_cleanly(dovecot: Dovecot, tmp_path:
                 proc.communicate(timeout=10)
         assert proc.returncode == 0, err
         assert "Traceback" not in err and "stopping after the message in hand" in err
-    from mailgate import leases
+    from mailgate.db import leases
 
     store = Store(f"sqlite:///{tmp_path / 'mailgate.db'}")
     try:

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailgate import leases
-from mailgate.inbound.imap import ImapPoller
-from mailgate.inbound.imap_connect import ImapRefused
-from mailgate.models import Ticket
-from mailgate.settings import ImapMailbox
+from mailgate.core.settings import ImapMailbox
+from mailgate.db import leases
+from mailgate.db.models import Ticket
+from mailgate.inbound.imap.connect import ImapRefused
+from mailgate.inbound.imap.poller import ImapPoller
 from tests.dovecot import TOKEN, Dovecot, wait_until
 from tests.imap_support import (
     FAST,

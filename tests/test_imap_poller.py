@@ -11,11 +11,12 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 
-from mailgate import rejections
-from mailgate.inbound import imap_cursor, imap_folder
-from mailgate.inbound.imap import ImapPoller
-from mailgate.models import InboundMessage, Ticket
-from mailgate.settings import SmtpSettings
+from mailgate.core.settings import SmtpSettings
+from mailgate.db import rejection_counts as rejections
+from mailgate.db.models import InboundMessage, Ticket
+from mailgate.inbound.imap import cursor as imap_cursor
+from mailgate.inbound.imap import folder as imap_folder
+from mailgate.inbound.imap.poller import ImapPoller
 from tests.dovecot import Dovecot, wait_until
 from tests.imap_support import (
     FAST,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from mailgate.models import InboundMessage, Ticket
+from mailgate.db.models import InboundMessage, Ticket
 from tests.conftest import SECRET
 from tests.mail import build
 

@@ -10,14 +10,14 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from mailgate.directory import CustomerView
+from mailgate.core.directory import CustomerView
+from mailgate.core.intake_policy import Verdict, admits
+from mailgate.core.settings import CustomerSetting, IntakeSettings, Settings
+from mailgate.db.models import HistoryEvent, InboundMessage, Notice
+from mailgate.db.requeue import accept as accept_refused
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.intake_policy import Verdict, admits
-from mailgate.models import HistoryEvent, InboundMessage, Notice
-from mailgate.processing import ProcessResult, process
-from mailgate.requeue import accept as accept_refused
-from mailgate.settings import CustomerSetting, IntakeSettings, Settings
-from mailgate.store import Store
+from mailgate.tickets.mail import ProcessResult, process
 from tests.conftest import make_settings
 from tests.worker_support import mail, ready_store
 
@@ -133,7 +133,9 @@ def test_hourly_cap_applies_to_refusal_answers(
     )
     deliver(settings=capped, sender="x@nowhere.test")
     (notice,) = _notices(pstore)
-    assert notice[2] == "suppressed" and notice[5].startswith("rate limit: 0 automatic messages")
+    assert notice[2] == "suppressed" and notice[5].startswith(
+        "rate limit: 0 notices to this address"
+    )
 
 
 def test_admin_opens_and_participants_reply(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from mailgate import leases
-from mailgate.store import Store
+from mailgate.db import leases
+from mailgate.db.store import Store
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

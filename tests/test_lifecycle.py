@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from mailgate import queries
-from mailgate.models import Agent, Notice, Participant, Ticket
-from mailgate.processing import process
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.settings import Settings
+from mailgate.db import queries
+from mailgate.db.models import Agent, Notice, Participant, Ticket
+from mailgate.db.store import Store
+from mailgate.tickets.mail import process
 from tests.builders import build, deliver
 from tests.conftest import fixed_clock
 
@@ -182,7 +182,7 @@ def test_reply_text_is_kept_apart_from_the_full_body(  # type: ignore[no-untyped
     body = "Works now, thanks!\n\nOn Mon, Jan 5, 2026 at 10:00 Support <support@example.com> wrote:\n> old"
     deliver(store, settings, build(in_reply_to=FIRST, body=body), now)
     with store.transaction() as session:
-        from mailgate.models import TicketMessage
+        from mailgate.db.models import TicketMessage
 
         message = session.scalars(select(TicketMessage).order_by(TicketMessage.id.desc())).first()
         assert message is not None

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import logs
-from mailgate.settings import LoggingSettings
+from mailgate.core.settings import LoggingSettings
+from mailgate.ops import logs
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def test_json_lines_carry_extra_fields(tmp_path: Path) -> None:
     """format = "json" writes one object per line with the message's ids and outcome."""
     path = tmp_path / "m.log"
     logs.setup(LoggingSettings(format="json", file=str(path)))
-    logging.getLogger("mailgate.processing").info(
+    logging.getLogger("mailgate.tickets.mail").info(
         "inbound processed", extra={"inbound_id": 7, "outcome": "reply"}
     )
     entry = json.loads(path.read_text().strip())

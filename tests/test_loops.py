@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailgate.handling import process_and_send
+from mailgate.core.settings import OutboundSettings, OutboundSmtpSettings, Settings
+from mailgate.db.models import Notice, Ticket
+from mailgate.db.store import Store
+from mailgate.inbound.handoff import process_and_send
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.models import Notice, Ticket
-from mailgate.settings import OutboundSettings, OutboundSmtpSettings, Settings
-from mailgate.store import Store
 from tests.builders import build
 from tests.smarthost import Received, Smarthost, running
 

@@ -6,10 +6,11 @@ import base64
 
 import pytest
 
-from mailgate.attachments import sanitize_filename
-from mailgate.message import ParseRefused, parse
-from mailgate.settings import LimitsSettings
-from mailgate.threading.headers import find_subject_tag, parse_message_ids, strip_reply_prefix
+from mailgate.core.attachments import sanitize_filename
+from mailgate.core.headers import parse_message_ids, strip_reply_prefix
+from mailgate.core.message import ParseRefused, parse
+from mailgate.core.settings import LimitsSettings
+from mailgate.threading.headers import find_subject_tag
 from tests.conftest import DATA
 from tests.mail import build
 

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from mailgate.handling import process_and_send
+from mailgate.core.settings import Settings, SlaSettings
+from mailgate.core.validation import validate
+from mailgate.db.models import ImapCursor
+from mailgate.inbound.handoff import process_and_send
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.models import ImapCursor
-from mailgate.settings import Settings, SlaSettings
-from mailgate.sla_check import run_check
-from mailgate.validation import validate
+from mailgate.tickets.sla_check import run_check
 from mailgate.web.app import create_app
 from tests.mail import build
 from tests.web_support import Site, make_site

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from mailgate.store import Store
+from mailgate.db.store import Store
 
 
 def _migrate(store: Store, revision: str, *, down: bool = False) -> None:

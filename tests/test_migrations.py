@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from mailgate.models import Base
-from mailgate.store import Store
+from mailgate.db.models import Base
+from mailgate.db.store import Store
 
 
 def test_upgrade_builds_exactly_the_models(db_url: str) -> None:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailgate import config
+from mailgate.core import config
+from mailgate.db.models import InboundMessage, Notice
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.jobs import enqueue_inbound
 from mailgate.jobs.actors import declare_actors
 from mailgate.jobs.broker import forget_brokers, make_broker, queue_names
 from mailgate.jobs.tasks import Runtime
-from mailgate.jobs.worker import run_worker
-from mailgate.models import InboundMessage, Notice
+from mailgate.ops.worker import run_worker
 from tests.faults.support import free_port
 from tests.servers import require
 from tests.worker_support import mail, ready_store, unique_queue_name, write_config

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailgate import notices as n
-from mailgate.notices import Event, NoticeContext, choose_language, decide, over_rate_limit
+from mailgate.core import notices as n
+from mailgate.core.notices import Event, NoticeContext, choose_language, decide, over_rate_limit
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 ALICE, ANN = "alice@customer.test", "ann@example.com"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mailgate.notices import ANSWER_KINDS, KINDS
+from mailgate.core.notices import ANSWER_KINDS, KINDS
 from mailgate.outbound.compose import Envelope, compose
 from mailgate.outbound.render import SAMPLE, Renderer, check_templates
 from mailgate.threading.tokens import read_message_id, read_reply_token

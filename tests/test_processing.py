@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailgate import processing
-from mailgate.errors import TemporaryFailure
+from mailgate.core.errors import TemporaryFailure
+from mailgate.core.settings import Settings
+from mailgate.db.models import HistoryEvent, InboundMessage, Ticket, TicketLink, TicketMessage
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.models import HistoryEvent, InboundMessage, Ticket, TicketLink, TicketMessage
-from mailgate.processing import ProcessResult, process
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.tickets import mail as processing
+from mailgate.tickets.mail import ProcessResult, process
 from tests.mail import build
 
 

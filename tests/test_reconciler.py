@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from mailgate.core.settings import Settings
+from mailgate.db.models import InboundMessage, Notice
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.jobs.reconciler import _claim, inbound_due, reconcile
-from mailgate.models import InboundMessage, Notice
-from mailgate.settings import Settings
-from mailgate.store import Store
 from tests.conftest import make_settings
 from tests.worker_support import mail, ready_store
 

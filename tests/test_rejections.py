@@ -12,10 +12,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, text
 
-from mailgate import rejections
-from mailgate.models import Rejection
-from mailgate.rejections import RejectionCounter
-from mailgate.store import Store
+from mailgate.db import rejection_counts as rejections
+from mailgate.db.models import Rejection
+from mailgate.db.rejection_counts import RejectionCounter
+from mailgate.db.store import Store
 from mailgate.web.app import create_app
 from tests.browser import listening_socket
 from tests.browser import serving as serving_http

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.replytext import new_text
+from mailgate.core.quotes import new_text
 
 CASES = [
     (

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailgate import response_text, responses
-from mailgate.errors import InvalidValue, NotFound
-from mailgate.models import CannedResponse
-from mailgate.store import Store
+from mailgate.core.errors import InvalidValue, NotFound
+from mailgate.db.models import CannedResponse
+from mailgate.db.store import Store
+from mailgate.tickets import canned_responses as responses
+from mailgate.tickets import canned_text as response_text
 from tests.mail import build
 from tests.test_ticket_cli import REPO, Cli, desk, notices, show
 from tests.web_support import Site, form, make_site, sign_in_agent

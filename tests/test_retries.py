@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailgate.backoff import compute_backoff
+from mailgate.core.backoff import compute_backoff
+from mailgate.core.settings import QueueSettings, Settings
+from mailgate.db.models import InboundMessage
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.jobs.tasks import Runtime, run_inbound
-from mailgate.models import InboundMessage
 from mailgate.outbound.sender import send_now
-from mailgate.settings import QueueSettings, Settings
-from mailgate.store import Store
 from tests.conftest import make_settings
 from tests.worker_support import cure, mail, poison, ready_store
 

@@ -10,17 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mailgate.core.settings import AgentSetting, CustomerSetting, RuleSetting, Settings, TeamSetting
+from mailgate.db.models import Agent, HistoryEvent, Team, Ticket
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.models import Agent, HistoryEvent, Team, Ticket
-from mailgate.processing import process
-from mailgate.settings import (
-    AgentSetting,
-    CustomerSetting,
-    RuleSetting,
-    Settings,
-    TeamSetting,
-)
-from mailgate.store import Store
+from mailgate.tickets.mail import process
 from tests.conftest import make_settings
 from tests.worker_support import mail, ready_store
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from mailgate import config, rules
-from mailgate.errors import ConfigError
-from mailgate.rules import Facts, evaluate
-from mailgate.settings import RuleSetting
-from mailgate.validation import RULE_ACTIONS, RULE_CONDITIONS
+from mailgate.core import config, rules
+from mailgate.core.errors import ConfigError
+from mailgate.core.rules import Facts, evaluate
+from mailgate.core.settings import RuleSetting
+from mailgate.core.validation import RULE_ACTIONS, RULE_CONDITIONS
 
 FACTS = Facts(
     sender="jane@mail.acme.test",

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from mailgate.cli.run_cmd import chosen_roles
-from mailgate.settings import ImapMailbox, ImapSettings, RunSettings, Settings
-from mailgate.supervisor import RestartPolicy, Role, Supervisor
+from mailgate.core.settings import ImapMailbox, ImapSettings, RunSettings, Settings
+from mailgate.ops.supervisor import RestartPolicy, Role, Supervisor
 from tests.conftest import SECRET
 from tests.servers import reachable
 from tests.smtp_support import wait_until

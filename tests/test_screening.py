@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.authentication import dmarc_results
-from mailgate.message import parse
-from mailgate.screening import ScreenContext, screen
-from mailgate.settings import LimitsSettings
+from mailgate.core.authentication import dmarc_results
+from mailgate.core.message import parse
+from mailgate.core.screening import ScreenContext, screen
+from mailgate.core.settings import LimitsSettings
 from tests.builders import build
 from tests.conftest import CORPUS
 

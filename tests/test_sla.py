@@ -14,14 +14,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from mailgate import agent_actions, sla_check, stats
-from mailgate.errors import ActionRefused, InvalidValue
-from mailgate.models import HistoryEvent, Notice, SlaEvent, Ticket
-from mailgate.settings import SlaSettings
+from mailgate.core.errors import ActionRefused, InvalidValue
+from mailgate.core.settings import SlaSettings
+from mailgate.db import stats
+from mailgate.db.models import HistoryEvent, Notice, SlaEvent, Ticket
+from mailgate.tickets import changes, messages, sla_check
+from mailgate.tickets.actors import Actor
 from tests.mail import build
 from tests.web_support import Site, make_site
 
-ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
+ANN = Actor("ann@example.com", "ann@example.com", "Ann")
 TARGETS = SlaSettings(first_response_minutes={"Normal": 60}, resolution_minutes={"Normal": 240})
 
 
@@ -34,11 +36,11 @@ def site(db_url: str) -> Iterator[Site]:
     site = make_site(db_url)
     site.settings = dataclasses.replace(site.settings, sla=TARGETS)
     with site.store.transaction() as session:
-        agent_actions.assign(
+        changes.assign(
             session,
             settings=site.settings,
             number=site.numbers["carol"],
-            actor=agent_actions.Actor("cli"),
+            actor=Actor("cli"),
             assignee="ann@example.com",
             at=site.clock(),
         )
@@ -98,7 +100,7 @@ def test_answered_and_closed_tickets(site: Site) -> None:
     """An answered ticket misses no first-response target; a closed one never fires."""
     n, s = site.numbers, site.settings
     with site.store.transaction() as session:
-        agent_actions.reply(
+        messages.reply(
             session,
             settings=s,
             number=n["dave"],
@@ -106,7 +108,7 @@ def test_answered_and_closed_tickets(site: Site) -> None:
             body="On it.",
             at=site.clock() + timedelta(minutes=30),
         )
-        agent_actions.close(
+        changes.close(
             session, settings=s, number=n["eve"], actor=ANN, at=site.clock() + timedelta(minutes=1)
         )
     assert check(site, hours=5) == sorted(
@@ -122,7 +124,7 @@ def test_a_target_met_late_between_two_passes_is_still_a_breach(site: Site) -> N
     n, s = site.numbers, site.settings
     with site.store.transaction() as session:
         for who, minutes in (("carol", 90), ("dave", 30)):
-            agent_actions.reply(
+            messages.reply(
                 session,
                 settings=s,
                 number=n[who],
@@ -130,7 +132,7 @@ def test_a_target_met_late_between_two_passes_is_still_a_breach(site: Site) -> N
                 body="On it.",
                 at=site.clock() + timedelta(minutes=minutes),
             )
-        agent_actions.close(
+        changes.close(
             session, settings=s, number=n["eve"], actor=ANN, at=site.clock() + timedelta(hours=5)
         )
     assert sla_history(site, n["carol"]) == [("sla_breached", "first_response")]
@@ -157,7 +159,7 @@ def test_a_late_reply_between_read_and_fire_is_respected(site: Site) -> None:
         due = sla_check.pending(session, site.settings, at)
     assert sorted(due.values()) == sorted(n.values())
     with site.store.transaction() as session:
-        agent_actions.reply(
+        messages.reply(
             session, settings=site.settings, number=n["carol"], actor=ANN, body="Hi.", at=at
         )
     carol_id = next(i for i, number in due.items() if number == n["carol"])
@@ -185,7 +187,7 @@ def test_concurrent_passes_fire_each_event_once(site: Site) -> None:
     with site.store.transaction() as session:
         session.execute(Ticket.__table__.update().values(assignee_id=None))
         ann = site.settings.agents[0].email
-        agent_actions.assign(
+        changes.assign(
             session,
             settings=site.settings,
             number=site.numbers["dave"],
@@ -238,7 +240,7 @@ def test_moving_a_date_fires_again(site: Site) -> None:
 
     def set_follow_up(at: datetime | None, now: datetime) -> None:
         with site.store.transaction() as session:
-            agent_actions.set_dates(
+            changes.set_dates(
                 session,
                 settings=quiet,
                 number=number,
@@ -262,7 +264,7 @@ def test_moving_a_date_fires_again(site: Site) -> None:
     with pytest.raises(InvalidValue, match="is past"):
         set_follow_up(t, t + timedelta(hours=8))
     with site.store.transaction() as session:
-        agent_actions.close(session, settings=quiet, number=number, actor=ANN, at=t)
+        changes.close(session, settings=quiet, number=number, actor=ANN, at=t)
     with pytest.raises(ActionRefused, match="closed"):
         set_follow_up(t + timedelta(days=9), t + timedelta(hours=8))
 
@@ -283,7 +285,7 @@ def test_stats_count_breaches_and_open_tickets_in_breach(site: Site) -> None:
     """stats: breaches recorded in the period by kind; open tickets missing a target now."""
     n = site.numbers
     with site.store.transaction() as session:
-        agent_actions.reply(
+        messages.reply(
             session,
             settings=site.settings,
             number=n["dave"],
@@ -317,7 +319,7 @@ def test_agent_page_shows_due_times(site: Site) -> None:
 
     site.app = create_app(site.settings, site.store, now=site.clock)  # with the targets
     with site.store.transaction() as session:
-        agent_actions.set_dates(
+        changes.set_dates(
             session,
             settings=site.settings,
             number=site.numbers["carol"],

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from mailgate import sla
-from mailgate.errors import InvalidValue
-from mailgate.settings import SlaSettings
+from mailgate.core import sla
+from mailgate.core.errors import InvalidValue
+from mailgate.core.settings import SlaSettings
 
 TARGETS = SlaSettings(first_response_minutes={"Normal": 60}, resolution_minutes={"Normal": 240})
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailgate import config
+from mailgate.core import config
+from mailgate.db.models import Notice, SlaEvent, Ticket
+from mailgate.db.store import Store
 from mailgate.jobs.broker import forget_brokers
-from mailgate.jobs.worker import run_worker
-from mailgate.models import Notice, SlaEvent, Ticket
-from mailgate.store import Store
+from mailgate.ops.worker import run_worker
 from tests.mail import build
 from tests.servers import require
 from tests.web_support import Clock

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult
 
+from mailgate.core.settings import OutboundSettings, OutboundSmtpSettings, Settings
+from mailgate.db.store import Store
 from mailgate.outbound.sender import send_pending
-from mailgate.settings import OutboundSettings, OutboundSmtpSettings, Settings
-from mailgate.store import Store
 from tests.builders import build, deliver
 from tests.conftest import fixed_clock
 from tests.smarthost import Smarthost, running
@@ -95,7 +95,7 @@ def test_wrong_password_is_temporary(
             settings, port, cert[0], security="starttls", username="mailgate", password="wrong-one"
         )
         report = send_pending(store, settings=s, now=fixed_clock(T0))
-    from mailgate.models import Notice
+    from mailgate.db.models import Notice
 
     with store.transaction() as session:
         notice = session.get_one(Notice, 1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 
-from mailgate.inbound.smtp import IntakeHandler
+from mailgate.inbound.smtp.handler import IntakeHandler
 from tests.conftest import fixed_clock
 from tests.smtp_support import (
     SUPPORT,

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mailgate.errors import ConfigError
-from mailgate.inbound.smtp_server import SmtpServer
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.errors import ConfigError
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store
+from mailgate.inbound.smtp.server import SmtpServer
 from tests.smtp_support import SUPPORT, message, rows, serving, smtp_settings
 
 USER, PASSWORD = "relay", "correct horse battery staple"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate.inbound.trace import Hop, received_header, with_protocol
+from mailgate.inbound.smtp.trace import Hop, received_header, with_protocol
 
 AT = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

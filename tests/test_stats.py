@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mailgate import agent_actions, stats
+from mailgate.db import stats
+from mailgate.tickets import changes, messages
+from mailgate.tickets.actors import Actor
 from tests.conftest import SECRET
 from tests.web_support import Site, make_site
 
-ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
+ANN = Actor("ann@example.com", "ann@example.com", "Ann")
 HOUR = 3600.0
 
 
@@ -28,11 +30,11 @@ def site(tmp_path: Path) -> Iterator[Site]:
         s = site.settings
         for number, hours in ((n["carol"], 1), (n["dave"], 3)):
             at = start + timedelta(hours=hours)
-            agent_actions.reply(session, settings=s, number=number, actor=ANN, body="On it.", at=at)
-        agent_actions.close(
+            messages.reply(session, settings=s, number=number, actor=ANN, body="On it.", at=at)
+        changes.close(
             session, settings=s, number=n["carol"], actor=ANN, at=start + timedelta(hours=5)
         )
-        agent_actions.assign(
+        changes.assign(
             session,
             settings=s,
             number=n["eve"],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.supervisor import RestartPolicy, Role, Supervisor, dying_repeatedly
+from mailgate.ops.supervisor import RestartPolicy, Role, Supervisor, dying_repeatedly
 
 FAST = RestartPolicy(max_deaths=3, window=30.0, base_delay=0.01, max_delay=0.05)
 
@@ -123,7 +123,7 @@ def test_roles_die_when_the_supervisor_is_sigkilled(tmp_path: Path) -> None:
     )
     supervisor = subprocess.Popen(
         py(
-            "from mailgate.supervisor import Role, Supervisor\n"
+            "from mailgate.ops.supervisor import Role, Supervisor\n"
             f"Supervisor([Role('sleeper', {role!r})]).run()"
         ),
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
@@ -154,7 +154,9 @@ def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
     """The race: the parent died before the death signal was asked for; the child sees
     it has been re-parented and exits instead of living on."""
     child = subprocess.run(
-        py("from mailgate.lifeline import die_with_parent\ndie_with_parent(-1)\nprint('alive')"),
+        py(
+            "from mailgate.ops.lifeline import die_with_parent\ndie_with_parent(-1)\nprint('alive')"
+        ),
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},

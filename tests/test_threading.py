@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailgate import queries
+from mailgate.core.settings import SecuritySettings, Settings
+from mailgate.db import queries
+from mailgate.db.models import Notice, TicketLink
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope
-from mailgate.models import Notice, TicketLink
-from mailgate.settings import SecuritySettings, Settings
-from mailgate.store import Store
 from mailgate.threading.tokens import mint_message_id, reply_token
 from tests.builders import build, deliver, ready_store
 from tests.conftest import SECRET, make_settings

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from mailgate.models import HistoryEvent, Notice, Ticket, TicketLink, TicketMessage
+from mailgate.db.models import HistoryEvent, Notice, Ticket, TicketLink, TicketMessage
 from mailgate.web import agent, api, api_tokens, customer, ops
 from tests.web_support import Site, csrf_from, make_site, sign_in_agent, sign_in_customer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailgate.models import Agent, HistoryEvent, Ticket, TicketLink, TicketMessage
+from mailgate.db.models import Agent, HistoryEvent, Ticket, TicketLink, TicketMessage
 from tests.web_support import (
     ANN_PASSWORD,
     Site,

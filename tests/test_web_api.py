@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from sqlalchemy import select
 
-from mailgate.models import ApiToken, Notice, Ticket, TicketMessage
-from mailgate.store import Store
+from mailgate.db.models import ApiToken, Notice, Ticket, TicketMessage
+from mailgate.db.store import Store
 from mailgate.web import api_tokens
 from mailgate.web.app import create_app
 from tests.web_support import Site, make_site, portal_settings

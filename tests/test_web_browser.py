@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailgate.models import TicketMessage
+from mailgate.db.models import TicketMessage
 from tests.browser import Chromium, find_chromium, listening_socket, serving
 from tests.servers import IN_CI
 from tests.web_support import make_site, sign_in_link

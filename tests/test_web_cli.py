@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailgate.errors import ConfigError
-from mailgate.models import AgentPassword
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.errors import ConfigError
+from mailgate.core.settings import Settings
+from mailgate.db.models import AgentPassword
+from mailgate.db.store import Store
 from mailgate.web.app import create_app
 from mailgate.web.server import split_listen
 from tests.conftest import SECRET
@@ -88,7 +88,7 @@ def test_portal_needs_a_secret(tmp_path: Path) -> None:
 
 def test_web_settings_are_validated(tmp_path: Path) -> None:
     """Bad [web] values are named with file and key."""
-    from mailgate import config
+    from mailgate.core import config
 
     path = tmp_path / "m.toml"
     path.write_text(

@@ -6,14 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailgate import agent_actions
-from mailgate.models import (
-    HistoryEvent,
-    StoredAttachment,
-    Ticket,
-    TicketLink,
-    TicketMessage,
-)
+from mailgate.db.models import HistoryEvent, StoredAttachment, Ticket, TicketLink, TicketMessage
+from mailgate.tickets import changes
+from mailgate.tickets.actors import Actor
 from tests.web_support import (
     PDF,
     Site,
@@ -23,7 +18,7 @@ from tests.web_support import (
     sign_in_customer,
 )
 
-ANN = agent_actions.Actor("ann@example.com", "ann@example.com", "Ann")
+ANN = Actor("ann@example.com", "ann@example.com", "Ann")
 
 
 def test_ticket_list_filters_by_status_and_type(site: Site) -> None:
@@ -39,7 +34,7 @@ def test_ticket_list_filters_by_status_and_type(site: Site) -> None:
     )
     assert made.status_code == 303
     with site.store.transaction() as session:
-        agent_actions.close(
+        changes.close(
             session,
             settings=site.settings,
             number=site.numbers["carol"],
@@ -140,7 +135,7 @@ def test_customer_reply_is_an_inbound_portal_message_that_reopens_a_waiting_tick
     """A portal reply is an inbound portal message; Waiting → Open; the assignee is told."""
     number = site.numbers["carol"]
     with site.store.transaction() as session:
-        agent_actions.assign(
+        changes.assign(
             session,
             settings=site.settings,
             number=number,
@@ -148,7 +143,7 @@ def test_customer_reply_is_an_inbound_portal_message_that_reopens_a_waiting_tick
             assignee="bob@example.com",
             at=site.clock(),
         )
-        agent_actions.change_status(
+        changes.change_status(
             session,
             settings=site.settings,
             number=number,
@@ -189,9 +184,7 @@ def test_closed_ticket_refuses_replies_and_offers_a_new_ticket(site: Site) -> No
     client = sign_in_customer(site, "carol@acme.test")
     token = csrf_from(client, f"/tickets/{number}")
     with site.store.transaction() as session:
-        agent_actions.close(
-            session, settings=site.settings, number=number, actor=ANN, at=site.clock()
-        )
+        changes.close(session, settings=site.settings, number=number, actor=ANN, at=site.clock())
     page = client.get(f"/tickets/{number}")
     assert "please open a new ticket" in page.text.lower()
     assert f'href="/tickets/new?follow_up={number}"' in page.text
@@ -242,7 +235,8 @@ def test_new_ticket_form_offers_the_types_and_creates_a_linked_ticket(site: Site
         events = session.scalars(select(HistoryEvent).where(HistoryEvent.ticket_id == ticket.id))
         assert [(e.action, e.detail) for e in events] == [
             ("created", {"via": "portal"}),
-            ("linked", {}),
+            ("linked", {"kind": "follows"}),
+            ("unassigned", {"reason": "team support assigns nobody automatically"}),
         ]
         kinds = {link.kind for link in session.scalars(select(TicketLink))}
     assert kinds == {"follows", "followed_by"}

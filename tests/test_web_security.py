@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 from starlette.testclient import TestClient
 
-from mailgate.models import HistoryEvent, SignInToken, TicketMessage
+from mailgate.db.models import HistoryEvent, SignInToken, TicketMessage
 from mailgate.web import agent, api_tokens, customer
 from mailgate.web.downloads import content_disposition, safe_content_type
 from mailgate.web.pages import CSP
@@ -193,7 +193,7 @@ def test_a_crash_is_a_500_page_without_a_traceback(
     client = TestClient(site.app, raise_server_exceptions=False, follow_redirects=False)
     client.cookies = signed.cookies
     monkeypatch.setattr("mailgate.web.access.customer_ticket", broken)
-    monkeypatch.setattr("mailgate.queries.list_tickets", broken)
+    monkeypatch.setattr("mailgate.db.queries.list_tickets", broken)
     page = client.get(f"/tickets/{site.numbers['carol']}")
     assert page.status_code == 500 and "Something went wrong" in page.text
     assert "0xdeadbeef" not in page.text and "Traceback" not in page.text

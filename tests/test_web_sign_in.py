@@ -7,9 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailgate.models import (
-    SignInToken,
-)
+from mailgate.db.models import SignInToken
 from tests.web_support import (
     Site,
     csrf_from,

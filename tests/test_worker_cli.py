@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from mailgate.db.store import Store
 from mailgate.jobs.broker import forget_brokers
-from mailgate.store import Store
 from tests.conftest import SECRET
 from tests.servers import require
 from tests.worker_support import cure, mail, poison, unique_queue_name

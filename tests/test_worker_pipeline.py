@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mailgate import config
+from mailgate.core import config
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.jobs import enqueue_inbound
 from mailgate.jobs.broker import forget_brokers
-from mailgate.settings import Settings
-from mailgate.store import Store
 from tests.conftest import _pg_schema
 from tests.faults.processes import alive, children_of
 from tests.servers import require

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -13,19 +14,14 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from mailgate import agent_actions
+from mailgate.core.settings import AgentSetting, CustomerSetting, Settings, TeamSetting, WebSettings
+from mailgate.db.models import Agent, AgentPassword, Notice
+from mailgate.db.store import Store, open_store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.models import Agent, AgentPassword, Notice
-from mailgate.processing import process
-from mailgate.settings import (
-    AgentSetting,
-    CustomerSetting,
-    Settings,
-    TeamSetting,
-    WebSettings,
-)
-from mailgate.store import Store, open_store
-from mailgate.web import signin
+from mailgate.tickets import messages
+from mailgate.tickets import sign_in as signin
+from mailgate.tickets.actors import Actor
+from mailgate.tickets.mail import process
 from mailgate.web.app import create_app
 from tests.conftest import make_settings
 from tests.mail import build
@@ -103,9 +99,18 @@ class Site:
             return list(session.scalars(query))
 
 
-def make_site(db_url: str, *, seed: bool = True, **web: Any) -> Site:
-    """Migrated store, app, and (``seed``) three tickets of two accounts plus a note."""
+def make_site(
+    db_url: str,
+    *,
+    seed: bool = True,
+    adjust: Callable[[Settings], Settings] | None = None,
+    **web: Any,
+) -> Site:
+    """Migrated store, app, and (``seed``) three tickets of two accounts plus a note;
+    ``adjust`` changes the portal's settings first (rules, teams, limits)."""
     settings = portal_settings(db_url, **web)
+    if adjust is not None:
+        settings = adjust(settings)
     migrate = Store(db_url)
     migrate.upgrade()
     migrate.engine.dispose()
@@ -142,11 +147,11 @@ def _seed(site: Site) -> None:
             session.add(
                 AgentPassword(agent_id=agent_id, password_hash=digest, updated_at=site.clock())
             )
-        agent_actions.note(
+        messages.note(
             session,
             settings=site.settings,
             number=site.numbers["carol"],
-            actor=agent_actions.Actor("ann@example.com", "ann@example.com", "Ann"),
+            actor=Actor("ann@example.com", "ann@example.com", "Ann"),
             body=site.note_text,
             at=site.clock(),
         )
@@ -164,7 +169,7 @@ def _password_hashes() -> dict[str, str]:
 
 
 def _show(site: Site, number: int) -> dict[str, Any]:
-    from mailgate import queries
+    from mailgate.db import queries
 
     with site.store.transaction() as session:
         return queries.show_ticket(session, number)

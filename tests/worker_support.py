@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from mailgate.settings import Settings
-from mailgate.store import Store, open_store
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store, open_store
 from tests.conftest import SECRET
 
 REPO = Path(__file__).resolve().parents[1]

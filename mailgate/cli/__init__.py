@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from mailgate import __version__, logs
+from mailgate import __version__
 from mailgate.cli.context import Context
-from mailgate.errors import EX_SOFTWARE, ConfigError, MailgateError
-from mailgate.settings import LoggingSettings
+from mailgate.core.errors import EX_SOFTWARE, ConfigError, MailgateError
+from mailgate.core.settings import LoggingSettings
+from mailgate.ops import logs
 
 
 class _Group(click.Group):
@@ -61,6 +62,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     # logs.setup() with the [logging] settings once they have them.
     logs.setup(LoggingSettings(level="WARNING"), verbose=verbose)
     ctx.obj = Context(config_path=config_path, verbose=verbose)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _register() -> None:

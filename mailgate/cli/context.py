@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mailgate import config, logs
-from mailgate.settings import Settings
-from mailgate.store import Store, open_store
+from mailgate.core import config
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store, open_store
+from mailgate.ops import logs
 
 
 def utc_now() -> datetime:
@@ -37,3 +38,9 @@ class Context:
         if self._store is None:
             self._store = open_store(self.settings)
         return self._store
+
+    def close(self) -> None:
+        """Hand the database connections back (at the end of every command)."""
+        if self._store is not None:
+            self._store.engine.dispose()
+            self._store = None

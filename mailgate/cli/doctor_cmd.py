@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from mailgate import config
-from mailgate import doctor as checks
 from mailgate.cli.context import Context
+from mailgate.core import config
+from mailgate.ops import doctor as checks
 
 
 @click.command()

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 import click
 
 from mailgate.cli.context import Context, utc_now
-from mailgate.errors import EX_TEMPFAIL, ConfigError, TemporaryFailure
-from mailgate.settings import ImapMailbox, Settings
-from mailgate.store import Store
+from mailgate.core.errors import EX_TEMPFAIL, ConfigError, TemporaryFailure
+from mailgate.core.settings import ImapMailbox, Settings
+from mailgate.db.store import Store
 
 if TYPE_CHECKING:
-    from mailgate.inbound.imap import ImapPoller
+    from mailgate.inbound.imap.poller import ImapPoller
 
 pass_context = click.make_pass_decorator(Context)
-log = logging.getLogger("mailgate.inbound.imap")
+log = logging.getLogger("mailgate.inbound.imap.poller")
 
 
 @click.command()
@@ -62,7 +62,7 @@ def _chosen(settings: Settings, names: tuple[str, ...]) -> tuple[ImapMailbox, ..
 
 def _poller(box: ImapMailbox, settings: Settings, store: Store) -> ImapPoller:
     # Imported here so `mailgate --help` does not load imapclient.
-    from mailgate.inbound.imap import ImapPoller
+    from mailgate.inbound.imap.poller import ImapPoller
 
     return ImapPoller(box, store=store, settings=settings, now=utc_now)
 

@@ -7,15 +7,16 @@ import sys
 
 import click
 
-from mailgate import queries, requeue
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
+from mailgate.core.states import InboundState
+from mailgate.db import queries, requeue
 from mailgate.jobs import enqueue_inbound, is_embedded
-from mailgate.processing import process
+from mailgate.tickets.mail import process
 
 pass_context = click.make_pass_decorator(Context)
 
-STATES = ("received", "processed", "failed", "quarantined")
+STATES = tuple(InboundState)
 LIST_COLUMNS = (
     ("id", "ID"),
     ("state", "STATE"),

@@ -13,13 +13,13 @@ from pathlib import Path
 import click
 
 from mailgate.cli.context import Context, utc_now
-from mailgate.errors import MailgateError, PermanentFailure, TemporaryFailure
-from mailgate.handling import process_and_send
+from mailgate.core.errors import MailgateError, PermanentFailure, TemporaryFailure
+from mailgate.core.states import Outcome
+from mailgate.db.rejection_counts import RejectionCounter
 from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
+from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.intake import Envelope, accept, refusal_reason
-from mailgate.jobs import enqueue_inbound, is_embedded
-from mailgate.processing import ProcessResult
-from mailgate.rejections import RejectionCounter
+from mailgate.jobs import is_embedded
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -110,7 +110,7 @@ def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> Non
         max_bytes=settings.smtp.max_message_bytes,
         now=utc_now,
     )
-    result = _process_quietly(ctx, accepted.inbound_id)
+    result = hand_off(ctx.store, accepted.inbound_id, settings=ctx.settings, now=utc_now)
     if quiet:
         return
     if accepted.duplicate:
@@ -123,20 +123,6 @@ def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> Non
         click.echo(
             f"inbound #{accepted.inbound_id}: {result.state}, {result.outcome}{ticket}{reason}"
         )
-
-
-def _process_quietly(ctx: Context, inbound_id: int):  # type: ignore[no-untyped-def]
-    """Process inline and send its notices (the embedded queue), or hand the id to
-    the broker. The message
-    is already safe, so a failure here is recorded on its row for `mailgate inbound
-    retry` (or left to the reconciler), not reported as an ingest error."""
-    if not is_embedded(ctx.settings):
-        enqueue_inbound(ctx.settings, inbound_id)
-        return ProcessResult(inbound_id, "received", "queued")
-    try:
-        return process_and_send(ctx.store, inbound_id, settings=ctx.settings, now=utc_now)
-    except Exception:  # noqa: BLE001 - recorded on the row by process()
-        return None
 
 
 def _bulk(
@@ -173,8 +159,8 @@ def _bulk(
                 totals["duplicate"] += 1
                 continue
             totals["stored"] += 1
-            result = _process_quietly(ctx, accepted.inbound_id)
-            if result is not None and result.outcome == "new_ticket":
+            result = hand_off(ctx.store, accepted.inbound_id, settings=ctx.settings, now=utc_now)
+            if result is not None and result.outcome == Outcome.NEW_TICKET:
                 totals["tickets"] += 1
     for line in reasons:
         click.echo(f"mailgate: refused {line}", err=True)

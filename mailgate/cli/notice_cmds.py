@@ -5,16 +5,17 @@ from __future__ import annotations
 import click
 from sqlalchemy import update
 
-from mailgate import queries
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
-from mailgate.errors import MailgateError, NotFound
-from mailgate.models import Notice
+from mailgate.core.errors import MailgateError, NotFound
+from mailgate.core.states import NoticeState
+from mailgate.db import queries
+from mailgate.db.models import Notice
 from mailgate.outbound.sender import send_many, send_pending
 
 pass_context = click.make_pass_decorator(Context)
 
-STATES = ("pending", "sent", "failed", "bounced", "suppressed")
+STATES = tuple(NoticeState)
 LIST_COLUMNS = (
     ("id", "ID"),
     ("ticket", "TICKET"),
@@ -56,16 +57,16 @@ def retry(ctx: Context, notice_id: int) -> None:
         notice = session.get(Notice, notice_id)
         if notice is None:
             raise NotFound(f"no notice #{notice_id}")
-        if notice.state == "sent":
+        if notice.state == NoticeState.SENT:
             raise MailgateError(f"notice #{notice_id} was already sent; not sending it twice")
-        if notice.state == "suppressed":
+        if notice.state == NoticeState.SUPPRESSED:
             raise MailgateError(
                 f"notice #{notice_id} was suppressed ({notice.last_error}); it must not be sent"
             )
         session.execute(
             update(Notice)
             .where(Notice.id == notice_id)
-            .values(state="pending", next_attempt_at=utc_now(), attempts=0)
+            .values(state=NoticeState.PENDING, next_attempt_at=utc_now(), attempts=0)
         )
     report = send_many(ctx.store, [notice_id], settings=ctx.settings, now=utc_now)
     with ctx.store.transaction() as session:
@@ -73,7 +74,7 @@ def retry(ctx: Context, notice_id: int) -> None:
         state, error = notice.state, notice.last_error
     click.echo(f"notice #{notice_id}: {state}" + (f" ({error})" if error else ""))
     if not report.sent:
-        raise SystemExit(75 if state == "pending" else 1)
+        raise SystemExit(75 if state == NoticeState.PENDING else 1)
 
 
 @notices.command()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import click
 
-from mailgate import people
-from mailgate.assignment import STRATEGIES
 from mailgate.cli.context import Context
 from mailgate.cli.output import emit_json, emit_table, limit_option
+from mailgate.core.assignment import STRATEGIES
+from mailgate.db import directory as people
 
 pass_context = click.make_pass_decorator(Context)
 

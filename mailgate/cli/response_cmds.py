@@ -6,10 +6,10 @@ from typing import TextIO
 
 import click
 
-from mailgate import responses
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
-from mailgate.response_text import PLACEHOLDERS
+from mailgate.tickets import canned_responses as responses
+from mailgate.tickets.canned_text import PLACEHOLDERS
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -6,10 +6,10 @@ import sys
 
 import click
 
-from mailgate import config
 from mailgate.cli.context import Context
-from mailgate.settings import Settings
-from mailgate.supervisor import RestartPolicy, Role, Supervisor
+from mailgate.core import config
+from mailgate.core.settings import Settings
+from mailgate.ops.supervisor import RestartPolicy, Role, Supervisor
 
 pass_context = click.make_pass_decorator(Context)
 

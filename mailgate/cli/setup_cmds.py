@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from mailgate import config
 from mailgate.cli.context import Context
-from mailgate.errors import EX_CONFIG, ConfigError, MailgateError
-from mailgate.store import Store
+from mailgate.core import config
+from mailgate.core.errors import EX_CONFIG, ConfigError, MailgateError
+from mailgate.db.store import Store
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import click
 
-from mailgate import jobs, sla_check
-from mailgate import sla as sla_kinds
+from mailgate import jobs
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json
+from mailgate.core import sla as sla_kinds
 from mailgate.outbound.sender import send_now
+from mailgate.tickets import sla_check
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -12,7 +12,7 @@ import click
 from mailgate.cli.context import Context, utc_now
 
 if TYPE_CHECKING:
-    from mailgate.inbound.smtp_server import SmtpServer
+    from mailgate.inbound.smtp.server import SmtpServer
 
 pass_context = click.make_pass_decorator(Context)
 log = logging.getLogger("mailgate.smtp")
@@ -35,7 +35,7 @@ def smtp(ctx: Context) -> None:
     # aiosmtpd logs every command at INFO (addresses of every message: only with -v)
     # and every line of every message at DEBUG (never: that is customers' text).
     logging.getLogger("mail.log").setLevel(logging.INFO if verbose else logging.WARNING)
-    from mailgate.inbound.smtp_server import SmtpServer  # aiosmtpd only for this role
+    from mailgate.inbound.smtp.server import SmtpServer  # aiosmtpd only for this role
 
     server = SmtpServer(settings, ctx.store, now=utc_now)
     asyncio.run(_serve(server))

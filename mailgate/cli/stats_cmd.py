@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from mailgate import stats as desk_stats
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json
+from mailgate.db import stats as desk_stats
 
 pass_context = click.make_pass_decorator(Context)
 

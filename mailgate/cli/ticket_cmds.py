@@ -9,10 +9,14 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import agent_actions, queries, responses, sla
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
-from mailgate.models import Agent, TicketMessage
+from mailgate.core import sla
+from mailgate.db import queries
+from mailgate.db.models import Agent, TicketMessage
+from mailgate.tickets import canned_responses as responses
+from mailgate.tickets import changes, messages, opening
+from mailgate.tickets.actors import Actor, agent_actor
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -112,7 +116,7 @@ def _print_ticket(t: dict) -> None:  # type: ignore[type-arg]
         click.echo(f"  {e['at']}  {e['actor']}  {e['action']}{change}")
 
 
-# Agents' work: each command calls the same agent_actions service as the portal,
+# Agents' work: each command calls the same write-side function as the portal,
 # so history, notices and "closing is final" behave the same everywhere.
 
 OPERATOR = "cli"
@@ -126,16 +130,72 @@ as_option = click.option(
 )
 
 
-def _actor(session: Session, who: str) -> agent_actions.Actor:
+def _actor(session: Session, who: str) -> Actor:
     """An agent when ``who`` is one (their notices then know who acted), else an operator label."""
     agent = session.scalar(select(Agent).where(Agent.email == who.strip().lower()))
     if agent is not None:
-        return agent_actions.agent_actor(agent)
-    return agent_actions.Actor(label=who.strip() or OPERATOR)
+        return agent_actor(agent)
+    return Actor(label=who.strip() or OPERATOR)
 
 
 def _read_body(source: TextIO) -> str:
     return source.read()
+
+
+@tickets.command()
+@click.option("--requester", required=True, metavar="ADDRESS", help="The customer's address.")
+@click.option("--name", "requester_name", default="", help="The customer's display name.")
+@click.option("--subject", required=True, metavar="TEXT", help="The ticket's subject.")
+@click.option("--file", "source", type=click.File("r"), help="The first message; - for stdin.")
+@click.argument("dash", required=False, metavar="[-]")
+@click.option("--type", "type_", metavar="T", help="A configured type (default: defaults.type).")
+@click.option("--priority", metavar="P", help="A configured priority (default: defaults.priority).")
+@as_option
+@click.option("--json", "as_json", is_flag=True, help="Print the new ticket as a JSON object.")
+@pass_context
+def create(
+    ctx: Context,
+    requester: str,
+    requester_name: str,
+    subject: str,
+    source: TextIO | None,
+    dash: str | None,
+    type_: str | None,
+    priority: str | None,
+    as_: str,
+    as_json: bool,
+) -> None:
+    """Open a ticket for a customer; prints its number.
+
+    The text comes from --file F, or from standard input with - (or --file -). Staff
+    open tickets for anyone: intake.policy does not apply; the rules and the assignment
+    do, as for mail, and the requester gets the (content-free) acknowledgement."""
+    if dash not in (None, "-") or (source is not None and dash is not None):
+        raise click.UsageError("give the text with exactly one of --file F or -")
+    if source is None and dash is None:
+        raise click.UsageError("give the text with --file F, or - to read standard input")
+    body = _read_body(source if source is not None else click.get_text_stream("stdin"))
+    with ctx.store.transaction() as session:
+        actor = _actor(session, as_)
+        new = opening.typed_ticket(
+            requester=requester,
+            requester_name=requester_name,
+            subject=subject,
+            body=body,
+            via="cli",
+            type_=type_,
+            priority=priority,
+            actor=actor.label,
+            by_staff=True,
+        )
+        ticket = opening.open_ticket(session, new, settings=ctx.settings, at=utc_now())
+        number = ticket.number
+        assert number is not None
+        shown = queries.show_ticket(session, number) if as_json else None
+    if shown is not None:
+        emit_json(shown)
+    else:
+        click.echo(number)
 
 
 @tickets.command()
@@ -147,7 +207,7 @@ def assign(ctx: Context, number: int, agent: str, as_: str) -> None:
     """Give ticket NUMBER to AGENT (an active agent's email; "none" unassigns it)."""
     assignee = None if agent.lower() == "none" else agent
     with ctx.store.transaction() as session:
-        ticket = agent_actions.assign(
+        ticket = changes.assign(
             session,
             settings=ctx.settings,
             number=number,
@@ -170,7 +230,7 @@ def status(ctx: Context, number: int, status: str, as_: str) -> None:
 
     A closed ticket never changes: that is refused."""
     with ctx.store.transaction() as session:
-        agent_actions.change_status(
+        changes.change_status(
             session,
             settings=ctx.settings,
             number=number,
@@ -211,7 +271,7 @@ def reply(ctx: Context, number: int, source: TextIO | None, response: str | None
             message_id = message.id
     else:
         assert source is not None
-        message_id = _write_message(ctx, agent_actions.reply, number, source, as_)
+        message_id = _write_message(ctx, messages.reply, number, source, as_)
     click.echo(f"ticket #{number}: reply {message_id} stored, requester notified")
 
 
@@ -222,7 +282,7 @@ def reply(ctx: Context, number: int, source: TextIO | None, response: str | None
 @pass_context
 def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
     """Add an internal note (agents only, no notice) to ticket NUMBER."""
-    message_id = _write_message(ctx, agent_actions.note, number, source, as_)
+    message_id = _write_message(ctx, messages.note, number, source, as_)
     click.echo(f"ticket #{number}: note {message_id} stored")
 
 
@@ -233,7 +293,7 @@ def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
 def close(ctx: Context, number: int, as_: str) -> None:
     """Close ticket NUMBER for good (a closed ticket never changes again)."""
     with ctx.store.transaction() as session:
-        ticket = agent_actions.close(
+        ticket = changes.close(
             session, settings=ctx.settings, number=number, actor=_actor(session, as_), at=utc_now()
         )
         shown = ticket.status
@@ -248,7 +308,7 @@ def close(ctx: Context, number: int, as_: str) -> None:
 def link(ctx: Context, number: int, other: int, as_: str) -> None:
     """Link tickets NUMBER and OTHER both ways (allowed on closed tickets)."""
     with ctx.store.transaction() as session:
-        agent_actions.link(
+        changes.link(
             session, number=number, other_number=other, actor=_actor(session, as_), at=utc_now()
         )
     click.echo(f"tickets #{number} and #{other} linked")
@@ -274,7 +334,7 @@ def due(
     if not dates:
         raise click.UsageError("give --follow-up WHEN and/or --action-required WHEN")
     with ctx.store.transaction() as session:
-        ticket = agent_actions.set_dates(
+        ticket = changes.set_dates(
             session,
             settings=ctx.settings,
             number=number,
@@ -295,7 +355,7 @@ def due(
 def _write_message(
     ctx: Context, action: Callable[..., TicketMessage], number: int, source: TextIO, as_: str
 ) -> int:
-    """Store a reply or note read from ``source`` through ``agent_actions``; its id."""
+    """Store a reply or note read from ``source`` through the write side; its id."""
     body = _read_body(source)
     with ctx.store.transaction() as session:
         message = action(

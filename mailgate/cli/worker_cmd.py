@@ -6,7 +6,7 @@ import click
 
 from mailgate.cli.context import Context
 from mailgate.jobs.broker import is_embedded, queue_names
-from mailgate.jobs.worker import run_workers
+from mailgate.ops.worker import run_workers
 
 pass_context = click.make_pass_decorator(Context)
 

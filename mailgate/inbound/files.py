@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailgate.errors import PermanentFailure
+from mailgate.core.errors import PermanentFailure
 
 
 @dataclass(frozen=True)

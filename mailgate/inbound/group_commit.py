@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from mailgate.errors import PermanentFailure
+from mailgate.core.errors import PermanentFailure
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Accepted, Envelope, Incoming, accept_many
-from mailgate.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sqlalchemy import ColumnElement, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailgate.errors import PermanentFailure
-from mailgate.header_repair import header_lines_found
-from mailgate.models import InboundMessage
-from mailgate.store import Store
+from mailgate.core.errors import PermanentFailure
+from mailgate.core.header_repair import header_lines_found
+from mailgate.db.models import InboundMessage
+from mailgate.db.store import Store
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Envelope:
 
 class NotMail(PermanentFailure):
     """Input refused before storing; ``reason`` names it for the rejection counts
-    (``too_big`` or ``not_an_email``, see ``mailgate.rejections.REASONS``)."""
+    (``too_big`` or ``not_an_email``, see ``mailgate.db.rejection_counts.REASONS``)."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from mailgate.core.settings import Settings
 from mailgate.jobs.broker import (
     INBOUND_ACTOR,
     NOTICE_ACTOR,
@@ -17,7 +18,6 @@ from mailgate.jobs.broker import (
     send,
     shared_broker,
 )
-from mailgate.settings import Settings
 
 log = logging.getLogger(__name__)
 

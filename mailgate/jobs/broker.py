@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Retries
 
-from mailgate.errors import ConfigError
-from mailgate.settings import Settings
+from mailgate.core.errors import ConfigError
+from mailgate.core.settings import Settings
 
 EMBEDDED = "embedded"
 INBOUND_ACTOR = "process_inbound"
@@ -56,7 +56,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
         if url.startswith(("redis://", "rediss://")):
             from dramatiq.brokers.redis import RedisBroker
 
-            broker = RedisBroker(url=url, middleware=middleware)
+            broker = RedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]  # dramatiq ships no types for it
         elif url.startswith(("amqp://", "amqps://")):
             from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -105,3 +105,23 @@ def send(
         queue_name=queue, actor_name=actor, args=(item_id,), kwargs={}, options={}
     )
     broker.enqueue(message, delay=delay_ms)
+
+
+def ping_broker(url: str, *, timeout: float) -> None:
+    """Connect to the Redis or RabbitMQ broker at ``url`` and hang up; raises when it
+    cannot (the caller words the reason). The embedded queue needs no ping."""
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    else:
+        import pika
+
+        params = pika.URLParameters(url)
+        params.socket_timeout = timeout
+        params.connection_attempts = 1
+        pika.BlockingConnection(params).close()

@@ -18,11 +18,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from mailgate.errors import TemporaryFailure
+from mailgate.core.errors import TemporaryFailure
+from mailgate.db.models import InboundMessage, Notice
 from mailgate.jobs.reconciler import inbound_due, notices_due
 from mailgate.jobs.sla_job import Every, check_once
 from mailgate.jobs.tasks import Runtime, notices_available, run_inbound, run_notice
-from mailgate.models import InboundMessage, Notice
 
 log = logging.getLogger(__name__)
 # How long an idle worker sleeps between looks at the database; enqueue_inbound in

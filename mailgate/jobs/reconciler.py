@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from mailgate.models import InboundMessage, Notice
-from mailgate.store import Store
+from mailgate.core.states import InboundState, NoticeState
+from mailgate.db.models import InboundMessage, Notice
+from mailgate.db.store import Store
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -33,13 +34,13 @@ class Reconciled:
 def inbound_due(now: datetime, older_than: timedelta) -> ColumnElement[bool]:
     """Rows ``received`` whose last scheduled time is at least ``older_than`` ago."""
     since = func.coalesce(InboundMessage.next_attempt_at, InboundMessage.received_at)
-    return (InboundMessage.state == "received") & (since <= now - older_than)
+    return (InboundMessage.state == InboundState.RECEIVED) & (since <= now - older_than)
 
 
 def notices_due(now: datetime, older_than: timedelta) -> ColumnElement[bool]:
     """Notices ``pending`` whose last scheduled time is at least ``older_than`` ago."""
     since = func.coalesce(Notice.next_attempt_at, Notice.created_at)
-    return (Notice.state == "pending") & (since <= now - older_than)
+    return (Notice.state == NoticeState.PENDING) & (since <= now - older_than)
 
 
 def _claim(

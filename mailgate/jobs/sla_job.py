@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from mailgate import sla_check
-from mailgate.errors import TemporaryFailure
+from mailgate.core.errors import TemporaryFailure
 from mailgate.jobs.tasks import Runtime
+from mailgate.tickets import sla_check
 
 log = logging.getLogger(__name__)
 

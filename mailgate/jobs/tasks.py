@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select
 
-from mailgate.backoff import compute_backoff
-from mailgate.errors import TemporaryFailure
-from mailgate.models import InboundMessage, Notice
-from mailgate.processing import process
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.backoff import compute_backoff
+from mailgate.core.errors import TemporaryFailure
+from mailgate.core.settings import Settings
+from mailgate.core.states import InboundState, NoticeState
+from mailgate.db.models import InboundMessage, Notice
+from mailgate.db.store import Store
+from mailgate.tickets.mail import process
 
 log = logging.getLogger(__name__)
 SENDER_MODULE = "mailgate.outbound.sender"
@@ -73,7 +74,7 @@ def _given_up(rt: Runtime, inbound_id: int) -> bool:
     # A failed row waits for `mailgate inbound retry`; a stray job must not revive it.
     with rt.store.transaction() as session:
         state = session.scalar(select(InboundMessage.state).where(InboundMessage.id == inbound_id))
-    return state == "failed"
+    return state == NoticeState.FAILED
 
 
 def _schedule_retry(rt: Runtime, inbound_id: int, retries: int) -> float | None:
@@ -82,7 +83,7 @@ def _schedule_retry(rt: Runtime, inbound_id: int, retries: int) -> float | None:
     try:
         with rt.store.transaction() as session:
             row = session.get(InboundMessage, inbound_id)
-            if row is None or row.state != "received":
+            if row is None or row.state != InboundState.RECEIVED:
                 return None
             delay = rt.backoff(max(row.attempts, 1))
             row.next_attempt_at = rt.now() + timedelta(seconds=delay)
@@ -106,7 +107,7 @@ def pending_notice_ids(rt: Runtime, inbound_id: int) -> list[int]:
 
 def notices_due_now(now: datetime) -> ColumnElement[bool]:
     """Pending notices whose next attempt time has come (or was never set)."""
-    return (Notice.state == "pending") & (
+    return (Notice.state == NoticeState.PENDING) & (
         Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)
     )
 
@@ -120,7 +121,7 @@ def run_notice(rt: Runtime, notice_id: int, *, retries: int = 0) -> float | None
     try:
         with rt.store.transaction() as session:
             state = session.scalar(select(Notice.state).where(Notice.id == notice_id))
-        if state != "pending":
+        if state != NoticeState.PENDING:
             return None  # sent, failed or suppressed already: a duplicate job
         report = send_many(rt.store, [notice_id], settings=rt.settings, now=rt.now)
     except TemporaryFailure as exc:

@@ -13,8 +13,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from mailgate.loop import LOOP_HEADER, loop_marker
-from mailgate.notices import ANSWER_KINDS, CLOSED_TICKET, CUSTOMER_KINDS
+from mailgate.core.loop import LOOP_HEADER, loop_marker
+from mailgate.core.notices import ANSWER_KINDS, CLOSED_TICKET, CUSTOMER_KINDS
 from mailgate.outbound.render import Rendered
 from mailgate.threading.tokens import reply_token
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from mailgate.notices import ALL_KINDS
+from mailgate.core.notices import ALL_KINDS
 
 BUILT_IN = Path(str(files("mailgate") / "templates"))
 PARTS = ("subject", "txt", "html")

@@ -19,18 +19,19 @@ import jinja2
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from mailgate.backoff import next_attempt
-from mailgate.errors import NotFound, PermanentFailure, TemporaryFailure
-from mailgate.models import Notice, Ticket
-from mailgate.notices import SIGN_IN_LINK
+from mailgate.core.backoff import next_attempt
+from mailgate.core.errors import NotFound, PermanentFailure, TemporaryFailure
+from mailgate.core.notices import SIGN_IN_LINK
+from mailgate.core.settings import Settings
+from mailgate.core.states import NoticeState
+from mailgate.db.models import Notice, Ticket
+from mailgate.db.store import Store
 from mailgate.outbound.compose import Envelope, compose
 from mailgate.outbound.render import NoticeValues, Renderer
 from mailgate.outbound.transport import Transport, make_transport
-from mailgate.settings import Settings
-from mailgate.store import Store
 
 log = logging.getLogger(__name__)
-PENDING, SENT, FAILED = "pending", "sent", "failed"
+PENDING, SENT, FAILED = NoticeState.PENDING, NoticeState.SENT, NoticeState.FAILED
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _when(iso: str) -> str:
 def _sign_in_link(session: Session, settings: Settings, notice: Notice) -> str:
     if notice.kind != SIGN_IN_LINK:
         return ""
-    from mailgate.web.signin import link_for_notice  # the portal rebuilds it from the secret
+    from mailgate.tickets.sign_in import link_for_notice  # the portal rebuilds it from the secret
 
     link = link_for_notice(session, settings, notice)
     if link is None:

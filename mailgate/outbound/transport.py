@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from mailgate.errors import PermanentFailure, TemporaryFailure
-from mailgate.settings import OutboundSettings, OutboundSmtpSettings
+from mailgate.core.errors import PermanentFailure, TemporaryFailure
+from mailgate.core.settings import OutboundSettings, OutboundSmtpSettings
 
 
 class Transport(Protocol):

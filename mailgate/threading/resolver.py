@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailgate.message import ParsedMessage
+from mailgate.core.message import ParsedMessage
 from mailgate.threading.headers import find_subject_tag
 from mailgate.threading.tokens import plus_token, read_message_id, read_reply_token
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from mailgate.models import Customer, Participant, Ticket
+from mailgate.db.models import Customer, Participant, Ticket
 
 
 def admin_of(session: Session, email: str) -> list[int]:

@@ -1,6 +1,6 @@
 """Agent pages: password sign-in, the queue, and the actions on a ticket.
 
-Every action is a form post that calls one ``agent_actions`` function, the same
+Every action is a form post that calls one write-side function (``tickets``), the same
 one the CLI and the API call, then returns to the ticket.
 """
 
@@ -15,12 +15,17 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailgate import agent_actions, queries, responses, sla
-from mailgate.agent_actions import CLOSED_EXPLANATION, Actor
-from mailgate.errors import ActionRefused, InvalidValue, NotFound
-from mailgate.models import Agent, Team, Ticket
-from mailgate.tickets import is_closed
-from mailgate.web import passwords, ratelimit, sessions, signin
+from mailgate.core import sla
+from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.core.statuses import is_closed
+from mailgate.db import queries
+from mailgate.db.models import Agent, Team, Ticket
+from mailgate.tickets import canned_responses as responses
+from mailgate.tickets import changes, messages
+from mailgate.tickets import sign_in as signin
+from mailgate.tickets.actors import Actor
+from mailgate.tickets.records import CLOSED_EXPLANATION
+from mailgate.web import passwords, ratelimit, sessions
 from mailgate.web.auth import Principal, agent_only, client_ip, current, require_csrf
 from mailgate.web.context import Portal, portal
 from mailgate.web.middleware import with_session
@@ -201,7 +206,7 @@ def reply(
 
     def act(s: Session, p: Portal, a: Actor) -> Any:
         if not response:
-            return agent_actions.reply(
+            return messages.reply(
                 s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
             )
         if body.strip():
@@ -222,7 +227,7 @@ def note(request: Request, number: int, principal: AgentP, body: Text) -> Respon
         request,
         principal,
         number,
-        lambda s, p, a: agent_actions.note(
+        lambda s, p, a: messages.note(
             s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
         ),
     )
@@ -234,7 +239,7 @@ def status(request: Request, number: int, principal: AgentP, status: Short) -> R
         request,
         principal,
         number,
-        lambda s, p, a: agent_actions.change_status(
+        lambda s, p, a: changes.change_status(
             s, settings=p.settings, number=number, actor=a, status=status, at=p.now()
         ),
     )
@@ -246,7 +251,7 @@ def assign(request: Request, number: int, principal: AgentP, assignee: Short = "
         request,
         principal,
         number,
-        lambda s, p, a: agent_actions.assign(
+        lambda s, p, a: changes.assign(
             s, settings=p.settings, number=number, actor=a, assignee=assignee or None, at=p.now()
         ),
     )
@@ -258,7 +263,7 @@ def team(request: Request, number: int, principal: AgentP, team: Short = "") -> 
         request,
         principal,
         number,
-        lambda s, p, a: agent_actions.set_team(
+        lambda s, p, a: changes.set_team(
             s, settings=p.settings, number=number, actor=a, team=team or None, at=p.now()
         ),
     )
@@ -270,9 +275,7 @@ def close(request: Request, number: int, principal: AgentP) -> Response:
         request,
         principal,
         number,
-        lambda s, p, a: agent_actions.close(
-            s, settings=p.settings, number=number, actor=a, at=p.now()
-        ),
+        lambda s, p, a: changes.close(s, settings=p.settings, number=number, actor=a, at=p.now()),
     )
 
 
@@ -290,10 +293,8 @@ def dates(
     def act(s: Session, p: Portal, a: Actor) -> Any:
         now = p.now()
         given = {"follow_up": follow_up, "action_required": action_required}
-        changes = {name: sla.parse_when(text, now) for name, text in given.items() if text.strip()}
-        return agent_actions.set_dates(
-            s, settings=p.settings, number=number, actor=a, dates=changes, at=now
-        )
+        when = {name: sla.parse_when(text, now) for name, text in given.items() if text.strip()}
+        return changes.set_dates(s, settings=p.settings, number=number, actor=a, dates=when, at=now)
 
     return _act(request, principal, number, act)
 
@@ -314,7 +315,7 @@ def link(request: Request, number: int, principal: AgentP, other: Short) -> Resp
         request,
         principal,
         number,
-        lambda s, p, a: agent_actions.link(
+        lambda s, p, a: changes.link(
             s, number=number, other_number=int(other_number), actor=a, at=p.now()
         ),
     )

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
-from mailgate import agent_actions, customer_actions, queries
-from mailgate.agent_actions import Actor
-from mailgate.errors import ActionRefused, InvalidValue, NotFound
-from mailgate.settings import Settings
+from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.core.settings import Settings
+from mailgate.db import queries
+from mailgate.tickets import changes, messages, opening
+from mailgate.tickets.actors import Actor
 from mailgate.web import api_tokens
 from mailgate.web.api_models import (
     ErrorOut,
@@ -97,19 +98,17 @@ def create_ticket(request: Request, name: Integration, body: TicketCreate) -> di
     settings = p.settings
     try:
         with p.store.transaction() as session:
-            ticket = customer_actions.open_ticket(
-                session,
-                settings=settings,
+            new = opening.typed_ticket(
                 requester=body.requester,
                 subject=body.subject,
                 body=body.body,
-                type_=body.type or settings.defaults.type,
-                at=p.now(),
                 via="api",
                 requester_name=body.requester_name,
+                type_=body.type,
                 priority=body.priority,
                 actor=f"api:{name}",
             )
+            ticket = opening.open_ticket(session, new, settings=settings, at=p.now())
             number = ticket.number
             assert number is not None
             return _summary(session, number)
@@ -146,7 +145,7 @@ def post_reply(request: Request, name: Integration, number: Number, body: ReplyI
     p = portal(request)
     try:
         with p.store.transaction() as session:
-            message = agent_actions.reply(
+            message = messages.reply(
                 session,
                 settings=p.settings,
                 number=number,
@@ -170,7 +169,7 @@ def change_status(
     p = portal(request)
     try:
         with p.store.transaction() as session:
-            agent_actions.change_status(
+            changes.change_status(
                 session,
                 settings=p.settings,
                 number=number,

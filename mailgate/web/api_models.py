@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 # No NUL anywhere: PostgreSQL text cannot hold it, and no mail has it.
 NO_NUL = r"^[^\x00]*$"
 # No NUL, and not blank: at least one character that is not an ASCII space or control
-# (the rule agent_actions.clean_body applies, so schema and server agree).
+# (the rule tickets.messages.clean_body applies, so schema and server agree).
 VISIBLE = r"^[^\x00]*[^\x00-\x20][^\x00]*$"
 EMAIL = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.errors import InvalidValue, NotFound
-from mailgate.models import ApiToken
+from mailgate.core.errors import InvalidValue, NotFound
+from mailgate.db.models import ApiToken
 
 PREFIX = "mgt_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

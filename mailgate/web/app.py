@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from mailgate import __version__
-from mailgate.errors import ConfigError, TemporaryFailure
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.errors import ConfigError, TemporaryFailure
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store
 from mailgate.web import agent, api, customer, ops
 from mailgate.web.auth import SignInRequired
 from mailgate.web.context import Portal

@@ -13,7 +13,7 @@ from fastapi import HTTPException
 from sqlalchemy import select
 from starlette.requests import Request
 
-from mailgate.models import Agent
+from mailgate.db.models import Agent
 from mailgate.web import csrf, sessions
 from mailgate.web.context import portal
 

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from starlette.requests import Request
 
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store
 
 
 @dataclass(frozen=True)

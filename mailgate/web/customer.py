@@ -15,19 +15,14 @@ from sqlalchemy.orm import Session, selectinload
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailgate import customer_actions
-from mailgate.agent_actions import CLOSED_EXPLANATION
-from mailgate.errors import ActionRefused, InvalidValue
-from mailgate.models import Ticket, TicketMessage
-from mailgate.tickets import is_closed
-from mailgate.web import access, agent, ratelimit, sessions, signin
-from mailgate.web.auth import (
-    Principal,
-    current,
-    customer_only,
-    require_csrf,
-    signed_in,
-)
+from mailgate.core.errors import ActionRefused, InvalidValue
+from mailgate.core.statuses import is_closed
+from mailgate.db.models import Ticket, TicketMessage
+from mailgate.tickets import messages, opening
+from mailgate.tickets import sign_in as signin
+from mailgate.tickets.records import CLOSED_EXPLANATION
+from mailgate.web import access, agent, ratelimit, sessions
+from mailgate.web.auth import Principal, current, customer_only, require_csrf, signed_in
 from mailgate.web.auth import client_ip as client_ip_of
 from mailgate.web.context import portal
 from mailgate.web.files import attachment_response
@@ -73,7 +68,7 @@ def sign_in_form(request: Request, next: str = "") -> Response:
 def _may_sign_in(session: Session, request: Request, email: str) -> bool:
     """Addresses with tickets, of a customer account, or anyone the intake policy lets in."""
     settings = portal(request).settings
-    if customer_actions.may_open(session, settings, email) is None:
+    if opening.may_open(session, settings, email) is None:
         return True
     return (
         session.scalar(select(Ticket.id).where(access.visible_to_customer(session, email)).limit(1))
@@ -214,17 +209,15 @@ def new_ticket(
                 and access.customer_ticket(session, principal.email, earlier) is None
             ):
                 earlier = None  # only a ticket this customer can see may be referred to
-            ticket = customer_actions.open_ticket(
-                session,
-                settings=p.settings,
+            new = opening.typed_ticket(
                 requester=principal.email,
                 subject=subject,
                 body=body,
-                type_=type,
-                at=p.now(),
                 via="portal",
+                type_=type,
                 follow_up_of=earlier,
             )
+            ticket = opening.open_ticket(session, new, settings=p.settings, at=p.now())
             number = ticket.number
     except InvalidValue as exc:
         return render(
@@ -289,7 +282,7 @@ def reply(
         with p.store.transaction() as session:
             if access.customer_ticket(session, principal.email, number) is None:
                 raise HTTPException(404, "There is no such ticket.")
-            customer_actions.reply(
+            messages.customer_reply(
                 session,
                 settings=p.settings,
                 number=number,

@@ -6,7 +6,7 @@ from fastapi import HTTPException
 from sqlalchemy import select
 from starlette.responses import Response
 
-from mailgate.models import StoredAttachment, Ticket, TicketMessage
+from mailgate.db.models import StoredAttachment, Ticket, TicketMessage
 from mailgate.web import access
 from mailgate.web.auth import Principal
 from mailgate.web.context import Portal

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from mailgate.html import sanitize
+from mailgate.core.html import sanitize
 from mailgate.web import auth
 from mailgate.web.context import portal
 

@@ -9,8 +9,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.errors import InvalidValue, NotFound
-from mailgate.models import Agent, AgentPassword
+from mailgate.core.errors import InvalidValue, NotFound
+from mailgate.db.models import Agent, AgentPassword
 
 MIN_LENGTH = 10
 _hasher = PasswordHasher()

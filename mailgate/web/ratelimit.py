@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from mailgate.models import RateLimitHit
+from mailgate.db.models import RateLimitHit
 
 HOUR = timedelta(hours=1)
 

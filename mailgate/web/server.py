@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mailgate.settings import Settings
-from mailgate.store import Store
+from mailgate.core.settings import Settings
+from mailgate.db.store import Store
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mailgate.models import WebSession
+from mailgate.db.models import WebSession
 
 _SID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import config as mailgate_config
+from mailgate.core import config as mailgate_config
 from mailgate.inbound.intake import Envelope, accept
 from tests.faults.load import Client, load_message
 from tests.faults.support import (

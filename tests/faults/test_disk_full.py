@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.errors import EX_TEMPFAIL
+from mailgate.core.errors import EX_TEMPFAIL
 from tests.conftest import SECRET
 from tests.faults.load import Client, load_message
 from tests.faults.support import (

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgate.message import ParsedMessage, ParseRefused, parse
-from mailgate.screening import ScreenContext, screen
-from mailgate.settings import LimitsSettings
+from mailgate.core.message import ParsedMessage, ParseRefused, parse
+from mailgate.core.screening import ScreenContext, screen
+from mailgate.core.settings import LimitsSettings
 from mailgate.threading.resolver import ThreadClues, TicketRef, resolve
 from mailgate.threading.tokens import (
     mint_message_id,

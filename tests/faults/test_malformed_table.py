@@ -22,12 +22,12 @@ from typing import TypeVar
 import pytest
 import sqlalchemy as sa
 
-from mailgate.errors import PermanentFailure
+from mailgate.core.errors import PermanentFailure
+from mailgate.core.message import ParseRefused, parse
+from mailgate.core.settings import LimitsSettings, Settings
+from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.message import ParseRefused, parse
-from mailgate.processing import process
-from mailgate.settings import LimitsSettings, Settings
-from mailgate.store import Store
+from mailgate.tickets.mail import process
 from tests.conftest import make_settings
 from tests.faults.support import peak_rss_kib
 from tests.smtp_support import SUPPORT, count, migrated_store, serving, smtp_settings

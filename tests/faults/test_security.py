@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mailgate import config
-from mailgate.errors import ConfigError
+from mailgate.core import config
+from mailgate.core.errors import ConfigError
+from mailgate.core.settings import SmtpSettings
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.outbound.compose import Envelope as NoticeEnvelope
 from mailgate.outbound.compose import compose
 from mailgate.outbound.render import Rendered
-from mailgate.processing import process
-from mailgate.settings import SmtpSettings
+from mailgate.tickets.mail import process
 from tests.conftest import SECRET, make_settings
 from tests.smtp_support import SUPPORT, count, migrated_store, serving, smtp_settings
 from tests.test_smtp_tls import certificate  # noqa: F401 - the fixture

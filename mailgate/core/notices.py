@@ -1,0 +1,213 @@
+"""Which notices an event produces (DESIGN.md §6), and which of them must stay unsent.
+
+Pure: an ``Event`` and a ``NoticeContext`` of plain values in, frozen ``NoticeSpec``s
+out. A suppressed notice is still returned, with its reason, so the outbox records
+why nothing was sent (invariant 5 is visible, not silent).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from mailgate.core.directory import is_support_address
+
+ACKNOWLEDGEMENT = "acknowledgement"
+ASSIGNED = "assigned"
+CUSTOMER_REPLIED = "customer_replied"
+AGENT_REPLIED = "agent_replied"
+STATUS_CHANGED = "status_changed"
+CLOSED_TICKET = "closed_ticket"
+# To the assignee, when an SLA target passes or a ticket date is reached (mailgate/sla.py).
+REMINDER = "reminder"
+KINDS = (
+    ACKNOWLEDGEMENT, ASSIGNED, CUSTOMER_REPLIED, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET,
+    REMINDER,
+)  # fmt: skip
+# The answer to a sender intake.policy refuses (mailgate/tickets/refusal.py): about no ticket.
+INTAKE_REFUSED = "intake_refused"
+# The portal's one-time sign-in link (mailgate/tickets/sign_in.py), also about no ticket.
+SIGN_IN_LINK = "sign_in_link"
+ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK)
+
+# Notices that go to the customer side (language of the customer), the rest to agents.
+CUSTOMER_KINDS = frozenset(
+    {ACKNOWLEDGEMENT, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET, INTAKE_REFUSED, SIGN_IN_LINK}
+)
+# Direct answers to an inbound message's sender: RFC 3834 §5 calls them auto-replied.
+ANSWER_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, INTAKE_REFUSED})
+# Caused by inbound mail, so an outside party can make them repeat: rate-limited. Reminders
+# too: a tight target or a bulk date change could otherwise bury an agent's inbox.
+RATE_LIMITED_KINDS = frozenset(
+    {ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED, REMINDER, INTAKE_REFUSED}
+)
+
+# Events
+NEW_TICKET = "new_ticket"
+CUSTOMER_REPLY = "customer_reply"
+MESSAGE_TO_CLOSED = "message_to_closed"
+AGENT_REPLY = "agent_reply"
+STATUS_CHANGE = "status_change"
+ASSIGNMENT = "assignment"
+SLA_DUE = "sla_due"
+INTAKE_REFUSAL = "intake_refusal"  # about no ticket: the sender may not open one
+SIGN_IN_REQUEST = "sign_in_request"  # about no ticket: a customer asked for a link
+INBOUND_EVENTS = frozenset({NEW_TICKET, CUSTOMER_REPLY, MESSAGE_TO_CLOSED, INTAKE_REFUSAL})
+
+RATE_WINDOW = timedelta(hours=1)
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to a ticket. ``cause`` is unique per event: reprocessing
+    the same event yields the same causes, which the outbox's unique column refuses."""
+
+    kind: str
+    cause: str
+    ticket_number: int  # 0 for the events about no ticket
+    requester: str
+    sender: str = ""  # who wrote the inbound message, for inbound events
+    assignee: str = ""  # the assigned agent's address, if any
+    in_reply_to: str = ""  # the customer's own Message-ID, so notices thread
+    status: str = ""  # the status after the event, for status changes and agent replies
+    due: str = ""  # for SLA_DUE: which target or date (sla.KINDS)
+    due_at: str = ""  # for SLA_DUE: when it fell due, ISO 8601
+
+
+@dataclass(frozen=True)
+class NoticeContext:
+    """Values the decision needs: the inbound screening, languages, and recent counts."""
+
+    now: datetime
+    automatic: bool = False  # the inbound message was a bounce, auto-reply or our own
+    answerable: bool = True  # screening allows answering the inbound sender
+    screening_reason: str = ""
+    customer_language: str = ""
+    ticket_language: str = ""
+    default_language: str = "en"
+    max_per_hour: int = 5
+    # Times of notices already written to each address in the last hour (not suppressed).
+    recent: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
+    own_addresses: Collection[str] = ()
+    # A reason the caller already has to send nothing (e.g. told within the day).
+    suppress: str = ""
+
+
+@dataclass(frozen=True)
+class NoticeSpec:
+    kind: str
+    recipient: str
+    language: str
+    cause: str
+    in_reply_to: str = ""
+    status: str = ""
+    due: str = ""
+    due_at: str = ""
+    suppressed: str = ""  # why it must not be sent; empty when it should go
+
+
+def over_rate_limit(sent_at: Sequence[datetime], *, now: datetime, limit: int) -> bool:
+    """True when ``limit`` or more notices went to one address in the hour before ``now``."""
+    since = now - RATE_WINDOW
+    return sum(1 for at in sent_at if since < at <= now) >= limit
+
+
+def choose_language(*candidates: str, default: str) -> str:
+    """The first well-formed candidate (primary subtag of RFC 5646: ``fr-CA`` → ``fr``),
+    else ``default``. Whether templates exist for it is the renderer's fallback."""
+    for value in candidates:
+        primary = value.strip().lower().replace("_", "-").split("-")[0]
+        if _LANGUAGE.match(primary):
+            return primary
+    return default
+
+
+def _candidates(event: Event) -> list[tuple[str, str]]:
+    """(kind, recipient) pairs an event asks for, before any suppression."""
+    if event.kind == NEW_TICKET:
+        out = [(ACKNOWLEDGEMENT, event.requester)]
+        if event.assignee:
+            out.append((ASSIGNED, event.assignee))
+        return out
+    if event.kind == CUSTOMER_REPLY:
+        # The assignee is not told about their own message.
+        if event.assignee and event.assignee != event.sender:
+            return [(CUSTOMER_REPLIED, event.assignee)]
+        return []
+    if event.kind == MESSAGE_TO_CLOSED:
+        # Invariant 4: the sender learns the ticket is closed; no agent is alerted.
+        return [(CLOSED_TICKET, event.sender)]
+    if event.kind == AGENT_REPLY:
+        return [(AGENT_REPLIED, event.requester)]
+    if event.kind == STATUS_CHANGE:
+        return [(STATUS_CHANGED, event.requester)]
+    if event.kind == ASSIGNMENT:
+        return [(ASSIGNED, event.assignee)] if event.assignee else []
+    if event.kind == SLA_DUE:
+        # Unassigned: nobody to remind; the history and the queue show it.
+        return [(REMINDER, event.assignee)] if event.assignee else []
+    if event.kind == INTAKE_REFUSAL:
+        return [(INTAKE_REFUSED, event.sender)]
+    if event.kind == SIGN_IN_REQUEST:
+        return [(SIGN_IN_LINK, event.requester)]
+    raise ValueError(f"unknown event kind {event.kind!r}")
+
+
+def _suppression(
+    kind: str, recipient: str, event: Event, ctx: NoticeContext, counts: dict[str, int]
+) -> str:
+    if event.kind in INBOUND_EVENTS and ctx.automatic:
+        return f"caused by automatic mail ({ctx.screening_reason})"
+    if kind in ANSWER_KINDS and not ctx.answerable:
+        return f"sender must not be answered ({ctx.screening_reason})"
+    if is_support_address(recipient, ctx.own_addresses):
+        return "recipient is one of mailgate's own addresses"
+    if ctx.suppress:
+        return ctx.suppress
+    if kind in RATE_LIMITED_KINDS:
+        already = list(ctx.recent.get(recipient, ())) + [ctx.now] * counts.get(recipient, 0)
+        if over_rate_limit(already, now=ctx.now, limit=ctx.max_per_hour):
+            return f"rate limit: {ctx.max_per_hour} notices to this address in the last hour"
+    return ""
+
+
+def recipients(event: Event) -> tuple[str, ...]:
+    """Every address ``event`` may write to, before any suppression (lower case)."""
+    return tuple(dict.fromkeys(who.strip().lower() for _, who in _candidates(event) if who))
+
+
+def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
+    """The notices ``event`` produces, each either to send or suppressed with a reason."""
+    specs: list[NoticeSpec] = []
+    counts: dict[str, int] = {}
+    for kind, who in _candidates(event):
+        recipient = who.strip().lower()
+        if "@" not in recipient:
+            continue
+        suppressed = _suppression(kind, recipient, event, ctx, counts)
+        if not suppressed:
+            counts[recipient] = counts.get(recipient, 0) + 1
+        language = (
+            choose_language(
+                ctx.customer_language, ctx.ticket_language, default=ctx.default_language
+            )
+            if kind in CUSTOMER_KINDS
+            else ctx.default_language
+        )
+        specs.append(
+            NoticeSpec(
+                kind=kind,
+                recipient=recipient,
+                language=language,
+                cause=f"{event.cause}:{kind}"[:255],
+                in_reply_to=event.in_reply_to,
+                status=event.status,
+                due=event.due,
+                due_at=event.due_at,
+                suppressed=suppressed,
+            )
+        )
+    return tuple(specs)

@@ -1,0 +1,45 @@
+"""The named states of the pipeline's rows: inbound messages, their outcomes, notices.
+
+``StrEnum`` members are their strings: they are what the database stores and what
+``--json`` prints, so a member compares equal to the bare word and scripts keep working.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InboundState(StrEnum):
+    """Where a stored inbound message is in the pipeline."""
+
+    RECEIVED = "received"  # committed, waiting for processing
+    PROCESSED = "processed"  # turned into a ticket change (see its Outcome)
+    QUARANTINED = "quarantined"  # not processable (over a limit, not parseable): kept
+    FAILED = "failed"  # failed processing too often; `mailgate inbound retry` resets it
+
+
+# A row in one of these states is done until an operator retries it.
+FINAL_INBOUND_STATES = (InboundState.PROCESSED, InboundState.QUARANTINED, InboundState.FAILED)
+
+
+class Outcome(StrEnum):
+    """What processing did with an inbound message."""
+
+    NONE = ""  # not processed yet
+    NEW_TICKET = "new_ticket"
+    REPLY = "reply"  # a customer message on an open ticket
+    CLOSED_TICKET = "closed_ticket"  # kept on a closed ticket, which did not change
+    AUTOMATIC = "automatic"  # a bounce or auto-reply filed on its ticket
+    DUPLICATE = "duplicate"  # the same message again (MTA retry, second route)
+    REFUSED_POLICY = "refused_policy"  # intake.policy: the sender may not open tickets
+    REFUSED = "refused"  # quarantined: see the row's last_error
+
+
+class NoticeState(StrEnum):
+    """Where an outbox row is: pending → sent | failed | bounced, or suppressed at once."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # a permanent failure (5xx), or could not be composed
+    BOUNCED = "bounced"  # a DSN reported it undeliverable
+    SUPPRESSED = "suppressed"  # decided not to send; the reason is in last_error

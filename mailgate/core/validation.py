@@ -1,0 +1,326 @@
+"""Cross-field checks on converted settings: choices, references between sections, rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+
+from mailgate.core.settings import RuleSetting, Settings
+
+STATUS_CATEGORIES = ("new", "active", "waiting", "on_hold", "closed")
+ASSIGNMENT_STRATEGIES = ("account_owner", "round_robin", "least_open", "none")
+RULE_CONDITIONS = {
+    "from": "regex",
+    "from_domain": "list",
+    "to": "regex",
+    "subject": "regex",
+    "body": "regex",
+    "header": "table",
+    "customer": "list",
+    "language": "list",
+    "has_attachment": "bool",
+}
+RULE_ACTIONS = ("type", "priority", "team", "assignee", "tags")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+Bad = Callable[[str, str], None]
+
+
+def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
+    """Every problem in ``settings`` as ``where: section.key: expected ...`` lines."""
+    problems: list[str] = []
+
+    def bad(key: str, text: str) -> None:
+        problems.append(f"{where}: {key}: {text}")
+
+    def choice(key: str, value: str, allowed: Iterable[str]) -> None:
+        allowed = tuple(allowed)
+        if value not in allowed:
+            bad(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+
+    s = settings
+    if not s.database.url.startswith(("sqlite://", "postgresql")):
+        bad(
+            "database.url",
+            f"expected a sqlite:/// or postgresql+psycopg:// URL, got {s.database.url!r}",
+        )
+    if s.queue.broker != "embedded" and not s.queue.broker.startswith(
+        ("redis://", "rediss://", "amqp://", "amqps://")
+    ):
+        bad("queue.broker", f"expected embedded, redis://... or amqp://..., got {s.queue.broker!r}")
+    if s.queue.max_attempts < 1:
+        bad("queue.max_attempts", "expected an integer of at least 1")
+    _check_queue(s, bad)
+    _check_listen(s.smtp.listen, bad)
+    _check_web(s, bad, choice)
+    _check_run(s, bad)
+    choice("smtp.protocol", s.smtp.protocol, ("smtp", "lmtp"))
+    choice("smtp.tls", s.smtp.tls, ("none", "starttls", "implicit"))
+    if s.smtp.tls != "none" and not (s.smtp.tls_cert and s.smtp.tls_key):
+        bad("smtp.tls_cert", f"required (with smtp.tls_key) when smtp.tls = {s.smtp.tls!r}")
+    for i, address in enumerate(s.smtp.addresses):
+        if not _is_address(address):
+            bad(f"smtp.addresses[{i}]", f"expected an email address, got {address!r}")
+    for key in ("max_message_bytes", "max_recipients", "max_connections", "max_connections_per_ip"):
+        if getattr(s.smtp, key) < 1:
+            bad(f"smtp.{key}", "expected a positive integer")
+    _check_imap(s, bad, choice)
+    _check_smtp_session(s, bad)
+    choice("outbound.transport", s.outbound.transport, ("file", "smtp"))
+    choice("outbound.smtp.security", s.outbound.smtp.security, ("tls", "starttls", "none"))
+    if not _is_address(s.outbound.from_address):
+        bad("outbound.from", f"expected an email address, got {s.outbound.from_address!r}")
+    if s.portal.ticket_url and "{number}" not in s.portal.ticket_url:
+        bad("portal.ticket_url", "expected a URL containing {number}")
+    if from_file and not s.security.secret:
+        bad(
+            "security.secret",
+            "required: a long random string (mailgate init writes one), "
+            "or set $MAILGATE_SECURITY_SECRET",
+        )
+    elif s.security.secret and len(s.security.secret) < 16:
+        bad("security.secret", "expected at least 16 characters")
+    choice("intake.policy", s.intake.policy, ("anyone", "known", "admins"))
+    choice("logging.level", s.logging.level.upper(), _LOG_LEVELS)
+    choice("logging.format", s.logging.format, ("text", "json"))
+    _check_tickets(s, bad)
+    _check_sla(s, bad)
+    _check_people(s, bad)
+    _check_rules(s, bad)
+    return problems
+
+
+def _is_address(value: str) -> bool:
+    local, _, domain = value.rpartition("@")
+    # No whitespace or control characters: a CR/LF would smuggle a header into mail.
+    clean = not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+    return bool(local) and bool(domain) and clean
+
+
+def _check_listen(listen: str, bad: Bad, key: str = "smtp.listen", port_hint: int = 2525) -> None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        bad(key, f"expected HOST:PORT such as 127.0.0.1:{port_hint}, got {listen!r}")
+
+
+RUN_ROLES = ("smtp", "imap", "worker", "web")
+
+
+def _check_run(s: Settings, bad: Bad) -> None:
+    for i, role in enumerate(s.run.roles):
+        if role not in RUN_ROLES:
+            bad(f"run.roles[{i}]", f"expected one of {', '.join(RUN_ROLES)}, got {role!r}")
+    if not s.run.roles:
+        bad("run.roles", "expected at least one role")
+    for key in ("max_deaths", "death_window_seconds", "stop_timeout_seconds"):
+        if getattr(s.run, key) < 1:
+            bad(f"run.{key}", "expected an integer of at least 1")
+    for key in ("restart_delay_ms", "restart_max_delay_ms"):
+        if getattr(s.run, key) < 0:
+            bad(f"run.{key}", "expected an integer of at least 0")
+
+
+def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:
+    _check_listen(s.web.listen, bad, "web.listen", 8080)
+    if not s.web.base_url.startswith(("http://", "https://")) or s.web.base_url.endswith("/"):
+        bad(
+            "web.base_url",
+            f"expected http(s)://host[:port][/path] without a trailing /, got {s.web.base_url!r}",
+        )
+    choice("web.cookie_secure", s.web.cookie_secure, ("auto", "always", "never"))
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.web.cookie_name):
+        bad("web.cookie_name", f"expected letters, digits, - or _, got {s.web.cookie_name!r}")
+    for key in (
+        "session_hours",
+        "sign_in_link_minutes",
+        "sign_in_requests_per_address_per_hour",
+        "sign_in_requests_per_ip_per_hour",
+        "password_failures_per_address_per_hour",
+        "password_failures_per_ip_per_hour",
+    ):
+        if getattr(s.web, key) < 1:
+            bad(f"web.{key}", "expected a positive integer")
+    for i, net in enumerate(s.web.metrics_allow):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            bad(f"web.metrics_allow[{i}]", f"expected an IP address or network, got {net!r}")
+
+
+def _check_imap(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:
+    names: set[str] = set()
+    for i, box in enumerate(s.imap.mailboxes):
+        at = f"imap.mailboxes[{i}]"
+        if box.name in names:
+            bad(f"{at}.name", f"duplicate mailbox name {box.name!r}")
+        names.add(box.name)
+        choice(f"{at}.security", box.security, ("tls", "starttls", "none"))
+        choice(f"{at}.after_store", box.after_store, ("move", "seen"))
+        if box.batch_size < 1 or box.poll_interval < 1:
+            bad(f"{at}.batch_size", "batch_size and poll_interval must be positive")
+        if box.after_store == "move" and box.processed_folder == box.folder:
+            bad(f"{at}.processed_folder", "must differ from folder when after_store = 'move'")
+
+
+def _check_queue(s: Settings, bad: Bad) -> None:
+    q = s.queue
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,62}", q.name):
+        bad(
+            "queue.name",
+            f"expected a letter or '_', then letters, digits, '_' or '-', got {q.name!r}",
+        )
+    if q.reconcile_after_seconds < 1:
+        bad("queue.reconcile_after_seconds", "expected a positive integer")
+    if q.retry_base_seconds < 1:
+        bad("queue.retry_base_seconds", "expected a positive integer")
+    if q.retry_max_seconds < q.retry_base_seconds:
+        bad("queue.retry_max_seconds", "expected at least queue.retry_base_seconds")
+
+
+def _check_smtp_session(s: Settings, bad: Bad) -> None:
+    for key in ("idle_timeout", "data_timeout"):
+        if getattr(s.smtp, key) < 1:
+            bad(f"smtp.{key}", "expected a positive number of seconds")
+    if s.smtp.auth_username and s.smtp.tls == "none":
+        # AUTH is never offered in the clear, so nobody could ever submit.
+        bad("smtp.auth_username", "needs smtp.tls = starttls or implicit (AUTH only over TLS)")
+    if s.smtp.auth_username and not s.smtp.auth_password:
+        bad("smtp.auth_password", "required with smtp.auth_username")
+
+
+def _check_tickets(s: Settings, bad: Bad) -> None:
+    seen: set[str] = set()
+    for i, status in enumerate(s.tickets.statuses):
+        if status.category not in STATUS_CATEGORIES:
+            bad(
+                f"tickets.statuses[{i}].category",
+                f"expected one of {', '.join(STATUS_CATEGORIES)}, got {status.category!r}",
+            )
+        if status.name in seen:
+            bad(f"tickets.statuses[{i}].name", f"duplicate status {status.name!r}")
+        seen.add(status.name)
+    categories = {st.category for st in s.tickets.statuses}
+    for needed in ("new", "active", "closed"):
+        if needed not in categories:
+            bad("tickets.statuses", f"needs at least one status in category {needed!r}")
+    if not s.tickets.types:
+        bad("tickets.types", "expected at least one type")
+    if not s.tickets.priorities:
+        bad("tickets.priorities", "expected at least one priority")
+    if s.defaults.type not in s.tickets.types:
+        bad("defaults.type", f"{s.defaults.type!r} is not in tickets.types")
+    if s.defaults.priority not in s.tickets.priorities:
+        bad("defaults.priority", f"{s.defaults.priority!r} is not in tickets.priorities")
+
+
+def _check_sla(s: Settings, bad: Bad) -> None:
+    if s.sla.check_interval_seconds < 1:
+        bad("sla.check_interval_seconds", "expected a positive integer")
+    for table in ("first_response_minutes", "resolution_minutes"):
+        for priority, minutes in getattr(s.sla, table).items():
+            key = f"sla.{table}.{_toml_key(priority)}"
+            if priority not in s.tickets.priorities:
+                known = ", ".join(s.tickets.priorities)
+                bad(key, f"unknown priority {priority!r} (known: {known})")
+            if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+                bad(key, f"expected a positive number of minutes, got {minutes!r}")
+
+
+def _toml_key(name: str) -> str:
+    """``name`` as a TOML key: bare when it can be, else quoted (``"On Hold"``)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+def _check_people(s: Settings, bad: Bad) -> None:
+    teams = {t.name for t in s.teams}
+    if s.defaults.team not in teams:
+        bad("defaults.team", f"{s.defaults.team!r} is not a team declared in [[teams]]")
+    for i, team in enumerate(s.teams):
+        if team.assignment not in ASSIGNMENT_STRATEGIES:
+            bad(
+                f"teams[{i}].assignment",
+                f"expected one of {', '.join(ASSIGNMENT_STRATEGIES)}, got {team.assignment!r}",
+            )
+        if team.cap < 0:
+            bad(f"teams[{i}].cap", "expected 0 (no cap) or a positive integer")
+    agents = {a.email.lower() for a in s.agents}
+    for i, agent in enumerate(s.agents):
+        if not _is_address(agent.email):
+            bad(f"agents[{i}].email", f"expected an email address, got {agent.email!r}")
+        for team_name in agent.teams:
+            if team_name not in teams:
+                bad(f"agents[{i}].teams", f"unknown team {team_name!r}")
+    for i, customer in enumerate(s.customers):
+        if customer.owner and customer.owner.lower() not in agents:
+            bad(f"customers[{i}].owner", f"{customer.owner!r} is not an agent in [[agents]]")
+        if not customer.domains and not customer.addresses:
+            bad(f"customers[{i}]", "expected domains or addresses to match its mail")
+
+
+def _check_rules(s: Settings, bad: Bad) -> None:
+    names: set[str] = set()
+    for i, rule in enumerate(s.rules):
+        _check_rule(s, i, rule, bad)
+        if rule.name in names:
+            # History records matched rules by name, so names must tell them apart.
+            bad(f"rules[{i}].name", f"duplicate rule name {rule.name!r}")
+        names.add(rule.name)
+
+
+def _check_rule(s: Settings, i: int, rule: RuleSetting, bad: Bad) -> None:
+    at = f"rules[{i}] ({rule.name!r})"
+    if not rule.when:
+        bad(f"{at}.when", "expected at least one condition")
+    for key, value in rule.when.items():
+        kind = RULE_CONDITIONS.get(key)
+        if kind is None:
+            bad(f"{at}.when.{key}", f"unknown condition (known: {', '.join(RULE_CONDITIONS)})")
+        elif kind == "regex":
+            _check_regex(f"{at}.when.{key}", value, bad)
+        elif kind == "table":
+            if not isinstance(value, dict):
+                bad(f"{at}.when.{key}", 'expected a table such as { "X-Priority" = "^1" }')
+            else:
+                for name, pattern in value.items():
+                    _check_regex(f"{at}.when.{key}.{name}", pattern, bad)
+        elif kind == "bool" and not isinstance(value, bool):
+            bad(f"{at}.when.{key}", "expected true or false")
+        elif kind == "list" and not (
+            isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ):
+            bad(f"{at}.when.{key}", "expected a string or an array of strings")
+    if not rule.set:
+        bad(f"{at}.set", "expected at least one action")
+    known = {
+        "type": s.tickets.types,
+        "priority": s.tickets.priorities,
+        "team": tuple(t.name for t in s.teams),
+        "assignee": tuple(a.email.lower() for a in s.agents),
+    }
+    for key, value in rule.set.items():
+        if key not in RULE_ACTIONS:
+            bad(f"{at}.set.{key}", f"unknown action (known: {', '.join(RULE_ACTIONS)})")
+        elif key == "tags" and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            bad(f"{at}.set.tags", "expected an array of strings")
+        if key in known and (not isinstance(value, str) or _norm(key, value) not in known[key]):
+            bad(
+                f"{at}.set.{key}",
+                f"unknown {key} {value!r} (known: {', '.join(known[key]) or 'none'})",
+            )
+
+
+def _norm(key: str, value: str) -> str:
+    return value.lower() if key == "assignee" else value
+
+
+def _check_regex(key: str, pattern: object, bad: Bad) -> None:
+    if not isinstance(pattern, str):
+        bad(key, "expected a regular expression string")
+        return
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        bad(key, f"not a valid regular expression: {exc}")

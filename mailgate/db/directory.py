@@ -1,0 +1,205 @@
+"""Agents, teams and customer accounts as the CLI lists and changes them.
+
+Listings are plain dicts with stable field names (add fields, never rename).
+Entries declared in the config file are synced at start-up and the file wins
+there; ``declared`` in a listing says which those are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailgate.core.assignment import STRATEGIES
+from mailgate.core.directory import CustomerView, match_customer
+from mailgate.core.errors import MailgateError, NotFound
+from mailgate.core.settings import Settings
+from mailgate.db.models import Agent, Customer, Team, Ticket
+
+
+class Conflict(MailgateError):
+    """Raised when a name or address to add already exists, or a reference is unknown."""
+
+
+def _limited(query: Any, limit: int) -> Any:
+    return query.limit(limit) if limit else query
+
+
+def list_agents(session: Session, settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Agents newest first, with their open (not closed) ticket count."""
+    closed = [s.name for s in settings.tickets.statuses if s.category == "closed"]
+    counts = dict(
+        session.execute(
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
+            .group_by(Ticket.assignee_id)
+        ).all()
+    )
+    declared = {a.email.lower() for a in settings.agents}
+    agents = session.scalars(_limited(select(Agent).order_by(Agent.id.desc()), limit))
+    return [
+        {
+            "id": a.id,
+            "email": a.email,
+            "name": a.name,
+            "teams": list(a.teams),
+            "active": a.active,
+            "away": a.away,
+            "open_tickets": counts.get(a.id, 0),
+            "declared": a.email in declared,
+        }
+        for a in agents
+    ]
+
+
+def _known_teams(session: Session, teams: Sequence[str]) -> list[str]:
+    existing = set(session.scalars(select(Team.name)))
+    unknown = [t for t in teams if t not in existing]
+    if unknown:
+        raise Conflict(f"unknown team(s): {', '.join(unknown)} (mailgate teams add NAME)")
+    return list(dict.fromkeys(teams))
+
+
+def add_agent(session: Session, email: str, *, name: str, teams: Sequence[str]) -> Agent:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise Conflict(f"{email!r} is not an email address")
+    if session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+        raise Conflict(f"agent {email} already exists (use mailgate agents set)")
+    agent = Agent(
+        email=email, name=name, teams=_known_teams(session, teams), active=True, away=False
+    )
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def set_agent(
+    session: Session,
+    email: str,
+    *,
+    away: bool | None = None,
+    active: bool | None = None,
+    name: str | None = None,
+    teams: Sequence[str] | None = None,
+) -> Agent:
+    """Change the given fields of agent ``email``; the others stay."""
+    agent = session.scalar(select(Agent).where(Agent.email == email.strip().lower()))
+    if agent is None:
+        raise NotFound(f"no agent {email}")
+    if away is not None:
+        agent.away = away
+    if active is not None:
+        agent.active = active
+    if name is not None:
+        agent.name = name
+    if teams is not None:
+        agent.teams = _known_teams(session, teams)
+    return agent
+
+
+def list_teams(session: Session, settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
+    agents = list(session.scalars(select(Agent)))
+    declared = {t.name for t in settings.teams}
+    teams = session.scalars(_limited(select(Team).order_by(Team.id.desc()), limit))
+    return [
+        {
+            "id": t.id,
+            "name": t.name,
+            "assignment": t.assignment,
+            "cap": t.cap,
+            "agents": [a.email for a in agents if t.name in a.teams],
+            "declared": t.name in declared,
+        }
+        for t in teams
+    ]
+
+
+def add_team(session: Session, name: str, *, assignment: str, cap: int) -> Team:
+    if assignment not in STRATEGIES:
+        raise Conflict(f"assignment must be one of {', '.join(STRATEGIES)}")
+    if cap < 0:
+        raise Conflict("cap must be 0 (no cap) or more")
+    if session.scalar(select(Team.id).where(Team.name == name)) is not None:
+        raise Conflict(f"team {name} already exists")
+    team = Team(name=name, assignment=assignment, cap=cap)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def list_customers(
+    session: Session, settings: Settings, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    emails = dict(session.execute(select(Agent.id, Agent.email)).all())
+    declared = {c.name for c in settings.customers}
+    customers = session.scalars(_limited(select(Customer).order_by(Customer.id.desc()), limit))
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "domains": list(c.domains),
+            "addresses": list(c.addresses),
+            "admins": list(c.admins),
+            "owner": emails.get(c.owner_id) if c.owner_id else None,
+            "language": c.language,
+            "declared": c.name in declared,
+        }
+        for c in customers
+    ]
+
+
+def add_customer(
+    session: Session,
+    name: str,
+    *,
+    domains: Sequence[str],
+    addresses: Sequence[str],
+    admins: Sequence[str],
+    owner: str | None,
+    language: str,
+) -> Customer:
+    if not domains and not addresses and not admins:
+        raise Conflict("give at least one --domain or --address to match its mail")
+    if session.scalar(select(Customer.id).where(Customer.name == name)) is not None:
+        raise Conflict(f"customer {name} already exists")
+    owner_id = None
+    if owner:
+        owner_id = session.scalar(select(Agent.id).where(Agent.email == owner.strip().lower()))
+        if owner_id is None:
+            raise Conflict(f"owner {owner} is not an agent (mailgate agents add)")
+    customer = Customer(
+        name=name,
+        domains=[d.strip().lower().lstrip("@") for d in domains],
+        addresses=[a.strip().lower() for a in addresses],
+        admins=[a.strip().lower() for a in admins],
+        owner_id=owner_id,
+        language=language,
+    )
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def customer_views(session: Session) -> list[CustomerView]:
+    """Every customer account as the pure directory sees it."""
+    return [
+        CustomerView(
+            c.id,
+            c.name,
+            tuple(c.domains),
+            tuple(c.addresses),
+            tuple(c.admins),
+            c.owner_id,
+            c.language,
+        )
+        for c in session.scalars(select(Customer))
+    ]
+
+
+def customer_of(session: Session, email: str) -> CustomerView | None:
+    """The customer account ``email`` belongs to, if any."""
+    return match_customer(email, customer_views(session))

@@ -1,0 +1,402 @@
+"""Database tables, and nothing else: queries live in ``store.py``."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from mailgate.core.states import InboundState, NoticeState
+
+# Integer ids that are BIGINT on PostgreSQL and the rowid alias on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every database; SQLite would hand back naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class InboundMessage(Base):
+    """One message as it arrived, raw, before and after processing (the intake ledger)."""
+
+    __tablename__ = "inbound_messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    # Where it came from, unique per source: IMAP mailbox:uidvalidity:uid, a file path, ...
+    source_ref: Mapped[str | None] = mapped_column(String(512), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(998), default="")
+    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    helo: Mapped[str] = mapped_column(String(255), default="")
+    received_at: Mapped[datetime]
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int]
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # received -> processed | failed | quarantined
+    state: Mapped[str] = mapped_column(String(16), default=InboundState.RECEIVED.value, index=True)
+    outcome: Mapped[str] = mapped_column(String(32), default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    processed_at: Mapped[datetime | None]
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    defects: Mapped[list[Any]] = mapped_column(default=list)
+    # When a failed attempt may be retried; the reconciler measures staleness from it.
+    next_attempt_at: Mapped[datetime | None]
+    # Who let a message refused by intake.policy open a ticket anyway (empty: nobody).
+    # The server default is migration 0004's, which filled the rows already there: a
+    # fresh database built from these models must match a migrated one exactly.
+    accepted_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    assignment: Mapped[str] = mapped_column(String(32), default="round_robin")
+    cap: Mapped[int] = mapped_column(default=0)
+    # Last agent handed a ticket by round robin; updated under a row lock.
+    rr_last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    away: Mapped[bool] = mapped_column(Boolean, default=False)
+    teams: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    domains: Mapped[list[Any]] = mapped_column(default=list)
+    addresses: Mapped[list[Any]] = mapped_column(default=list)
+    admins: Mapped[list[Any]] = mapped_column(default=list)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    language: Mapped[str] = mapped_column(String(16), default="")
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The public reference; equal to id, kept apart so it can be renumbered on import.
+    number: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    requester: Mapped[str] = mapped_column(String(320), index=True)
+    requester_name: Mapped[str] = mapped_column(String(255), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(64), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    language: Mapped[str] = mapped_column(String(16), default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_response_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    follow_up_at: Mapped[datetime | None]
+    action_required_at: Mapped[datetime | None]
+
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id"
+    )
+    participants: Mapped[list[Participant]] = relationship(order_by="Participant.id")
+
+
+class Participant(Base):
+    """An address taking part in a ticket: requester, Cc'd customer, or agent."""
+
+    __tablename__ = "ticket_participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default="cc")
+
+
+class TicketLink(Base):
+    __tablename__ = "ticket_links"
+    __table_args__ = (UniqueConstraint("ticket_id", "other_ticket_id", "kind"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    other_ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(32), default="related")
+
+
+class TicketMessage(Base):
+    __tablename__ = "ticket_messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # One inbound message makes at most one ticket message (invariant 2).
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound | note
+    author_email: Mapped[str] = mapped_column(String(320), default="")
+    author_name: Mapped[str] = mapped_column(String(255), default="")
+    to: Mapped[list[Any]] = mapped_column(default=list)
+    cc: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    # The new text of a reply without quotes and signature; body_text keeps everything.
+    # Migration 0003 added it last, with a server default for the rows already there;
+    # sort_order and server_default make a fresh create_all build the same table.
+    body_reply: Mapped[str] = mapped_column(Text, default="", server_default="", sort_order=1)
+    message_id: Mapped[str] = mapped_column(String(998), default="")
+    # Fingerprint of the body bytes: with message_id, what makes a re-delivery a duplicate.
+    content_sha256: Mapped[str] = mapped_column(String(64), default="")
+    in_reply_to: Mapped[list[Any]] = mapped_column(default=list)
+    references: Mapped[list[Any]] = mapped_column(default=list)
+    thread_method: Mapped[str] = mapped_column(String(16), default="new")
+    after_close: Mapped[bool] = mapped_column(Boolean, default=False)
+    screening: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[StoredAttachment]] = relationship(order_by="StoredAttachment.id")
+
+
+class StoredAttachment(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_message_id: Mapped[int] = mapped_column(ForeignKey("ticket_messages.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str] = mapped_column(String(255), default="")
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # None when over limits.max_attachment_bytes; the raw message still holds it.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    omitted: Mapped[str] = mapped_column(String(255), default="")
+
+
+class MessageIdEntry(Base):
+    """Every Message-ID mailgate has seen or sent for a ticket: the threading index."""
+
+    __tablename__ = "message_ids"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id"))
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+
+
+class HistoryEvent(Base):
+    __tablename__ = "history_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64), default="")
+    old: Mapped[str] = mapped_column(Text, default="")
+    new: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Notice(Base):
+    """The outbox: one content-free notice to send, written with the event that caused it."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_state_next", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # None for a notice about a message that opened no ticket (kind intake_refused).
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # The inbound message that caused it, so the worker can send it right after processing.
+    # Migration 0004 added it last, with a named foreign key; sort_order and the name make
+    # a fresh create_all build the same table.
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", name="fk_notices_inbound_id"), index=True, sort_order=1
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    # pending -> sent | failed | bounced | suppressed
+    state: Mapped[str] = mapped_column(String(16), default=NoticeState.PENDING.value)
+    # What caused it, unique so reprocessing an event never writes a second notice.
+    cause: Mapped[str] = mapped_column(String(255), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    in_reply_to: Mapped[str] = mapped_column(String(998), default="")
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    # System vocabulary only (e.g. the new status), for the template: never customer text.
+    # The server default is migration 0003's, which filled the rows already there.
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+
+
+class SlaEvent(Base):
+    """A due event that fired: an SLA target passed or a ticket date reached.
+
+    Unique per (ticket, kind, due time), so however many workers check, each event
+    fires once; a new date or target is a new due time, hence a new event."""
+
+    __tablename__ = "sla_events"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "due_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    # first_response | resolution (breaches) | follow_up | action_required (dates)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime] = mapped_column(index=True)
+    breached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Lease(Base):
+    """Who may run a singleton job (one mailbox's IMAP poller) and until when."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]
+
+
+class ImapCursor(Base):
+    """How far a mailbox's folder has been read: RFC 3501 §2.3.1.1 UIDs are only
+    meaningful together with the folder's UIDVALIDITY, so both are kept."""
+
+    __tablename__ = "imap_cursors"
+    mailbox: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # UIDs and UIDVALIDITY are unsigned 32-bit: BIGINT on PostgreSQL.
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+# --- The portal and API (mailgate/web) ---
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # customer | agent
+    email: Mapped[str] = mapped_column(String(320))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class SignInToken(Base):
+    """A customer's one-time sign-in link: single use, short-lived, stored as a hash."""
+
+    __tablename__ = "sign_in_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The link is HMAC(security.secret, id + salt): the notice renderer can rebuild it,
+    # a copy of the database alone cannot.
+    salt: Mapped[str] = mapped_column(String(64))
+    next_path: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token for one integration; shown once, stored as a hash."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AgentPassword(Base):
+    """An agent's portal password as an argon2 hash."""
+
+    __tablename__ = "agent_passwords"
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
+class RateLimitHit(Base):
+    """One counted attempt in a rate-limit bucket (sign-in requests, failed passwords).
+
+    In the database so every web process shares the count."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime]
+
+
+class CannedResponse(Base):
+    """A reply text agents answer with by name (``tickets reply --response NAME``)."""
+
+    __tablename__ = "canned_responses"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # A template with only the placeholders response_text.PLACEHOLDERS names.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Rejection(Base):
+    """How often a receiver refused mail that never became an inbound row, per day.
+
+    Receivers count in memory and add their counts here every few seconds (an upsert),
+    so a flood of refusals costs one write per flush, not one per refusal."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (UniqueConstraint("source", "reason", "day"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

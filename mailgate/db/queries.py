@@ -1,0 +1,289 @@
+"""Read-only views for the CLI and scripts, as plain dicts with stable field names.
+
+The field names here are a public contract (README "JSON output"): add fields,
+never rename or remove them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from mailgate.core import sla
+from mailgate.core.errors import NotFound
+from mailgate.db.models import (
+    Agent,
+    Customer,
+    HistoryEvent,
+    InboundMessage,
+    Notice,
+    SlaEvent,
+    Team,
+    Ticket,
+    TicketLink,
+    TicketMessage,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _names(session: Session, model: Any, attr: str) -> dict[int, str]:
+    return {row.id: getattr(row, attr) for row in session.scalars(select(model))}
+
+
+def ticket_summary(
+    ticket: Ticket, agents: dict[int, str], teams: dict[int, str], customers: dict[int, str]
+) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "requester": ticket.requester,
+        "requester_name": ticket.requester_name,
+        "customer": customers.get(ticket.customer_id) if ticket.customer_id else None,
+        "status": ticket.status,
+        "type": ticket.type,
+        "priority": ticket.priority,
+        "team": teams.get(ticket.team_id) if ticket.team_id else None,
+        "assignee": agents.get(ticket.assignee_id) if ticket.assignee_id else None,
+        "language": ticket.language,
+        "tags": list(ticket.tags),
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "first_response_at": _iso(ticket.first_response_at),
+        "closed_at": _iso(ticket.closed_at),
+        "follow_up_at": _iso(ticket.follow_up_at),
+        "action_required_at": _iso(ticket.action_required_at),
+    }
+
+
+def list_tickets(
+    session: Session,
+    *,
+    status: str | None = None,
+    type_: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Tickets newest first, filtered; ``limit`` 0 means all."""
+    query = select(Ticket).order_by(Ticket.id.desc())
+    if status:
+        query = query.where(Ticket.status == status)
+    if type_:
+        query = query.where(Ticket.type == type_)
+    if limit:
+        query = query.limit(limit)
+    agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
+    customers = _names(session, Customer, "name")
+    return [ticket_summary(t, agents, teams, customers) for t in session.scalars(query)]
+
+
+def show_ticket(
+    session: Session, number: int, targets: sla.Targets | None = None
+) -> dict[str, Any]:
+    """One ticket with its participants, messages, attachments, links, history, SLA due
+    times (from ``targets``, the ``[sla]`` config) and the due events that fired."""
+    ticket = session.scalar(
+        select(Ticket)
+        .where(Ticket.number == number)
+        .options(selectinload(Ticket.messages).selectinload(TicketMessage.attachments))
+    )
+    if ticket is None:
+        raise NotFound(f"no ticket #{number}")
+    agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
+    out = ticket_summary(ticket, agents, teams, _names(session, Customer, "name"))
+    clock = sla.TicketClock(ticket.priority, ticket.created_at, closed=False)
+    for kind, due in sla.target_times(clock, targets or sla.Targets()).items():
+        out[f"{kind}_due_at"] = _iso(due)
+    fired = session.scalars(
+        select(SlaEvent).where(SlaEvent.ticket_id == ticket.id).order_by(SlaEvent.id)
+    )
+    out["sla_events"] = [
+        {
+            "kind": e.kind,
+            "due_at": _iso(e.due_at),
+            "fired_at": _iso(e.fired_at),
+            "breached": e.breached,
+        }
+        for e in fired
+    ]
+    out["participants"] = [{"email": p.email, "role": p.role} for p in ticket.participants]
+    inbound_ids = [m.inbound_id for m in ticket.messages if m.inbound_id is not None]
+    found = session.execute(
+        select(InboundMessage.id, InboundMessage.defects).where(InboundMessage.id.in_(inbound_ids))
+    )
+    defects = {inbound_id: value for inbound_id, value in found}
+    out["messages"] = [_message(m, defects.get(m.inbound_id, [])) for m in ticket.messages]
+    links = list(session.scalars(select(TicketLink).where(TicketLink.ticket_id == ticket.id)))
+    linked_ids = [link.other_ticket_id for link in links]
+    numbers: dict[int, int | None] = {
+        tid: number
+        for tid, number in session.execute(
+            select(Ticket.id, Ticket.number).where(Ticket.id.in_(linked_ids))
+        )
+    }
+    out["links"] = [
+        {"number": numbers.get(link.other_ticket_id), "kind": link.kind} for link in links
+    ]
+    events = session.scalars(
+        select(HistoryEvent).where(HistoryEvent.ticket_id == ticket.id).order_by(HistoryEvent.id)
+    )
+    out["history"] = [
+        {
+            "at": _iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "field": e.field,
+            "old": e.old,
+            "new": e.new,
+            "detail": e.detail,
+        }
+        for e in events
+    ]
+    return out
+
+
+def _message(m: TicketMessage, defects: list[str]) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "from": m.author_email,
+        "from_name": m.author_name,
+        "to": list(m.to),
+        "cc": list(m.cc),
+        "subject": m.subject,
+        "body": m.body_text,
+        "body_html": m.body_html,
+        "message_id": m.message_id,
+        "thread_method": m.thread_method,
+        "after_close": m.after_close,
+        "screening": m.screening,
+        "created_at": _iso(m.created_at),
+        "defects": list(defects),
+        "attachments": [
+            {
+                "id": a.id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+                "content_id": a.content_id,
+                "inline": a.inline,
+                "omitted": a.omitted,
+            }
+            for a in m.attachments
+        ],
+    }
+
+
+def notice_summary(row: Notice, number: int | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket": number,
+        "kind": row.kind,
+        "recipient": row.recipient,
+        "language": row.language,
+        "state": row.state,
+        "attempts": row.attempts,
+        "created_at": _iso(row.created_at),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "sent_at": _iso(row.sent_at),
+        "message_id": row.message_id,
+        "last_error": row.last_error,
+    }
+
+
+def list_notices(
+    session: Session, *, state: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Outbox rows newest first, optionally in one state; ``limit`` 0 means all."""
+    query = select(Notice, Ticket.number).join(Ticket, Ticket.id == Notice.ticket_id)
+    query = query.order_by(Notice.id.desc())
+    if state:
+        query = query.where(Notice.state == state)
+    if limit:
+        query = query.limit(limit)
+    return [notice_summary(row, number) for row, number in session.execute(query)]
+
+
+def inbound_summary(row: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "source": row.source,
+        "state": row.state,
+        "outcome": row.outcome,
+        "envelope_from": row.envelope_from,
+        "envelope_to": list(row.envelope_to),
+        "received_at": _iso(row.received_at),
+        "processed_at": _iso(row.processed_at),
+        "size": row.size,
+        "sha256": row.sha256,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "ticket_id": row.ticket_id,
+        "defects": list(row.defects),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "accepted_by": row.accepted_by,
+    }
+
+
+def list_inbound(
+    session: Session, *, state: str | None = None, outcome: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Inbound messages newest first, with their ticket number; ``limit`` 0 means all."""
+    query = select(InboundMessage).order_by(InboundMessage.id.desc())
+    if state:
+        query = query.where(InboundMessage.state == state)
+    if outcome:
+        query = query.where(InboundMessage.outcome == outcome)
+    if limit:
+        query = query.limit(limit)
+    rows = list(session.scalars(query))
+    ticket_ids = [r.ticket_id for r in rows if r.ticket_id is not None]
+    numbers = dict(
+        session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))).all()
+    )
+    out = []
+    for row in rows:
+        item = inbound_summary(row)
+        item["ticket"] = numbers.get(row.ticket_id) if row.ticket_id is not None else None
+        out.append(item)
+    return out
+
+
+def show_inbound(session: Session, inbound_id: int) -> dict[str, Any]:
+    """One inbound message: its summary, header section and the notices it caused."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None:
+        raise NotFound(f"no inbound message {inbound_id}")
+    out = inbound_summary(row)
+    out["ticket"] = (
+        session.scalar(select(Ticket.number).where(Ticket.id == row.ticket_id))
+        if row.ticket_id is not None
+        else None
+    )
+    head = row.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    out["headers"] = head.decode("utf-8", "replace")
+    notices = session.scalars(select(Notice).where(Notice.inbound_id == row.id).order_by(Notice.id))
+    out["notices"] = [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "recipient": n.recipient,
+            "state": n.state,
+            "last_error": n.last_error,
+        }
+        for n in notices
+    ]
+    return out
+
+
+def raw_inbound(session: Session, inbound_id: int) -> bytes:
+    """The bytes of inbound message ``inbound_id`` exactly as they were received."""
+    raw = session.scalar(select(InboundMessage.raw).where(InboundMessage.id == inbound_id))
+    if raw is None:
+        raise NotFound(f"no inbound message {inbound_id}")
+    return raw

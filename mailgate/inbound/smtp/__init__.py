@@ -1,0 +1,1 @@
+"""The SMTP/LMTP receiver: aiosmtpd protocol, handler and server."""

@@ -1,0 +1,1 @@
+"""Running mailgate: the supervisor, worker processes, systemd, logs and doctor."""

@@ -1,0 +1,83 @@
+"""The outbox rows themselves: private to the write side (an import contract says so).
+
+Everything else reaches the outbox through ``tickets.notify``, which decides first
+(screening, rate limit, own addresses). A row is written in the same transaction as the
+event that caused it, so a notice exists if and only if its event committed; its
+Message-ID is minted once, here, so every delivery attempt sends the same one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailgate.core.notices import NoticeSpec
+from mailgate.core.settings import Settings
+from mailgate.core.states import NoticeState
+from mailgate.db.models import MessageIdEntry, Notice, Ticket
+from mailgate.threading.tokens import mint_message_id
+
+
+def write(
+    session: Session,
+    specs: Iterable[NoticeSpec],
+    *,
+    ticket: Ticket | None,
+    settings: Settings,
+    now: datetime,
+    inbound_id: int | None = None,
+    detail: Mapping[str, str] | None = None,
+) -> list[Notice]:
+    """Insert one row per spec not already written (``cause`` is unique: reprocessing an
+    event writes nothing twice); a ticket's notice has its Message-ID indexed as outbound,
+    so a reply to it finds the ticket."""
+    domain = settings.outbound.from_address.rpartition("@")[2] or "localhost"
+    rows: list[Notice] = []
+    for spec in specs:
+        if session.scalar(select(Notice.id).where(Notice.cause == spec.cause)) is not None:
+            continue
+        if ticket is not None:
+            assert ticket.number is not None
+            message_id = mint_message_id(ticket.number, settings.security.secret, domain)
+        else:
+            # About no ticket: a random Message-ID, so a reply to it threads nowhere.
+            message_id = f"mg.notice.{secrets.token_hex(12)}@{domain}"
+        row = Notice(
+            ticket_id=ticket.id if ticket is not None else None,
+            inbound_id=inbound_id,
+            kind=spec.kind,
+            recipient=spec.recipient,
+            language=spec.language,
+            state=NoticeState.SUPPRESSED if spec.suppressed else NoticeState.PENDING,
+            cause=spec.cause,
+            message_id=message_id,
+            in_reply_to=spec.in_reply_to,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=None if spec.suppressed else now,
+            last_error=spec.suppressed,
+            detail={**_system_words(spec), **(detail or {})},
+        )
+        session.add(row)
+        session.flush()
+        if ticket is not None:
+            session.add(
+                MessageIdEntry(
+                    message_id=row.message_id,
+                    ticket_id=ticket.id,
+                    notice_id=row.id,
+                    direction="outbound",
+                )
+            )
+        rows.append(row)
+    return rows
+
+
+def _system_words(spec: NoticeSpec) -> dict[str, str]:
+    """The system vocabulary a template may show: a status, an SLA kind, a due time."""
+    values = {"status": spec.status, "due": spec.due, "due_at": spec.due_at}
+    return {key: value for key, value in values.items() if value}

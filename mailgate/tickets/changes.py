@@ -1,0 +1,231 @@
+"""Changes agents make to a ticket's fields: status, close, assignee, team, dates, links.
+
+One function per change, the same from the portal, the API and the CLI. Each takes the
+ticket's row lock before it decides (``records.lock_ticket``), so two changes to one
+ticket, or a change and a customer's mail, are applied one after the other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailgate.core import notices, sla
+from mailgate.core import statuses as status_machine
+from mailgate.core.errors import ActionRefused, InvalidValue
+from mailgate.core.settings import Settings
+from mailgate.db.models import Agent, HistoryEvent, Team, Ticket, TicketLink
+from mailgate.tickets import sla_check
+from mailgate.tickets.actors import Actor
+from mailgate.tickets.notify import notify, requester_message_id, ticket_event
+from mailgate.tickets.records import CLOSED_EXPLANATION, history, lock_ticket, refuse_if_closed
+
+
+def set_status(
+    session: Session, ticket: Ticket, new: str, actor: Actor, at: datetime
+) -> HistoryEvent:
+    """Set the status of ``ticket`` (locked, checked by the caller) with its history event."""
+    old = ticket.status
+    ticket.status = new
+    ticket.updated_at = at
+    return history(session, ticket, at, actor.label, "status", field="status", old=old, new=new)
+
+
+def change_status(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    status: str,
+    at: datetime,
+) -> Ticket:
+    """Move a ticket to a configured status; the requester gets a status notice.
+
+    Setting the status it already has does nothing. Leaving the closed category is
+    refused (closing is final)."""
+    if status not in {s.name for s in settings.tickets.statuses}:
+        known = ", ".join(s.name for s in settings.tickets.statuses)
+        raise InvalidValue(f"unknown status {status!r} (known: {known})")
+    ticket = lock_ticket(session, number=number)
+    if ticket.status == status:
+        return ticket
+    if not status_machine.can_change(ticket.status, status, settings.tickets):
+        raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
+    event = set_status(session, ticket, status, actor, at)
+    if status_machine.is_closed(status, settings.tickets) and ticket.closed_at is None:
+        # Closing ends both clocks: a target it passed unseen is still a breach.
+        if ticket.first_response_at is None:
+            sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
+        sla_check.record_met_late(session, ticket, settings, sla.RESOLUTION, at)
+        ticket.closed_at = at
+    status_event = ticket_event(
+        session,
+        ticket,
+        notices.STATUS_CHANGE,
+        f"status:{event.id}",
+        in_reply_to=requester_message_id(session, ticket),
+        status=ticket.status,
+    )
+    notify(session, status_event, ticket=ticket, settings=settings, now=at)
+    return ticket
+
+
+def close_status(settings: Settings) -> str:
+    """The status "close" means: the last configured one in the closed category
+    (with the defaults, Closed rather than Resolved)."""
+    return [s.name for s in settings.tickets.statuses if s.category == "closed"][-1]
+
+
+def close(
+    session: Session, *, settings: Settings, number: int, actor: Actor, at: datetime
+) -> Ticket:
+    """Close a ticket for good; refused when it is already closed."""
+    ticket = lock_ticket(session, number=number)
+    refuse_if_closed(ticket, settings)
+    return change_status(
+        session, settings=settings, number=number, actor=actor, status=close_status(settings), at=at
+    )
+
+
+def assign(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    assignee: str | None,
+    at: datetime,
+) -> Ticket:
+    """Give a ticket to an active agent (``None`` unassigns it); the new assignee gets a
+    notice unless they assigned it to themselves."""
+    ticket = lock_ticket(session, number=number)
+    refuse_if_closed(ticket, settings)
+    agent = None
+    if assignee:
+        agent = session.scalar(select(Agent).where(Agent.email == assignee.strip().lower()))
+        if agent is None or not agent.active:
+            raise InvalidValue(f"no active agent {assignee!r}")
+    new_id = agent.id if agent else None
+    if new_id == ticket.assignee_id:
+        return ticket
+    old = session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
+    ticket.assignee_id = new_id
+    ticket.updated_at = at
+    event = history(
+        session,
+        ticket,
+        at,
+        actor.label,
+        "assigned",
+        field="assignee",
+        old=old.email if old else "",
+        new=agent.email if agent else "",
+    )
+    if agent is not None and agent.id != actor.agent_id:
+        assigned = ticket_event(session, ticket, notices.ASSIGNMENT, f"assign:{event.id}")
+        notify(session, assigned, ticket=ticket, settings=settings, now=at)
+    return ticket
+
+
+def set_team(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    team: str | None,
+    at: datetime,
+) -> Ticket:
+    """Move a ticket to another team (``None``: no team)."""
+    ticket = lock_ticket(session, number=number)
+    refuse_if_closed(ticket, settings)
+    row = None
+    if team:
+        row = session.scalar(select(Team).where(Team.name == team))
+        if row is None:
+            raise InvalidValue(f"no team {team!r}")
+    new_id = row.id if row else None
+    if new_id == ticket.team_id:
+        return ticket
+    old = session.get(Team, ticket.team_id) if ticket.team_id else None
+    ticket.team_id = new_id
+    ticket.updated_at = at
+    history(
+        session,
+        ticket,
+        at,
+        actor.label,
+        "team",
+        field="team",
+        old=old.name if old else "",
+        new=row.name if row else "",
+    )
+    return ticket
+
+
+# Dates an agent sets on a ticket (DESIGN.md §4), by the name the CLI and history use.
+DATE_FIELDS = {"follow_up": "follow_up_at", "action_required": "action_required_at"}
+
+
+def set_dates(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    dates: dict[str, datetime | None],
+    at: datetime,
+) -> Ticket:
+    """Set or clear (``None``) the follow-up and action-required dates named in ``dates``.
+
+    Each change is a history event; the SLA check reminds the assignee when one is
+    reached. A closed ticket refuses, and so does a date in the past."""
+    ticket = lock_ticket(session, number=number)
+    refuse_if_closed(ticket, settings)
+    for name, when in dates.items():
+        column = DATE_FIELDS.get(name)
+        if column is None:
+            raise InvalidValue(f"unknown date {name!r} (known: {', '.join(DATE_FIELDS)})")
+        if when is not None and when < at:
+            raise InvalidValue(f"the {name.replace('_', '-')} date {when.isoformat()} is past")
+        old: datetime | None = getattr(ticket, column)
+        if old == when:
+            continue
+        setattr(ticket, column, when)
+        ticket.updated_at = at
+        shown = [v.isoformat() if v else "" for v in (old, when)]
+        history(session, ticket, at, actor.label, "date", field=name, old=shown[0], new=shown[1])
+    return ticket
+
+
+def link(
+    session: Session,
+    *,
+    number: int,
+    other_number: int,
+    actor: Actor,
+    at: datetime,
+    kind: str = "related",
+) -> None:
+    """Link two tickets both ways; allowed on closed tickets (a new ticket often
+    follows a closed one). Linking twice changes nothing."""
+    if number == other_number:
+        raise InvalidValue("a ticket cannot be linked to itself")
+    ticket = lock_ticket(session, number=number)
+    other = session.scalar(select(Ticket).where(Ticket.number == other_number))
+    if other is None:
+        raise InvalidValue(f"no ticket #{other_number} to link to")
+    for a, b in ((ticket, other), (other, ticket)):
+        exists = session.scalar(
+            select(TicketLink.id).where(
+                TicketLink.ticket_id == a.id,
+                TicketLink.other_ticket_id == b.id,
+                TicketLink.kind == kind,
+            )
+        )
+        if exists is None:
+            session.add(TicketLink(ticket_id=a.id, other_ticket_id=b.id, kind=kind))
+            history(session, a, at, actor.label, "linked", new=str(b.number), detail={"kind": kind})

@@ -1,0 +1,336 @@
+"""One inbound message becomes one ticket change, in one transaction.
+
+Idempotent: a message already processed (or being processed twice at once) ends
+in exactly one outcome, enforced by unique constraints, not only by this code.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.parser
+import email.policy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailgate.core import quotes, rules
+from mailgate.core.directory import CustomerView
+from mailgate.core.errors import TemporaryFailure
+from mailgate.core.loop import loop_marker
+from mailgate.core.message import ParsedMessage, ParseRefused, parse
+from mailgate.core.screening import BOUNCE, ScreenContext, Screening, screen
+from mailgate.core.settings import Settings
+from mailgate.core.states import FINAL_INBOUND_STATES, InboundState, NoticeState, Outcome
+from mailgate.db.models import InboundMessage, MessageIdEntry, Notice, Ticket, TicketMessage
+from mailgate.db.store import Store, lock_row
+from mailgate.db.thread_index import ThreadIndex
+from mailgate.threading.resolver import ThreadClues, resolve
+from mailgate.tickets.intake_refusal import record_refusal
+from mailgate.tickets.messages import Incoming, add_customer_message
+from mailgate.tickets.notify import mark_bounced
+from mailgate.tickets.opening import Link, NewTicket, intake_verdict, open_ticket
+from mailgate.tickets.records import lock_ticket
+
+log = logging.getLogger(__name__)
+# "failed" is final until an operator retries it (`mailgate inbound retry` resets it).
+FINAL_STATES = FINAL_INBOUND_STATES
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    inbound_id: int
+    state: str
+    outcome: str
+    ticket_number: int | None = None
+    error: str = ""
+    # Notices this message caused that are waiting to be sent (the embedded queue
+    # sends them right after the commit).
+    notice_ids: tuple[int, ...] = ()
+
+
+def process(
+    store: Store, inbound_id: int, *, settings: Settings, now: Callable[[], datetime]
+) -> ProcessResult:
+    """Turn inbound message ``inbound_id`` into a new ticket or a reply; safe to repeat."""
+    with store.transaction() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            raise LookupError(f"inbound message {inbound_id} does not exist")
+        if row.state in FINAL_STATES:
+            return _result_of(session, row)
+        raw = row.raw
+    try:
+        parsed = parse(raw, settings.limits)
+    except ParseRefused as exc:
+        return _quarantine(store, inbound_id, str(exc), now)
+    try:
+        with store.transaction() as session:
+            # Two processes may take the same row (`mailgate run`'s receiver processes
+            # inline while its worker polls): the second waits and sees the outcome.
+            row = lock_row(session, InboundMessage, inbound_id, touch=InboundMessage.attempts)
+            if row.state in FINAL_STATES:
+                return _result_of(session, row)
+            _apply(session, row, parsed, settings=settings, now=now)
+            session.flush()
+            result = _result_of(session, row)
+        log.info(
+            "inbound processed",
+            extra={
+                "inbound_id": inbound_id,
+                "outcome": result.outcome,
+                "ticket": result.ticket_number,
+            },
+        )
+        return result
+    except IntegrityError as exc:
+        # A concurrent worker recorded this message first; its outcome stands.
+        with store.transaction() as session:
+            row = session.get(InboundMessage, inbound_id)
+            assert row is not None
+            if row.state in FINAL_STATES:
+                return _result_of(session, row)
+        # Not a race: a real failure, counted like any other (invariant 8).
+        _record_failure(store, inbound_id, exc, settings.queue.max_attempts)
+        raise
+    except TemporaryFailure:
+        raise
+    except Exception as exc:
+        _record_failure(store, inbound_id, exc, settings.queue.max_attempts)
+        raise
+
+
+def _result_of(session: Session, row: InboundMessage) -> ProcessResult:
+    number = None
+    if row.ticket_id is not None:
+        number = session.scalar(select(Ticket.number).where(Ticket.id == row.ticket_id))
+    pending = session.scalars(
+        select(Notice.id)
+        .where(Notice.cause.startswith(f"{_cause(row.id)}:"), Notice.state == NoticeState.PENDING)
+        .order_by(Notice.id)
+    )
+    return ProcessResult(row.id, row.state, row.outcome, number, row.last_error, tuple(pending))
+
+
+def _cause(inbound_id: int) -> str:
+    """What the notices of one inbound message are caused by (unique per message)."""
+    return f"inbound:{inbound_id}"
+
+
+def _quarantine(
+    store: Store, inbound_id: int, reason: str, now: Callable[[], datetime]
+) -> ProcessResult:
+    with store.transaction() as session:
+        row = session.get(InboundMessage, inbound_id)
+        assert row is not None
+        row.state, row.outcome, row.last_error = InboundState.QUARANTINED, Outcome.REFUSED, reason
+        row.processed_at = now()
+        return ProcessResult(inbound_id, row.state, row.outcome, None, reason)
+
+
+def _record_failure(store: Store, inbound_id: int, exc: Exception, max_attempts: int) -> None:
+    """Invariant 8: count the failure; after ``max_attempts`` the row is marked failed."""
+    with store.transaction() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            return
+        row.attempts += 1
+        row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if row.attempts >= max_attempts:
+            row.state = InboundState.FAILED
+    log.warning("inbound %s failed processing: %s", inbound_id, type(exc).__name__)
+
+
+def _apply(
+    session: Session,
+    row: InboundMessage,
+    parsed: ParsedMessage,
+    *,
+    settings: Settings,
+    now: Callable[[], datetime],
+) -> None:
+    at = now()
+    row.defects = list(parsed.defects)
+    seen = None
+    if parsed.message_id:
+        seen = session.scalar(
+            select(MessageIdEntry).where(MessageIdEntry.message_id == parsed.message_id)
+        )
+        if seen is not None and _same_message(session, seen, parsed):
+            # Invariant 2: the same message by another route (MTA retry, second mailbox).
+            _finish(row, Outcome.DUPLICATE, seen.ticket_id, at)
+            return
+    screening = _screen(row, parsed, settings)
+    resolution = resolve(
+        parsed,
+        ThreadIndex(session),
+        tag_prefix=settings.tickets.subject_tag_prefix,
+        secrets=(settings.security.secret, *settings.security.old_secrets),
+        clues=ThreadClues(
+            envelope_to=tuple(str(a) for a in row.envelope_to),
+            reported_ids=screening.reported_ids,
+            dmarc_failed=screening.dmarc_failed,
+        ),
+    )
+    sender = parsed.sender.email.lower() if parsed.sender else row.envelope_from.lower()
+    bounced: list[int] = []
+    if screening.category == BOUNCE:
+        bounced = mark_bounced(session, screening.reported_ids, screening.reason)
+    incoming = Incoming(
+        author_email=sender,
+        author_name=parsed.sender.name if parsed.sender else "",
+        text=parsed.text,
+        via=resolution.method,
+        html=parsed.html,
+        subject=parsed.subject,
+        to=tuple(str(a) for a in parsed.to),
+        cc=tuple(str(a) for a in parsed.cc),
+        message_id=parsed.message_id,
+        content_sha256=parsed.content_sha256,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        attachments=parsed.attachments,
+        inbound_id=row.id,
+        new_text=quotes.new_text(parsed.text),
+        screening={**screening.as_json(), **({"bounced_notices": bounced} if bounced else {})},
+    )
+    if resolution.ticket_id is None:
+        customer, refused = intake_verdict(session, settings, sender)
+        if refused and not row.accepted_by:
+            record_refusal(
+                session,
+                row=row,
+                parsed=parsed,
+                sender=sender,
+                customer=customer,
+                screening=screening,
+                settings=settings,
+                at=at,
+            )
+            _finish(row, Outcome.REFUSED_POLICY, None, at)
+            row.last_error = refused
+            return
+        new = NewTicket(
+            requester=sender,
+            requester_name=incoming.author_name,
+            subject=parsed.subject,
+            message=incoming,
+            cc=tuple(a.email for a in parsed.cc + parsed.to),
+            language=parsed.language,
+            # Automatic mail that matches no ticket still becomes one, visible to agents
+            # and tagged, but it is never acknowledged (README "Screening").
+            tags=(screening.category,) if screening.automatic else (),
+            facts=message_facts(row, parsed, sender, customer, parsed.language),
+            link=(
+                Link(resolution.linked_number, "referenced", reason=resolution.reason)
+                if resolution.linked_number is not None
+                else None
+            ),
+            history_detail=(("thread", resolution.reason),),
+            accepted_by=row.accepted_by,
+        )
+        ticket = open_ticket(
+            session, new, settings=settings, at=at, cause=_cause(row.id), screening=screening
+        )
+        outcome = Outcome.NEW_TICKET
+        message_id = session.scalar(
+            select(TicketMessage.id).where(TicketMessage.inbound_id == row.id)
+        )
+    else:
+        # Locked before anything is decided: an agent closing this ticket at the same
+        # moment either commits first (and this message is kept as after-close) or waits.
+        ticket = lock_ticket(session, ticket_id=resolution.ticket_id)
+        outcome, message = add_customer_message(
+            session,
+            ticket,
+            incoming,
+            settings=settings,
+            at=at,
+            cause=_cause(row.id),
+            screening=screening,
+        )
+        message_id = message.id
+    if parsed.message_id and seen is None:
+        session.add(
+            MessageIdEntry(
+                message_id=parsed.message_id,
+                ticket_id=ticket.id,
+                ticket_message_id=message_id,
+                direction="inbound",
+            )
+        )
+    _finish(row, outcome, ticket.id, at)
+
+
+def message_facts(
+    inbound: InboundMessage,
+    parsed: ParsedMessage,
+    sender: str,
+    customer: CustomerView | None,
+    language: str,
+) -> rules.Facts:
+    """What the rules may test, from the stored message and its parsed view."""
+    recipients = [a.email.lower() for a in parsed.to + parsed.cc]
+    recipients += [str(r).lower() for r in inbound.envelope_to]
+    return rules.Facts(
+        sender=sender,
+        recipients=tuple(dict.fromkeys(recipients)),
+        subject=parsed.subject,
+        body=parsed.text,
+        headers=all_headers(inbound.raw),
+        customer=customer.name if customer else "",
+        language=language,
+        has_attachment=any(not a.inline for a in parsed.attachments),
+    )
+
+
+def all_headers(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """Every header field of ``raw`` as (lower-case name, decoded one-line value).
+
+    The parsed view keeps only the headers the core reads; rules may name any.
+    """
+    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    out = []
+    for name, value in message.items():
+        try:
+            text = str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, UnicodeError):
+            text = str(value)
+        out.append((name.lower(), " ".join(text.split())))
+    return tuple(out)
+
+
+def _same_message(session: Session, seen: MessageIdEntry, parsed: ParsedMessage) -> bool:
+    """A known Message-ID is a duplicate only with the same body: some mailers reuse
+    one Message-ID for different messages, and those must not be dropped."""
+    if seen.direction != "inbound" or seen.ticket_message_id is None:
+        return False
+    earlier = session.get(TicketMessage, seen.ticket_message_id)
+    return earlier is not None and earlier.content_sha256 == parsed.content_sha256
+
+
+def _screen(row: InboundMessage, parsed: ParsedMessage, settings: Settings) -> Screening:
+    # An empty envelope sender means "not told" (e.g. `mailgate ingest` without --sender);
+    # a receiver that saw MAIL FROM:<> stores "<>".
+    envelope = row.envelope_from.strip() or None
+    ctx = ScreenContext(
+        loop_marker=loop_marker(settings.outbound.from_address),
+        trusted_authserv_ids=settings.security.trusted_authserv_ids,
+        envelope_from=envelope,
+    )
+    return screen(parsed, ctx, raw=row.raw)
+
+
+def _finish(row: InboundMessage, outcome: Outcome, ticket_id: int | None, at: datetime) -> None:
+    row.state, row.outcome, row.ticket_id, row.processed_at = (
+        InboundState.PROCESSED,
+        outcome,
+        ticket_id,
+        at,
+    )
+    row.attempts += 1
+    row.last_error = ""

@@ -1,0 +1,327 @@
+"""Messages on a ticket: a customer's (by mail, portal or API), an agent's reply, a note.
+
+One function per change, the same for every channel: each takes the ticket already
+locked (``records.lock_ticket``), decides on what it read under that lock, records the
+history and decides its notices through ``notify``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mailgate.core import notices, sla
+from mailgate.core import statuses as status_machine
+from mailgate.core.attachments import Attachment
+from mailgate.core.errors import InvalidValue
+from mailgate.core.screening import Screening
+from mailgate.core.settings import Settings
+from mailgate.core.states import Outcome
+from mailgate.db.models import Participant, StoredAttachment, Ticket, TicketMessage
+from mailgate.tickets import sla_check
+from mailgate.tickets.actors import Actor
+from mailgate.tickets.changes import set_status
+from mailgate.tickets.notify import notify, requester_message_id, ticket_event
+from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
+
+MAX_BODY_CHARS = 100_000
+ASCII_BLANK = "".join(chr(c) for c in range(0x21))
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A customer's message as the write side stores it, whatever channel brought it:
+    mail fills in every field, the portal and the API only the text."""
+
+    author_email: str
+    author_name: str
+    text: str
+    via: str  # how it arrived: a thread method for mail (references, token, …), else portal/api/cli
+    html: str = ""
+    subject: str | None = None  # None: the ticket's subject
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    message_id: str = ""
+    content_sha256: str = ""
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    inbound_id: int | None = None
+    new_text: str = ""  # the text above the quotes (mail only)
+    screening: Mapping[str, Any] = field(default_factory=dict)
+
+
+def clean_body(body: str) -> str:
+    """A typed reply or note as stored: line endings normalised, surrounding blank lines
+    dropped. Blank means nothing but ASCII spaces and control characters: one plain rule
+    that the API's schema can state exactly."""
+    text = body.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = text.strip(ASCII_BLANK)
+    if not text:
+        raise InvalidValue("the message is empty")
+    if len(text) > MAX_BODY_CHARS:
+        raise InvalidValue(f"the message is longer than {MAX_BODY_CHARS} characters")
+    return text
+
+
+def store_message(
+    session: Session, ticket: Ticket, incoming: Incoming, *, at: datetime, after_close: bool
+) -> TicketMessage:
+    """The inbound ticket message with its attachments."""
+    message = TicketMessage(
+        ticket_id=ticket.id,
+        inbound_id=incoming.inbound_id,
+        direction="inbound",
+        author_email=incoming.author_email,
+        author_name=incoming.author_name.strip()[:255],
+        to=list(incoming.to),
+        cc=list(incoming.cc),
+        subject=ticket.subject if incoming.subject is None else incoming.subject,
+        body_text=incoming.text,
+        body_html=incoming.html,
+        body_reply=incoming.new_text,
+        message_id=incoming.message_id,
+        content_sha256=incoming.content_sha256,
+        in_reply_to=list(incoming.in_reply_to),
+        references=list(incoming.references),
+        thread_method=incoming.via,
+        screening=dict(incoming.screening),
+        after_close=after_close,
+        created_at=at,
+    )
+    session.add(message)
+    session.flush()
+    for attachment in incoming.attachments:
+        session.add(
+            StoredAttachment(
+                ticket_message_id=message.id,
+                filename=attachment.filename,
+                content_type=attachment.content_type[:255],
+                size=attachment.size,
+                sha256=attachment.sha256,
+                content_id=attachment.content_id[:255],
+                inline=attachment.inline,
+                content=attachment.content,
+                omitted=attachment.omitted,
+            )
+        )
+    return message
+
+
+def add_customer_message(
+    session: Session,
+    ticket: Ticket,
+    incoming: Incoming,
+    *,
+    settings: Settings,
+    at: datetime,
+    cause: str = "",
+    screening: Screening | None = None,
+    refuse_closed: bool = False,
+) -> tuple[Outcome, TicketMessage]:
+    """A customer's message on ``ticket`` (locked by the caller).
+
+    A closed ticket never changes (invariant 4): mail is kept for the agents and its
+    sender gets the "please open a new ticket" notice; a channel that can say no at once
+    (portal, API) passes ``refuse_closed`` and gets ``ActionRefused``. ``cause`` names
+    the notices (default: the message). Automatic mail is
+    filed without changing anything. Otherwise a waiting ticket becomes active again,
+    the author takes part from now on, and the assignee is told.
+    """
+    sender = incoming.author_email
+    if status_machine.is_closed(ticket.status, settings.tickets):
+        if refuse_closed:
+            refuse_if_closed(ticket, settings)
+        history(session, ticket, at, sender, "received_after_close")
+        message = store_message(session, ticket, incoming, at=at, after_close=True)
+        outcome, kind = Outcome.CLOSED_TICKET, notices.MESSAGE_TO_CLOSED
+    elif screening is not None and screening.automatic:
+        # An auto-reply or bounce belongs in the ticket's record, but it is not the
+        # customer speaking: no status change, and the robot does not join the ticket.
+        history(
+            session, ticket, at, sender, "automatic_received", detail={"reason": screening.reason}
+        )
+        message = store_message(session, ticket, incoming, at=at, after_close=False)
+        outcome, kind = Outcome.AUTOMATIC, notices.CUSTOMER_REPLY
+    else:
+        change = status_machine.after_customer_reply(ticket.status, settings.tickets)
+        if change is not None:
+            ticket.status = change.new
+            history(
+                session,
+                ticket,
+                at,
+                sender,
+                "status",
+                field="status",
+                old=change.old,
+                new=change.new,
+            )
+        ticket.updated_at = at
+        known = {p.email for p in ticket.participants} | {ticket.requester}
+        if sender and sender not in known:
+            session.add(Participant(ticket_id=ticket.id, email=sender, role="cc"))
+        history(session, ticket, at, sender, "customer_reply", detail={"via": incoming.via})
+        message = store_message(session, ticket, incoming, at=at, after_close=False)
+        outcome, kind = Outcome.REPLY, notices.CUSTOMER_REPLY
+    event = ticket_event(
+        session,
+        ticket,
+        kind,
+        cause or f"customer_reply:{message.id}",
+        sender=sender,
+        in_reply_to=incoming.message_id,
+        status=ticket.status,
+    )
+    notify(
+        session,
+        event,
+        ticket=ticket,
+        settings=settings,
+        now=at,
+        screening=screening,
+        inbound_id=incoming.inbound_id,
+    )
+    return outcome, message
+
+
+def agent_reply(
+    session: Session,
+    ticket: Ticket,
+    *,
+    settings: Settings,
+    actor: Actor,
+    body: str,
+    at: datetime,
+    via: str,
+    response: str = "",
+) -> TicketMessage:
+    """An answer to the requester on ``ticket`` (locked by the caller); they get the
+    "agent replied" notice. ``response`` names the canned response the text came from."""
+    text = clean_body(body)
+    refuse_if_closed(ticket, settings)
+    message = typed_message(
+        session,
+        ticket,
+        direction="outbound",
+        author_email=actor.email or settings.outbound.from_address,
+        author_name=actor.name,
+        text=text,
+        at=at,
+        via=via,
+        to=[ticket.requester],
+    )
+    if ticket.first_response_at is None:
+        sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
+        ticket.first_response_at = at
+    if status_machine.category(ticket.status, settings.tickets) == "new":
+        # An answered ticket is being worked on.
+        set_status(session, ticket, settings.tickets.first_status("active"), actor, at)
+    ticket.updated_at = at
+    detail = {"message": str(message.id), **({"response": response} if response else {})}
+    history(session, ticket, at, actor.label, "agent_reply", detail=detail)
+    event = ticket_event(
+        session,
+        ticket,
+        notices.AGENT_REPLY,
+        f"agent_reply:{message.id}",
+        in_reply_to=requester_message_id(session, ticket),
+        status=ticket.status,
+    )
+    notify(session, event, ticket=ticket, settings=settings, now=at)
+    return message
+
+
+def add_note(
+    session: Session, ticket: Ticket, *, actor: Actor, body: str, at: datetime, via: str
+) -> TicketMessage:
+    """An internal note: agents only, no notice; allowed on a closed ticket (it changes
+    nothing a customer sees)."""
+    text = clean_body(body)
+    message = typed_message(
+        session,
+        ticket,
+        direction="note",
+        author_email=actor.email,
+        author_name=actor.name,
+        text=text,
+        at=at,
+        via=via,
+        subject="",
+    )
+    history(session, ticket, at, actor.label, "note", detail={"message": str(message.id)})
+    return message
+
+
+def customer_reply(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    author: str,
+    body: str,
+    at: datetime,
+    via: str = "portal",
+    author_name: str = "",
+) -> TicketMessage:
+    """A customer's typed reply (portal, API) to ticket ``number``; refused on a closed
+    ticket. The caller has checked that ``author`` may see the ticket."""
+    text = clean_body(body)
+    ticket = lock_ticket(session, number=number)
+    incoming = Incoming(
+        author_email=author.strip().lower(), author_name=author_name, text=text, via=via
+    )
+    _, message = add_customer_message(
+        session,
+        ticket,
+        incoming,
+        settings=settings,
+        at=at,
+        refuse_closed=True,
+    )
+    return message
+
+
+def reply(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    body: str,
+    at: datetime,
+    via: str = "portal",
+    response: str = "",
+) -> TicketMessage:
+    """An agent's (or an integration's) reply to ticket ``number``: ``agent_reply``."""
+    ticket = lock_ticket(session, number=number)
+    return agent_reply(
+        session,
+        ticket,
+        settings=settings,
+        actor=actor,
+        body=body,
+        at=at,
+        via=via,
+        response=response,
+    )
+
+
+def note(
+    session: Session,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    body: str,
+    at: datetime,
+    via: str = "portal",
+) -> TicketMessage:
+    """An internal note on ticket ``number``: ``add_note``."""
+    del settings  # a note is the same under any settings; kept for one calling shape
+    ticket = lock_ticket(session, number=number)
+    return add_note(session, ticket, actor=actor, body=body, at=at, via=via)

@@ -1,0 +1,173 @@
+"""The one door to the outbox: every notice, from every channel, is decided here.
+
+``notify(session, event, …)`` gathers what the pure decision needs (recent notices to
+each address, languages, the screening of the inbound message), lets
+``core.notices.decide`` choose the notices and their suppressions, and writes them in
+the caller's transaction. Notices are content-free (invariant 3): a row names a kind, a
+recipient, a ticket and a language; what the mail says is the template's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from mailgate.core import notices
+from mailgate.core.notices import Event, NoticeContext
+from mailgate.core.screening import Screening
+from mailgate.core.settings import Settings
+from mailgate.core.states import NoticeState
+from mailgate.db.models import Agent, Customer, Notice, Ticket, TicketMessage
+from mailgate.tickets import _outbox
+
+
+def notify(
+    session: Session,
+    event: Event,
+    *,
+    settings: Settings,
+    now: datetime,
+    ticket: Ticket | None = None,
+    screening: Screening | None = None,
+    language: str = "",
+    suppress: str = "",
+    inbound_id: int | None = None,
+    detail: Mapping[str, str] | None = None,
+) -> list[Notice]:
+    """Decide the notices ``event`` produces and write them; returns the rows written.
+
+    ``language`` is the customer side's language when the caller knows better than the
+    ticket (a sign-in link, an intake refusal); ``suppress`` is a reason the caller
+    already has to send nothing, kept on the rows like any other."""
+    people = notices.recipients(event)
+    _serialize_per_address(session, people)
+    ctx = NoticeContext(
+        now=now,
+        automatic=screening.automatic if screening else False,
+        answerable=screening.answerable if screening else True,
+        screening_reason=screening.reason if screening else "",
+        customer_language=language or (_customer_language(session, ticket) if ticket else ""),
+        ticket_language=ticket.language if ticket else "",
+        default_language=settings.defaults.language,
+        max_per_hour=settings.outbound.max_per_hour_per_address,
+        recent=recent_notices(session, people, now=now),
+        own_addresses=(*settings.smtp.addresses, settings.outbound.from_address),
+        suppress=suppress,
+    )
+    return _outbox.write(
+        session,
+        notices.decide(event, ctx),
+        ticket=ticket,
+        settings=settings,
+        now=now,
+        inbound_id=inbound_id,
+        detail=detail,
+    )
+
+
+def _serialize_per_address(session: Session, addresses: Iterable[str]) -> None:
+    """Make the count-then-write of the rate limit atomic per address: a second
+    transaction notifying the same address waits until this one commits, then counts
+    what it wrote. PostgreSQL: a transaction-scoped advisory lock per address (in sorted
+    order, so two transactions cannot deadlock). SQLite: its one write lock, taken now
+    by a write that changes nothing, if the transaction does not hold it already."""
+    wanted = sorted({a for a in addresses if a})
+    if not wanted:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        for address in wanted:
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"mailgate.notices:{address}"},
+            )
+    else:
+        session.execute(update(Notice).where(Notice.id < 0).values(attempts=Notice.attempts))
+
+
+def recent_notices(
+    session: Session, addresses: Iterable[str], *, now: datetime
+) -> dict[str, list[datetime]]:
+    """When each address was sent notices within the rate-limit window; suppressed
+    notices do not count (they were never sent)."""
+    wanted = [a.lower() for a in addresses if a]
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Notice.recipient, Notice.created_at).where(
+            Notice.recipient.in_(wanted),
+            Notice.state != NoticeState.SUPPRESSED,
+            Notice.created_at > now - notices.RATE_WINDOW,
+        )
+    ).all()
+    out: dict[str, list[datetime]] = {}
+    for recipient, at in rows:
+        out.setdefault(recipient, []).append(_aware(at, now))
+    return out
+
+
+def mark_bounced(session: Session, message_ids: Iterable[str], reason: str) -> list[int]:
+    """Mark our notices a bounce reports on as ``bounced``; returns their ids."""
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return []
+    found = list(session.scalars(select(Notice.id).where(Notice.message_id.in_(ids))))
+    if found:
+        session.execute(
+            update(Notice)
+            .where(Notice.id.in_(found))
+            .values(state=NoticeState.BOUNCED, last_error=reason[:2000], next_attempt_at=None)
+        )
+    return found
+
+
+def assignee_email(session: Session, ticket: Ticket) -> str:
+    """The address of the ticket's assignee, if one is set and still active."""
+    if ticket.assignee_id is None:
+        return ""
+    agent = session.get(Agent, ticket.assignee_id)
+    return agent.email if agent is not None and agent.active else ""
+
+
+def requester_message_id(session: Session, ticket: Ticket) -> str:
+    """The Message-ID of the requester's own newest message, for ``In-Reply-To`` of a
+    notice to them (their client threads it); never another sender's."""
+    value = session.scalar(
+        select(TicketMessage.message_id)
+        .where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.direction == "inbound",
+            TicketMessage.author_email == ticket.requester,
+            TicketMessage.message_id != "",
+        )
+        .order_by(TicketMessage.id.desc())
+        .limit(1)
+    )
+    return value or ""
+
+
+def ticket_event(session: Session, ticket: Ticket, kind: str, cause: str, **values: str) -> Event:
+    """An ``Event`` of ``kind`` about ``ticket``, with its requester and assignee filled in."""
+    assert ticket.number is not None
+    return Event(
+        kind=kind,
+        cause=cause,
+        ticket_number=ticket.number,
+        requester=ticket.requester,
+        assignee=assignee_email(session, ticket),
+        **values,
+    )
+
+
+def _customer_language(session: Session, ticket: Ticket) -> str:
+    if ticket.customer_id is None:
+        return ""
+    customer = session.get(Customer, ticket.customer_id)
+    return customer.language if customer is not None else ""
+
+
+def _aware(at: datetime, like: datetime) -> datetime:
+    # SQLite hands timestamps back naive; they were written in the clock's zone.
+    return at if at.tzinfo is not None or like.tzinfo is None else at.replace(tzinfo=like.tzinfo)

@@ -1,0 +1,258 @@
+"""Opening a ticket: the one function every channel calls (mail, portal, API, CLI).
+
+Whoever opens it, a new ticket gets the same treatment: the intake policy (unless staff
+open it for a customer), the customer account, the default team and status, the first
+message, the rules, the assignment, and one decision on its notices (acknowledgement to
+the requester, "assigned" to the agent) with screening and the rate limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailgate.core import notices, rules
+from mailgate.core import statuses as status_machine
+from mailgate.core.directory import CustomerView, is_support_address
+from mailgate.core.errors import ActionRefused, InvalidValue
+from mailgate.core.intake_policy import admits
+from mailgate.core.screening import Screening
+from mailgate.core.settings import Settings
+from mailgate.db.directory import customer_of
+from mailgate.db.models import Participant, Team, Ticket, TicketLink
+from mailgate.tickets.messages import Incoming, clean_body, store_message
+from mailgate.tickets.notify import notify, ticket_event
+from mailgate.tickets.records import history
+from mailgate.tickets.triage import route_new_ticket
+
+MAX_SUBJECT_CHARS = 500
+_BLANKS = re.compile(r"[\x00-\x20]+")
+# What a customer is told when intake.policy refuses them in the portal or the API.
+_POLICY_WORDS = {
+    "known": "Only addresses of our customer accounts can open tickets.",
+    "admins": "Only the administrators of a customer account can open tickets.",
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link the new ticket starts with: ``kind`` from it to ticket ``number``, and
+    ``reverse`` (if any) back."""
+
+    number: int
+    kind: str
+    reverse: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A ticket to open, as any channel describes it."""
+
+    requester: str
+    subject: str
+    message: Incoming
+    requester_name: str = ""
+    type: str | None = None  # None: the default; rules may still set it
+    priority: str | None = None
+    actor: str = ""  # who opened it, for the history; default the requester
+    cc: tuple[str, ...] = ()  # others addressed on the first message
+    language: str = ""  # the message's language, when the account names none
+    tags: tuple[str, ...] = ()
+    # What the rules may test; built from the message when not given (mail gives headers).
+    facts: rules.Facts | None = None
+    link: Link | None = None
+    history_detail: tuple[tuple[str, str], ...] = ()  # more words for the "created" event
+    by_staff: bool = False  # an agent opens it for the customer: intake.policy does not apply
+    accepted_by: str = ""  # an operator let a refused message in (`mailgate inbound accept`)
+
+
+def typed_subject(subject: str) -> str:
+    """A subject typed in the portal, the API or the CLI: runs of ASCII spaces and controls
+    (folded headers, tabs) become one space; empty or overlong is refused."""
+    subject = " ".join(part for part in _BLANKS.split(subject) if part)
+    if not subject:
+        raise InvalidValue("the subject is empty")
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise InvalidValue(f"the subject is longer than {MAX_SUBJECT_CHARS} characters")
+    return subject
+
+
+def intake_verdict(
+    session: Session, settings: Settings, requester: str
+) -> tuple[CustomerView | None, str]:
+    """The requester's customer account, and why ``intake.policy`` refuses them (empty
+    when it admits them)."""
+    customer = customer_of(session, requester)
+    verdict = admits(settings.intake.policy, requester, customer)
+    return customer, "" if verdict.allowed else verdict.reason
+
+
+def may_open(session: Session, settings: Settings, email: str) -> str | None:
+    """None when ``email`` may open tickets itself, else the reason in a customer's words."""
+    _, refused = intake_verdict(session, settings, email.strip().lower())
+    return _POLICY_WORDS.get(settings.intake.policy, refused) if refused else None
+
+
+def open_ticket(
+    session: Session,
+    new: NewTicket,
+    *,
+    settings: Settings,
+    at: datetime,
+    cause: str = "",
+    screening: Screening | None = None,
+) -> Ticket:
+    """Open ``new`` and decide its notices; returns the ticket, numbered.
+
+    Refused with ``ActionRefused`` when intake.policy does not admit the requester (staff
+    and an operator's acceptance pass), ``InvalidValue`` for an unknown type or priority.
+    ``cause`` names the notices (default: the ticket); mail passes its inbound row's."""
+    requester = new.requester.strip().lower()
+    type_ = new.type or settings.defaults.type
+    priority = new.priority or settings.defaults.priority
+    if type_ not in settings.tickets.types:
+        known = ", ".join(settings.tickets.types)
+        raise InvalidValue(f"unknown type {type_!r} (known: {known})")
+    if priority not in settings.tickets.priorities:
+        known = ", ".join(settings.tickets.priorities)
+        raise InvalidValue(f"unknown priority {priority!r} (known: {known})")
+    customer, refused = intake_verdict(session, settings, requester)
+    if refused and not (new.by_staff or new.accepted_by):
+        raise ActionRefused(_POLICY_WORDS.get(settings.intake.policy, refused))
+    ticket = Ticket(
+        customer_id=customer.id if customer else None,
+        requester=requester,
+        requester_name=new.requester_name.strip()[:255],
+        subject=new.subject,
+        type=type_,
+        priority=priority,
+        status=status_machine.new_ticket_status(settings.tickets),
+        team_id=session.scalar(select(Team.id).where(Team.name == settings.defaults.team)),
+        language=(customer.language if customer and customer.language else "")
+        or new.language
+        or settings.defaults.language,
+        tags=list(dict.fromkeys(new.tags)),
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(ticket)
+    session.flush()
+    ticket.number = ticket.id
+    _add_participants(session, ticket, new.cc, settings)
+    actor = new.actor or requester
+    created = {"via": new.message.via, **dict(new.history_detail)}
+    history(session, ticket, at, actor, "created", detail=created)
+    if new.link is not None:
+        _link_at_opening(session, ticket, new.link, actor, at)
+    if new.accepted_by:
+        history(session, ticket, at, new.accepted_by, "accepted", detail={"policy": "override"})
+    message = store_message(session, ticket, new.message, at=at, after_close=False)
+    # Type, priority, team, tags by rule; then the assignee (DESIGN.md §5).
+    route_new_ticket(
+        session,
+        ticket,
+        facts=new.facts or _typed_facts(new, ticket, customer),
+        customer=customer,
+        settings=settings,
+        at=at,
+    )
+    event = ticket_event(
+        session,
+        ticket,
+        notices.NEW_TICKET,
+        cause or f"opened:{ticket.id}",
+        sender=requester,
+        in_reply_to=new.message.message_id,
+        status=ticket.status,
+    )
+    notify(
+        session,
+        event,
+        ticket=ticket,
+        settings=settings,
+        now=at,
+        screening=screening,
+        inbound_id=message.inbound_id,
+    )
+    return ticket
+
+
+def _add_participants(
+    session: Session, ticket: Ticket, cc: tuple[str, ...], settings: Settings
+) -> None:
+    people = {ticket.requester: "requester"}
+    for address in cc:
+        email = address.lower()
+        if not is_support_address(email, settings.smtp.addresses):
+            people.setdefault(email, "cc")
+    for email, role in people.items():
+        session.add(Participant(ticket_id=ticket.id, email=email, role=role))
+
+
+def _link_at_opening(
+    session: Session, ticket: Ticket, link: Link, actor: str, at: datetime
+) -> None:
+    other = session.scalar(select(Ticket).where(Ticket.number == link.number))
+    if other is None:
+        return
+    session.add(TicketLink(ticket_id=ticket.id, other_ticket_id=other.id, kind=link.kind))
+    if link.reverse:
+        session.add(TicketLink(ticket_id=other.id, other_ticket_id=ticket.id, kind=link.reverse))
+    if link.reason:  # found by the system (a stranger's subject tag, a forged sender)
+        detail, actor = {"reason": link.reason}, "system"
+    else:
+        detail = {"kind": link.kind}
+    history(session, ticket, at, actor, "linked", new=str(link.number), detail=detail)
+
+
+def _typed_facts(new: NewTicket, ticket: Ticket, customer: CustomerView | None) -> rules.Facts:
+    """What the rules may test on a ticket opened without mail: no headers, no
+    recipients; the subject, the text, the requester and the account are the same."""
+    return rules.Facts(
+        sender=ticket.requester,
+        recipients=(),
+        subject=ticket.subject,
+        body=new.message.text,
+        headers=(),
+        customer=customer.name if customer else "",
+        language=ticket.language,
+        has_attachment=any(not a.inline for a in new.message.attachments),
+    )
+
+
+def typed_ticket(
+    *,
+    requester: str,
+    subject: str,
+    body: str,
+    via: str,
+    requester_name: str = "",
+    type_: str | None = None,
+    priority: str | None = None,
+    actor: str = "",
+    follow_up_of: int | None = None,
+    by_staff: bool = False,
+) -> NewTicket:
+    """A ticket typed in the portal, the API or the CLI, its subject and text checked.
+
+    ``follow_up_of`` links it to an earlier (typically closed) ticket, both ways."""
+    requester = requester.strip().lower()
+    message = Incoming(
+        author_email=requester, author_name=requester_name, text=clean_body(body), via=via
+    )
+    return NewTicket(
+        requester=requester,
+        subject=typed_subject(subject),
+        message=message,
+        requester_name=requester_name,
+        type=type_,
+        priority=priority,
+        actor=actor,
+        link=Link(follow_up_of, "follows", "followed_by") if follow_up_of is not None else None,
+        by_staff=by_staff,
+    )

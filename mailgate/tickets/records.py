@@ -1,0 +1,120 @@
+"""Rows every ticket change writes, and the lock every change takes first.
+
+Each write-side function locks its ticket (``lock_ticket``) before it reads anything it
+decides on, records a history event for every change (``history``), and stores typed
+messages the same way for every channel (``typed_message``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailgate.core import statuses as status_machine
+from mailgate.core.errors import ActionRefused, NotFound
+from mailgate.core.settings import Settings
+from mailgate.db.models import HistoryEvent, Ticket, TicketMessage
+
+CLOSED_EXPLANATION = (
+    "This ticket is closed and cannot change any more. Please open a new ticket; "
+    "it can refer to this one."
+)
+
+
+def lock_ticket(
+    session: Session, *, number: int | None = None, ticket_id: int | None = None
+) -> Ticket:
+    """The ticket by public ``number`` (or ``ticket_id``), locked until the transaction ends
+    and read after the lock is held, so a decision sees every earlier commit.
+
+    PostgreSQL: ``SELECT … FOR UPDATE`` makes a second writer wait. SQLite ignores FOR
+    UPDATE, and pysqlite begins a transaction only at its first write, so a plain read
+    could be stale by the time this transaction writes: a no-op update of the row first
+    takes the database's write lock.
+    """
+    where = Ticket.number == number if number is not None else Ticket.id == ticket_id
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Ticket)
+            .where(where)
+            .values(updated_at=Ticket.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+    ticket = session.execute(
+        select(Ticket).where(where).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if ticket is None:
+        raise NotFound(
+            f"no ticket #{number}" if number is not None else f"no ticket id {ticket_id}"
+        )
+    return ticket
+
+
+def history(
+    session: Session,
+    ticket: Ticket,
+    at: datetime,
+    actor: str,
+    action: str,
+    *,
+    field: str = "",
+    old: str = "",
+    new: str = "",
+    detail: dict[str, str] | None = None,
+) -> HistoryEvent:
+    """Record one change to ``ticket`` (who, what, when): every change is a history event."""
+    event = HistoryEvent(
+        ticket_id=ticket.id,
+        at=at,
+        actor=actor or "unknown",
+        action=action,
+        field=field,
+        old=old,
+        new=new,
+        detail=detail or {},
+    )
+    session.add(event)
+    session.flush()  # callers name notices after the event's id (their unique cause)
+    return event
+
+
+def typed_message(
+    session: Session,
+    ticket: Ticket,
+    *,
+    direction: str,
+    author_email: str,
+    author_name: str,
+    text: str,
+    at: datetime,
+    via: str,
+    to: list[str] | None = None,
+    subject: str | None = None,
+) -> TicketMessage:
+    """A ticket message typed by a person (agent reply, internal note, a customer's
+    portal reply) rather than received by mail: plain text, no headers to keep."""
+    message = TicketMessage(
+        ticket_id=ticket.id,
+        direction=direction,
+        author_email=author_email,
+        author_name=author_name.strip()[:255],
+        to=to or [],
+        cc=[],
+        subject=ticket.subject if subject is None else subject,
+        body_text=text,
+        body_html="",
+        thread_method=via,
+        screening={},
+        created_at=at,
+    )
+    session.add(message)
+    session.flush()  # history and notices name the message by its id
+    return message
+
+
+def refuse_if_closed(ticket: Ticket, settings: Settings) -> None:
+    """Closing is final (invariant 4): refuse any change a closed ticket would show."""
+    if status_machine.is_closed(ticket.status, settings.tickets):
+        raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")

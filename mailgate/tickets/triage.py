@@ -1,0 +1,181 @@
+"""Rules and assignment applied to a new ticket, inside the transaction that opens it.
+
+Every channel's new ticket comes through here (``opening.open_ticket``). The decisions
+are pure (``rules.evaluate``, ``assignment.choose``); this module loads
+their inputs, takes the lock that makes a round-robin slot or a least-open count
+safe against a second worker, and records every change in the history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailgate.core import rules
+from mailgate.core.assignment import AgentView, Choice, choose
+from mailgate.core.directory import CustomerView
+from mailgate.core.settings import Settings
+from mailgate.db.models import Agent, HistoryEvent, Team, Ticket
+from mailgate.db.store import lock_row
+from mailgate.tickets.records import history
+
+# Strategies whose choice reads state another worker may be changing at the same time.
+_LOCKING = ("round_robin", "least_open")
+
+
+def route_new_ticket(
+    session: Session,
+    ticket: Ticket,
+    *,
+    facts: rules.Facts,
+    customer: CustomerView | None,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """Apply the configured rules to ``ticket`` (just opened, by any channel), then
+    assign it."""
+    outcome = rules.evaluate(settings.rules, facts)
+    if outcome.matched:
+        _apply_rules(session, ticket, outcome, at)
+    requested = outcome.get("assignee")
+    by_rule = dict(outcome.set_by).get("assignee", "")
+    assign_new_ticket(
+        session,
+        ticket,
+        requested=(str(requested).lower(), by_rule) if requested else None,
+        customer=customer,
+        settings=settings,
+        at=at,
+    )
+
+
+def _apply_rules(session: Session, ticket: Ticket, outcome: rules.Outcome, at: datetime) -> None:
+    changes: dict[str, Any] = {}
+    if outcome.get("type"):
+        changes["type"] = (ticket.type, outcome.get("type"))
+        ticket.type = outcome.get("type")
+    if outcome.get("priority"):
+        changes["priority"] = (ticket.priority, outcome.get("priority"))
+        ticket.priority = outcome.get("priority")
+    if outcome.get("team"):
+        team_id = session.scalar(select(Team.id).where(Team.name == outcome.get("team")))
+        if team_id is not None:
+            changes["team"] = ("", outcome.get("team"))
+            ticket.team_id = team_id
+    if outcome.get("tags") is not None:
+        # Added to the tags the ticket opened with (e.g. the screening category).
+        tags = list(dict.fromkeys([*ticket.tags, *outcome.get("tags")]))
+        changes["tags"] = (",".join(ticket.tags), ",".join(tags))
+        ticket.tags = tags
+    set_by = dict(outcome.set_by)
+    session.add(
+        HistoryEvent(
+            ticket_id=ticket.id,
+            at=at,
+            actor="rules",
+            action="rules_applied",
+            detail={
+                "matched": list(outcome.matched),
+                "set": {
+                    field: {"old": old, "new": new, "rule": set_by[field]}
+                    for field, (old, new) in changes.items()
+                },
+            },
+        )
+    )
+
+
+def assign_new_ticket(
+    session: Session,
+    ticket: Ticket,
+    *,
+    requested: tuple[str, str] | None,
+    customer: CustomerView | None,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """Give ``ticket`` an agent: the rule's assignee when available, else the team's
+    strategy. No fit leaves it unassigned, with the reason in its history."""
+    agents = [_view(a) for a in session.scalars(select(Agent))]
+    by_id = {a.id: a for a in agents}
+    by_email = {a.email: a for a in agents}
+    note = ""
+    if requested is not None:
+        email_, rule_name = requested
+        wanted = by_email.get(email_)
+        if wanted is not None and wanted.available:
+            choice = Choice(wanted.id, f"rule {rule_name}")
+            _record(session, ticket, wanted, choice, settings=settings, at=at)
+            return
+        note = f"rule {rule_name} named {email_}, who is not available; "
+    team = session.get(Team, ticket.team_id) if ticket.team_id is not None else None
+    if team is None:
+        choice = Choice(None, note + "ticket has no team")
+        _record(session, ticket, None, choice, settings=settings, at=at)
+        return
+    if team.assignment in _LOCKING:
+        # Not plain FOR UPDATE on PostgreSQL: inserting the ticket already took a KEY
+        # SHARE lock on the team row (its foreign key), so two workers would deadlock.
+        team = lock_row(session, Team, team.id, touch=Team.rr_last_agent_id, key_share=True)
+    open_counts: dict[int, int] = {}
+    if team.assignment == "least_open":
+        open_counts = _open_counts(session, settings)
+    owner = by_id.get(customer.owner_id) if customer and customer.owner_id else None
+    choice = choose(
+        team.assignment,
+        team=team.name,
+        agents=agents,
+        owner=owner,
+        last_agent_id=team.rr_last_agent_id,
+        open_counts=open_counts,
+        cap=team.cap,
+    )
+    if team.assignment == "round_robin" and choice.agent_id is not None:
+        team.rr_last_agent_id = choice.agent_id
+    choice = Choice(choice.agent_id, note + choice.reason)
+    _record(session, ticket, by_id.get(choice.agent_id or -1), choice, settings=settings, at=at)
+
+
+def _open_counts(session: Session, settings: Settings) -> dict[int, int]:
+    closed = [s.name for s in settings.tickets.statuses if s.category == "closed"]
+    rows = session.execute(
+        select(Ticket.assignee_id, func.count())
+        .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
+        .group_by(Ticket.assignee_id)
+    ).all()
+    return {agent_id: count for agent_id, count in rows if agent_id is not None}
+
+
+def _view(agent: Agent) -> AgentView:
+    return AgentView(agent.id, agent.email, agent.active, agent.away, tuple(agent.teams))
+
+
+def _record(
+    session: Session,
+    ticket: Ticket,
+    agent: AgentView | None,
+    choice: Choice,
+    *,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """Record the choice in the history. The assignee's notice goes with the new
+    ticket's event (``opening``), so it is decided with the acknowledgement."""
+    if agent is None:
+        # Visible as such: no assignee, and the history says why.
+        history(session, ticket, at, "assignment", "unassigned", detail={"reason": choice.reason})
+        return
+    ticket.assignee_id = agent.id
+    history(
+        session,
+        ticket,
+        at,
+        "assignment",
+        "assigned",
+        field="assignee",
+        new=agent.email,
+        detail={"reason": choice.reason},
+    )
