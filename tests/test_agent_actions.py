@@ -45,6 +45,10 @@ def test_closing_is_final(site: Site) -> None:
         changes.close(session, settings=s, number=n, actor=ANN, at=at)
     refused = [
         lambda x: changes.change_status(x, settings=s, number=n, actor=ANN, status="Open", at=at),
+        # Closed is closed for every status in the closed category (issue 19, item 10).
+        lambda x: changes.change_status(
+            x, settings=s, number=n, actor=ANN, status="Resolved", at=at
+        ),
         lambda x: messages.reply(x, settings=s, number=n, actor=ANN, body="hi", at=at),
         lambda x: changes.assign(
             x, settings=s, number=n, actor=ANN, assignee="bob@example.com", at=at
@@ -62,10 +66,9 @@ def test_closing_is_final(site: Site) -> None:
         ):
             action(session)
     with site.store.transaction() as session:
-        changes.change_status(session, settings=s, number=n, actor=ANN, status="Resolved", at=at)
         messages.note(session, settings=s, number=n, actor=ANN, body="kept", at=at)
         changes.link(session, number=n, other_number=site.numbers["dave"], actor=ANN, at=at)
-    assert [a for _, a, _ in _events(site, n)][-4:] == ["status", "status", "note", "linked"]
+    assert [a for _, a, _ in _events(site, n)][-3:] == ["status", "note", "linked"]
 
 
 def test_reply_notice_threads_to_the_customer_and_back(site: Site) -> None:

@@ -71,7 +71,8 @@ def test_reply_to_active_ticket_tells_the_assignee(store: Store, settings: Setti
 
 def test_message_to_closed_ticket(store: Store, settings: Settings, now) -> None:  # type: ignore[no-untyped-def]
     """A closed ticket is unchanged, keeps the message, and the sender gets one notice."""
-    _open(store, settings, now)
+    # Bob was copied on the first message, so his reply belongs on the ticket.
+    deliver(store, settings, build(message_id=FIRST, cc="Bob <bob@customer.test>"), now)
     _set(store, status="Closed", assignee="ann@example.com")
     before = _ticket(store)
     raw = build(sender="bob@customer.test", in_reply_to=FIRST, subject="Re: x")
@@ -193,10 +194,13 @@ def test_reply_text_is_kept_apart_from_the_full_body(  # type: ignore[no-untyped
 def test_participants_unchanged_by_closed_ticket_mail(  # type: ignore[no-untyped-def]
     store: Store, settings: Settings, now
 ) -> None:
-    """A stranger writing to a closed ticket by reference does not become a participant."""
+    """A stranger writing to a closed ticket by reference does not become a participant:
+    a Message-ID is no secret, so her mail opens a new ticket linked to the one it names."""
     _open(store, settings, now)
     _set(store, status="Resolved")
-    deliver(store, settings, build(sender="eve@else.test", in_reply_to=FIRST), now)
+    result = deliver(store, settings, build(sender="eve@else.test", in_reply_to=FIRST), now)
     with store.transaction() as session:
-        emails = set(session.scalars(select(Participant.email)))
+        emails = set(session.scalars(select(Participant.email).where(Participant.ticket_id == 1)))
     assert "eve@else.test" not in emails
+    assert result.outcome == "new_ticket" and result.ticket_number == 2
+    assert _ticket(store, 2)["links"] == [{"number": 1, "kind": "referenced"}]

@@ -108,19 +108,31 @@ def test_delivery_report_names_the_bounced_message() -> None:
 
 
 DMARC = [
-    # (headers, trusted ids, results)
-    (["mx.example.com; dmarc=fail header.from=x.test"], ("mx.example.com",), ("fail",)),
-    (["mx.example.com; spf=pass smtp.mailfrom=x.test; dmarc=pass"], ("MX.example.com",), ("pass",)),
+    # (headers, trusted ids, (result, header.from domain) pairs)
+    (
+        ["mx.example.com; dmarc=fail header.from=x.test"],
+        ("mx.example.com",),
+        (("fail", "x.test"),),
+    ),
+    (
+        ["mx.example.com; spf=pass smtp.mailfrom=x.test; dmarc=pass"],
+        ("MX.example.com",),
+        (("pass", ""),),
+    ),
     (["mx.evil.test; dmarc=pass"], ("mx.example.com",), ()),
     (["mx.example.com; dmarc=fail"], (), ()),
     (["mx.example.com; dkim=pass header.d=x.test"], ("mx.example.com",), ()),
-    (['mx.example.com; spf=neutral smtp.helo="a" junk; ='], ("mx.example.com",), ("unparsable",)),
+    (
+        ['mx.example.com; spf=neutral smtp.helo="a" junk; ='],
+        ("mx.example.com",),
+        (("unparsable", ""),),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("headers", "trusted", "expected"), DMARC)
 def test_dmarc_results_only_from_trusted_ids(
-    headers: list[str], trusted: tuple[str, ...], expected: tuple[str, ...]
+    headers: list[str], trusted: tuple[str, ...], expected: tuple[tuple[str, str], ...]
 ) -> None:
     """Authentication-Results count only from a trusted authserv-id (RFC 8601 §5)."""
     assert dmarc_results(headers, trusted) == expected

@@ -16,7 +16,7 @@ from mailgate.tickets.mail import process
 
 pass_context = click.make_pass_decorator(Context)
 
-STATES = tuple(InboundState)
+STATES = tuple(s.value for s in InboundState)
 LIST_COLUMNS = (
     ("id", "ID"),
     ("state", "STATE"),

@@ -15,7 +15,7 @@ from mailgate.outbound.sender import send_many, send_pending
 
 pass_context = click.make_pass_decorator(Context)
 
-STATES = tuple(NoticeState)
+STATES = tuple(s.value for s in NoticeState)
 LIST_COLUMNS = (
     ("id", "ID"),
     ("ticket", "TICKET"),
@@ -81,12 +81,18 @@ def retry(ctx: Context, notice_id: int) -> None:
 @click.option("--limit", default=100, show_default=True, help="At most N notices; 0 for all.")
 @pass_context
 def send(ctx: Context, limit: int) -> None:
-    """Send every pending notice whose time has come."""
+    """Send every pending notice whose time has come.
+
+    Exits 1 when any of them failed for good (the others are still sent)."""
     report = send_pending(ctx.store, settings=ctx.settings, now=utc_now, limit=limit)
     click.echo(
         f"{report.sent} sent, {report.retrying} to retry later, {report.failed} failed, "
         f"{report.skipped} skipped"
     )
+    if report.failed:
+        # The rest of the batch went out; the exit code says some did not (`notices list
+        # --state failed` shows which, with the reason).
+        raise SystemExit(1)
 
 
 COMMANDS = (notices,)

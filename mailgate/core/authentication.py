@@ -12,13 +12,16 @@ from collections.abc import Iterable
 import authres
 
 
-def dmarc_results(headers: Iterable[str], trusted_ids: Iterable[str]) -> tuple[str, ...]:
-    """The ``dmarc=`` results (``pass``, ``fail``, ...) of every trusted header, lower-cased;
-    ``unparsable`` for a trusted header that does not follow RFC 8601."""
+def dmarc_results(
+    headers: Iterable[str], trusted_ids: Iterable[str]
+) -> tuple[tuple[str, str], ...]:
+    """Every trusted header's ``dmarc=`` results as (result, ``header.from`` domain),
+    lower-cased: the domain is the From the verifier judged (``""`` when not given);
+    ``("unparsable", "")`` for a trusted header that does not follow RFC 8601."""
     trusted = {t.lower() for t in trusted_ids}
     if not trusted:
         return ()
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for value in headers:
         authserv_id = value.split(";", 1)[0].strip().split()[0].lower() if value.strip() else ""
         if authserv_id not in trusted:
@@ -26,9 +29,18 @@ def dmarc_results(headers: Iterable[str], trusted_ids: Iterable[str]) -> tuple[s
         try:
             parsed = authres.AuthenticationResultsHeader.parse_value(value)
         except authres.AuthResError:
-            out.append("unparsable")
+            out.append(("unparsable", ""))
             continue
-        out.extend(
-            str(r.result).lower() for r in parsed.results if str(r.method).lower() == "dmarc"
-        )
+        for result in parsed.results:
+            if str(result.method).lower() != "dmarc":
+                continue
+            domain = next(
+                (
+                    str(p.value).lower()
+                    for p in result.properties
+                    if str(p.type).lower() == "header" and str(p.name).lower() == "from"
+                ),
+                "",
+            )
+            out.append((str(result.result).lower(), domain))
     return tuple(out)

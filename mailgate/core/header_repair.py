@@ -21,10 +21,15 @@ _SCAN_LINES = 50
 
 
 def header_lines_found(raw: bytes) -> int:
-    """How many well-known header fields start a line in the first lines of ``raw``:
-    zero means the bytes are not an email at all."""
+    """How many well-known header fields the header block of ``raw`` has, wherever in its
+    first lines the block starts (after blank or junk lines): zero means no header block
+    can be found, so the bytes are not an email at all."""
+    lines = raw.splitlines()[: _SCAN_LINES * 2]
+    start = _block_start(lines)
+    if start is None:
+        return 0
     found = 0
-    for line in raw.lstrip(b"\r\n").splitlines()[:_SCAN_LINES]:
+    for line in lines[start:]:
         if not line.strip():
             break
         if _KNOWN.match(line):
@@ -32,11 +37,21 @@ def header_lines_found(raw: bytes) -> int:
     return found
 
 
+def _block_start(lines: list[bytes]) -> int | None:
+    """The index of the header block's first line: the first well-known field within the
+    first lines (an mbox ``From `` separator line is left in place)."""
+    first = 1 if lines and lines[0].startswith(b"From ") else 0
+    return next(
+        (i for i in range(first, min(len(lines), first + _SCAN_LINES)) if _KNOWN.match(lines[i])),
+        None,
+    )
+
+
 def repair(raw: bytes) -> tuple[bytes, list[str]]:
     """``raw`` with its header section made parseable, and what was repaired."""
+    raw, defects = _skip_to_header_block(raw)
     head, sep, body = _split(raw)
     lines = head.split(b"\n")
-    defects: list[str] = []
     start = 0
     if lines and lines[0].startswith(b"From "):
         start = 1  # mbox separator; the stdlib keeps it as the unixfrom
@@ -61,6 +76,24 @@ def repair(raw: bytes) -> tuple[bytes, list[str]]:
     if not defects:
         return raw, defects
     return b"\n".join(lines) + sep + body, defects
+
+
+def _skip_to_header_block(raw: bytes) -> tuple[bytes, list[str]]:
+    """Drop blank, white-space-only or junk lines (a banner followed by an empty line)
+    before the header block: other parsers skip them too, and the stdlib would read the
+    first empty line as the end of an empty header section."""
+    lines = raw.split(b"\n", _SCAN_LINES * 2)
+    start = _block_start(lines)
+    first = 1 if lines and lines[0].startswith(b"From ") else 0
+    if start is None or start == first:
+        return raw, []
+    skipped = lines[first:start]
+    if any(_FIELD.match(line) for line in skipped):
+        return raw, []  # a header field before it: the block starts there (see ``repair``)
+    kept = lines[:first] + lines[start:]
+    return b"\n".join(kept), [
+        f"HeaderRepair: skipped {len(skipped)} line(s) before the header block"
+    ]
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:

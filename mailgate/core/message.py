@@ -86,6 +86,9 @@ class ParsedMessage:
     # sha256 of the body bytes, line endings normalised: the same message relayed by
     # another route (new Received: headers, CRLF or LF) has the same fingerprint.
     content_sha256: str = ""
+    # Why the From can be read as more than one sender (``""``: it cannot): then the
+    # sender proves nothing, whatever a DMARC verifier said (screening marks it forged).
+    sender_ambiguity: str = ""
 
     def header(self, name: str) -> str:
         """The first kept header called ``name`` (case-insensitive), or ``""``."""
@@ -142,6 +145,7 @@ def parse(raw: bytes, limits: LimitsSettings) -> ParsedMessage:
         language=language.split("-")[0].lower()[:8],
         defects=tuple(repairs) + tuple(_defects(mail)) + tuple(defects),
         content_sha256=content_fingerprint(message, raw),
+        sender_ambiguity=_from_ambiguity(message, charsets),
     )
 
 
@@ -218,6 +222,39 @@ def _sender(mail: Any, charsets: tuple[str, ...]) -> Address | None:
     if return_path:
         return Address("", return_path[0])
     return bare
+
+
+_ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def _from_ambiguity(message: Any, charsets: tuple[str, ...]) -> str:
+    """Why the From field can be read as another sender than its one address, or ``""``.
+
+    RFC 5322 §3.6 allows one From field; DMARC (RFC 7489 §6.6.1) judges exactly one
+    address and says to reject or treat as suspect anything else. Readers disagree on
+    the rest, so each of these is ambiguity: two From fields, several addresses or a
+    group, a bare CR (some read it as a line break), an address-like display name that
+    is not the address."""
+    values = [str(v) for k, v in message.raw_items() if k.lower() == "from"]
+    if len(values) > 1:
+        return f"{len(values)} From fields"
+    if not values:
+        return ""
+    raw = values[0]
+    if re.search(r"\r(?!\n)", raw):
+        return "a bare CR in the From field"
+    text = repair_text(raw, charsets)
+    pairs = [(n, a) for n, a in email.utils.getaddresses([text]) if a or n]
+    if len(pairs) > 1:
+        return "more than one address in the From field"
+    if re.search(r"^[^<\"]*:[^<]*;", text) and "@" in text:
+        return "a group in the From field"
+    if pairs:
+        name = _header_text(pairs[0][0], charsets)
+        shown = {m.group(0).lower() for m in _ADDR_SPEC.finditer(name)}
+        if shown - {pairs[0][1].strip().lower()}:
+            return "an address as the display name in front of another address"
+    return ""
 
 
 def _declared_charsets(message: Any) -> tuple[str, ...]:

@@ -8,11 +8,12 @@ why nothing was sent (invariant 5 is visible, not silent).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mailgate.core.directory import is_support_address
+from mailgate.core.directory import base_address, is_support_address
 
 ACKNOWLEDGEMENT = "acknowledgement"
 ASSIGNED = "assigned"
@@ -71,7 +72,8 @@ class Event:
     requester: str
     sender: str = ""  # who wrote the inbound message, for inbound events
     assignee: str = ""  # the assigned agent's address, if any
-    in_reply_to: str = ""  # the customer's own Message-ID, so notices thread
+    in_reply_to: str = ""  # the Message-ID of the message that caused it, so notices thread
+    in_reply_to_author: str = ""  # who wrote that message: only their notices echo it
     status: str = ""  # the status after the event, for status changes and agent replies
     due: str = ""  # for SLA_DUE: which target or date (sla.KINDS)
     due_at: str = ""  # for SLA_DUE: when it fell due, ISO 8601
@@ -89,7 +91,8 @@ class NoticeContext:
     ticket_language: str = ""
     default_language: str = "en"
     max_per_hour: int = 5
-    # Times of notices already written to each address in the last hour (not suppressed).
+    # Times of notices already written to each mailbox (``rate_key``) in the last hour,
+    # not suppressed ones.
     recent: Mapping[str, Sequence[datetime]] = field(default_factory=dict)
     own_addresses: Collection[str] = ()
     # A reason the caller already has to send nothing (e.g. told within the day).
@@ -156,9 +159,28 @@ def _candidates(event: Event) -> list[tuple[str, str]]:
     raise ValueError(f"unknown event kind {event.kind!r}")
 
 
+def unusable_address(address: str) -> str:
+    """Why no mail may go to ``address``, or ``""``: a control character (C0, C1, DEL),
+    a Unicode line or paragraph separator or any white space cannot be in a mailbox
+    (RFC 5321 §4.1.2) and would break the headers of whatever is composed for it."""
+    for ch in address:
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            return f"the address has a control character (U+{ord(ch):04X}); no automatic mail"
+    return ""
+
+
+def rate_key(address: str) -> str:
+    """The mailbox an hourly limit counts: case and plus-detail (RFC 5233) are one mailbox,
+    so ``Victim+1@`` and ``victim+2@`` share ``victim@``'s allowance."""
+    return base_address(address.strip().lower())
+
+
 def _suppression(
     kind: str, recipient: str, event: Event, ctx: NoticeContext, counts: dict[str, int]
 ) -> str:
+    unusable = unusable_address(recipient)
+    if unusable:
+        return unusable
     if event.kind in INBOUND_EVENTS and ctx.automatic:
         return f"caused by automatic mail ({ctx.screening_reason})"
     if kind in ANSWER_KINDS and not ctx.answerable:
@@ -168,10 +190,16 @@ def _suppression(
     if ctx.suppress:
         return ctx.suppress
     if kind in RATE_LIMITED_KINDS:
-        already = list(ctx.recent.get(recipient, ())) + [ctx.now] * counts.get(recipient, 0)
+        key = rate_key(recipient)
+        already = list(ctx.recent.get(key, ())) + [ctx.now] * counts.get(key, 0)
         if over_rate_limit(already, now=ctx.now, limit=ctx.max_per_hour):
             return f"rate limit: {ctx.max_per_hour} notices to this address in the last hour"
     return ""
+
+
+def _wrote_it(recipient: str, event: Event) -> bool:
+    author = event.in_reply_to_author.strip().lower()
+    return bool(author) and author == recipient
 
 
 def recipients(event: Event) -> tuple[str, ...]:
@@ -189,7 +217,7 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
             continue
         suppressed = _suppression(kind, recipient, event, ctx, counts)
         if not suppressed:
-            counts[recipient] = counts.get(recipient, 0) + 1
+            counts[rate_key(recipient)] = counts.get(rate_key(recipient), 0) + 1
         language = (
             choose_language(
                 ctx.customer_language, ctx.ticket_language, default=ctx.default_language
@@ -203,7 +231,9 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
                 recipient=recipient,
                 language=language,
                 cause=f"{event.cause}:{kind}"[:255],
-                in_reply_to=event.in_reply_to,
+                # Only the author's own Message-ID is echoed (so their client threads
+                # it): another sender's id, and its text, are not theirs to be shown.
+                in_reply_to=event.in_reply_to if _wrote_it(recipient, event) else "",
                 status=event.status,
                 due=event.due,
                 due_at=event.due_at,

@@ -57,7 +57,7 @@ class Screening:
     verdicts: tuple[Verdict, ...] = ()
     # Message-IDs of the message a bounce reports on (RFC 3464 attaches its headers).
     reported_ids: tuple[str, ...] = ()
-    dmarc: str = "none"  # pass | fail | none (no trusted result) | unparsable
+    dmarc: str = "none"  # pass | fail | other_domain | none (no trusted result) | unparsable
 
     @property
     def category(self) -> str:
@@ -78,6 +78,12 @@ class Screening:
     @property
     def dmarc_failed(self) -> bool:
         return self.dmarc == "fail"
+
+    @property
+    def forged(self) -> bool:
+        """The sender cannot be believed (DMARC failed, judged another domain, or the
+        From is ambiguous): such mail never joins an existing ticket."""
+        return any(v.category == FORGED for v in self.verdicts)
 
     @property
     def reason(self) -> str:
@@ -272,8 +278,28 @@ def own_loop_marker(parsed: ParsedMessage, ctx: ScreenContext) -> Verdict | None
 
 
 def dmarc_fail(parsed: ParsedMessage, ctx: ScreenContext) -> Verdict | None:
-    if _dmarc(parsed, ctx) == "fail":
+    verdict = _dmarc(parsed, ctx)
+    if verdict == "fail":
         return Verdict("dmarc_fail", FORGED, "a trusted Authentication-Results says dmarc=fail")
+    if verdict == "other_domain":
+        # The verifier judged another From than the one read here (two From fields, an
+        # address hidden in a display name): its pass vouches for someone else.
+        return Verdict(
+            "dmarc_other_domain",
+            FORGED,
+            "a trusted dmarc result judged another From domain than the sender's",
+        )
+    return None
+
+
+def ambiguous_from(parsed: ParsedMessage, ctx: ScreenContext) -> Verdict | None:
+    """A From that can be read as more than one sender (two From fields, a group, an
+    address written as the display name, a bare CR): what a DMARC verifier judged may not
+    be what is read here, so the sender proves nothing. Only where DMARC is trusted at
+    all (``security.trusted_authserv_ids``): without it no From proves anything anyway,
+    and real mailers do repeat From."""
+    if ctx.trusted_authserv_ids and parsed.sender_ambiguity:
+        return Verdict("ambiguous_from", FORGED, parsed.sender_ambiguity)
     return None
 
 
@@ -291,16 +317,22 @@ CHECKS: tuple[Check, ...] = (
     noreply_sender,
     null_sender,
     dmarc_fail,
+    ambiguous_from,
 )
 
 
 def _dmarc(parsed: ParsedMessage, ctx: ScreenContext) -> str:
     results = dmarc_results(parsed.header_all("authentication-results"), ctx.trusted_authserv_ids)
-    if "fail" in results:
+    verdicts = [r for r, _ in results]
+    if "fail" in verdicts:
         return "fail"
-    if "pass" in results:
-        return "pass"
-    if "unparsable" in results:
+    sender_domain = parsed.sender.email.rpartition("@")[2].lower() if parsed.sender else ""
+    passed = [domain for r, domain in results if r == "pass"]
+    if passed:
+        # A pass counts only for the domain of the sender read here (RFC 7489 §3.1: the
+        # verifier judged exactly one RFC5322.From; header.from names its domain).
+        return "pass" if all(d in ("", sender_domain) for d in passed) else "other_domain"
+    if "unparsable" in verdicts:
         return "unparsable"
     return "none"
 

@@ -47,7 +47,6 @@ def new_ticket_status(tickets: TicketSettings) -> str:
 
 
 def can_change(old: str, new: str, tickets: TicketSettings) -> bool:
-    """Closing is final: no change leaves the ``closed`` category once in it."""
-    if old == new:
-        return False
-    return not is_closed(old, tickets) or is_closed(new, tickets)
+    """Closing is final: once a ticket's status is in the ``closed`` category, no status
+    change at all, not even to another closed status (Resolved → Closed)."""
+    return old != new and not is_closed(old, tickets)

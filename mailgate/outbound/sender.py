@@ -159,6 +159,18 @@ def send_notice(
             message = build_message(
                 notice, ticket, settings=settings, renderer=renderer, now=at, link=link
             )
+            message.as_bytes()  # headers are checked when written out: fail here, not mid-send
+        except jinja2.TemplateError as exc:
+            # A broken template is the operator's to fix (check-config names it); retry.
+            _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
+            return notice.state
+        except PermanentFailure as exc:
+            return _fail(notice, str(exc))
+        except Exception as exc:  # noqa: BLE001 - this notice can never be composed
+            # Retrying cannot help (e.g. a header value the email package refuses): failed
+            # at once with the reason, so it neither loops nor blocks the rest of a batch.
+            return _fail(notice, f"cannot be composed: {type(exc).__name__}: {exc}")
+        try:
             transport.send(
                 notice.id,
                 message,
@@ -166,16 +178,20 @@ def send_notice(
                 recipient=notice.recipient,
             )
         except PermanentFailure as exc:
-            notice.state, notice.last_error, notice.next_attempt_at = FAILED, str(exc), None
-            log.warning("notice %s failed permanently: %s", notice.id, exc)
-        except (TemporaryFailure, jinja2.TemplateError) as exc:
-            # A broken template is the operator's to fix (check-config names it); retry.
+            _fail(notice, str(exc))
+        except TemporaryFailure as exc:
             _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
         else:
             notice.state, notice.sent_at, notice.last_error = SENT, at, ""
             notice.next_attempt_at = None
             log.info("notice %s (%s) sent", notice.id, notice.kind)
         return notice.state
+
+
+def _fail(notice: Notice, reason: str) -> str:
+    notice.state, notice.last_error, notice.next_attempt_at = FAILED, reason[:2000], None
+    log.warning("notice %s failed permanently: %s", notice.id, reason.split(":", 1)[0])
+    return notice.state
 
 
 def _retry_later(notice: Notice, error: str, at: datetime, settings: Settings) -> None:

@@ -67,6 +67,7 @@ def change_status(
         notices.STATUS_CHANGE,
         f"status:{event.id}",
         in_reply_to=requester_message_id(session, ticket),
+        in_reply_to_author=ticket.requester,
         status=ticket.status,
     )
     notify(session, status_event, ticket=ticket, settings=settings, now=at)

@@ -46,6 +46,7 @@ def record_refusal(
         requester=sender,
         sender=sender,
         in_reply_to=parsed.message_id,
+        in_reply_to_author=sender,
     )
     # Whom to ask: the account's admins, else the support desk itself. Config data only.
     contact = ", ".join(customer.admins) if customer and customer.admins else ""

@@ -173,7 +173,8 @@ def _apply(
         clues=ThreadClues(
             envelope_to=tuple(str(a) for a in row.envelope_to),
             reported_ids=screening.reported_ids,
-            dmarc_failed=screening.dmarc_failed,
+            forged=screening.forged,
+            automatic=screening.automatic,
         ),
     )
     sender = parsed.sender.email.lower() if parsed.sender else row.envelope_from.lower()

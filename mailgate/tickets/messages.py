@@ -175,6 +175,7 @@ def add_customer_message(
         cause or f"customer_reply:{message.id}",
         sender=sender,
         in_reply_to=incoming.message_id,
+        in_reply_to_author=sender,
         status=ticket.status,
     )
     notify(
@@ -230,6 +231,7 @@ def agent_reply(
         notices.AGENT_REPLY,
         f"agent_reply:{message.id}",
         in_reply_to=requester_message_id(session, ticket),
+        in_reply_to_author=ticket.requester,
         status=ticket.status,
     )
     notify(session, event, ticket=ticket, settings=settings, now=at)

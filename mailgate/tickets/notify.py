@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
 from mailgate.core import notices
@@ -43,7 +43,7 @@ def notify(
     ticket (a sign-in link, an intake refusal); ``suppress`` is a reason the caller
     already has to send nothing, kept on the rows like any other."""
     people = notices.recipients(event)
-    _serialize_per_address(session, people)
+    _serialize_per_address(session, [notices.rate_key(p) for p in people if "@" in p])
     ctx = NoticeContext(
         now=now,
         automatic=screening.automatic if screening else False,
@@ -90,22 +90,32 @@ def _serialize_per_address(session: Session, addresses: Iterable[str]) -> None:
 def recent_notices(
     session: Session, addresses: Iterable[str], *, now: datetime
 ) -> dict[str, list[datetime]]:
-    """When each address was sent notices within the rate-limit window; suppressed
-    notices do not count (they were never sent)."""
-    wanted = [a.lower() for a in addresses if a]
-    if not wanted:
+    """When each mailbox (``notices.rate_key``: every spelling of an address) was sent
+    notices within the rate-limit window; suppressed notices do not count (they were
+    never sent)."""
+    keys = sorted({notices.rate_key(a) for a in addresses if "@" in a})
+    if not keys:
         return {}
+    spellings = []
+    for key in keys:
+        local, _, domain = key.rpartition("@")
+        pattern = f"{_like_escape(local)}+%@{_like_escape(domain)}"
+        spellings += [Notice.recipient == key, Notice.recipient.like(pattern, escape="\\")]
     rows = session.execute(
         select(Notice.recipient, Notice.created_at).where(
-            Notice.recipient.in_(wanted),
+            or_(*spellings),
             Notice.state != NoticeState.SUPPRESSED,
             Notice.created_at > now - notices.RATE_WINDOW,
         )
     ).all()
     out: dict[str, list[datetime]] = {}
     for recipient, at in rows:
-        out.setdefault(recipient, []).append(_aware(at, now))
+        out.setdefault(notices.rate_key(recipient), []).append(_aware(at, now))
     return out
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def mark_bounced(session: Session, message_ids: Iterable[str], reason: str) -> list[int]:

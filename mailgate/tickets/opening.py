@@ -168,6 +168,7 @@ def open_ticket(
         cause or f"opened:{ticket.id}",
         sender=requester,
         in_reply_to=new.message.message_id,
+        in_reply_to_author=requester,
         status=ticket.status,
     )
     notify(

@@ -145,8 +145,8 @@ class AnyTicket:
     def ticket_by_number(self, number: int) -> TicketRef | None:
         return TicketRef(id=number + 1, number=number, participants=frozenset())
 
-    def number_of(self, ticket_id: int) -> int | None:
-        return ticket_id - 1
+    def ticket_by_id(self, ticket_id: int) -> TicketRef | None:
+        return TicketRef(id=ticket_id, number=ticket_id - 1, participants=frozenset())
 
 
 @PROPERTY
