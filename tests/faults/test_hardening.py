@@ -1,5 +1,5 @@
 """Issue 19, as an outsider attacks it: mail through a real `mailgate smtp` process, the
-portal over HTTP, the CLI as a process, on a real SQLite file.
+portal over HTTP, the CLI as a process, on a real SQLite file and on PostgreSQL.
 
 Each test is the regression test of one item: a Message-ID is no secret (1), one sender
 the one DMARC judged (2), control characters never reach a notice (3), caps per mailbox
@@ -77,8 +77,9 @@ def _trusting(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    url = f"sqlite:///{tmp_path / 'mailgate.db'}"
+def gateway(tmp_path: Path, db_url: str) -> Iterator[Gateway]:
+    """On a SQLite file and on PostgreSQL (``db_url``)."""
+    url = db_url
     site = make_site(url, seed=False, adjust=_trusting)
     port = free_port()
     config = tmp_path / "mailgate.toml"
