@@ -45,6 +45,18 @@ class SmtpSettings:
     max_connections_per_ip: int = 20
     idle_timeout: int = 300
     data_timeout: int = 600
+    # Failed AUTH (issue 19): a delay before each 535 that doubles (at most 30 s), 421 and
+    # closed after so many on one connection, and a client address with so many within
+    # the window is refused AUTH (421) before any password check.
+    auth_max_failures_per_connection: int = 3
+    auth_failure_delay_ms: int = 1000
+    auth_max_failures_per_client: int = 10
+    auth_failure_window_seconds: int = 900
+    # Commands that move no mail (NOOP, RSET, HELP, VRFY, EXPN, a repeated EHLO, bad or
+    # unknown ones) per session, counted again from 0 after each stored message.
+    max_idle_commands: int = 20
+    # A session is closed with 421 after this long (between transactions).
+    max_session_seconds: int = 600
 
 
 @dataclass(frozen=True)
@@ -120,8 +132,12 @@ class WebSettings:
     client_ip_header: str = ""
     sign_in_requests_per_address_per_hour: int = 5
     sign_in_requests_per_ip_per_hour: int = 20
+    # Failed passwords per agent account in an hour before it slows down (never locks).
     password_failures_per_address_per_hour: int = 10
+    # Failed passwords per client address in an hour before that address is refused.
     password_failures_per_ip_per_hour: int = 30
+    # The longest an account that kept failing makes a failing client wait between checks.
+    password_delay_max_seconds: int = 60
     # Client addresses or networks that may read /metrics; everyone else gets 404.
     metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
 

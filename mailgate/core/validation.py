@@ -140,6 +140,9 @@ def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]]
     ):
         if getattr(s.web, key) < 1:
             bad(f"web.{key}", "expected a positive integer")
+    # A slow-down, not a lock: an outsider must not be able to keep an agent out for long.
+    if not 1 <= s.web.password_delay_max_seconds <= 3600:
+        bad("web.password_delay_max_seconds", "expected an integer from 1 to 3600")
     for i, net in enumerate(s.web.metrics_allow):
         try:
             ipaddress.ip_network(net, strict=False)
@@ -181,6 +184,17 @@ def _check_smtp_session(s: Settings, bad: Bad) -> None:
     for key in ("idle_timeout", "data_timeout"):
         if getattr(s.smtp, key) < 1:
             bad(f"smtp.{key}", "expected a positive number of seconds")
+    for key in (
+        "auth_max_failures_per_connection",
+        "auth_max_failures_per_client",
+        "auth_failure_window_seconds",
+        "max_idle_commands",
+        "max_session_seconds",
+    ):
+        if getattr(s.smtp, key) < 1:
+            bad(f"smtp.{key}", "expected a positive integer")
+    if not 0 <= s.smtp.auth_failure_delay_ms <= 30_000:
+        bad("smtp.auth_failure_delay_ms", "expected milliseconds from 0 to 30000")
     if s.smtp.auth_username and s.smtp.tls == "none":
         # AUTH is never offered in the clear, so nobody could ever submit.
         bad("smtp.auth_username", "needs smtp.tls = starttls or implicit (AUTH only over TLS)")

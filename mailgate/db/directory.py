@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mailgate.core.assignment import STRATEGIES
 from mailgate.core.directory import CustomerView, match_customer
 from mailgate.core.errors import MailgateError, NotFound
 from mailgate.core.settings import Settings
-from mailgate.db.models import Agent, Customer, Team, Ticket
+from mailgate.db.models import Agent, Customer, Team, Ticket, WebSession
 
 
 class Conflict(MailgateError):
@@ -94,11 +94,27 @@ def set_agent(
         agent.away = away
     if active is not None:
         agent.active = active
+        if not active:
+            end_agent_sessions(session, agent)
     if name is not None:
         agent.name = name
     if teams is not None:
         agent.teams = _known_teams(session, teams)
     return agent
+
+
+def end_agent_sessions(session: Session, agent: Agent) -> None:
+    """Sign ``agent`` out of the portal everywhere: for a new password or when made inactive.
+
+    The generation is what ends the sessions: one only counts while it carries the
+    agent's current generation (web.auth), read in the transaction that checked the
+    password. So a sign-in racing this change, that read the old password or the
+    active flag before it committed, makes a session that is already dead; deleting
+    the rows alone would miss that one. The rows go too, as they are of no more use.
+    """
+    agent.credential_generation = Agent.credential_generation + 1
+    session.execute(delete(WebSession).where(WebSession.agent_id == agent.id))
+    session.flush()
 
 
 def list_teams(session: Session, settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:

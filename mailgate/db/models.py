@@ -104,6 +104,10 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     away: Mapped[bool] = mapped_column(Boolean, default=False)
     teams: Mapped[list[Any]] = mapped_column(default=list)
+    # Raised when the password changes or the agent is made inactive: a portal session
+    # made under another value is no longer signed in (directory.end_agent_sessions).
+    # Migration 0009 added it with this server default for the agents already there.
+    credential_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Customer(Base):
@@ -323,6 +327,9 @@ class WebSession(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # The agent's credential_generation at sign-in; the session ends when it moves on.
+    # Migration 0009 added it with this server default for the sessions already there.
+    credential_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SignInToken(Base):

@@ -56,23 +56,24 @@ def sign_in_form(request: Request, next: str = "") -> Response:
 def sign_in(request: Request, email: Short, password: Short, next: Short = "") -> Response:
     p = portal(request)
     at, web = p.now(), p.settings.web
-    limits = {
-        ratelimit.bucket("password-address", email): web.password_failures_per_address_per_hour,
-        ratelimit.bucket("password-ip", client_ip(request)): web.password_failures_per_ip_per_hour,
-    }
+    # The attempt is counted, and decided counting itself, before the password is looked
+    # at, in a transaction of its own: the bucket locks are held for that decision only,
+    # never across the (slow on purpose) password hash.
     with p.store.transaction() as session:
-        if ratelimit.over(session, limits, at):
-            return render(
-                request,
-                "agent_sign_in.html",
-                429,
-                next=next,
-                error=("Too many failed sign-ins. Please wait an hour and try again."),
-            )
+        turn = ratelimit.password_turn(
+            session,
+            account=ratelimit.bucket("password-address", email),
+            client=ratelimit.bucket("password-ip", client_ip(request)),
+            web=web,
+            at=at,
+        )
+    if turn.refused:
+        return _too_many_failures(request, next, turn)
+    with p.store.transaction() as session:
         agent = passwords.check_password(session, email, password, at)
-        if agent is None:
-            ratelimit.record(session, list(limits), at)
-        else:
+        if agent is not None:
+            # Right: the attempt was no failure.
+            ratelimit.forget(session, turn.hit_ids)
             sid = sessions.start(
                 session,
                 kind="agent",
@@ -80,6 +81,7 @@ def sign_in(request: Request, email: Short, password: Short, next: Short = "") -
                 agent_id=agent.id,
                 at=at,
                 hours=web.session_hours,
+                credential_generation=agent.credential_generation,
             )
     if agent is None:
         return render(
@@ -90,6 +92,24 @@ def sign_in(request: Request, email: Short, password: Short, next: Short = "") -
             error="That email and password do not match an active agent.",
         )
     return with_session(request, _redirect(signin.safe_next(next) or "/agent"), sid)
+
+
+def _too_many_failures(request: Request, next: str, turn: ratelimit.PasswordTurn) -> Response:
+    if turn.refused == "client":
+        minutes = -(-turn.retry_after // 60)
+        error = (
+            "Too many failed sign-ins from your address. "
+            f"Please try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+    else:
+        seconds = turn.retry_after
+        error = (
+            "Too many failed sign-ins for this account just now. "
+            f"Please wait {seconds} second{'s' if seconds != 1 else ''} and try again."
+        )
+    page = render(request, "agent_sign_in.html", 429, next=next, error=error)
+    page.headers["Retry-After"] = str(turn.retry_after)
+    return page
 
 
 @router.get("/agent")

@@ -101,7 +101,13 @@ def _from_session(request: Request) -> Principal | None:
             return None
         if row.kind == "agent":
             agent = session.get(Agent, row.agent_id) if row.agent_id else None
-            if agent is None or not agent.active:
+            # A new password or being made inactive moves the generation on
+            # (directory.end_agent_sessions): a session from before is signed out.
+            if (
+                agent is None
+                or not agent.active
+                or row.credential_generation != agent.credential_generation
+            ):
                 return None
             return Principal("agent", agent.email, agent.name, agent.id)
         return Principal("customer", row.email)

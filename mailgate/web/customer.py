@@ -89,20 +89,20 @@ def sign_in_request(request: Request, email: Short, next: Short = "") -> Respons
         ratelimit.bucket("sign-in-ip", client_ip_of(request)): web.sign_in_requests_per_ip_per_hour,
     }
     with p.store.transaction() as session:
-        if ratelimit.over(session, limits, at):
-            return render(
-                request,
-                "error.html",
-                429,
-                title="Too many requests",
-                message=(
-                    "Too many sign-in links were asked for. Please wait an hour and try again."
-                ),
-            )
-        ratelimit.record(session, list(limits), at)
+        # Counted first, then decided counting itself, under the buckets' lock (ratelimit):
+        # parallel requests for one address send no more links than the limit.
+        allowed = ratelimit.take(session, limits, at)
         # The answer is the same whether or not the address is known: no enumeration.
-        if _may_sign_in(session, request, email):
+        if allowed and _may_sign_in(session, request, email):
             signin.send_link(session, p.settings, email, at, next)
+    if not allowed:
+        return render(
+            request,
+            "error.html",
+            429,
+            title="Too many requests",
+            message=("Too many sign-in links were asked for. Please wait an hour and try again."),
+        )
     return render(request, "sign_in_sent.html", email=email)
 
 

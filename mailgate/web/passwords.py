@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import InvalidValue, NotFound
+from mailgate.db.directory import end_agent_sessions
 from mailgate.db.models import Agent, AgentPassword
 
 MIN_LENGTH = 10
@@ -20,7 +21,7 @@ _DUMMY = _hasher.hash("not-a-password-of-anyone")
 
 
 def set_password(session: Session, email: str, password: str, at: datetime) -> Agent:
-    """Store a new password hash for agent ``email``."""
+    """Store a new password hash for agent ``email``; their portal sessions end with the old one."""
     if len(password) < MIN_LENGTH:
         raise InvalidValue(f"a password needs at least {MIN_LENGTH} characters")
     agent = session.scalar(select(Agent).where(Agent.email == email.strip().lower()))
@@ -32,6 +33,7 @@ def set_password(session: Session, email: str, password: str, at: datetime) -> A
         session.add(row)
     row.password_hash = _hasher.hash(password)
     row.updated_at = at
+    end_agent_sessions(session, agent)
     return agent
 
 

@@ -36,9 +36,11 @@ def start(
     agent_id: int | None,
     at: datetime,
     hours: int,
+    credential_generation: int = 0,
 ) -> str:
     """Record a signed-in session and return its new id for the cookie. Expired sessions
-    are swept here, the one place sessions are written."""
+    are swept here, the one place sessions are written. An agent's session carries the
+    ``credential_generation`` read with the password it was checked against."""
     session.execute(delete(WebSession).where(WebSession.expires_at <= at))
     sid = new_sid()
     session.add(
@@ -47,6 +49,7 @@ def start(
             kind=kind,
             email=email.lower(),
             agent_id=agent_id,
+            credential_generation=credential_generation,
             created_at=at,
             expires_at=at + timedelta(hours=hours),
         )

@@ -29,6 +29,7 @@ from mailgate.db.store import Store
 from mailgate.inbound.group_commit import GroupCommit
 from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.smtp.handler import IntakeHandler
+from mailgate.inbound.smtp.limits import AuthFailures, SessionLimits
 from mailgate.inbound.smtp.protocol import Gate, LMTPProtocol, SMTPProtocol
 from mailgate.inbound.smtp.trace import MAX_TRACE_BYTES
 
@@ -114,6 +115,11 @@ class SmtpServer:
         self._on_stored = on_stored or self._process
         self.gate = Gate(
             max_connections=smtp.max_connections, max_per_ip=smtp.max_connections_per_ip
+        )
+        self.limits = SessionLimits.from_settings(smtp)
+        # Failed AUTH per client address, in this process's memory (one receiver's view).
+        self.auth_failures = AuthFailures(
+            limit=smtp.auth_max_failures_per_client, window=smtp.auth_failure_window_seconds
         )
         self.committer = GroupCommit(
             store,
@@ -250,6 +256,8 @@ class SmtpServer:
             data_timeout=smtp.data_timeout,
             implicit_tls=self.tls == "implicit",
             rejections=self.rejections,
+            limits=self.limits,
+            auth_failures=self.auth_failures,
             loop=self._loop,
             hostname=self.hostname,
             ident="LMTP mailgate" if self.lmtp else "ESMTP mailgate",
