@@ -16,7 +16,7 @@ from mailgate.core.settings import SecuritySettings, Settings
 from mailgate.db.store import Store, open_store
 from tests.servers import require
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "zammad"
+CORPUS = Path(__file__).resolve().parent / "data" / "zammad"  # see its SOURCE.md
 DATA = Path(__file__).resolve().parent / "data"
 PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "test-secret-that-is-long-enough-0123456789"

@@ -1,7 +1,7 @@
 """Compare mailgate's parse of the Zammad corpus with Zammad's expected answers.
 
 The `.yml` files are one reference implementation's answers, not ground truth
-(see shared/corpus/zammad/SOURCE.md), so fields are compared after
+(see tests/data/zammad/SOURCE.md), so fields are compared after
 normalising: addresses case-folded, whitespace folded, HTML bodies as text.
 """
 
@@ -123,7 +123,7 @@ def report() -> dict[str, tuple[int, int, list[str]]]:
     from mailgate.core.message import parse
     from mailgate.core.settings import LimitsSettings
 
-    corpus = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "zammad"
+    corpus = Path(__file__).resolve().parent / "data" / "zammad"
     table: dict[str, tuple[int, int, list[str]]] = {f: (0, 0, []) for f in FIELDS}
     for box in sorted(corpus.glob("*.box")):
         expected = load_expected(box)

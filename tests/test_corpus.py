@@ -3,6 +3,8 @@ Zammad's expected answers at least as often as measured (README "Corpus")."""
 
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ FLOORS = {"from": 110, "to": 109, "subject": 114, "body": 105, "attachments": 10
 
 
 def test_corpus_is_present() -> None:
-    """The shared corpus is beside the repository (CI clones it there)."""
+    """The corpus is in the repository (tests/data/zammad), 116 messages."""
     assert len(BOXES) == 116
 
 
@@ -56,6 +58,12 @@ def test_agreement_with_zammad_does_not_regress() -> None:
         assert ok >= floor, f"{field}: {ok}/{total} agree, floor {floor}; differ: {bad}"
 
 
-def test_corpus_path_is_outside_the_repository() -> None:
-    """The corpus is read from ../shared, never copied into the repository."""
-    assert Path(__file__).resolve().parents[1] not in CORPUS.parents
+def test_corpus_is_the_unchanged_copy_its_source_names() -> None:
+    """tests/data/zammad is inside the repository, and every file is byte for byte the copy
+    SOURCE.md describes (the checksums in SHA256SUMS were taken when it was copied)."""
+    assert Path(__file__).resolve().parent in CORPUS.parents
+    sums = (CORPUS / "SHA256SUMS").read_text().split("\n")
+    listed = dict(reversed(line.split("  ", 1)) for line in sums if line)
+    assert len(listed) == 233  # 116 messages, 116 expected results, SOURCE.md
+    for name, digest in listed.items():
+        assert hashlib.sha256((CORPUS / name).read_bytes()).hexdigest() == digest, name
