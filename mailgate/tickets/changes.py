@@ -19,7 +19,7 @@ from mailgate.core.settings import Settings
 from mailgate.db.models import Agent, HistoryEvent, Team, Ticket, TicketLink
 from mailgate.tickets import sla_check
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.notify import notify, requester_message_id, ticket_event
+from mailgate.tickets.notify import notify, tell_requester, ticket_event
 from mailgate.tickets.records import CLOSED_EXPLANATION, history, lock_ticket, refuse_if_closed
 
 
@@ -54,6 +54,13 @@ def change_status(
         return ticket
     if not status_machine.can_change(ticket.status, status, settings.tickets):
         raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
+    return _move(session, ticket, status, settings=settings, actor=actor, at=at)
+
+
+def _move(
+    session: Session, ticket: Ticket, status: str, *, settings: Settings, actor: Actor, at: datetime
+) -> Ticket:
+    """Set the status of ``ticket`` (locked, the change allowed) and tell the requester."""
     event = set_status(session, ticket, status, actor, at)
     if status_machine.is_closed(status, settings.tickets) and ticket.closed_at is None:
         # Closing ends both clocks: a target it passed unseen is still a breach.
@@ -61,16 +68,8 @@ def change_status(
             sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
         sla_check.record_met_late(session, ticket, settings, sla.RESOLUTION, at)
         ticket.closed_at = at
-    status_event = ticket_event(
-        session,
-        ticket,
-        notices.STATUS_CHANGE,
-        f"status:{event.id}",
-        in_reply_to=requester_message_id(session, ticket),
-        in_reply_to_author=ticket.requester,
-        status=ticket.status,
-    )
-    notify(session, status_event, ticket=ticket, settings=settings, now=at)
+    cause = f"status:{event.id}"
+    tell_requester(session, ticket, notices.STATUS_CHANGE, cause, settings=settings, now=at)
     return ticket
 
 
@@ -86,9 +85,7 @@ def close(
     """Close a ticket for good; refused when it is already closed."""
     ticket = lock_ticket(session, number=number)
     refuse_if_closed(ticket, settings)
-    return change_status(
-        session, settings=settings, number=number, actor=actor, status=close_status(settings), at=at
-    )
+    return _move(session, ticket, close_status(settings), settings=settings, actor=actor, at=at)
 
 
 def assign(

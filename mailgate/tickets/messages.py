@@ -25,7 +25,7 @@ from mailgate.db.models import Participant, StoredAttachment, Ticket, TicketMess
 from mailgate.tickets import sla_check
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import set_status
-from mailgate.tickets.notify import notify, requester_message_id, ticket_event
+from mailgate.tickets.notify import notify, tell_requester, ticket_event
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
 
 MAX_BODY_CHARS = 100_000
@@ -225,16 +225,8 @@ def agent_reply(
     ticket.updated_at = at
     detail = {"message": str(message.id), **({"response": response} if response else {})}
     history(session, ticket, at, actor.label, "agent_reply", detail=detail)
-    event = ticket_event(
-        session,
-        ticket,
-        notices.AGENT_REPLY,
-        f"agent_reply:{message.id}",
-        in_reply_to=requester_message_id(session, ticket),
-        in_reply_to_author=ticket.requester,
-        status=ticket.status,
-    )
-    notify(session, event, ticket=ticket, settings=settings, now=at)
+    cause = f"agent_reply:{message.id}"
+    tell_requester(session, ticket, notices.AGENT_REPLY, cause, settings=settings, now=at)
     return message
 
 

@@ -158,6 +158,23 @@ def requester_message_id(session: Session, ticket: Ticket) -> str:
     return value or ""
 
 
+def tell_requester(
+    session: Session, ticket: Ticket, kind: str, cause: str, *, settings: Settings, now: datetime
+) -> list[Notice]:
+    """Notify the requester of an agent's change (``kind``: a reply or a status change),
+    threaded to their own newest message, with the status the ticket has now."""
+    event = ticket_event(
+        session,
+        ticket,
+        kind,
+        cause,
+        in_reply_to=requester_message_id(session, ticket),
+        in_reply_to_author=ticket.requester,
+        status=ticket.status,
+    )
+    return notify(session, event, ticket=ticket, settings=settings, now=now)
+
+
 def ticket_event(session: Session, ticket: Ticket, kind: str, cause: str, **values: str) -> Event:
     """An ``Event`` of ``kind`` about ``ticket``, with its requester and assignee filled in."""
     assert ticket.number is not None
