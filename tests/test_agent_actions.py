@@ -185,7 +185,7 @@ def test_open_ticket_validates_and_acknowledges(site: Site) -> None:
             via="api",
             actor="api:crm",
         )
-        ticket = opening.open_ticket(session, new, settings=s, at=at)
+        ticket = opening.open_ticket(session, new, settings=s, at=at).ticket
         assert (ticket.requester, ticket.subject, ticket.customer_id is not None) == (
             "x@acme.test",
             "Many spaces",

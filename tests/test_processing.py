@@ -218,7 +218,7 @@ def test_row_taken_by_another_process_meanwhile_keeps_one_outcome(
     real_apply = processing._apply
     rival_saw: list[str] = []
 
-    def rival_moves_first(*args: Any, **kwargs: Any) -> None:
+    def rival_moves_first(*args: Any, **kwargs: Any) -> Any:
         if not rival_saw:  # once: the rival's own _apply comes through here too
             rival_saw.append("started")
             try:
@@ -227,7 +227,7 @@ def test_row_taken_by_another_process_meanwhile_keeps_one_outcome(
                 )
             except TemporaryFailure:
                 rival_saw.append("kept waiting")
-        real_apply(*args, **kwargs)
+        return real_apply(*args, **kwargs)
 
     monkeypatch.setattr(processing, "_apply", rival_moves_first)
     try:

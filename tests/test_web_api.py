@@ -103,6 +103,7 @@ def test_create_list_get_reply_and_status(site: Site) -> None:
     assert detail["messages"][1]["from_name"] == "crm"
     assert [(h["actor"], h["action"]) for h in detail["history"]] == [
         ("api:crm", "created"),
+        ("assignment", "unassigned"),  # the same rules and assignment as mail
         ("api:crm", "status"),
         ("api:crm", "agent_reply"),
         ("api:crm", "status"),

@@ -188,7 +188,7 @@ def create(
             actor=actor.label,
             by_staff=True,
         )
-        ticket = opening.open_ticket(session, new, settings=ctx.settings, at=utc_now())
+        ticket = opening.open_ticket(session, new, settings=ctx.settings, at=utc_now()).ticket
         number = ticket.number
         assert number is not None
         shown = queries.show_ticket(session, number) if as_json else None

@@ -201,8 +201,12 @@ def add_customer(
 
 
 def customer_views(session: Session) -> list[CustomerView]:
-    """Every customer account as the pure directory sees it."""
-    return [
+    """Every customer account as the pure directory sees it; read once per transaction
+    (the accounts change only through the directory's own commands and the config sync)."""
+    cached = session.info.get("customer_views")
+    if cached is not None:
+        return list(cached)
+    views = [
         CustomerView(
             c.id,
             c.name,
@@ -214,6 +218,8 @@ def customer_views(session: Session) -> list[CustomerView]:
         )
         for c in session.scalars(select(Customer))
     ]
+    session.info["customer_views"] = tuple(views)
+    return views
 
 
 def customer_of(session: Session, email: str) -> CustomerView | None:

@@ -41,27 +41,20 @@ def lock_row(
     row_id: int,
     *,
     touch: InstrumentedAttribute[Any],
-    key_share: bool = False,
 ) -> _Row:
     """Row ``row_id`` of ``model``, locked until commit and read after the lock is held.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE`` (``FOR NO KEY UPDATE`` with ``key_share``)
-    makes a second transaction wait, then see the first one's writes. SQLite ignores
-    FOR UPDATE, and pysqlite begins a transaction only at its first write, so a plain
-    read could be stale by the time this transaction writes: setting ``touch`` to
-    itself first takes the database write lock before anything is read.
+    One statement, ``UPDATE … SET touch = touch … RETURNING *``: on PostgreSQL the update
+    takes the row's lock (FOR NO KEY UPDATE, so it does not conflict with the KEY SHARE
+    lock a foreign key takes), a second writer waits, then reads the first one's writes;
+    on SQLite it takes the database's write lock (pysqlite begins a transaction only at a
+    write, so a plain read first could be stale by the time this transaction writes).
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(model)
-            .where(model.id == row_id)  # type: ignore[attr-defined]
-            .values({touch: touch})
-            .execution_options(synchronize_session=False)
-        )
     return session.execute(
-        select(model)
+        update(model)
         .where(model.id == row_id)  # type: ignore[attr-defined]
-        .with_for_update(key_share=key_share)
+        .values({touch: touch})
+        .returning(model)
         .execution_options(populate_existing=True)
     ).scalar_one()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from email.utils import getaddresses
 
 from sqlalchemy import select
@@ -12,26 +13,42 @@ from mailgate.threading.resolver import TicketRef
 
 
 class ThreadIndex:
-    """``ThreadLookup`` over a session."""
+    """``ThreadLookup`` over a session.
 
-    def __init__(self, session: Session) -> None:
+    ``known`` holds index entries the caller already read (Message-ID → entry), so the
+    ids it covers cost no second query; ``load`` reads a ticket by id, e.g. taking its row
+    lock at once, so that a ticket found here is the one the caller then changes."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        known: Mapping[str, MessageIdEntry] | None = None,
+        load: Callable[[int], Ticket | None] | None = None,
+    ) -> None:
         self.session = session
+        self.known = dict(known or {})
+        self.load = load or (lambda ticket_id: session.get(Ticket, ticket_id))
+        self.loaded: dict[int, Ticket] = {}
 
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> int | None:
-        rows = self.session.execute(
-            select(MessageIdEntry.message_id, MessageIdEntry.ticket_id).where(
-                MessageIdEntry.message_id.in_(message_ids)
-            )
-        ).all()
-        found = {mid: tid for mid, tid in rows}
+        missing = [mid for mid in message_ids if mid not in self.known]
+        if missing:
+            for entry in self.session.scalars(
+                select(MessageIdEntry).where(MessageIdEntry.message_id.in_(missing))
+            ):
+                self.known[entry.message_id] = entry
         # Most specific first: In-Reply-To, then References from newest to oldest.
-        return next((found[mid] for mid in message_ids if mid in found), None)
+        return next((self.known[mid].ticket_id for mid in message_ids if mid in self.known), None)
 
     def ticket_by_number(self, number: int) -> TicketRef | None:
         return self._ref(self.session.scalar(select(Ticket).where(Ticket.number == number)))
 
     def ticket_by_id(self, ticket_id: int) -> TicketRef | None:
-        return self._ref(self.session.get(Ticket, ticket_id))
+        ticket = self.load(ticket_id)
+        if ticket is not None:
+            self.loaded[ticket_id] = ticket
+        return self._ref(ticket)
 
     def _ref(self, ticket: Ticket | None) -> TicketRef | None:
         """The ticket with everyone who may write on it: requester and participants,

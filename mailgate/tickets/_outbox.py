@@ -36,9 +36,15 @@ def write(
     event writes nothing twice); a ticket's notice has its Message-ID indexed as outbound,
     so a reply to it finds the ticket."""
     domain = settings.outbound.from_address.rpartition("@")[2] or "localhost"
+    wanted = list(specs)
+    if not wanted:
+        return []
+    written = set(
+        session.scalars(select(Notice.cause).where(Notice.cause.in_([s.cause for s in wanted])))
+    )
     rows: list[Notice] = []
-    for spec in specs:
-        if session.scalar(select(Notice.id).where(Notice.cause == spec.cause)) is not None:
+    for spec in wanted:
+        if spec.cause in written:
             continue
         if ticket is not None:
             assert ticket.number is not None
@@ -63,17 +69,19 @@ def write(
             detail={**_system_words(spec), **(detail or {})},
         )
         session.add(row)
-        session.flush()
-        if ticket is not None:
-            session.add(
-                MessageIdEntry(
-                    message_id=row.message_id,
-                    ticket_id=ticket.id,
-                    notice_id=row.id,
-                    direction="outbound",
-                )
-            )
         rows.append(row)
+    if rows:
+        session.flush()  # one INSERT for all of them; their ids name the index entries
+    if ticket is not None:
+        session.add_all(
+            MessageIdEntry(
+                message_id=row.message_id,
+                ticket_id=ticket.id,
+                notice_id=row.id,
+                direction="outbound",
+            )
+            for row in rows
+        )
     return rows
 
 

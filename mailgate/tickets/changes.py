@@ -30,7 +30,9 @@ def set_status(
     old = ticket.status
     ticket.status = new
     ticket.updated_at = at
-    return history(session, ticket, at, actor.label, "status", field="status", old=old, new=new)
+    return history(
+        session, ticket, at, actor.label, "status", field="status", old=old, new=new, flush=True
+    )
 
 
 def change_status(
@@ -121,6 +123,7 @@ def assign(
         field="assignee",
         old=old.email if old else "",
         new=agent.email if agent else "",
+        flush=True,  # the notice is named after it
     )
     if agent is not None and agent.id != actor.agent_id:
         assigned = ticket_event(session, ticket, notices.ASSIGNMENT, f"assign:{event.id}")

@@ -75,9 +75,10 @@ def process(
             row = lock_row(session, InboundMessage, inbound_id, touch=InboundMessage.attempts)
             if row.state in FINAL_STATES:
                 return _result_of(session, row)
-            _apply(session, row, parsed, settings=settings, now=now)
+            number, written = _apply(session, row, parsed, settings=settings, now=now)
             session.flush()
-            result = _result_of(session, row)
+            pending = tuple(n.id for n in written if n.state == NoticeState.PENDING)
+            result = ProcessResult(row.id, row.state, row.outcome, number, row.last_error, pending)
         log.info(
             "inbound processed",
             extra={
@@ -105,6 +106,7 @@ def process(
 
 
 def _result_of(session: Session, row: InboundMessage) -> ProcessResult:
+    """The result of a row processed earlier, read back."""
     number = None
     if row.ticket_id is not None:
         number = session.scalar(select(Ticket.number).where(Ticket.id == row.ticket_id))
@@ -152,22 +154,35 @@ def _apply(
     *,
     settings: Settings,
     now: Callable[[], datetime],
-) -> None:
+) -> tuple[int | None, list[Notice]]:
+    """Apply ``parsed`` under the row's lock; the ticket number and the notices written."""
     at = now()
     row.defects = list(parsed.defects)
-    seen = None
-    if parsed.message_id:
-        seen = session.scalar(
-            select(MessageIdEntry).where(MessageIdEntry.message_id == parsed.message_id)
-        )
-        if seen is not None and _same_message(session, seen, parsed):
-            # Invariant 2: the same message by another route (MTA retry, second mailbox).
-            _finish(row, Outcome.DUPLICATE, seen.ticket_id, at)
-            return
     screening = _screen(row, parsed, settings)
+    # One query for every Message-ID this message names: its own (a duplicate?) and the
+    # ones it replies to or reports on (its thread).
+    named = {parsed.message_id, *parsed.in_reply_to, *parsed.references, *screening.reported_ids}
+    named.discard("")
+    known = {
+        entry.message_id: entry
+        for entry in session.scalars(
+            select(MessageIdEntry).where(MessageIdEntry.message_id.in_(named))
+        )
+    }
+    seen = known.get(parsed.message_id)
+    if seen is not None and _same_message(session, seen, parsed):
+        # Invariant 2: the same message by another route (MTA retry, second mailbox).
+        _finish(row, Outcome.DUPLICATE, seen.ticket_id, at)
+        number = session.scalar(select(Ticket.number).where(Ticket.id == seen.ticket_id))
+        return number, []
+    # A ticket the thread headers name is locked as it is read: the decision below (does
+    # the sender take part? is it closed?) holds until this transaction commits.
+    index = ThreadIndex(
+        session, known=known, load=lambda ticket_id: lock_ticket(session, ticket_id=ticket_id)
+    )
     resolution = resolve(
         parsed,
-        ThreadIndex(session),
+        index,
         tag_prefix=settings.tickets.subject_tag_prefix,
         secrets=(settings.security.secret, *settings.security.old_secrets),
         clues=ThreadClues(
@@ -202,7 +217,7 @@ def _apply(
     if resolution.ticket_id is None:
         customer, refused = intake_verdict(session, settings, sender)
         if refused and not row.accepted_by:
-            record_refusal(
+            refusal = record_refusal(
                 session,
                 row=row,
                 parsed=parsed,
@@ -214,7 +229,7 @@ def _apply(
             )
             _finish(row, Outcome.REFUSED_POLICY, None, at)
             row.last_error = refused
-            return
+            return None, refusal
         new = NewTicket(
             requester=sender,
             requester_name=incoming.author_name,
@@ -234,18 +249,18 @@ def _apply(
             history_detail=(("thread", resolution.reason),),
             accepted_by=row.accepted_by,
         )
-        ticket = open_ticket(
+        opened = open_ticket(
             session, new, settings=settings, at=at, cause=_cause(row.id), screening=screening
         )
+        ticket, message, written = opened.ticket, opened.message, opened.notices
         outcome = Outcome.NEW_TICKET
-        message_id = session.scalar(
-            select(TicketMessage.id).where(TicketMessage.inbound_id == row.id)
-        )
     else:
         # Locked before anything is decided: an agent closing this ticket at the same
         # moment either commits first (and this message is kept as after-close) or waits.
-        ticket = lock_ticket(session, ticket_id=resolution.ticket_id)
-        outcome, message = add_customer_message(
+        ticket = index.loaded.get(resolution.ticket_id) or lock_ticket(
+            session, ticket_id=resolution.ticket_id
+        )
+        added = add_customer_message(
             session,
             ticket,
             incoming,
@@ -254,17 +269,19 @@ def _apply(
             cause=_cause(row.id),
             screening=screening,
         )
-        message_id = message.id
+        outcome, message, written = added.outcome, added.message, added.notices
     if parsed.message_id and seen is None:
         session.add(
             MessageIdEntry(
                 message_id=parsed.message_id,
                 ticket_id=ticket.id,
-                ticket_message_id=message_id,
+                ticket_message_id=message.id,
+                notice_id=None,  # every column given: one INSERT with the notices' entries
                 direction="inbound",
             )
         )
     _finish(row, outcome, ticket.id, at)
+    return ticket.number, list(written)
 
 
 def message_facts(

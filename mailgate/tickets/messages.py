@@ -21,7 +21,7 @@ from mailgate.core.errors import InvalidValue
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.core.states import Outcome
-from mailgate.db.models import Participant, StoredAttachment, Ticket, TicketMessage
+from mailgate.db.models import Notice, Participant, StoredAttachment, Ticket, TicketMessage
 from mailgate.tickets import sla_check
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import set_status
@@ -53,6 +53,15 @@ class Incoming:
     inbound_id: int | None = None
     new_text: str = ""  # the text above the quotes (mail only)
     screening: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Added:
+    """What a customer's message did: its outcome, the stored message, the notices."""
+
+    outcome: Outcome
+    message: TicketMessage
+    notices: tuple[Notice, ...]
 
 
 def clean_body(body: str) -> str:
@@ -122,7 +131,7 @@ def add_customer_message(
     cause: str = "",
     screening: Screening | None = None,
     refuse_closed: bool = False,
-) -> tuple[Outcome, TicketMessage]:
+) -> Added:
     """A customer's message on ``ticket`` (locked by the caller).
 
     A closed ticket never changes (invariant 4): mail is kept for the agents and its
@@ -178,7 +187,7 @@ def add_customer_message(
         in_reply_to_author=sender,
         status=ticket.status,
     )
-    notify(
+    written = notify(
         session,
         event,
         ticket=ticket,
@@ -187,7 +196,7 @@ def add_customer_message(
         screening=screening,
         inbound_id=incoming.inbound_id,
     )
-    return outcome, message
+    return Added(outcome, message, tuple(written))
 
 
 def agent_reply(
@@ -269,7 +278,7 @@ def customer_reply(
     incoming = Incoming(
         author_email=author.strip().lower(), author_name=author_name, text=text, via=via
     )
-    _, message = add_customer_message(
+    added = add_customer_message(
         session,
         ticket,
         incoming,
@@ -277,7 +286,7 @@ def customer_reply(
         at=at,
         refuse_closed=True,
     )
-    return message
+    return added.message
 
 
 def reply(

@@ -72,19 +72,18 @@ def _serialize_per_address(session: Session, addresses: Iterable[str]) -> None:
     """Make the count-then-write of the rate limit atomic per address: a second
     transaction notifying the same address waits until this one commits, then counts
     what it wrote. PostgreSQL: a transaction-scoped advisory lock per address (in sorted
-    order, so two transactions cannot deadlock). SQLite: its one write lock, taken now
-    by a write that changes nothing, if the transaction does not hold it already."""
+    order, so two transactions cannot deadlock). SQLite: its one write lock, which the
+    caller already holds."""
     wanted = sorted({a for a in addresses if a})
-    if not wanted:
+    if not wanted or session.get_bind().dialect.name != "postgresql":
+        # SQLite: every caller has written (and so holds the one write lock) before it
+        # notifies: the ticket's lock, a new ticket, a sign-in token, the inbound row.
         return
-    if session.get_bind().dialect.name == "postgresql":
-        for address in wanted:
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"mailgate.notices:{address}"},
-            )
-    else:
-        session.execute(update(Notice).where(Notice.id < 0).values(attempts=Notice.attempts))
+    for address in wanted:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"mailgate.notices:{address}"},
+        )
 
 
 def recent_notices(

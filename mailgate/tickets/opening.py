@@ -23,7 +23,7 @@ from mailgate.core.intake_policy import admits
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.db.directory import customer_of
-from mailgate.db.models import Participant, Team, Ticket, TicketLink
+from mailgate.db.models import Notice, Participant, Team, Ticket, TicketLink, TicketMessage
 from mailgate.tickets.messages import Incoming, clean_body, store_message
 from mailgate.tickets.notify import notify, ticket_event
 from mailgate.tickets.records import history
@@ -71,6 +71,15 @@ class NewTicket:
     accepted_by: str = ""  # an operator let a refused message in (`mailgate inbound accept`)
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A ticket just opened: the ticket, its first message and the notices it caused."""
+
+    ticket: Ticket
+    message: TicketMessage
+    notices: tuple[Notice, ...]
+
+
 def typed_subject(subject: str) -> str:
     """A subject typed in the portal, the API or the CLI: runs of ASCII spaces and controls
     (folded headers, tabs) become one space; empty or overlong is refused."""
@@ -106,8 +115,9 @@ def open_ticket(
     at: datetime,
     cause: str = "",
     screening: Screening | None = None,
-) -> Ticket:
-    """Open ``new`` and decide its notices; returns the ticket, numbered.
+) -> Opened:
+    """Open ``new`` and decide its notices; returns the ticket (numbered), its first
+    message and its notices.
 
     Refused with ``ActionRefused`` when intake.policy does not admit the requester (staff
     and an operator's acceptance pass), ``InvalidValue`` for an unknown type or priority.
@@ -124,6 +134,8 @@ def open_ticket(
     customer, refused = intake_verdict(session, settings, requester)
     if refused and not (new.by_staff or new.accepted_by):
         raise ActionRefused(_POLICY_WORDS.get(settings.intake.policy, refused))
+    # The whole row, held here: assignment reads it next, from the session.
+    team = session.scalar(select(Team).where(Team.name == settings.defaults.team))
     ticket = Ticket(
         customer_id=customer.id if customer else None,
         requester=requester,
@@ -132,7 +144,7 @@ def open_ticket(
         type=type_,
         priority=priority,
         status=status_machine.new_ticket_status(settings.tickets),
-        team_id=session.scalar(select(Team.id).where(Team.name == settings.defaults.team)),
+        team_id=team.id if team is not None else None,
         language=(customer.language if customer and customer.language else "")
         or new.language
         or settings.defaults.language,
@@ -141,26 +153,29 @@ def open_ticket(
         updated_at=at,
     )
     session.add(ticket)
-    session.flush()
-    ticket.number = ticket.id
-    _add_participants(session, ticket, new.cc, settings)
-    actor = new.actor or requester
-    created = {"via": new.message.via, **dict(new.history_detail)}
-    history(session, ticket, at, actor, "created", detail=created)
-    if new.link is not None:
-        _link_at_opening(session, ticket, new.link, actor, at)
-    if new.accepted_by:
-        history(session, ticket, at, new.accepted_by, "accepted", detail={"policy": "override"})
+    session.flush()  # its id is its number
+    # Everything below goes in with the message's flush, one statement per table: the
+    # queries the rules and the assignment make must not flush it piecemeal first.
+    with session.no_autoflush:
+        ticket.number = ticket.id
+        _add_participants(session, ticket, new.cc, settings)
+        actor = new.actor or requester
+        created = {"via": new.message.via, **dict(new.history_detail)}
+        history(session, ticket, at, actor, "created", detail=created)
+        if new.link is not None:
+            _link_at_opening(session, ticket, new.link, actor, at)
+        if new.accepted_by:
+            history(session, ticket, at, new.accepted_by, "accepted", detail={"policy": "override"})
+        # Type, priority, team, tags by rule; then the assignee (DESIGN.md §5).
+        route_new_ticket(
+            session,
+            ticket,
+            facts=new.facts or _typed_facts(new, ticket, customer),
+            customer=customer,
+            settings=settings,
+            at=at,
+        )
     message = store_message(session, ticket, new.message, at=at, after_close=False)
-    # Type, priority, team, tags by rule; then the assignee (DESIGN.md §5).
-    route_new_ticket(
-        session,
-        ticket,
-        facts=new.facts or _typed_facts(new, ticket, customer),
-        customer=customer,
-        settings=settings,
-        at=at,
-    )
     event = ticket_event(
         session,
         ticket,
@@ -171,7 +186,7 @@ def open_ticket(
         in_reply_to_author=requester,
         status=ticket.status,
     )
-    notify(
+    written = notify(
         session,
         event,
         ticket=ticket,
@@ -180,7 +195,7 @@ def open_ticket(
         screening=screening,
         inbound_id=message.inbound_id,
     )
-    return ticket
+    return Opened(ticket, message, tuple(written))
 
 
 def _add_participants(

@@ -63,8 +63,12 @@ def history(
     old: str = "",
     new: str = "",
     detail: dict[str, str] | None = None,
+    flush: bool = False,
 ) -> HistoryEvent:
-    """Record one change to ``ticket`` (who, what, when): every change is a history event."""
+    """Record one change to ``ticket`` (who, what, when): every change is a history event.
+
+    ``flush`` when the caller needs the event's id now (a notice named after it); else the
+    row goes in with the transaction's next flush, in one statement with the others."""
     event = HistoryEvent(
         ticket_id=ticket.id,
         at=at,
@@ -76,7 +80,8 @@ def history(
         detail=detail or {},
     )
     session.add(event)
-    session.flush()  # callers name notices after the event's id (their unique cause)
+    if flush:
+        session.flush()
     return event
 
 

@@ -179,6 +179,7 @@ def fire_ticket(session: Session, ticket_id: int, settings: Settings, now: datet
             field=event.kind,
             new=due,
             detail={"summary": event.summary},
+            flush=True,  # the reminder is named after it
         )
         reminder = ticket_event(
             session, ticket, SLA_DUE, f"sla:{entry.id}", due=event.kind, due_at=due

@@ -117,9 +117,10 @@ def assign_new_ticket(
         _record(session, ticket, None, choice, settings=settings, at=at)
         return
     if team.assignment in _LOCKING:
-        # Not plain FOR UPDATE on PostgreSQL: inserting the ticket already took a KEY
-        # SHARE lock on the team row (its foreign key), so two workers would deadlock.
-        team = lock_row(session, Team, team.id, touch=Team.rr_last_agent_id, key_share=True)
+        # A row lock of the NO KEY UPDATE kind (lock_row's UPDATE): inserting the ticket
+        # already took a KEY SHARE lock on the team row (its foreign key), which a plain
+        # FOR UPDATE would wait on, so two workers would deadlock.
+        team = lock_row(session, Team, team.id, touch=Team.rr_last_agent_id)
     open_counts: dict[int, int] = {}
     if team.assignment == "least_open":
         open_counts = _open_counts(session, settings)

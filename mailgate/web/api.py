@@ -108,7 +108,7 @@ def create_ticket(request: Request, name: Integration, body: TicketCreate) -> di
                 priority=body.priority,
                 actor=f"api:{name}",
             )
-            ticket = opening.open_ticket(session, new, settings=settings, at=p.now())
+            ticket = opening.open_ticket(session, new, settings=settings, at=p.now()).ticket
             number = ticket.number
             assert number is not None
             return _summary(session, number)

@@ -217,7 +217,7 @@ def new_ticket(
                 type_=type,
                 follow_up_of=earlier,
             )
-            ticket = opening.open_ticket(session, new, settings=p.settings, at=p.now())
+            ticket = opening.open_ticket(session, new, settings=p.settings, at=p.now()).ticket
             number = ticket.number
     except InvalidValue as exc:
         return render(
