@@ -30,6 +30,8 @@ from tests.smtp_support import (
 )
 from tests.test_smtp_tls import certificate  # noqa: F401 - the fixture
 
+pytestmark = pytest.mark.faults  # the security part of the fault suite (issue 19)
+
 USER, PASSWORD = "relay", "correct horse battery staple"
 DELAY = 0.05  # seconds: auth_failure_delay_ms in these tests
 

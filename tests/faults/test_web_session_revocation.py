@@ -15,6 +15,8 @@ from mailgate.web import passwords, sessions
 from tests.conftest import SECRET
 from tests.web_support import ANN_PASSWORD, Site, csrf_from, make_site, sign_in_agent
 
+pytestmark = pytest.mark.faults  # the security part of the fault suite (issue 19)
+
 
 @pytest.fixture
 def site(db_url: str, tmp_path: Path) -> Iterator[Site]:

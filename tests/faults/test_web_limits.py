@@ -16,6 +16,8 @@ from starlette.testclient import TestClient
 
 from tests.web_support import ANN_PASSWORD, Site, csrf_from, make_site
 
+pytestmark = pytest.mark.faults  # the security part of the fault suite (issue 19)
+
 BEHIND_PROXY: dict[str, Any] = {
     "client_ip_header": "X-Forwarded-For",
     "trusted_proxies": ("testclient",),
