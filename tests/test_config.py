@@ -36,10 +36,15 @@ def test_built_in_defaults_need_no_file() -> None:
 
 
 def test_example_file_matches_built_in_defaults() -> None:
-    """config.example.toml documents every key with exactly the built-in default."""
+    """config.example.toml documents every key with exactly the built-in default (its
+    relative file names taken, as in any config file, relative to its folder)."""
     loaded = config.load(EXAMPLE, {"MAILGATE_SECURITY_SECRET": "x" * 32})
+    defaults = Settings()
     expected = dataclasses.replace(
-        Settings(), security=dataclasses.replace(Settings().security, secret="x" * 32)
+        defaults,
+        security=dataclasses.replace(defaults.security, secret="x" * 32),
+        database=dataclasses.replace(defaults.database, url=f"sqlite:///{REPO / 'mailgate.db'}"),
+        outbound=dataclasses.replace(defaults.outbound, folder=str(REPO / "outbox")),
     )
     assert dataclasses.replace(loaded, source="") == dataclasses.replace(expected, source="")
 
@@ -234,7 +239,11 @@ def test_sla_targets_from_the_environment(tmp_path: Path) -> None:
     path.write_text('[security]\nsecret = "0123456789abcdef0123"\n')
     env = {"MAILGATE_SLA_FIRST_RESPONSE_MINUTES": "Urgent=60, High=240"}
     assert config.load(path, env).sla.first_response_minutes == {"Urgent": 60, "High": 240}
-    problems = _problems(tmp_path, "", {"MAILGATE_SLA_RESOLUTION_MINUTES": "Urgent"})
+    problems = _problems(
+        tmp_path,
+        '[security]\nsecret = "0123456789abcdef0123"\n',
+        {"MAILGATE_SLA_RESOLUTION_MINUTES": "Urgent"},
+    )
     assert problems == [
         "$MAILGATE_SLA_RESOLUTION_MINUTES: sla.resolution_minutes: expected a table of "
         "integers (in the environment: NAME=N,NAME=N), got 'Urgent'"

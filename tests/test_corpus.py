@@ -4,7 +4,6 @@ Zammad's expected answers at least as often as measured (README "Corpus")."""
 from __future__ import annotations
 
 import hashlib
-
 from pathlib import Path
 
 import pytest

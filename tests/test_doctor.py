@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SECRET
 from tests.smarthost import Smarthost, free_port, running
 
@@ -82,7 +84,7 @@ def test_smarthost_that_answers_ehlo_passes(tmp_path: Path) -> None:
 
 
 def test_broken_setup_names_each_failure_and_exits_1(tmp_path: Path) -> None:
-    """Closed smarthost port, secret emptied by env, IMAP on a closed port, unmigrated DB: FAIL each."""
+    """Closed smarthost port, secret emptied by env, IMAP on a closed port: FAIL each."""
     smtp_port, imap_port = free_port(), free_port()
     config = write_config(
         tmp_path,
@@ -100,10 +102,9 @@ def test_broken_setup_names_each_failure_and_exits_1(tmp_path: Path) -> None:
     )
     assert found["outbound"].startswith(f"FAIL  outbound: smarthost 127.0.0.1:{smtp_port}")
     assert "refused" in found["outbound"].lower()
-    assert found["migrations"].startswith("FAIL  migrations: schema at none")
-    for healthy in ("config", "database", "broker", "templates"):
+    for healthy in ("config", "database", "migrations", "broker", "templates"):
         assert found[healthy].startswith("ok  "), result.stdout
-    assert result.stderr.strip() == "mailgate doctor: 4 check(s) failed"
+    assert result.stderr.strip() == "mailgate doctor: 3 check(s) failed"
 
 
 def test_unreachable_redis_broker_fails(tmp_path: Path) -> None:
@@ -115,3 +116,60 @@ def test_unreachable_redis_broker_fails(tmp_path: Path) -> None:
     assert lines(result.stdout)["broker"].startswith(
         f"FAIL  broker: redis://127.0.0.1:{port}/0: cannot connect"
     )
+
+
+def test_fresh_install_passes_and_creates_nothing(tmp_path: Path) -> None:
+    """After `mailgate init`, before anything ran: every check ok (SQLite is migrated on
+    first use), and doctor itself makes no database file (issue 25)."""
+    init = subprocess.run(
+        [sys.executable, "-m", "mailgate", "init"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    result = mailgate(tmp_path / "mailgate.toml", "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = lines(result.stdout)
+    assert all(line.startswith("ok  ") for line in found.values()), result.stdout
+    assert found["database"] == (
+        f"ok    database: {tmp_path / 'mailgate.db'} does not exist yet; created on first use"
+    )
+    assert found["migrations"] == "ok    migrations: none yet; SQLite is migrated on first use"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mailgate.toml"]
+
+
+def test_unmigrated_sqlite_is_ok_because_it_migrates_on_first_use(tmp_path: Path) -> None:
+    """A SQLite file without tables, or at an older revision, is ok; it is not touched."""
+    from mailgate.db.store import Store
+
+    config = write_config(tmp_path, "")
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.engine.connect():
+        pass  # an empty file
+    result = mailgate(config, "doctor")
+    assert lines(result.stdout)["migrations"] == (
+        "ok    migrations: none yet; SQLite is migrated on first use"
+    )
+    store.upgrade("0007_responses")
+    result = mailgate(config, "doctor")
+    assert result.returncode == 0, result.stdout
+    assert lines(result.stdout)["migrations"] == (
+        "ok    migrations: at 0007_responses; SQLite is migrated on first use "
+        f"(to {store.head_revision()})"
+    )
+    assert store.current_revision() == "0007_responses"
+    store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_unmigrated_postgresql_still_fails(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL is never migrated implicitly: an empty schema is a FAIL naming the fix."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text(f'[database]\nurl = "{pg_url}"\n[security]\nsecret = "{SECRET}"\n')
+    result = mailgate(config, "doctor")
+    assert result.returncode == 1
+    assert lines(result.stdout)["migrations"].startswith("FAIL  migrations: schema at none")
+    assert "run `mailgate db upgrade`" in lines(result.stdout)["migrations"]

@@ -104,3 +104,54 @@ def test_processed_message_leaves_its_notice_to_the_reconciler_when_the_broker_i
     finally:
         broker.close()
         store.engine.dispose()
+
+
+@pytest.mark.redis
+def test_notices_the_api_writes_reach_the_broker_as_they_commit(tmp_path: Path) -> None:
+    """A ticket opened through the API: its acknowledgement is queued when the request's
+    transaction commits, so a worker sends it at once (the reconciler would only find it
+    after queue.reconcile_after_seconds)."""
+    require("Redis", "127.0.0.1", 6379)
+    import redis
+    from starlette.testclient import TestClient
+
+    from mailgate.web import api_tokens
+    from mailgate.web.app import create_app
+
+    outbox = tmp_path / "outbox"
+    name = unique_queue_name()
+    path = write_config(
+        tmp_path / "mailgate.toml",
+        f"sqlite:///{tmp_path / 'm.db'}",
+        broker="redis://127.0.0.1:6379/0",
+        queue_name=name,
+        text=f'[outbound]\nfolder = "{outbox}"\n',
+    )
+    settings = config.load(path, {})
+    store = ready_store(settings)
+    try:
+        with store.transaction() as session:
+            token = api_tokens.add(session, "crm", datetime.now())
+        created = TestClient(create_app(settings, store)).post(
+            "/api/tickets",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"requester": "zoe@customer.test", "subject": "Hello", "body": "Hi."},
+        )
+        assert created.status_code == 201, created.text
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        queued = client.hlen(f"dramatiq:{queue_names(settings).notices}.msgs")
+        client.close()
+        assert queued == 1  # on the broker already, before any worker or reconciler ran
+        run_worker(settings, threads=2, burst=True, store=store)
+        with store.transaction() as session:
+            notice = session.scalars(select(Notice)).one()
+            assert (notice.kind, notice.state) == ("acknowledgement", "sent")
+        assert [f.name for f in outbox.iterdir()] == [f"notice-{notice.id}.eml"]
+    finally:
+        store.engine.dispose()
+        forget_brokers()
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(f"dramatiq:*{name}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

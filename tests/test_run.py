@@ -9,6 +9,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mailgate.cli.run_cmd import chosen_roles
@@ -96,30 +97,76 @@ def test_run_turns_mail_into_a_ticket_and_drains_on_sigterm(tmp_path: Path) -> N
     assert not reachable("127.0.0.1", smtp_port) and not reachable("127.0.0.1", web_port)
 
 
-def test_role_that_keeps_dying_makes_run_exit_1(tmp_path: Path) -> None:
-    """With its web port taken the web role dies again and again: run exits 1 with one clear line."""
+def stderr_until_exit(proc: subprocess.Popen[bytes]) -> tuple[list[tuple[float, str]], float]:
+    """Each stderr line with the time it came, and the time the stream ended (``run`` and
+    every role it started are gone: they all write to it)."""
+    assert proc.stderr is not None
+    lines = [(time.monotonic(), raw.decode().rstrip("\n")) for raw in proc.stderr]
+    ended = time.monotonic()
+    proc.communicate(timeout=30)  # reads what is left of stdout and closes both pipes
+    return lines, ended
+
+
+def test_role_that_cannot_start_stops_run_at_once(tmp_path: Path) -> None:
+    """With its web port taken, the web role exits 2 with one line saying so; run does not
+    restart it (no restart frees a port): it stops every role within 2 s and exits 1
+    (issue 25; it used to restart the role for about 50 s). A role that keeps dying for
+    another reason is still restarted: tests/test_supervisor.py."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         web_port = int(taken.getsockname()[1])
-        config = write_config(
-            tmp_path,
-            free_port(),
-            web_port,
-            "[run]\nmax_deaths = 2\nrestart_delay_ms = 10\nrestart_max_delay_ms = 50\n",
-        )
+        config = write_config(tmp_path, free_port(), web_port)
         proc = mailgate(config, "run")
         try:
-            _, err = proc.communicate(timeout=120)
+            lines, ended = stderr_until_exit(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert proc.returncode == 1
-    last = err.decode().strip().splitlines()[-1]
-    assert last == ("mailgate: role web exited more than 2 times within 60s; stopped every role"), (
-        err.decode()
-    )
+    text = "\n".join(line for _, line in lines)
+    assert proc.returncode == 1, text
+    error = f"mailgate: {config}: web.listen: cannot listen on 127.0.0.1:{web_port}: Address already in use"
+    said = [at for at, line in lines if line == error]
+    assert len(said) == 1, text  # started once, never again
+    assert ended - said[0] < 2.0, text
+    assert "exited more than" not in text and "Traceback" not in text
+
+
+def test_a_second_run_on_busy_ports_stops_at_once(tmp_path: Path) -> None:
+    """A second `mailgate run` with the same config: its receiver and portal find their
+    ports taken; it says so once and exits 1 within 2 s, and the first run carries on."""
+    smtp_port, web_port = free_port(), free_port()
+    config = write_config(tmp_path, smtp_port, web_port)
+    first = mailgate(config, "run")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(lambda: reachable("127.0.0.1", smtp_port), 30, "smtp role listening")
+        wait_until(lambda: reachable("127.0.0.1", web_port), 30, "web role listening")
+        second = mailgate(config, "run")
+        lines, ended = stderr_until_exit(second)
+        text = "\n".join(line for _, line in lines)
+        assert second.returncode == 1, text
+        busy = [(at, line) for at, line in lines if "cannot listen on" in line]
+        assert busy, text
+        assert len({line for _, line in busy}) == len(busy), text  # no role started twice
+        assert {line for _, line in busy} <= {
+            f"mailgate: {config}: smtp.listen: cannot listen on 127.0.0.1:{smtp_port}: "
+            "Address already in use",
+            f"mailgate: {config}: web.listen: cannot listen on 127.0.0.1:{web_port}: "
+            "Address already in use",
+        }, text
+        assert ended - busy[0][0] < 2.0, text
+        assert first.poll() is None
+        assert reachable("127.0.0.1", smtp_port) and reachable("127.0.0.1", web_port)
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err.decode()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_roles_have_their_own_process_group(tmp_path: Path) -> None:

@@ -72,6 +72,33 @@ def test_role_restarted_after_a_crash(tmp_path: Path) -> None:
     assert counter.read_text() == "2" and sup.code == 0  # type: ignore[attr-defined]
 
 
+def test_role_exiting_with_a_fatal_code_is_not_restarted(tmp_path: Path) -> None:
+    """A role that exits with one of fatal_codes (mailgate run: EX_CONFIG, 2) stops
+    everything at once, started only once, and run() returns 1 naming it (issue 25);
+    another code is still restarted (the test above)."""
+    counter = tmp_path / "starts"
+    marker = tmp_path / "healthy-stopped"
+    healthy = py(
+        "import signal,sys,time,pathlib\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).write_text('x'), sys.exit(0)))\n"
+        "time.sleep(60)"
+    )
+    broken = py(
+        f"import pathlib; p=pathlib.Path({str(counter)!r}); "
+        "p.write_text(p.read_text() + 'x' if p.exists() else 'x'); raise SystemExit(2)"
+    )
+    sup = Supervisor(
+        [Role("healthy", healthy), Role("broken", broken)],
+        policy=FAST,
+        fatal_codes=frozenset({2}),
+    )
+    started = time.monotonic()
+    assert sup.run() == 1
+    assert time.monotonic() - started < 10
+    assert (sup.failed, sup.fatal_code) == ("broken", 2)
+    assert counter.read_text() == "x" and marker.read_text() == "x"
+
+
 def test_stop_drains_roles_and_notifies_systemd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,7 +58,8 @@ def test_inbound_list_and_show(cli: Cli, tmp_path: Path) -> None:
     table = _ok(cli("inbound", "list"))
     assert "refused_policy" in table and "belongs to no customer" in table
     shown = _ok(cli("inbound", "show", "1"))
-    assert "notice #1: intake_refused to x@nowhere.test, pending" in shown
+    # The embedded queue sends the answer right after processing, like every other notice.
+    assert "notice #1: intake_refused to x@nowhere.test, sent" in shown
     assert "Subject: first" in shown
     assert (
         json.loads(_ok(cli("inbound", "show", "1", "--json")))["notices"][0]["kind"]
@@ -76,7 +77,7 @@ def test_inbound_list_and_show(cli: Cli, tmp_path: Path) -> None:
 def test_failed_message_is_visible_and_retried(cli: Cli, tmp_path: Path) -> None:
     """A message failing max_attempts times is listed as failed and `inbound retry` recovers it."""
     _configure(tmp_path, "[queue]\nmax_attempts = 1\n")
-    _ok(cli("tickets", "list"))  # creates the database
+    _ok(cli("db", "upgrade"))  # creates the database
     store = Store(f"sqlite:///{tmp_path / 'mailgate.db'}")
     poison(store)
     out = _ok(cli("ingest", "-", input=mail(subject="poison")))

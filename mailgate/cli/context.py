@@ -5,14 +5,57 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import click
+
 from mailgate.core import config
+from mailgate.core.errors import MailgateError
 from mailgate.core.settings import Settings
 from mailgate.db.store import Store, open_store
 from mailgate.ops import logs
 
+# Commands that only read, or change only rows that must already be there: on a SQLite
+# file that does not exist they say so instead of creating an empty database (a wrong
+# --config or folder would otherwise show "No tickets"). Every other command that opens
+# the database creates it, migrated, as the one-box install expects.
+NO_NEW_DATABASE = frozenset(
+    {
+        "agents list",
+        "api-tokens list",
+        "api-tokens revoke",
+        "customers list",
+        "db current",
+        "inbound accept",
+        "inbound list",
+        "inbound retry",
+        "inbound show",
+        "notices list",
+        "notices retry",
+        "responses list",
+        "responses remove",
+        "responses show",
+        "stats",
+        "teams list",
+        "tickets assign",
+        "tickets close",
+        "tickets due",
+        "tickets link",
+        "tickets list",
+        "tickets note",
+        "tickets reply",
+        "tickets show",
+        "tickets status",
+    }
+)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _command() -> str:
+    """The running subcommand, e.g. ``tickets list``, without the program's name."""
+    current = click.get_current_context(silent=True)
+    return " ".join(current.command_path.split()[1:]) if current is not None else ""
 
 
 @dataclass
@@ -36,8 +79,24 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
+            if _command() in NO_NEW_DATABASE:
+                self.require_database()
             self._store = open_store(self.settings)
+            if self.settings.queue.broker != "embedded":
+                # Notices a command writes (a reply, a status) go to the broker at once.
+                from mailgate.jobs import queue_notices_after_commit
+
+                queue_notices_after_commit(self._store, self.settings)
         return self._store
+
+    def require_database(self) -> None:
+        """Refuse (exit 1, one line) when the database is a SQLite file that does not exist."""
+        path = config.sqlite_file(self.settings.database.url)
+        if path is not None and not path.exists():
+            raise MailgateError(
+                f"no database at {path} (database.url of {self.settings.source}); "
+                f"`mailgate {_command()}` does not create one"
+            )
 
     def close(self) -> None:
         """Hand the database connections back (at the end of every command)."""

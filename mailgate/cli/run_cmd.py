@@ -8,6 +8,7 @@ import click
 
 from mailgate.cli.context import Context
 from mailgate.core import config
+from mailgate.core.errors import EX_CONFIG
 from mailgate.core.settings import Settings
 from mailgate.ops.supervisor import RestartPolicy, Role, Supervisor
 
@@ -30,7 +31,9 @@ def run(ctx: Context) -> None:
     web) as child processes, restarting one that dies.
 
     SIGTERM or SIGINT drains: each role gets SIGTERM, finishes its work in hand,
-    and run exits 0. A role that keeps dying stops everything and run exits 1.
+    and run exits 0. A role that keeps dying stops everything and run exits 1; so
+    does, at once, a role that cannot start for a reason a restart cannot cure
+    (a port in use, a bad setting, a missing secret: its one line says which).
     If run itself is killed (SIGKILL), its roles die with it (Linux).
     """
     settings = ctx.settings
@@ -51,10 +54,14 @@ def run(ctx: Context) -> None:
         [Role(name, role_argv(name, config_arg, ctx.verbose)) for name in names],
         policy=policy,
         stop_timeout=float(r.stop_timeout_seconds),
+        # A role exits EX_CONFIG for a ConfigError (and click for a usage error).
+        fatal_codes=frozenset({EX_CONFIG}),
     )
     supervisor.install_signal_handlers()
     click.echo(f"mailgate run: roles {', '.join(names)}", err=True)
     code = supervisor.run()
+    if code and supervisor.fatal_code is not None:
+        raise SystemExit(1)  # the role's own line on stderr said why
     if code:
         click.echo(
             f"mailgate: role {supervisor.failed} exited more than {r.max_deaths} times "

@@ -39,23 +39,27 @@ def init(path: str, force: bool) -> None:
 @pass_context
 def check_config(ctx: Context) -> None:
     """Validate the config file; print every problem as file: section.key: expected."""
-    try:
-        settings = ctx.settings
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
-        raise SystemExit(EX_CONFIG) from None
+    from mailgate.core.validation import warnings
     from mailgate.outbound.render import check_templates
 
-    problems = check_templates(
-        settings.outbound.templates, default_language=settings.defaults.language
-    )
+    try:
+        settings, problems = config.inspect(config.resolve_path(ctx.config_path))
+    except ConfigError as exc:  # the file cannot be read or parsed: nothing more to check
+        settings, problems = None, exc.problems
+    if settings is not None:
+        problems += [
+            f"{settings.source}: {problem}"
+            for problem in check_templates(
+                settings.outbound.templates, default_language=settings.defaults.language
+            )
+        ]
     for problem in problems:
-        click.echo(f"{settings.source}: {problem}", err=True)
-    if problems:
+        click.echo(problem, err=True)
+    if problems or settings is None:
         click.echo(f"{len(problems)} problem(s) found", err=True)
         raise SystemExit(EX_CONFIG)
+    for warning in warnings(settings, settings.source):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{settings.source}: OK")
 
 
@@ -80,6 +84,7 @@ def upgrade(ctx: Context) -> None:
 @pass_context
 def current(ctx: Context) -> None:
     """Print the schema revision of the database and the one this mailgate needs."""
+    ctx.require_database()
     store = Store(ctx.settings.database.url)
     now, head = store.current_revision(), store.head_revision()
     state = "up to date" if now == head else "needs `mailgate db upgrade`"

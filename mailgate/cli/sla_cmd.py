@@ -44,9 +44,7 @@ def check(ctx: Context, at: datetime | None, as_json: bool) -> None:
     ids = report.notice_ids
     if ids and jobs.is_embedded(settings):
         send_now(ctx.store, ids, settings=settings, now=lambda: now if at else utc_now())
-    else:
-        for notice_id in ids:
-            jobs.enqueue_notice(settings, notice_id)
+    # With a broker, the store queued them as they committed (Context.store).
     rows = [
         {
             "ticket": f.number,

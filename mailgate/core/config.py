@@ -47,26 +47,135 @@ def load(
 ) -> Settings:
     """Read, override from the environment, convert and (``check``) validate.
 
-    Raises ``ConfigError``. ``check=False`` skips only the cross-field validation
-    (``mailgate doctor`` runs it as one of its checks); types are always checked."""
+    Raises ``ConfigError`` with every problem found. ``check=False`` skips only the
+    cross-field validation (``mailgate doctor`` runs it as one of its checks); types are
+    always checked."""
+    settings, problems = inspect(path, env, check=check)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def inspect(
+    path: Path | None, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> tuple[Settings, list[str]]:
+    """Every problem of the configuration at once, and the settings as far as they go.
+
+    A value of the wrong type is reported and left at its default, so the rest is still
+    converted and validated: one run of ``check-config`` names every mistake. A
+    validation problem about a key whose value was already refused is left out (it
+    follows from the first). Only a file that cannot be read or parsed raises
+    ``ConfigError`` (one problem: nothing else can be checked).
+
+    Relative file and folder names in a config file (``PATH_KEYS``, a ``sqlite:///``
+    database) are taken relative to the file's folder; from the environment or the
+    built-in defaults, relative to the current folder.
+    """
     env = os.environ if env is None else env
     where = str(path) if path is not None else BUILT_IN
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(path)
+        _resolve_relative(data, Path(os.path.abspath(path)).parent)
     problems: list[str] = []
     _apply_env(data, env, problems, where)
-    settings = _convert(Settings, data, where, "", problems)
-    if problems:
-        raise ConfigError(problems)
-    assert isinstance(settings, Settings)
+    _default_base_url(data)
+    converted = _convert(Settings, data, where, "", problems)
+    settings = converted if isinstance(converted, Settings) else Settings()
     settings = dataclasses.replace(settings, source=where)
-    if not check:
-        return settings
-    problems.extend(validate(settings, where, from_file=path is not None))
-    if problems:
-        raise ConfigError(problems)
-    return settings
+    if check:
+        refused = {_problem_key(p) for p in problems}
+        problems.extend(
+            p
+            for p in validate(settings, where, from_file=path is not None)
+            if not any(_related(_problem_key(p), key) for key in refused)
+        )
+    return settings, problems
+
+
+def _problem_key(problem: str) -> str:
+    """The ``section.key`` of a ``where: section.key: text`` (or ``$NAME: ...``) line."""
+    parts = problem.split(": ")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def _related(key: str, other: str) -> bool:
+    """Is one of the two keys the other or inside it (``a.b`` and ``a.b[0].c``)?"""
+    if not key or not other:
+        return False
+    short, long = sorted((key, other), key=len)
+    return long == short or long.startswith((f"{short}.", f"{short}["))
+
+
+# Keys that name a file or a folder (besides a sqlite:/// database.url).
+PATH_KEYS = (
+    "smtp.tls_cert",
+    "smtp.tls_key",
+    "outbound.folder",
+    "outbound.templates",
+    "outbound.smtp.ca_file",
+    "logging.file",
+)
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a ``sqlite:///`` URL names; None for another database or ``:memory:``."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    name = url.removeprefix(SQLITE_PREFIX).split("?", 1)[0]
+    if not name or name == ":memory:":
+        return None
+    return Path(name).expanduser()
+
+
+def _relative_to(folder: Path, name: str) -> str:
+    if not name or name.startswith("~") or Path(name).is_absolute():
+        return name
+    return str(folder / name)
+
+
+def _resolve_relative(data: dict[str, Any], folder: Path) -> None:
+    """Make the relative file and folder names of a config file, and the relative
+    defaults (``mailgate.db``, ``outbox``) of the keys it leaves out, relative to ``folder``."""
+    defaults = Settings()
+    for dotted in ("database.url", *PATH_KEYS):
+        *parents, leaf = dotted.split(".")
+        node: Any = data
+        default: Any = defaults
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            default = getattr(default, part)
+        if not isinstance(node, dict):
+            continue  # a section of the wrong type: conversion names it
+        value = node.get(leaf, getattr(default, leaf))
+        if not isinstance(value, str):
+            continue
+        if dotted != "database.url":
+            value = _relative_to(folder, value)
+        elif sqlite_file(value) is not None:
+            name, sep, query = value.removeprefix(SQLITE_PREFIX).partition("?")
+            value = SQLITE_PREFIX + _relative_to(folder, name) + sep + query
+        if value or leaf in node:
+            node[leaf] = value
+
+
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")  # noqa: S104 - names, not a bind
+
+
+def _default_base_url(data: dict[str, Any]) -> None:
+    """Without ``web.base_url``, the portal is where ``web.listen`` is: a ``listen`` set
+    alone must not leave links pointing at the default port."""
+    web = data.get("web")
+    if not isinstance(web, dict) or "base_url" in web or not isinstance(web.get("listen"), str):
+        return
+    host, sep, port = web["listen"].rpartition(":")
+    if not sep or not port.isdigit():
+        return  # validation names the bad listen
+    host = host.strip("[]")
+    if host in _WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    web["base_url"] = f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -131,7 +240,8 @@ def _convert(tp: Any, value: Any, where: str, path: str, problems: list[str]) ->
         items = [
             _convert(inner, item, where, f"{path}[{i}]", problems) for i, item in enumerate(value)
         ]
-        return tuple(items)
+        # An item with a problem is left out, so the rest can still be validated.
+        return tuple(item for item in items if item is not None)
     if origin is dict and isinstance(value, dict):
         return dict(value)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):

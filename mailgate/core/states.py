@@ -43,3 +43,8 @@ class NoticeState(StrEnum):
     FAILED = "failed"  # a permanent failure (5xx), or could not be composed
     BOUNCED = "bounced"  # a DSN reported it undeliverable
     SUPPRESSED = "suppressed"  # decided not to send; the reason is in last_error
+
+
+# The key under which a transaction's ``session.info`` lists the ids of the pending
+# notices it wrote: the store's after-commit hooks hand them to a queue.
+PENDING_NOTICES = "mailgate.pending_notices"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 from mailgate.core.settings import RuleSetting, Settings
 
@@ -90,6 +91,15 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     return problems
 
 
+def warnings(settings: Settings, where: str) -> list[str]:
+    """Settings that are valid but most likely wrong, as ``where: section.key: why`` lines
+    (``check-config`` prints them; they stop nothing)."""
+    found = _web_address(settings)
+    if found is not None and found[0] == "warning":
+        return [f"{where}: web.base_url: {found[1]}"]
+    return []
+
+
 def _is_address(value: str) -> bool:
     local, _, domain = value.rpartition("@")
     # No whitespace or control characters: a CR/LF would smuggle a header into mail.
@@ -127,6 +137,9 @@ def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]]
             "web.base_url",
             f"expected http(s)://host[:port][/path] without a trailing /, got {s.web.base_url!r}",
         )
+    found = _web_address(s)
+    if found is not None and found[0] == "error":
+        bad("web.base_url", found[1])
     choice("web.cookie_secure", s.web.cookie_secure, ("auto", "always", "never"))
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.web.cookie_name):
         bad("web.cookie_name", f"expected letters, digits, - or _, got {s.web.cookie_name!r}")
@@ -148,6 +161,50 @@ def _check_web(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]]
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             bad(f"web.metrics_allow[{i}]", f"expected an IP address or network, got {net!r}")
+
+
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+_ANY_ADDRESS = ("", "0.0.0.0", "::", "*")  # noqa: S104 - names, not a bind
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _web_address(s: Settings) -> tuple[str, str] | None:
+    """``("error" | "warning", why)`` when links built on ``web.base_url`` cannot reach
+    the portal on ``web.listen``; None when they can, or might through a proxy.
+
+    Only a plain ``http://`` base_url on another port of the same host is suspect
+    (``mailgate web`` speaks no TLS, so an ``https://`` one has a proxy in front; another
+    host may be one). Both on loopback and apart is certainly wrong: an error.
+    """
+    base = urlsplit(s.web.base_url)
+    host, sep, port = s.web.listen.rpartition(":")
+    if base.scheme != "http" or not sep or not port.isdigit():
+        return None
+    try:
+        base_port = base.port or 80
+    except ValueError:
+        return None
+    base_host, host = (base.hostname or "").lower(), host.strip("[]").lower()
+    if base_port == int(port):
+        return None
+    why = (
+        f"{s.web.base_url!r} (port {base_port}) does not reach web.listen = {s.web.listen!r}: "
+        "notices and sign-in links would point elsewhere (set web.base_url to the address "
+        "people reach the portal at)"
+    )
+    if _is_loopback(base_host) and _is_loopback(host):
+        return "error", why
+    if base_host == host or (host in _ANY_ADDRESS and _is_loopback(base_host)):
+        return "warning", why
+    return None
 
 
 def _check_imap(s: Settings, bad: Bad, choice: Callable[[str, str, Iterable[str]], None]) -> None:

@@ -199,8 +199,9 @@ def notice_summary(row: Notice, number: int | None) -> dict[str, Any]:
 def list_notices(
     session: Session, *, state: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Outbox rows newest first, optionally in one state; ``limit`` 0 means all."""
-    query = select(Notice, Ticket.number).join(Ticket, Ticket.id == Notice.ticket_id)
+    """Outbox rows newest first, optionally in one state; ``limit`` 0 means all. Notices
+    about no ticket (an intake refusal, a sign-in link) are listed too, ``ticket`` None."""
+    query = select(Notice, Ticket.number).outerjoin(Ticket, Ticket.id == Notice.ticket_id)
     query = query.order_by(Notice.id.desc())
     if state:
         query = query.where(Notice.state == state)

@@ -59,6 +59,14 @@ def lock_row(
     ).scalar_one()
 
 
+def _quietly(hook: Callable[[dict[str, Any]], None], info: dict[str, Any]) -> None:
+    """Run an after-commit hook; its failure must not undo or fail what committed."""
+    try:
+        hook(info)
+    except Exception:
+        log.warning("an after-commit hook failed", exc_info=True)
+
+
 def _free_bytes(folder: Path) -> int | None:
     """Space an unprivileged writer may still use in ``folder``; None if unknown."""
     try:
@@ -118,6 +126,9 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas(sqlite_busy_timeout_ms))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Called with each committed session's ``info`` (e.g. the notices it wrote), so an
+        # edge can hand them to a queue once they exist for everyone: after the commit.
+        self.after_commit: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,6 +158,8 @@ class Store:
         try:
             yield session
             session.commit()
+            for hook in self.after_commit:
+                _quietly(hook, session.info)
         except OperationalError as exc:
             session.rollback()
             raise self._unavailable(exc) from exc
@@ -199,7 +212,10 @@ class Store:
                     conn.commit()
                     if problems:
                         raise RuntimeError(f"foreign keys broken by a migration: {problems[:5]}")
-            return before, self.current_revision()
+            after = self.current_revision()
+            if after != before:
+                log.info("database migrated from %s to %s", before or "empty", after)
+            return before, after
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
 

@@ -8,8 +8,11 @@ raises: a broker that is down only delays the message, because the row stays
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from mailgate.core.settings import Settings
+from mailgate.core.states import PENDING_NOTICES
+from mailgate.db.store import Store
 from mailgate.jobs.broker import (
     INBOUND_ACTOR,
     NOTICE_ACTOR,
@@ -21,7 +24,7 @@ from mailgate.jobs.broker import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["enqueue_inbound", "enqueue_notice", "is_embedded"]
+__all__ = ["enqueue_inbound", "enqueue_notice", "is_embedded", "queue_notices_after_commit"]
 
 
 def enqueue_inbound(settings: Settings, inbound_id: int) -> bool:
@@ -47,6 +50,19 @@ def enqueue_notice(settings: Settings, notice_id: int) -> bool:
         embedded.wake()
         return False
     return _enqueue(settings, "notices", NOTICE_ACTOR, notice_id)
+
+
+def queue_notices_after_commit(store: Store, settings: Settings) -> None:
+    """Have ``store`` queue every notice a transaction wrote, once it commits: what the
+    portal, the API and the CLI write reaches the broker at once, not only when the
+    reconciler finds it. The embedded queue's worker is woken (in this process) instead.
+    The mail path and the SLA tick of a worker queue their own notices; not this."""
+
+    def queue(info: dict[str, Any]) -> None:
+        for notice_id in info.get(PENDING_NOTICES, ()):
+            enqueue_notice(settings, notice_id)
+
+    store.after_commit.append(queue)
 
 
 def _enqueue(settings: Settings, kind: str, actor: str, item_id: int) -> bool:

@@ -1,19 +1,23 @@
 """``mailgate doctor``: is this installation able to work? One result per check.
 
 Each check takes the settings and returns a ``Check``; none raises. The database
-is opened without migrating it, so "migrations current" reports what is there.
+is opened without migrating it, so "migrations current" reports what is there, and a
+SQLite file that does not exist yet is not created.
 """
 
 from __future__ import annotations
 
+import os
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from mailgate.core.config import sqlite_file
 from mailgate.core.settings import ImapMailbox, Settings
 from mailgate.core.validation import validate
 from mailgate.db.store import Store
@@ -66,8 +70,15 @@ def check_config(settings: Settings, *, from_file: bool) -> Iterator[Check]:
         yield Check("secret", True, "security.secret is set")
 
 
+FIRST_USE = "SQLite is migrated on first use"
+
+
 def check_database(settings: Settings) -> Iterator[Check]:
     url = settings.database.url
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        yield from _check_new_sqlite(path)
+        return
     try:
         store = Store(url, sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms)
     except Exception as exc:  # noqa: BLE001 - reported as a failed check
@@ -90,6 +101,10 @@ def check_database(settings: Settings) -> Iterator[Check]:
     else:
         if current == head:
             yield Check("migrations", True, f"at {head} (current)")
+        elif store.is_sqlite:
+            # Every role and command migrates a SQLite file in place when it opens it.
+            at = f"at {current}; {FIRST_USE} (to {head})" if current else f"none yet; {FIRST_USE}"
+            yield Check("migrations", True, at)
         else:
             yield Check(
                 "migrations",
@@ -99,6 +114,19 @@ def check_database(settings: Settings) -> Iterator[Check]:
             )
     finally:
         store.engine.dispose()
+
+
+def _check_new_sqlite(path: Path) -> Iterator[Check]:
+    """A SQLite file not made yet: fine if the first command to open it can create it."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders between are created too
+    if not os.access(folder, os.W_OK | os.X_OK):
+        yield Check("database", False, f"{path} does not exist and {folder} is not writable")
+        yield Check("migrations", False, "not checked: database unusable")
+        return
+    yield Check("database", True, f"{path} does not exist yet; created on first use")
+    yield Check("migrations", True, f"none yet; {FIRST_USE}")
 
 
 def check_broker(settings: Settings, *, timeout: float = NETWORK_TIMEOUT) -> Iterator[Check]:

@@ -72,6 +72,9 @@ def setup(settings: LoggingSettings, *, verbose: bool = False) -> None:
     # reconciler already say in one line that the broker is away.
     for name in ("mailparser", "pika"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    # Alembic says at INFO what it is about to do each time a store opens, and each
+    # migration step; mailgate says in one line what was applied (db/store.py).
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def reopen_on_sighup() -> None:

@@ -1,5 +1,7 @@
 """``mailgate run``: start each role as a child process, restart one that dies with
-backoff, and give up (exit non-zero) when one keeps dying.
+backoff, and give up (exit non-zero) when one keeps dying, or at once when one exits
+with a code a restart cannot cure (a configuration error: a port in use, a bad value, a
+missing secret).
 
 Roles run as processes rather than threads so one role's crash, leak or hang
 cannot take the others down, and the same role commands scale out unchanged.
@@ -56,8 +58,8 @@ class _Child:
 
 
 class Supervisor:
-    """Runs roles until SIGTERM or SIGINT (exit 0, after they drain) or until one
-    role dies repeatedly (exit 1)."""
+    """Runs roles until SIGTERM or SIGINT (exit 0, after they drain), until one role
+    dies repeatedly, or until one exits with one of ``fatal_codes`` (exit 1)."""
 
     def __init__(
         self,
@@ -66,14 +68,18 @@ class Supervisor:
         policy: RestartPolicy = RestartPolicy(),
         stop_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        fatal_codes: frozenset[int] = frozenset(),
     ) -> None:
         self.children = [_Child(role) for role in roles]
         self.policy = policy
         self.stop_timeout = stop_timeout
         self.clock = clock
+        self.fatal_codes = fatal_codes
         self.stopping = threading.Event()
-        # The role that was dying repeatedly, once run() has given up on it.
+        # The role run() gave up on, and its exit code when that was one of fatal_codes
+        # (None when it was dying repeatedly).
         self.failed: str | None = None
+        self.fatal_code: int | None = None
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -99,7 +105,8 @@ class Supervisor:
         self._stop_all()
         if failed:
             self.failed = failed
-            log.info("role %s is dying repeatedly; stopped everything", failed)
+            if self.fatal_code is None:
+                log.info("role %s is dying repeatedly; stopped everything", failed)
             return 1
         return 0
 
@@ -114,6 +121,10 @@ class Supervisor:
                 continue
             child.process = None
             child.deaths.append(now)
+            if code in self.fatal_codes:
+                # It said why on stderr; starting it again would only say it again.
+                self.fatal_code = code
+                return child.role.name
             if dying_repeatedly(child.deaths, now, self.policy):
                 return child.role.name
             recent = sum(1 for t in child.deaths if now - t <= self.policy.window)

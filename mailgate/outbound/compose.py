@@ -34,6 +34,8 @@ class Envelope:
     ticket_number: int | None
     message_id: str
     in_reply_to: str = ""
+    # The ticket is closed (or this notice says it was closed): nothing may lead back to it.
+    ticket_closed: bool = False
 
 
 def compose(
@@ -58,12 +60,14 @@ def compose(
     if (
         envelope.kind in CUSTOMER_KINDS
         and envelope.kind != CLOSED_TICKET
+        and not envelope.ticket_closed
         and envelope.ticket_number is not None
         and secret
     ):
         # A reply finds its ticket by this signed plus-address even if the client drops
-        # every thread header (RFC 5233 subaddress). A closed ticket gets none: its
-        # notice asks for a new ticket, so a reply should not go back to the old one.
+        # every thread header (RFC 5233 subaddress). A closed ticket gets none, whatever
+        # the notice (closed_ticket, "status changed to Closed"): it takes no reply, so
+        # nothing should invite one back to it.
         local, _, domain = from_address.partition("@")
         token = reply_token(envelope.ticket_number, secret)
         msg["Reply-To"] = f"{local}+{token}@{domain}"

@@ -24,6 +24,7 @@ from mailgate.core.errors import NotFound, PermanentFailure, TemporaryFailure
 from mailgate.core.notices import SIGN_IN_LINK
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
+from mailgate.core.statuses import is_closed
 from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
 from mailgate.outbound.compose import Envelope, compose
@@ -98,6 +99,16 @@ def _portal_home(ticket_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else ""
 
 
+def _about_closed(notice: Notice, ticket: Ticket, settings: Settings) -> bool:
+    """Is the ticket closed now, or in the status this notice announces?"""
+    announced = str(notice.detail.get("status") or "")
+    return (
+        ticket.closed_at is not None
+        or is_closed(ticket.status, settings.tickets)
+        or is_closed(announced, settings.tickets)
+    )
+
+
 def build_message(
     notice: Notice,
     ticket: Ticket | None,
@@ -117,6 +128,7 @@ def build_message(
         ticket_number=ticket.number if ticket is not None else None,
         message_id=notice.message_id,
         in_reply_to=notice.in_reply_to,
+        ticket_closed=ticket is not None and _about_closed(notice, ticket, settings),
     )
     return compose(
         envelope,

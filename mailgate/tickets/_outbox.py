@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.core.notices import NoticeSpec
 from mailgate.core.settings import Settings
-from mailgate.core.states import NoticeState
+from mailgate.core.states import PENDING_NOTICES, NoticeState
 from mailgate.db.models import MessageIdEntry, Notice, Ticket
 from mailgate.threading.tokens import mint_message_id
 
@@ -72,6 +72,10 @@ def write(
         rows.append(row)
     if rows:
         session.flush()  # one INSERT for all of them; their ids name the index entries
+        # For the store's after-commit hooks: a broker is told only once they exist.
+        session.info.setdefault(PENDING_NOTICES, []).extend(
+            r.id for r in rows if r.state == NoticeState.PENDING
+        )
     if ticket is not None:
         session.add_all(
             MessageIdEntry(

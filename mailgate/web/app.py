@@ -18,6 +18,7 @@ from mailgate import __version__
 from mailgate.core.errors import ConfigError, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db.store import Store
+from mailgate.jobs import queue_notices_after_commit
 from mailgate.web import agent, api, customer, ops
 from mailgate.web.auth import SignInRequired
 from mailgate.web.context import Portal
@@ -58,6 +59,9 @@ def create_app(
     )
     p = Portal(settings=settings, store=store, now=now)
     app.state.portal = p
+    if settings.queue.broker != "embedded":
+        # Notices the portal and the API write go to the broker as soon as they commit.
+        queue_notices_after_commit(store, settings)
     app.add_middleware(
         PortalMiddleware,
         cookie_name=settings.web.cookie_name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from mailgate.core.html import sanitize
 from mailgate.web import auth
 from mailgate.web.context import portal
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
+# The package's own copy (mailgate/templates, package data): the source tree's folder
+# does not exist once mailgate is installed from a wheel.
+TEMPLATES = Path(str(files("mailgate") / "templates" / "web"))
 # No script at all: the portal works without JavaScript, so none is allowed. Styles and
 # images from this site only, which also stops remote images in mail (tracking pixels).
 CSP = (

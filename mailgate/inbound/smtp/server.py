@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -182,10 +183,12 @@ class SmtpServer:
                 ssl=self.context if self.tls == "implicit" else None,
             )
         except OSError as exc:
+            # asyncio's strerror repeats the address: the errno's own words are enough.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ConfigError(
                 [
                     f"{self.settings.source}: smtp.listen: cannot listen on "
-                    f"{self.settings.smtp.listen}: {exc.strerror or exc}"
+                    f"{self.settings.smtp.listen}: {reason}"
                 ]
             ) from None
         self.address = self._server.sockets[0].getsockname()[:2]
