@@ -13,6 +13,7 @@ from mailgate.core.settings import Settings
 from mailgate.db.store import Store, open_store
 from mailgate.inbound.intake import Envelope, accept
 from mailgate.tickets.mail import ProcessResult, process
+from tests.databases import migrate
 
 _serial = itertools.count(1)
 
@@ -77,7 +78,5 @@ def deliver(
 
 def ready_store(settings: Settings) -> Store:
     """A store with its schema migrated, as `mailgate db upgrade` does for PostgreSQL."""
-    migrate = Store(settings.database.url)
-    migrate.upgrade()
-    migrate.engine.dispose()
+    migrate(settings.database.url)
     return open_store(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,11 +13,11 @@ from click.testing import CliRunner, Result
 
 from mailgate.core.settings import SecuritySettings, Settings
 from mailgate.db.store import Store, open_store
+from tests.databases import migrate, pg_schema
 from tests.servers import require
 
 CORPUS = Path(__file__).resolve().parent / "data" / "zammad"  # see its SOURCE.md
 DATA = Path(__file__).resolve().parent / "data"
-PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "test-secret-that-is-long-enough-0123456789"
 
 
@@ -48,18 +47,7 @@ def pg_url() -> Iterator[str]:
 
 def _pg_schema() -> Iterator[str]:
     require("PostgreSQL", "127.0.0.1", 5432)
-    import sqlalchemy as sa
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_DSN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from pg_schema()
 
 
 def make_settings(db_url: str, **sections: Any) -> Settings:
@@ -77,9 +65,7 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
     """A migrated store; PostgreSQL is migrated explicitly, as `mailgate db upgrade` does."""
-    migrate = Store(settings.database.url)
-    migrate.upgrade()
-    migrate.engine.dispose()
+    migrate(settings.database.url)
     s = open_store(settings)
     yield s
     s.engine.dispose()
@@ -128,9 +114,7 @@ def stores() -> Iterator[Callable[[Settings], Store]]:
     opened: list[Store] = []
 
     def make(settings: Settings) -> Store:
-        migrator = Store(settings.database.url)
-        migrator.upgrade()  # PostgreSQL is never migrated implicitly
-        migrator.engine.dispose()
+        migrate(settings.database.url)  # PostgreSQL is never migrated implicitly
         opened.append(open_store(settings))
         return opened[-1]
 

@@ -19,6 +19,7 @@ from mailgate.db.models import InboundMessage, Ticket
 from mailgate.db.store import Store, open_store
 from mailgate.inbound.smtp.server import ServerThread, SmtpServer
 from tests.conftest import fixed_clock, make_settings
+from tests.databases import migrate
 
 SUPPORT = "support@example.com"
 
@@ -30,9 +31,7 @@ def smtp_settings(db_url: str, **smtp: Any) -> Settings:
 
 def migrated_store(settings: Settings) -> Store:
     """``open_store`` after migrating: PostgreSQL is never migrated implicitly."""
-    migrator = Store(settings.database.url)
-    migrator.upgrade()
-    migrator.engine.dispose()
+    migrate(settings.database.url)
     return open_store(settings)
 
 

@@ -18,6 +18,7 @@ from mailgate.db.models import InboundMessage, Lease, Ticket
 from mailgate.db.store import Store
 from mailgate.inbound.imap import cursor as imap_cursor
 from tests.conftest import SECRET
+from tests.databases import migrate
 from tests.dovecot import PASSWORD, Dovecot, free_port, wait_until
 from tests.imap_support import message
 
@@ -182,9 +183,7 @@ def test_killed_mid_drain_resumes_from_the_last_uid(dovecot: Dovecot, tmp_path: 
     )
     with dovecot.client() as client:
         client.multiappend("INBOX", [message(i) for i in range(total)])
-    migrated = Store(f"sqlite:///{db}")  # so the test can count rows from the start
-    migrated.upgrade()
-    migrated.engine.dispose()
+    migrate(f"sqlite:///{db}")  # so the test can count rows from the start
 
     proc = mailgate(config, "imap", "--once")
     try:

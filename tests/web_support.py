@@ -24,6 +24,7 @@ from mailgate.tickets.actors import Actor
 from mailgate.tickets.mail import process
 from mailgate.web.app import create_app
 from tests.conftest import make_settings
+from tests.databases import migrate
 from tests.mail import build
 
 ANN_PASSWORD = "correct horse battery"
@@ -111,9 +112,7 @@ def make_site(
     settings = portal_settings(db_url, **web)
     if adjust is not None:
         settings = adjust(settings)
-    migrate = Store(db_url)
-    migrate.upgrade()
-    migrate.engine.dispose()
+    migrate(db_url)
     store = open_store(settings)
     clock = Clock()
     site = Site(settings, store, clock, create_app(settings, store, now=clock))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from mailgate.core.settings import Settings
 from mailgate.db.store import Store, open_store
 from tests.conftest import SECRET
+from tests.databases import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -142,7 +143,5 @@ def scalar(store: Store, sql: str, **params: object) -> object:
 def ready_store(settings: Settings) -> Store:
     """A store for ``settings`` with the schema migrated (PostgreSQL too) and the
     config's directory synced, as `mailgate db upgrade` then a start would leave it."""
-    migrate = Store(settings.database.url)
-    migrate.upgrade()
-    migrate.engine.dispose()
+    migrate(settings.database.url)
     return open_store(settings)

@@ -1,0 +1,228 @@
+"""Test databases at the head revision without running every migration for each test.
+
+The migrations run once per test session, on a template: a SQLite file that each test
+gets a copy of, and a PostgreSQL schema whose migration SQL is recorded and replayed
+into each test's schema. So every test still starts from exactly what the migrations
+build (not from the models), at a fraction of the cost: migrating step by step took
+most of a typical test's time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+import uuid
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from mailgate.db.store import Store
+
+PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_SQLITE = "sqlite:///"
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the head revision, as `mailgate db upgrade` does.
+
+    A new SQLite file becomes a copy of the session's migrated template; an empty
+    PostgreSQL schema (``pg_schema_url``) gets the template's migration replayed. Anything
+    else, a database that already has tables, is upgraded in place.
+    """
+    if _sqlite_path(url) is not None and _copy_sqlite_template(url):
+        return
+    if _pg_schema_of(url) is not None and _replay_pg_template(url):
+        return
+    store = Store(url)
+    try:
+        store.upgrade()
+    finally:
+        store.engine.dispose()
+
+
+def pg_schema_url(schema: str) -> str:
+    """The URL of ``schema`` in the test database: every table name resolves there."""
+    return f"{PG_DSN}?options=-csearch_path%3D{schema}"
+
+
+def pg_schema() -> Generator[str, None, None]:
+    """A throwaway, empty schema in PostgreSQL, dropped afterwards; yields its URL."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin().begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield pg_schema_url(schema)
+    finally:
+        with _pg_admin().begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@functools.cache
+def _pg_admin() -> sa.Engine:
+    # One pooled engine for the whole session: a new connection per schema made and
+    # dropped cost more than the statements themselves.
+    engine = sa.create_engine(PG_DSN)
+    atexit.register(engine.dispose)
+    return engine
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith(_SQLITE) or url.startswith(f"{_SQLITE}:memory:"):
+        return None
+    return Path(url.removeprefix(_SQLITE)).expanduser()
+
+
+def _copy_sqlite_template(url: str) -> bool:
+    """Copy the template to a new file at ``url``; False if a database is already there."""
+    path = _sqlite_path(url)
+    assert path is not None
+    # A file, even an empty one, or a WAL beside it may hold what a test put there.
+    if any(Path(f"{path}{suffix}").exists() for suffix in ("", "-wal", "-journal")):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template(), path)
+    return True
+
+
+@functools.cache
+def _sqlite_template() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="mailgate-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "template.db"
+    store = Store(f"{_SQLITE}{path}")
+    try:
+        store.upgrade()
+        with store.engine.connect() as conn:
+            # Everything into the main file, so that copying that one file is enough.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        store.engine.dispose()
+    return path
+
+
+def _pg_schema_of(url: str) -> str | None:
+    options = sa.make_url(url).query.get("options")
+    if not isinstance(options, str) or not options.startswith("-csearch_path="):
+        return None
+    return options.removeprefix("-csearch_path=")
+
+
+def _replay_pg_template(url: str) -> bool:
+    """Give the empty schema of ``url`` the migrated tables; False if it is not empty.
+
+    The tables come from a spare schema that was built ahead, while the previous test
+    ran (PostgreSQL builds it on the other core): the empty schema is dropped and the
+    spare renamed in its place. A rename changes no table, sequence or default, as they
+    refer to each other by OID. Then the next spare is started.
+    """
+    schema = _pg_schema_of(url)
+    with _pg_admin().begin() as conn:
+        if conn.execute(_HAS_OBJECTS, {"schema": schema}).scalar_one():
+            return False
+        spare = _SPARE.take()
+        if spare is None:  # the first one of the session
+            _replay(conn, schema)
+        else:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}"')
+            conn.exec_driver_sql(f'ALTER SCHEMA "{spare}" RENAME TO "{schema}"')
+    _SPARE.start()
+    return True
+
+
+# Anything at all in the schema (a table, sequence, type or function) keeps it as it is.
+_HAS_OBJECTS = sa.text(
+    "SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace = to_regnamespace(:schema))"
+    " OR EXISTS (SELECT FROM pg_proc WHERE pronamespace = to_regnamespace(:schema))"
+    " OR EXISTS (SELECT FROM pg_type WHERE typnamespace = to_regnamespace(:schema))"
+)
+
+
+class _Spare:
+    """One migrated schema built in a background thread for the next test to take."""
+
+    def __init__(self) -> None:
+        self._builder: ThreadPoolExecutor | None = None
+        self._next: Future[str] | None = None
+
+    def take(self) -> str | None:
+        """The spare's name once it is built (raising what building raised); None if
+        none was started."""
+        spare, self._next = self._next, None
+        return None if spare is None else spare.result()
+
+    def start(self) -> None:
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-spare")
+            atexit.register(self._drop)
+        self._next = self._builder.submit(self._build)
+
+    @staticmethod
+    def _build() -> str:
+        spare = f"t_{uuid.uuid4().hex[:12]}"
+        with _pg_admin().begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{spare}"')
+            _replay(conn, spare)
+        return spare
+
+    def _drop(self) -> None:
+        """At exit: the spare that no test took."""
+        if self._builder is not None:
+            self._builder.shutdown(wait=True)
+        spare, self._next = self._next, None
+        if spare is not None and spare.exception() is None:
+            with _pg_admin().begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{spare.result()}" CASCADE')
+
+
+_SPARE = _Spare()
+
+
+def _replay(conn: sa.Connection, schema: str | None) -> None:
+    """Run the template's migration SQL in ``schema``, within ``conn``'s transaction."""
+    statements = _pg_template()
+    conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+    # Straight to the driver, exactly as the migration sent them: with no parameters
+    # at all the driver does not read ``%`` as a placeholder, with some it does.
+    cursor = conn.connection.cursor()
+    try:
+        for statement, parameters, many in statements:
+            if parameters is _NO_PARAMETERS:
+                cursor.execute(statement)
+            elif many:
+                cursor.executemany(statement, parameters)
+            else:
+                cursor.execute(statement, parameters)
+    finally:
+        cursor.close()
+
+
+_NO_PARAMETERS = object()
+
+
+@functools.cache
+def _pg_template() -> tuple[tuple[str, Any, bool], ...]:
+    """Every statement that migrating an empty schema to head sent, in order, with its
+    parameters (``_NO_PARAMETERS`` when it was sent without) and whether it was many."""
+    recorded: list[tuple[str, Any, bool]] = []
+    source = pg_schema()
+    url = next(source)
+    store = Store(url)
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def record(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        bare = context is not None and context.no_parameters and not many
+        recorded.append((statement, _NO_PARAMETERS if bare else parameters, many))
+
+    try:
+        store.upgrade()
+    finally:
+        store.engine.dispose()
+        source.close()  # the template schema is dropped: only its SQL is kept
+    return tuple(recorded)
