@@ -25,7 +25,7 @@ from mailgate.db.models import Notice, Participant, StoredAttachment, Ticket, Ti
 from mailgate.tickets import sla_check
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import set_status
-from mailgate.tickets.notify import notify, tell_requester, ticket_event
+from mailgate.tickets.notify import about_message, tell_requester
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
 
 MAX_BODY_CHARS = 100_000
@@ -177,24 +177,17 @@ def add_customer_message(
         history(session, ticket, at, sender, "customer_reply", detail={"via": incoming.via})
         message = store_message(session, ticket, incoming, at=at, after_close=False)
         outcome, kind = Outcome.REPLY, notices.CUSTOMER_REPLY
-    event = ticket_event(
+    written = about_message(
         session,
         ticket,
         kind,
         cause or f"customer_reply:{message.id}",
-        sender=sender,
-        in_reply_to=incoming.message_id,
-        in_reply_to_author=sender,
-        status=ticket.status,
-    )
-    written = notify(
-        session,
-        event,
-        ticket=ticket,
+        author=sender,
+        message_id=incoming.message_id,
+        inbound_id=incoming.inbound_id,
         settings=settings,
         now=at,
         screening=screening,
-        inbound_id=incoming.inbound_id,
     )
     return Added(outcome, message, tuple(written))
 

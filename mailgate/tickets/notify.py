@@ -157,6 +157,43 @@ def requester_message_id(session: Session, ticket: Ticket) -> str:
     return value or ""
 
 
+def about_message(
+    session: Session,
+    ticket: Ticket,
+    kind: str,
+    cause: str,
+    *,
+    author: str,
+    message_id: str,
+    inbound_id: int | None,
+    settings: Settings,
+    now: datetime,
+    screening: Screening | None = None,
+) -> list[Notice]:
+    """Notify what a customer's message caused (``kind``: a new ticket, a reply, mail to
+    a closed ticket): its author's own Message-ID is echoed to them only, and the inbound
+    message's screening decides what may answer it."""
+    event = ticket_event(
+        session,
+        ticket,
+        kind,
+        cause,
+        sender=author,
+        in_reply_to=message_id,
+        in_reply_to_author=author,
+        status=ticket.status,
+    )
+    return notify(
+        session,
+        event,
+        ticket=ticket,
+        settings=settings,
+        now=now,
+        screening=screening,
+        inbound_id=inbound_id,
+    )
+
+
 def tell_requester(
     session: Session, ticket: Ticket, kind: str, cause: str, *, settings: Settings, now: datetime
 ) -> list[Notice]:

@@ -25,7 +25,7 @@ from mailgate.core.settings import Settings
 from mailgate.db.directory import customer_of
 from mailgate.db.models import Notice, Participant, Team, Ticket, TicketLink, TicketMessage
 from mailgate.tickets.messages import Incoming, clean_body, store_message
-from mailgate.tickets.notify import notify, ticket_event
+from mailgate.tickets.notify import about_message
 from mailgate.tickets.records import history
 from mailgate.tickets.triage import route_new_ticket
 
@@ -176,24 +176,17 @@ def open_ticket(
             at=at,
         )
     message = store_message(session, ticket, new.message, at=at, after_close=False)
-    event = ticket_event(
+    written = about_message(
         session,
         ticket,
         notices.NEW_TICKET,
         cause or f"opened:{ticket.id}",
-        sender=requester,
-        in_reply_to=new.message.message_id,
-        in_reply_to_author=requester,
-        status=ticket.status,
-    )
-    written = notify(
-        session,
-        event,
-        ticket=ticket,
+        author=requester,
+        message_id=new.message.message_id,
+        inbound_id=message.inbound_id,
         settings=settings,
         now=at,
         screening=screening,
-        inbound_id=message.inbound_id,
     )
     return Opened(ticket, message, tuple(written))
 
