@@ -5,24 +5,28 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, inspect, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from mailgate.core.errors import ConfigError, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db.models import Agent, Base, Customer, Team
+
+# Alembic (with Mako and Pygments) is imported only to migrate, stamp or report: a start
+# on an up-to-date database does not need it, and importing it took a tenth of every
+# `mailgate` process's start.
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 _Row = TypeVar("_Row")
@@ -77,6 +81,8 @@ def _free_bytes(folder: Path) -> int | None:
 
 
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(files("mailgate") / "db" / "migrations"))
     return cfg
@@ -84,9 +90,38 @@ def _alembic_config() -> AlembicConfig:
 
 @functools.cache
 def _scripts() -> ScriptDirectory:
-    # Reading the revision files costs tens of milliseconds, and every start and every
-    # store asks for the head; the files do not change while a process runs.
+    # Reading the revision files costs milliseconds, and every store asks for the head;
+    # the files do not change while a process runs.
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config())
+
+
+_REVISION = re.compile(r"^revision\b[^=\n]*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\b[^=\n]*=(.*)$", re.MULTILINE)
+
+
+@functools.cache
+def _head_from_files() -> str | None:
+    """The head revision read straight from the scripts' ``revision`` and
+    ``down_revision`` lines, without Alembic: the one revision no other script follows.
+
+    None when a script is not understood or there is not exactly one head; the caller
+    then asks Alembic. tests/test_migrations.py checks it agrees with Alembic.
+    """
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for script in (files("mailgate") / "db" / "migrations" / "versions").iterdir():
+        if not script.name.endswith(".py"):
+            continue
+        source = script.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None or down is None:
+            return None
+        revisions.add(revision.group(1))
+        followed.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    heads = revisions - followed
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -175,18 +210,36 @@ class Store:
             session.close()
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+
+    def _at_head(self) -> bool:
+        """True if the database is stamped with the head revision, found without
+        Alembic; False if not, or not known that way (then Alembic is asked)."""
+        head = _head_from_files()
+        if head is None:
+            return False
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return False
+            stamped = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        return [row[0] for row in stamped] == [head]
 
     def head_revision(self) -> str | None:
         return _scripts().get_current_head()
 
     def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
         """Apply every pending migration; returns (before, after) revisions."""
+        from alembic import command
+
         return self._migrate(command.upgrade, revision)
 
     def downgrade(self, revision: str) -> tuple[str | None, str | None]:
         """Undo migrations down to ``revision``; returns (before, after) revisions."""
+        from alembic import command
+
         return self._migrate(command.downgrade, revision)
 
     def _migrate(
@@ -250,6 +303,8 @@ class Store:
 
     @staticmethod
     def _create_schema(conn: Connection) -> bool:
+        from alembic.runtime.migration import MigrationContext
+
         if inspect(conn).get_table_names():
             return False
         Base.metadata.create_all(conn)
@@ -257,9 +312,12 @@ class Store:
         return True
 
     def ensure_schema(self) -> None:
-        """Make the schema usable: SQLite is migrated in place (the one-box default);
-        any other database must have been migrated with ``mailgate db upgrade``."""
+        """Make the schema usable: a new SQLite file gets the head schema and an older one
+        is migrated in place (the one-box default); any other database must have been
+        migrated with ``mailgate db upgrade``."""
         try:
+            if self._at_head():
+                return
             current, head = self.current_revision(), self.head_revision()
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
