@@ -21,6 +21,7 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -168,10 +169,15 @@ def test_readers_name_real_commands_and_writers_still_create_the_database(
     and a reader then works on it."""
     names: set[str] = set()
 
-    def walk(group: object, prefix: str) -> None:
-        for name, sub in getattr(group, "commands", {}).items():
+    def walk(group: click.Command, prefix: str) -> None:
+        if not isinstance(group, click.Group):
+            return
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
             path = f"{prefix} {name}".strip()
             names.add(path)
+            sub = group.get_command(ctx, name)
+            assert sub is not None
             walk(sub, path)
 
     walk(command, "")

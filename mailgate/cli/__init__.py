@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import os
 import sys
@@ -11,7 +12,6 @@ from typing import Any, NoReturn
 import click
 
 from mailgate import __version__
-from mailgate.cli.context import Context
 from mailgate.core.errors import EX_SOFTWARE, ConfigError, MailgateError
 from mailgate.core.settings import LoggingSettings
 from mailgate.ops import logs
@@ -26,8 +26,71 @@ def _closed_pipe() -> NoReturn:
     sys.exit(0)
 
 
+# Every command: its name, the module and attribute that define it, and the line
+# `mailgate --help` shows. Modules are imported only when their command runs, so
+# `mailgate --help` does not pay for SQLAlchemy, FastAPI and the mail parser (issue
+# 23: under 0.3 s). tests/test_cli_help.py checks each line against the command's own
+# help, so the two cannot drift apart.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "agents": ("people_cmds", "agents", "Agents: list, add, set away or inactive."),
+    "api-tokens": ("web_cmds", "api_tokens", "Bearer tokens for integrations using the JSON API."),
+    "check-config": (
+        "setup_cmds",
+        "check_config",
+        "Validate the config file; print every problem as file:...",
+    ),
+    "customers": ("people_cmds", "customers", "Customer accounts: list, add."),
+    "db": ("setup_cmds", "db", "Database schema migrations (Alembic)."),
+    "doctor": ("doctor_cmd", "doctor", "Check database, migrations, broker, IMAP logins,..."),
+    "imap": ("imap_cmd", "imap", "Store new mail from the [[imap.mailboxes]], acknowledge..."),
+    "inbound": ("inbound_cmds", "inbound", "Stored inbound messages: list, show, retry, accept."),
+    "ingest": ("ingest_cmd", "ingest", "Store messages durably, then turn them into tickets."),
+    "init": ("setup_cmds", "init", "Write a commented config file (default ./mailgate.toml)..."),
+    "notices": ("notice_cmds", "notices", "List, send and retry outbound notices."),
+    "responses": ("response_cmds", "responses_group", "Canned responses: add, list, show, remove."),
+    "run": ("run_cmd", "run", "Run every role (run.roles: smtp, imap when mailboxes are..."),
+    "sla": ("sla_cmd", "sla", "SLA targets and ticket dates (see [sla] in the config)."),
+    "smtp": ("smtp_cmd", "smtp", "Receive mail by SMTP or LMTP on smtp.listen and turn it..."),
+    "stats": ("stats_cmd", "stats", "Open tickets by status, type, priority and assignee;..."),
+    "teams": ("people_cmds", "teams", "Teams and their assignment strategy: list, add."),
+    "tickets": ("ticket_cmds", "tickets", "List, show and work on tickets."),
+    "web": ("web_cmds", "web", "Serve the portal and the JSON API (web.listen, default..."),
+    "worker": ("worker_cmd", "worker", "Process inbound messages, send notices and run the SLA..."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import the module that defines ``name`` and return its command."""
+    module_name, attribute, _ = _COMMANDS[name]
+    module = importlib.import_module(f"mailgate.cli.{module_name}")
+    command: click.Command = getattr(module, attribute)
+    if name == "agents":
+        # `agents set-password` lives with the portal's commands.
+        from mailgate.cli import web_cmds
+
+        assert isinstance(command, click.Group)
+        command.add_command(web_cmds.set_password)
+    return command
+
+
 class _Group(click.Group):
-    """Turns mailgate's errors into one clear line and an exit code; never a traceback."""
+    """Loads commands on first use; turns mailgate's errors into one clear line and an
+    exit code, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        if cmd_name not in self.commands:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short_help) for name, (_, _, short_help) in sorted(_COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
@@ -79,53 +142,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """
     # Until the config is read, only warnings; commands that run as services call
     # logs.setup() with the [logging] settings once they have them.
+    from mailgate.cli.context import Context
+
     logs.setup(LoggingSettings(level="WARNING"), verbose=verbose)
     ctx.obj = Context(config_path=config_path, verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
-
-
-def _register() -> None:
-    from mailgate.cli import (
-        doctor_cmd,
-        imap_cmd,
-        inbound_cmds,
-        ingest_cmd,
-        notice_cmds,
-        people_cmds,
-        response_cmds,
-        run_cmd,
-        setup_cmds,
-        sla_cmd,
-        smtp_cmd,
-        stats_cmd,
-        ticket_cmds,
-        web_cmds,
-        worker_cmd,
-    )
-
-    for command in (
-        *setup_cmds.COMMANDS,
-        doctor_cmd.doctor,
-        ingest_cmd.ingest,
-        ticket_cmds.tickets,
-        *response_cmds.COMMANDS,
-        stats_cmd.stats,
-        *sla_cmd.COMMANDS,
-        *notice_cmds.COMMANDS,
-        imap_cmd.imap,
-        run_cmd.run,
-        smtp_cmd.smtp,
-        worker_cmd.worker,
-        inbound_cmds.inbound,
-        *people_cmds.COMMANDS,
-        *web_cmds.COMMANDS,
-    ):
-        cli.add_command(command)
-    # `agents set-password` joins the directory's `agents` group.
-    web_cmds.attach_set_password(cli)
-
-
-_register()
 
 
 def main() -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from mailgate.core import config
 from mailgate.core.errors import MailgateError
 from mailgate.core.settings import Settings
-from mailgate.db.store import Store, open_store
 from mailgate.ops import logs
+
+if TYPE_CHECKING:
+    from mailgate.db.store import Store
 
 # Commands that only read, or change only rows that must already be there: on a SQLite
 # file that does not exist they say so instead of creating an empty database (a wrong
@@ -79,6 +82,10 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
+            # Imported here: SQLAlchemy is a tenth of a second that `--help` and
+            # `check-config` do not need.
+            from mailgate.db.store import open_store
+
             if _command() in NO_NEW_DATABASE:
                 self.require_database()
             self._store = open_store(self.settings)

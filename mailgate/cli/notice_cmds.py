@@ -93,6 +93,3 @@ def send(ctx: Context, limit: int) -> None:
         # The rest of the batch went out; the exit code says some did not (`notices list
         # --state failed` shows which, with the reason).
         raise SystemExit(1)
-
-
-COMMANDS = (notices,)

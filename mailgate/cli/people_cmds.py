@@ -179,6 +179,3 @@ def customers_add(
             language=language,
         )
         click.echo(f"customer {customer.name} added")
-
-
-COMMANDS = (agents, teams, customers)

@@ -98,6 +98,3 @@ def remove(ctx: Context, name: str) -> None:
     with ctx.store.transaction() as session:
         responses.remove(session, name)
     click.echo(f"response {name} removed")
-
-
-COMMANDS = (responses_group,)

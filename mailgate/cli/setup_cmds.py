@@ -89,6 +89,3 @@ def current(ctx: Context) -> None:
     now, head = store.current_revision(), store.head_revision()
     state = "up to date" if now == head else "needs `mailgate db upgrade`"
     click.echo(f"database at {now or 'empty'}, code needs {head}: {state}")
-
-
-COMMANDS = (init, check_config, db)

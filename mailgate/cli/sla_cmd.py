@@ -62,6 +62,3 @@ def check(ctx: Context, at: datetime | None, as_json: bool) -> None:
         told = f"reminder notice {row['notice_id']}" if row["notice_id"] else "no reminder"
         click.echo(f"ticket #{row['ticket']}: {row['kind']} due {row['due_at']}, {told}")
     click.echo(f"sla check: {len(rows)} due event(s) fired")
-
-
-COMMANDS = (sla,)

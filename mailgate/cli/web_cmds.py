@@ -46,16 +46,6 @@ def set_password(ctx: Context, email: str, password_stdin: bool) -> None:
     click.echo(f"password set for {address}")
 
 
-def attach_set_password(cli: click.Group) -> None:
-    """Add ``set-password`` to the ``agents`` group, making the group if nobody has yet
-    (branch worker adds its own ``agents`` commands)."""
-    group = cli.commands.get("agents")
-    if not isinstance(group, click.Group):
-        group = click.Group("agents", help="Agents of the portal.")
-        cli.add_command(group)
-    group.add_command(set_password)
-
-
 @click.group("api-tokens")
 def api_tokens() -> None:
     """Bearer tokens for integrations using the JSON API."""
@@ -105,6 +95,3 @@ def revoke(ctx: Context, name: str) -> None:
     with ctx.store.transaction() as session:
         tokens.revoke(session, name, utc_now())
     click.echo(f"token {name!r} revoked")
-
-
-COMMANDS = (web, api_tokens)
