@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mailparser_reply import EmailReplyParser
 
+from mailgate.core import quotes
+from mailgate.core.message import parse
 from mailgate.core.quotes import new_text
+from mailgate.core.settings import LimitsSettings
+from tests.conftest import CORPUS
 
 CASES = [
     (
@@ -32,3 +39,56 @@ CASES = [
 def test_new_text(body: str, expected: str) -> None:
     """Quotes, reply headers (EN/DE/FR/ES) and signatures are cut; plain text stays whole."""
     assert new_text(body) == expected
+
+
+# Lines that make or break reply headers, for the comparison below.
+_PIECES = [
+    "Thanks, works now.",
+    "On Mon, Jan 5, 2026 at 10:00 Support <s@x.test> wrote:",
+    "On Mon, Jan 5, 2026 at 10:00",
+    "Support <s@x.test> wrote:",
+    "> old text",
+    "> > older: text",
+    "From: Support <s@x.test>",
+    "Sent: Monday, January 5, 2026 10:00",
+    "To: carol@customer.test",
+    "Subject: RE: VPN",
+    "*From:* Support",
+    "Von: Support",
+    "Gesendet: Montag",
+    "De : Support",
+    "Objet : VPN",
+    "Le lun. 5 janv. 2026 à 10:00, Support <s@x.test> a écrit :",
+    "-----Original Message-----",
+    "2026-01-05 10:30:01 ERROR vpn: tunnel down:",
+    "Data: 12345",
+    "-- ",
+    "Best regards,",
+    "Sent from my iPhone",
+    "",
+    "   ",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_windowed_search_finds_what_the_library_finds(lines: list[str]) -> None:
+    """Searching only around candidate lines gives the library's own first reply."""
+    body = "\n".join(lines)
+    ours = quotes._parser.read(body).replies[0]
+    theirs = EmailReplyParser(languages=list(quotes.LANGUAGES)).read(body).replies[0]
+    assert (ours.content, ours.body) == (theirs.content, theirs.body)
+
+
+def test_windowed_search_agrees_on_the_corpus() -> None:
+    """The same on every text body of the Zammad corpus (real mail from many clients)."""
+    compared = 0
+    for box in sorted(CORPUS.glob("*.box")):
+        body = parse(box.read_bytes(), LimitsSettings()).text
+        if not body.strip():
+            continue
+        ours = quotes._parser.read(body).replies[0]
+        theirs = EmailReplyParser(languages=list(quotes.LANGUAGES)).read(body).replies[0]
+        assert (ours.content, ours.body) == (theirs.content, theirs.body), box.name
+        compared += 1
+    assert compared > 100

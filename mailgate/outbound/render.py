@@ -7,6 +7,7 @@ reference, the portal link and dates, never text a customer or agent wrote (inva
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from importlib.resources import files
@@ -65,7 +66,8 @@ SAMPLE = NoticeValues(
 
 
 class Renderer:
-    """Renders notices; one per process is enough (jinja2 caches compiled templates)."""
+    """Renders notices; ``renderer_for`` keeps one per process, so that jinja2 compiles
+    each template once."""
 
     def __init__(self, own_folder: str = "", *, default_language: str = "en") -> None:
         folders = [Path(own_folder)] if own_folder else []
@@ -117,6 +119,13 @@ class Renderer:
             text=self.env.get_template(f"{lang}/{kind}.txt").render(context).strip() + "\n",
             html=self.env.get_template(f"{lang}/{kind}.html").render(context),
         )
+
+
+@functools.lru_cache(maxsize=8)
+def renderer_for(own_folder: str = "", default_language: str = "en") -> Renderer:
+    """The process's renderer for these settings: jinja2 compiles each template once and
+    reloads it only when its file changes (it checks the file's time on every use)."""
+    return Renderer(own_folder, default_language=default_language)
 
 
 def check_templates(own_folder: str = "", *, default_language: str = "en") -> list[str]:

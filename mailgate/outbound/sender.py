@@ -28,7 +28,7 @@ from mailgate.core.statuses import is_closed
 from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
 from mailgate.outbound.compose import Envelope, compose
-from mailgate.outbound.render import NoticeValues, Renderer
+from mailgate.outbound.render import NoticeValues, Renderer, renderer_for
 from mailgate.outbound.transport import Transport, make_transport
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,7 @@ def send_notice(
 ) -> str:
     """Try to deliver notice ``notice_id`` once; returns its state afterwards. A notice
     that is not pending (sent, failed, bounced, suppressed) is left alone."""
-    renderer = renderer or Renderer(
-        settings.outbound.templates, default_language=settings.defaults.language
-    )
+    renderer = renderer or renderer_for(settings.outbound.templates, settings.defaults.language)
     at = now()
     with store.transaction() as session:
         claimed = session.execute(
@@ -244,7 +242,7 @@ def send_many(
     """Send these notices over one transport (one SMTP connection for the batch)."""
     own = transport is None
     transport = transport or make_transport(settings.outbound)
-    renderer = Renderer(settings.outbound.templates, default_language=settings.defaults.language)
+    renderer = renderer_for(settings.outbound.templates, settings.defaults.language)
     counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
     try:
         for notice_id in notice_ids:
