@@ -17,24 +17,32 @@ from sqlalchemy import event
 from mailgate.core.settings import AgentSetting, Settings, TeamSetting
 from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.tickets.mail import process
+from mailgate.tickets.mail import prepare, process
 from tests.builders import build, ready_store
 from tests.conftest import fixed_clock, make_settings
 
-# Measured on this code with one assignee to notify (SQLite; PostgreSQL batches more:
-# 21 and 16). The issue's target is ≤ 12 and ≤ 10: not reached yet.
-NEW_TICKET_STATEMENTS = 23
-REPLY_STATEMENTS = 17
-COMMITS = 2
+# Measured on this code with round-robin assignment and the assignee to notify (SQLite;
+# PostgreSQL needs fewer: 20 for the new ticket). The issue's target is ≤ 12 and ≤ 10 for
+# a message with its acknowledgement: the reply meets it without an assignee (10, below);
+# the new ticket does not yet (18 without an assignee).
+NEW_TICKET_STATEMENTS = 22
+REPLY_STATEMENTS = 15
+COMMITS = 1
+PLAIN_NEW_TICKET_STATEMENTS = 18
+PLAIN_REPLY_STATEMENTS = 10
 
 
-@pytest.fixture
-def counted(db_url: str) -> Iterator[tuple[Store, Settings, list[str], list[int]]]:
-    settings = dataclasses.replace(
-        make_settings(db_url),
-        teams=(TeamSetting("support", "round_robin"),),
-        agents=(AgentSetting("ann@example.com", "Ann", ("support",)),),
-    )
+@pytest.fixture(params=["assigned", "plain"])
+def counted(
+    db_url: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[Store, Settings, list[str], list[int]]]:
+    settings = make_settings(db_url)
+    if request.param == "assigned":
+        settings = dataclasses.replace(
+            settings,
+            teams=(TeamSetting("support", "round_robin"),),
+            agents=(AgentSetting("ann@example.com", "Ann", ("support",)),),
+        )
     store = ready_store(settings)
     statements: list[str] = []
     commits = [0]
@@ -52,7 +60,10 @@ def _cost(
     stored = accept(store, raw, source="ingest", envelope=Envelope(), max_bytes=10**7, now=now)
     statements.clear()
     commits[0] = 0
-    result = process(store, stored.inbound_id, settings=settings, now=now)
+    # As a receiver processes it: with the bytes it has just stored, already parsed.
+    result = process(
+        store, stored.inbound_id, settings=settings, now=now, prepared=prepare(raw, settings)
+    )
     return len(statements), commits[0], result.outcome
 
 
@@ -61,12 +72,15 @@ def test_statements_and_commits_per_message(
 ) -> None:
     """A new ticket (acknowledgement and assignment notices) and a reply stay within
     their measured number of SQL statements and commits, on SQLite and PostgreSQL."""
+    assigned = bool(counted[1].agents)
+    new_limit = NEW_TICKET_STATEMENTS if assigned else PLAIN_NEW_TICKET_STATEMENTS
+    reply_limit = REPLY_STATEMENTS if assigned else PLAIN_REPLY_STATEMENTS
     opened = _cost(counted, build(message_id="<count-1@customer.test>"))
     assert opened[2] == "new_ticket"
-    assert opened[:2] <= (NEW_TICKET_STATEMENTS, COMMITS), opened
+    assert opened[0] <= new_limit and opened[1] <= COMMITS, opened
     replied = _cost(
         counted,
         build(message_id="<count-2@customer.test>", in_reply_to="<count-1@customer.test>"),
     )
     assert replied[2] == "reply"
-    assert replied[0] <= REPLY_STATEMENTS and replied[1] <= COMMITS, replied
+    assert replied[0] <= reply_limit and replied[1] <= COMMITS, replied

@@ -14,7 +14,6 @@ import click
 
 from mailgate.cli.context import Context, utc_now
 from mailgate.core.errors import MailgateError, PermanentFailure, TemporaryFailure
-from mailgate.core.states import Outcome
 from mailgate.db.rejection_counts import RejectionCounter
 from mailgate.inbound.files import FileMessage, maildir_messages, mbox_messages
 from mailgate.inbound.handoff import hand_off
@@ -41,6 +40,13 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--sender", default="", help="Envelope sender (as an MTA pipe passes it).")
 @click.option("--recipient", "recipients", multiple=True, help="Envelope recipient; repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Parse an mbox or Maildir in this many processes (one per core helps).",
+)
 @pass_context
 def ingest(
     ctx: Context,
@@ -50,10 +56,12 @@ def ingest(
     sender: str,
     recipients: tuple[str, ...],
     quiet: bool,
+    processes: int,
 ) -> None:
     """Store messages durably, then turn them into tickets.
 
-    FILE is one RFC 5322 message; - or nothing reads standard input.
+    FILE is one RFC 5322 message; - or nothing reads standard input. An mbox or a
+    Maildir is stored and processed in groups of 100 messages per transaction.
     """
     chosen = [x for x in (file, mbox_path, maildir_path) if x is not None]
     if len(chosen) > 1:
@@ -67,7 +75,7 @@ def ingest(
                 if mbox_path is not None
                 else maildir_messages(maildir_path)  # type: ignore[arg-type]
             )
-            _bulk(ctx, count, messages, envelope, quiet=quiet, refused=refused)
+            _bulk(ctx, count, messages, envelope, quiet=quiet, refused=refused, processes=processes)
         else:
             raw = _read_one(file)
             try:
@@ -110,7 +118,7 @@ def _single(ctx: Context, raw: bytes, envelope: Envelope, *, quiet: bool) -> Non
         max_bytes=settings.smtp.max_message_bytes,
         now=utc_now,
     )
-    result = hand_off(ctx.store, accepted.inbound_id, settings=ctx.settings, now=utc_now)
+    result = hand_off(ctx.store, accepted.inbound_id, settings=settings, now=utc_now, raw=raw)
     if quiet:
         return
     if accepted.duplicate:
@@ -133,42 +141,30 @@ def _bulk(
     *,
     quiet: bool,
     refused: RejectionCounter,
+    processes: int,
 ) -> None:
+    from mailgate.inbound.bulk import import_messages  # only the bulk path needs it
+
     settings = ctx.settings
-    totals = {"stored": 0, "duplicate": 0, "refused": 0, "tickets": 0}
-    reasons: list[str] = []
-    with click.progressbar(
-        messages, length=count, label="ingesting", file=sys.stderr, hidden=quiet
-    ) as bar:
-        for item in bar:
-            try:
-                accepted = accept(
-                    ctx.store,
-                    item.raw,
-                    source="ingest",
-                    envelope=envelope,
-                    max_bytes=settings.smtp.max_message_bytes,
-                    now=utc_now,
-                )
-            except PermanentFailure as exc:
-                totals["refused"] += 1
-                reasons.append(f"{item.ref}: {exc}")
-                refused.add(refusal_reason(exc))
-                continue
-            if accepted.duplicate:
-                totals["duplicate"] += 1
-                continue
-            totals["stored"] += 1
-            result = hand_off(ctx.store, accepted.inbound_id, settings=ctx.settings, now=utc_now)
-            if result is not None and result.outcome == Outcome.NEW_TICKET:
-                totals["tickets"] += 1
-    for line in reasons:
+    with click.progressbar(length=count, label="ingesting", file=sys.stderr, hidden=quiet) as bar:
+        totals = import_messages(
+            ctx.store,
+            messages,
+            settings=settings,
+            envelope=envelope,
+            now=utc_now,
+            refused=refused,
+            processes=processes,
+            progress=bar.update,
+        )
+    for line in totals.reasons:
         click.echo(f"mailgate: refused {line}", err=True)
     if not quiet:
-        made = "queued" if not is_embedded(settings) else f"{totals['tickets']} new tickets"
+        made = "queued" if not is_embedded(settings) else f"{totals.tickets} new tickets"
+        failed = f", {totals.failed} failed (see `mailgate inbound list`)" if totals.failed else ""
         click.echo(
-            f"{count} messages: {totals['stored']} stored ({made}), "
-            f"{totals['duplicate']} already stored, {totals['refused']} refused"
+            f"{count} messages: {totals.stored} stored ({made}{failed}), "
+            f"{totals.duplicate} already stored, {totals.refused} refused"
         )
-    if totals["refused"] and not totals["stored"] and not totals["duplicate"]:
+    if totals.refused and not totals.stored and not totals.duplicate:
         raise SystemExit(65)

@@ -46,8 +46,7 @@ class _WindowedHeaders:
         found: list[tuple[str, ...]] = []
         for start, end in _windows(text):
             found += [
-                tuple(g or "" for g in m.groups())
-                for m in self.pattern.finditer(text, start, end)
+                tuple(g or "" for g in m.groups()) for m in self.pattern.finditer(text, start, end)
             ]
         return found
 

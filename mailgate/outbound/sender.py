@@ -29,10 +29,12 @@ from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
 from mailgate.outbound.compose import Envelope, compose
 from mailgate.outbound.render import NoticeValues, Renderer, renderer_for
-from mailgate.outbound.transport import Transport, make_transport
+from mailgate.outbound.transport import FileTransport, Transport, make_transport
 
 log = logging.getLogger(__name__)
 PENDING, SENT, FAILED = NoticeState.PENDING, NoticeState.SENT, NoticeState.FAILED
+# Notices per transaction for the file outbox (see ``_send_batch``).
+BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -164,38 +166,103 @@ def send_notice(
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
             return notice.state
         ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
-        try:
-            link = _sign_in_link(session, settings, notice)
-            message = build_message(
-                notice, ticket, settings=settings, renderer=renderer, now=at, link=link
+        return _deliver(
+            session,
+            notice,
+            ticket,
+            settings=settings,
+            transport=transport,
+            renderer=renderer,
+            at=at,
+        )
+
+
+def _send_batch(
+    store: Store,
+    notice_ids: list[int],
+    *,
+    settings: Settings,
+    transport: Transport,
+    now: Callable[[], datetime],
+    renderer: Renderer,
+) -> list[str]:
+    """``send_notice`` for several notices in one transaction: one statement claims them
+    all, one reads their tickets, one commit records every outcome. Only for a transport
+    whose resend is harmless and quick (the file outbox overwrites ``notice-<id>.eml``):
+    a crash before the commit sends the whole batch again, with the same Message-IDs."""
+    at = now()
+    with store.transaction() as session:
+        claimed = session.scalars(
+            update(Notice)
+            .where(Notice.id.in_(notice_ids), Notice.state == PENDING)
+            .values(attempts=Notice.attempts + 1)
+            .returning(Notice)
+            .execution_options(populate_existing=True)
+        ).all()
+        ticket_ids = {n.ticket_id for n in claimed if n.ticket_id is not None}
+        tickets = (
+            {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))}
+            if ticket_ids
+            else {}
+        )
+        states = {
+            notice.id: _deliver(
+                session,
+                notice,
+                tickets.get(notice.ticket_id) if notice.ticket_id is not None else None,
+                settings=settings,
+                transport=transport,
+                renderer=renderer,
+                at=at,
             )
-            message.as_bytes()  # headers are checked when written out: fail here, not mid-send
-        except jinja2.TemplateError as exc:
-            # A broken template is the operator's to fix (check-config names it); retry.
-            _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
-            return notice.state
-        except PermanentFailure as exc:
-            return _fail(notice, str(exc))
-        except Exception as exc:  # noqa: BLE001 - this notice can never be composed
-            # Retrying cannot help (e.g. a header value the email package refuses): failed
-            # at once with the reason, so it neither loops nor blocks the rest of a batch.
-            return _fail(notice, f"cannot be composed: {type(exc).__name__}: {exc}")
-        try:
-            transport.send(
-                notice.id,
-                message,
-                sender=settings.outbound.from_address,
-                recipient=notice.recipient,
-            )
-        except PermanentFailure as exc:
-            _fail(notice, str(exc))
-        except TemporaryFailure as exc:
-            _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
-        else:
-            notice.state, notice.sent_at, notice.last_error = SENT, at, ""
-            notice.next_attempt_at = None
-            log.info("notice %s (%s) sent", notice.id, notice.kind)
+            for notice in sorted(claimed, key=lambda n: n.id)
+        }
+    return [states.get(notice_id, "skipped") for notice_id in notice_ids]
+
+
+def _deliver(
+    session: Session,
+    notice: Notice,
+    ticket: Ticket | None,
+    *,
+    settings: Settings,
+    transport: Transport,
+    renderer: Renderer,
+    at: datetime,
+) -> str:
+    """Compose and hand over one claimed notice; its state afterwards."""
+    try:
+        link = _sign_in_link(session, settings, notice)
+        message = build_message(
+            notice, ticket, settings=settings, renderer=renderer, now=at, link=link
+        )
+        message.as_bytes()  # headers are checked when written out: fail here, not mid-send
+    except jinja2.TemplateError as exc:
+        # A broken template is the operator's to fix (check-config names it); retry.
+        _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
         return notice.state
+    except PermanentFailure as exc:
+        return _fail(notice, str(exc))
+    except Exception as exc:  # noqa: BLE001 - this notice can never be composed
+        # Retrying cannot help (e.g. a header value the email package refuses): failed
+        # at once with the reason, so it neither loops nor blocks the rest of a batch.
+        return _fail(notice, f"cannot be composed: {type(exc).__name__}: {exc}")
+    try:
+        transport.send(
+            notice.id,
+            message,
+            sender=settings.outbound.from_address,
+            recipient=notice.recipient,
+        )
+    except PermanentFailure as exc:
+        _fail(notice, str(exc))
+    except TemporaryFailure as exc:
+        _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
+    else:
+        notice.state, notice.sent_at, notice.last_error = SENT, at, ""
+        notice.next_attempt_at = None
+        log.info("notice %s (%s) sent", notice.id, notice.kind)
+    return notice.state
 
 
 def _fail(notice: Notice, reason: str) -> str:
@@ -244,18 +311,31 @@ def send_many(
     transport = transport or make_transport(settings.outbound)
     renderer = renderer_for(settings.outbound.templates, settings.defaults.language)
     counts = {"sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
+    ids = list(notice_ids)
+    # The file outbox takes a batch per transaction; a smarthost one notice at a time, so
+    # that no transaction (SQLite's write lock) waits on the network for a whole batch.
+    step = BATCH if isinstance(transport, FileTransport) else 1
     try:
-        for notice_id in notice_ids:
-            state = send_notice(
-                store,
-                notice_id,
-                settings=settings,
-                transport=transport,
-                now=now,
-                renderer=renderer,
-            )
-            key = {"sent": "sent", "failed": "failed", "pending": "retrying"}.get(state, "skipped")
-            counts[key] += 1
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
+            if len(chunk) == 1:
+                states = [
+                    send_notice(
+                        store,
+                        chunk[0],
+                        settings=settings,
+                        transport=transport,
+                        now=now,
+                        renderer=renderer,
+                    )
+                ]
+            else:
+                states = _send_batch(
+                    store, chunk, settings=settings, transport=transport, now=now, renderer=renderer
+                )
+            for state in states:
+                key = {"sent": "sent", "failed": "failed", "pending": "retrying"}
+                counts[key.get(state, "skipped")] += 1
     finally:
         if own:
             transport.close()

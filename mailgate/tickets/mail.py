@@ -53,32 +53,53 @@ class ProcessResult:
     notice_ids: tuple[int, ...] = ()
 
 
-def process(
-    store: Store, inbound_id: int, *, settings: Settings, now: Callable[[], datetime]
-) -> ProcessResult:
-    """Turn inbound message ``inbound_id`` into a new ticket or a reply; safe to repeat."""
-    with store.transaction() as session:
-        row = session.get(InboundMessage, inbound_id)
-        if row is None:
-            raise LookupError(f"inbound message {inbound_id} does not exist")
-        if row.state in FINAL_STATES:
-            return _result_of(session, row)
-        raw = row.raw
+@dataclass(frozen=True)
+class Prepared:
+    """What processing needs from the raw bytes, worked out before any lock is taken
+    (and, for a bulk import, in another process): the parsed view, the new text of a
+    reply and every header field for the rules. Pure; picklable."""
+
+    parsed: ParsedMessage
+    new_text: str
+    headers: tuple[tuple[str, str], ...]
+
+
+def prepare(raw: bytes, settings: Settings) -> Prepared | ParseRefused:
+    """Parse ``raw``; the refusal (to quarantine it with) when it cannot be parsed."""
     try:
         parsed = parse(raw, settings.limits)
     except ParseRefused as exc:
-        return _quarantine(store, inbound_id, str(exc), now)
+        return exc
+    return Prepared(parsed, quotes.new_text(parsed.text), all_headers(raw))
+
+
+def process(
+    store: Store,
+    inbound_id: int,
+    *,
+    settings: Settings,
+    now: Callable[[], datetime],
+    prepared: Prepared | ParseRefused | None = None,
+) -> ProcessResult:
+    """Turn inbound message ``inbound_id`` into a new ticket or a reply; safe to repeat.
+
+    ``prepared``: the message already parsed by a caller that has its bytes (a receiver,
+    a bulk import), which saves reading them back."""
+    if prepared is None:
+        with store.transaction() as session:
+            row = session.get(InboundMessage, inbound_id)
+            if row is None:
+                raise LookupError(f"inbound message {inbound_id} does not exist")
+            if row.state in FINAL_STATES:
+                return _result_of(session, row)
+            raw = row.raw
+        prepared = prepare(raw, settings)
     try:
         with store.transaction() as session:
             # Two processes may take the same row (`mailgate run`'s receiver processes
             # inline while its worker polls): the second waits and sees the outcome.
             row = lock_row(session, InboundMessage, inbound_id, touch=InboundMessage.attempts)
-            if row.state in FINAL_STATES:
-                return _result_of(session, row)
-            number, written = _apply(session, row, parsed, settings=settings, now=now)
-            session.flush()
-            pending = tuple(n.id for n in written if n.state == NoticeState.PENDING)
-            result = ProcessResult(row.id, row.state, row.outcome, number, row.last_error, pending)
+            result = apply_locked(session, row, prepared, settings=settings, now=now)
         log.info(
             "inbound processed",
             extra={
@@ -105,6 +126,29 @@ def process(
         raise
 
 
+def apply_locked(
+    session: Session,
+    row: InboundMessage,
+    prepared: Prepared | ParseRefused,
+    *,
+    settings: Settings,
+    now: Callable[[], datetime],
+) -> ProcessResult:
+    """Process ``row``, locked by the caller in ``session``: its outcome, unless it has
+    one already (then the earlier outcome, read back)."""
+    if row.state in FINAL_STATES:
+        return _result_of(session, row)
+    if isinstance(prepared, ParseRefused):
+        reason = str(prepared)
+        row.state, row.outcome, row.last_error = InboundState.QUARANTINED, Outcome.REFUSED, reason
+        row.processed_at = now()
+        return ProcessResult(row.id, row.state, row.outcome, None, reason)
+    number, written = _apply(session, row, prepared, settings=settings, now=now)
+    session.flush()
+    pending = tuple(n.id for n in written if n.state == NoticeState.PENDING)
+    return ProcessResult(row.id, row.state, row.outcome, number, row.last_error, pending)
+
+
 def _result_of(session: Session, row: InboundMessage) -> ProcessResult:
     """The result of a row processed earlier, read back."""
     number = None
@@ -123,17 +167,6 @@ def _cause(inbound_id: int) -> str:
     return f"inbound:{inbound_id}"
 
 
-def _quarantine(
-    store: Store, inbound_id: int, reason: str, now: Callable[[], datetime]
-) -> ProcessResult:
-    with store.transaction() as session:
-        row = session.get(InboundMessage, inbound_id)
-        assert row is not None
-        row.state, row.outcome, row.last_error = InboundState.QUARANTINED, Outcome.REFUSED, reason
-        row.processed_at = now()
-        return ProcessResult(inbound_id, row.state, row.outcome, None, reason)
-
-
 def _record_failure(store: Store, inbound_id: int, exc: Exception, max_attempts: int) -> None:
     """Invariant 8: count the failure; after ``max_attempts`` the row is marked failed."""
     with store.transaction() as session:
@@ -150,12 +183,13 @@ def _record_failure(store: Store, inbound_id: int, exc: Exception, max_attempts:
 def _apply(
     session: Session,
     row: InboundMessage,
-    parsed: ParsedMessage,
+    prepared: Prepared,
     *,
     settings: Settings,
     now: Callable[[], datetime],
 ) -> tuple[int | None, list[Notice]]:
-    """Apply ``parsed`` under the row's lock; the ticket number and the notices written."""
+    """Apply ``prepared`` under the row's lock; the ticket number and the notices written."""
+    parsed = prepared.parsed
     at = now()
     row.defects = list(parsed.defects)
     screening = _screen(row, parsed, settings)
@@ -211,7 +245,7 @@ def _apply(
         references=parsed.references,
         attachments=parsed.attachments,
         inbound_id=row.id,
-        new_text=quotes.new_text(parsed.text),
+        new_text=prepared.new_text,
         screening={**screening.as_json(), **({"bounced_notices": bounced} if bounced else {})},
     )
     if resolution.ticket_id is None:
@@ -240,7 +274,7 @@ def _apply(
             # Automatic mail that matches no ticket still becomes one, visible to agents
             # and tagged, but it is never acknowledged (README "Screening").
             tags=(screening.category,) if screening.automatic else (),
-            facts=message_facts(row, parsed, sender, customer, parsed.language),
+            facts=message_facts(row, prepared, sender, customer),
             link=(
                 Link(resolution.linked_number, "referenced", reason=resolution.reason)
                 if resolution.linked_number is not None
@@ -286,12 +320,12 @@ def _apply(
 
 def message_facts(
     inbound: InboundMessage,
-    parsed: ParsedMessage,
+    prepared: Prepared,
     sender: str,
     customer: CustomerView | None,
-    language: str,
 ) -> rules.Facts:
     """What the rules may test, from the stored message and its parsed view."""
+    parsed = prepared.parsed
     recipients = [a.email.lower() for a in parsed.to + parsed.cc]
     recipients += [str(r).lower() for r in inbound.envelope_to]
     return rules.Facts(
@@ -299,9 +333,9 @@ def message_facts(
         recipients=tuple(dict.fromkeys(recipients)),
         subject=parsed.subject,
         body=parsed.text,
-        headers=all_headers(inbound.raw),
+        headers=prepared.headers,
         customer=customer.name if customer else "",
-        language=language,
+        language=parsed.language,
         has_attachment=any(not a.inline for a in parsed.attachments),
     )
 

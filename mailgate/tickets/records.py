@@ -36,15 +36,18 @@ def lock_ticket(
     """
     where = Ticket.number == number if number is not None else Ticket.id == ticket_id
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(
+        # One statement: the no-op update takes the write lock and returns the row.
+        ticket = session.execute(
             update(Ticket)
             .where(where)
             .values(updated_at=Ticket.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-    ticket = session.execute(
-        select(Ticket).where(where).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+            .returning(Ticket)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+    else:
+        ticket = session.execute(
+            select(Ticket).where(where).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one_or_none()
     if ticket is None:
         raise NotFound(
             f"no ticket #{number}" if number is not None else f"no ticket id {ticket_id}"

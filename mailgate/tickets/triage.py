@@ -99,7 +99,7 @@ def assign_new_ticket(
 ) -> None:
     """Give ``ticket`` an agent: the rule's assignee when available, else the team's
     strategy. No fit leaves it unassigned, with the reason in its history."""
-    agents = [_view(a) for a in session.scalars(select(Agent))]
+    agents = _agent_views(session)
     by_id = {a.id: a for a in agents}
     by_email = {a.email: a for a in agents}
     note = ""
@@ -148,6 +148,16 @@ def _open_counts(session: Session, settings: Settings) -> dict[int, int]:
         .group_by(Ticket.assignee_id)
     ).all()
     return {agent_id: count for agent_id, count in rows if agent_id is not None}
+
+
+def _agent_views(session: Session) -> tuple[AgentView, ...]:
+    """Every agent as the pure choice sees them, read once per transaction (agents change
+    only through the directory's commands, never inside a ticket's transaction)."""
+    views: tuple[AgentView, ...] | None = session.info.get("agent_views")
+    if views is None:
+        views = tuple(_view(a) for a in session.scalars(select(Agent)))
+        session.info["agent_views"] = views
+    return views
 
 
 def _view(agent: Agent) -> AgentView:

@@ -1,0 +1,210 @@
+"""Bulk import (``mailgate ingest --mbox/--maildir``): messages in groups, not one by one.
+
+Per group of ``GROUP`` messages: one transaction stores the raw bytes (``accept_many``,
+durable before anything else happens), one processes them (``process_group``, which
+falls back to one at a time when a message fails), and the notices they caused go out
+after that commit in one batch. Parsing is pure and needs no lock, so with
+``processes > 1`` it runs in worker processes, one group ahead of the database work;
+at most two groups are in memory at once, whatever the size of the mbox.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+
+from mailgate.core.errors import PermanentFailure
+from mailgate.core.message import ParseRefused
+from mailgate.core.settings import Settings
+from mailgate.core.states import Outcome
+from mailgate.db.rejection_counts import RejectionCounter
+from mailgate.db.store import Store
+from mailgate.inbound.files import FileMessage
+from mailgate.inbound.handoff import hand_off
+from mailgate.inbound.intake import Accepted, Envelope, Incoming, accept_many, refusal_reason
+from mailgate.jobs import is_embedded
+from mailgate.outbound.sender import send_now
+from mailgate.tickets.mail import Prepared, prepare
+from mailgate.tickets.mail_group import process_group
+
+# Messages per transaction: large enough that a commit and the directory read are shared
+# by many, small enough that a group rolled back and redone one by one costs little.
+GROUP = 100
+
+
+@dataclass
+class Totals:
+    stored: int = 0
+    duplicate: int = 0
+    refused: int = 0
+    tickets: int = 0
+    failed: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def import_messages(
+    store: Store,
+    messages: Iterable[FileMessage],
+    *,
+    settings: Settings,
+    envelope: Envelope,
+    now: Callable[[], datetime],
+    refused: RejectionCounter,
+    processes: int = 1,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Totals:
+    """Store and process every message; what became of them."""
+    totals = Totals()
+    groups = _groups(messages)
+    with _Parser(settings, processes) as parser:
+        upcoming = parser.submit(next(groups, []))
+        while upcoming.group:
+            current = upcoming
+            upcoming = parser.submit(next(groups, []))  # parsed while this one is written
+            _import_group(
+                current,
+                store=store,
+                parser=parser,
+                envelope=envelope,
+                now=now,
+                refused=refused,
+                totals=totals,
+            )
+            progress(len(current.group))
+    return totals
+
+
+def _groups(messages: Iterable[FileMessage]) -> Iterator[list[FileMessage]]:
+    iterator = iter(messages)
+    while group := list(islice(iterator, GROUP)):
+        yield group
+
+
+@dataclass
+class _Submitted:
+    group: list[FileMessage]
+    parsed: Future[list[Prepared | ParseRefused]] | None
+
+
+class _Parser:
+    """Parses groups here, or in worker processes when ``processes > 1``."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        self.settings = settings
+        self.processes = processes
+        self.pool: ProcessPoolExecutor | None = None
+        if processes > 1:
+            self.pool = ProcessPoolExecutor(
+                max_workers=processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(settings,),
+            )
+
+    def __enter__(self) -> _Parser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, group: list[FileMessage]) -> _Submitted:
+        if self.pool is None or not group:
+            return _Submitted(group, None)
+        # Split in one piece per worker, so every core has its share of the group.
+        size = max(1, -(-len(group) // self.processes))
+        raws = [m.raw for m in group]
+        pieces = [raws[i : i + size] for i in range(0, len(raws), size)]
+        futures = [self.pool.submit(_prepare_all, piece) for piece in pieces]
+        joined: Future[list[Prepared | ParseRefused]] = Future()
+        _join(futures, joined)
+        return _Submitted(group, joined)
+
+    def results(self, submitted: _Submitted) -> list[Prepared | ParseRefused]:
+        if submitted.parsed is None:
+            return [prepare(m.raw, self.settings) for m in submitted.group]
+        return submitted.parsed.result()
+
+
+def _join(
+    futures: list[Future[list[Prepared | ParseRefused]]],
+    joined: Future[list[Prepared | ParseRefused]],
+) -> None:
+    """Complete ``joined`` with the pieces' results in order, once all are done."""
+
+    def done(_: object) -> None:
+        if all(f.done() for f in futures) and not joined.done():
+            try:
+                joined.set_result([item for f in futures for item in f.result()])
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                joined.set_exception(exc)
+
+    for future in futures:
+        future.add_done_callback(done)
+
+
+_worker_settings: Settings | None = None
+
+
+def _worker_init(settings: Settings) -> None:
+    global _worker_settings  # noqa: PLW0603 - one per worker process, set once
+    _worker_settings = settings
+
+
+def _prepare_all(raws: list[bytes]) -> list[Prepared | ParseRefused]:
+    assert _worker_settings is not None
+    return [prepare(raw, _worker_settings) for raw in raws]
+
+
+def _import_group(
+    submitted: _Submitted,
+    *,
+    store: Store,
+    parser: _Parser,
+    envelope: Envelope,
+    now: Callable[[], datetime],
+    refused: RejectionCounter,
+    totals: Totals,
+) -> None:
+    group, settings = submitted.group, parser.settings
+    accepted = accept_many(
+        store,
+        [Incoming(m.raw, envelope) for m in group],
+        source="ingest",
+        max_bytes=settings.smtp.max_message_bytes,
+        now=now,
+    )
+    new: list[tuple[int, int]] = []  # (position in the group, inbound id)
+    for position, (item, result) in enumerate(zip(group, accepted, strict=True)):
+        if isinstance(result, PermanentFailure):
+            totals.refused += 1
+            totals.reasons.append(f"{item.ref}: {result}")
+            refused.add(refusal_reason(result))
+        elif isinstance(result, Accepted) and result.duplicate:
+            totals.duplicate += 1
+        else:
+            totals.stored += 1
+            new.append((position, result.inbound_id))
+    if not new:
+        return
+    if not is_embedded(settings):
+        for _, inbound_id in new:
+            hand_off(store, inbound_id, settings=settings, now=now)  # queued for a worker
+        return
+    prepared = parser.results(submitted)
+    results = process_group(
+        store, [(inbound_id, prepared[pos]) for pos, inbound_id in new], settings=settings, now=now
+    )
+    pending: list[int] = []
+    for result in results:
+        if result is None:
+            totals.failed += 1
+            continue
+        totals.tickets += result.outcome == Outcome.NEW_TICKET
+        pending += result.notice_ids
+    if pending and settings.queue.broker == "embedded":
+        send_now(store, pending, settings=settings, now=now)

@@ -1,0 +1,125 @@
+"""`mailgate ingest --mbox` in groups (issue 23): a group shares its transactions, and
+still every message ends with its own outcome; a message that fails takes only itself
+down; parsing in worker processes changes nothing but the speed."""
+
+from __future__ import annotations
+
+import mailbox
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailgate.inbound.bulk import GROUP
+from tests.conftest import SECRET
+from tests.mail import build
+from tests.test_ingest import mailgate
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "mailgate.toml").write_text(
+        f'[database]\nurl = "sqlite:///{folder / "mailgate.db"}"\n[security]\nsecret = "{SECRET}"\n'
+    )
+    return folder
+
+
+def _count(path: Path) -> int:
+    box = mailbox.mbox(str(path))
+    try:
+        return len(box)
+    finally:
+        box.close()
+
+
+def _mbox(path: Path, subjects: list[str]) -> Path:
+    box = mailbox.mbox(str(path))
+    for i, subject in enumerate(subjects):
+        # One sender each: the acknowledgements stay under the hourly limit per address.
+        sender = f"customer{i}@customer.test"
+        box.add(build(sender=sender, subject=subject, message_id=f"<bulk-{i}@customer.test>"))
+        if i % 3 == 2:  # every third message replies to the one before it
+            box.add(
+                build(
+                    sender=sender,
+                    subject=f"Re: {subject}",
+                    message_id=f"<bulk-{i}-re@customer.test>",
+                    in_reply_to=f"<bulk-{i}@customer.test>",
+                )
+            )
+    box.flush()
+    box.close()
+    return path
+
+
+def _rows(home: Path, query: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(home / "mailgate.db") as db:
+        return db.execute(query).fetchall()
+
+
+def test_more_than_one_group_each_message_its_own_outcome(home: Path) -> None:
+    """Two and a half groups: new tickets and replies (some replying within the same
+    group), one acknowledgement file per new ticket, nothing pending."""
+    subjects = [f"question {i}" for i in range(GROUP * 2)]
+    path = _mbox(home / "a.mbox", subjects)
+    messages = _count(path)
+    result = mailgate(home, "ingest", "--mbox", str(path))
+    assert result.returncode == 0, result.stderr
+    summary = f"{messages} messages: {messages} stored ({GROUP * 2} new tickets)"
+    assert summary.encode() in result.stdout
+    outcomes = dict(_rows(home, "SELECT outcome, count(*) FROM inbound_messages GROUP BY 1"))
+    assert outcomes == {"new_ticket": GROUP * 2, "reply": messages - GROUP * 2}
+    assert _rows(home, "SELECT count(*) FROM inbound_messages WHERE state != 'processed'") == [(0,)]
+    # Every acknowledgement was written to the outbox after its group committed.
+    assert _rows(home, "SELECT state, count(*) FROM notices GROUP BY 1") == [("sent", GROUP * 2)]
+    assert len(list((home / "outbox").glob("notice-*.eml"))) == GROUP * 2
+
+
+def test_a_failing_message_takes_only_itself_down(home: Path) -> None:
+    """A message the database refuses (a trigger, standing in for any failure) rolls its
+    group back; the group is redone one by one: the others are processed, the bad one is
+    recorded with its error and stays for `mailgate inbound retry`."""
+    assert mailgate(home, "db", "upgrade").returncode == 0
+    with sqlite3.connect(home / "mailgate.db") as db:
+        db.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON tickets WHEN NEW.subject = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+        )
+    subjects = [f"question {i}" for i in range(10)] + ["poison"] + ["after"] * 5
+    path = _mbox(home / "b.mbox", subjects)
+    result = mailgate(home, "ingest", "--mbox", str(path))
+    assert result.returncode == 0, result.stderr
+    assert b"1 failed (see `mailgate inbound list`)" in result.stdout
+    bad = _rows(
+        home,
+        "SELECT i.state, i.attempts, i.last_error FROM inbound_messages i "
+        "WHERE i.ticket_id IS NULL",
+    )
+    assert len(bad) == 1 and bad[0][0] == "received" and bad[0][1] == 1
+    assert "poisoned row" in str(bad[0][2])
+    processed = _rows(home, "SELECT count(*) FROM inbound_messages WHERE state = 'processed'")
+    assert processed == [(_count(path) - 1,)]
+
+
+def test_parsing_in_worker_processes_gives_the_same_tickets(home: Path, tmp_path: Path) -> None:
+    """--processes 2 and --processes 1 on the same mbox: the same tickets, messages and
+    outcomes, in the same order."""
+    subjects = [f"question {i}" for i in range(GROUP + 20)]
+    path = _mbox(home / "c.mbox", subjects)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mailgate.toml").write_text(
+        (home / "mailgate.toml").read_text().replace(str(home), str(other))
+    )
+    assert mailgate(home, "ingest", "--mbox", str(path), "--processes", "2").returncode == 0
+    assert mailgate(other, "ingest", "--mbox", str(path), "--processes", "1").returncode == 0
+    query = (
+        "SELECT t.number, t.subject, t.status, m.body_text, m.body_reply, i.outcome "
+        "FROM inbound_messages i JOIN tickets t ON t.id = i.ticket_id "
+        "JOIN ticket_messages m ON m.inbound_id = i.id ORDER BY i.id"
+    )
+    parallel = _rows(home, query)
+    assert len(parallel) == _count(path)
+    assert parallel == _rows(other, query)
