@@ -13,6 +13,11 @@ from mailgate.core.settings import Settings
 from mailgate.ops.supervisor import RestartPolicy, Role, Supervisor
 
 pass_context = click.make_pass_decorator(Context)
+# The worker processes what the receivers stored, in the background: at nice 10 it lets a
+# receiver answer its clients first when both want the CPU, and still has the CPU to
+# itself whenever the receivers are idle (issue 23: acknowledgements off the processing
+# path).
+ROLE_NICE = {"worker": 10}
 
 
 def chosen_roles(settings: Settings) -> list[str]:
@@ -51,7 +56,10 @@ def run(ctx: Context) -> None:
         max_delay=max(r.restart_delay_ms, r.restart_max_delay_ms) / 1000,
     )
     supervisor = Supervisor(
-        [Role(name, role_argv(name, config_arg, ctx.verbose)) for name in names],
+        [
+            Role(name, role_argv(name, config_arg, ctx.verbose), nice=ROLE_NICE.get(name, 0))
+            for name in names
+        ],
         policy=policy,
         stop_timeout=float(r.stop_timeout_seconds),
         # A role exits EX_CONFIG for a ConfigError (and click for a usage error).

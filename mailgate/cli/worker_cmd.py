@@ -22,19 +22,21 @@ pass_context = click.make_pass_decorator(Context)
 @click.option(
     "--threads",
     type=click.IntRange(1, 256),
-    default=4,
-    show_default=True,
-    help="Threads per process.",
+    default=None,
+    help="Threads per process.  [default: 4; 1 on SQLite, which lets one writer in at a "
+    "time: more threads would only queue for its lock]",
 )
 @click.option("--burst", is_flag=True, help="Do what is due now, then exit.")
 @pass_context
-def worker(ctx: Context, processes: int, threads: int, burst: bool) -> None:
+def worker(ctx: Context, processes: int, threads: int | None, burst: bool) -> None:
     """Process inbound messages, send notices and run the SLA check (every
     sla.check_interval_seconds) until SIGTERM (or, with --burst, until nothing is
     due). SIGTERM lets each message in hand finish first."""
     settings = ctx.settings
     # Schema check and directory sync happen once, here, before any child starts.
     store = ctx.store
+    if threads is None:
+        threads = 1 if store.is_sqlite else 4
     if processes > 1:
         store.engine.dispose()
     if not burst:

@@ -47,6 +47,11 @@ class TemporaryFailure(MailgateError):
     exit_code = EX_TEMPFAIL
 
 
+class DatabaseBusy(TemporaryFailure):
+    """Raised when SQLite's write lock stayed taken for the whole busy timeout (another
+    process was writing); trying again soon normally works."""
+
+
 class StorageFull(TemporaryFailure):
     """Raised when the database has no room left to write (a full disk or quota).
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, event, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from mailgate.core.errors import ConfigError, StorageFull, TemporaryFailure
+from mailgate.core.errors import ConfigError, DatabaseBusy, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db.models import Agent, Base, Customer, Team
 
@@ -143,6 +143,7 @@ class Store:
 
     def __init__(self, url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.url = url
+        self.sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True
@@ -181,6 +182,8 @@ class Store:
             free = _free_bytes(folder)
             if name == "SQLITE_FULL" or (free is not None and free < _NEARLY_FULL_BYTES):
                 return StorageFull(f"no space left for the database in {folder}: {orig}")
+        if name.startswith("SQLITE_BUSY"):
+            return DatabaseBusy(f"database unavailable: {orig}")
         return TemporaryFailure(f"database unavailable: {orig}")
 
     @contextmanager

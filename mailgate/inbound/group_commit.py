@@ -12,11 +12,12 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from mailgate.core.errors import PermanentFailure
+from mailgate.core.errors import DatabaseBusy, PermanentFailure
 from mailgate.db.store import Store
 from mailgate.inbound.intake import Accepted, Envelope, Incoming, accept_many
 
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 _Job = tuple[Incoming, "asyncio.Future[Accepted]"]
 _STOP = object()  # put on the queue by close()
+# How long SQLite itself waits for the write lock in one try, and the pause between tries.
+_SQLITE_TRY_MS = 2
+_RETRY_SECONDS = 0.0005
 
 
 def _retrieve(future: asyncio.Future[Accepted]) -> None:
@@ -52,6 +56,13 @@ class GroupCommit:
         max_batch_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.store = store
+        # The same database, asking SQLite to wait only briefly for the write lock (see
+        # _commit); the store itself where there is no such lock (PostgreSQL).
+        on_file = store.is_sqlite and ":memory:" not in store.url
+        self.lock_store = (
+            Store(store.url, sqlite_busy_timeout_ms=_SQLITE_TRY_MS) if on_file else store
+        )
+        self.busy_seconds = store.sqlite_busy_timeout_ms / 1000
         self.source = source
         self.max_bytes = max_bytes
         self.now = now
@@ -98,6 +109,8 @@ class GroupCommit:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self.lock_store is not self.store:
+            self.lock_store.engine.dispose()
 
     def _run(self) -> None:
         carried: Any = None  # taken off the queue but left for the next batch
@@ -121,18 +134,30 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Job]) -> None:
         results: list[Accepted | PermanentFailure | BaseException]
-        try:
-            results = list(
-                accept_many(
-                    self.store,
-                    [item for item, _ in batch],
-                    source=self.source,
-                    max_bytes=self.max_bytes,
-                    now=self.now,
+        # SQLite's own wait for the write lock backs off to 100 ms between tries, so a
+        # worker writing in another process would win the lock again and again while the
+        # clients wait. The lock store gives up after a few milliseconds, and this loop
+        # tries again every half millisecond, up to the configured busy timeout.
+        deadline = time.monotonic() + self.busy_seconds
+        while True:
+            try:
+                results = list(
+                    accept_many(
+                        self.lock_store,
+                        [item for item, _ in batch],
+                        source=self.source,
+                        max_bytes=self.max_bytes,
+                        now=self.now,
+                    )
                 )
-            )
-        except Exception as exc:  # noqa: BLE001 - every waiter hears it and answers 4xx
-            results = [exc] * len(batch)
+            except DatabaseBusy as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(_RETRY_SECONDS)
+                    continue
+                results = [exc] * len(batch)
+            except Exception as exc:  # noqa: BLE001 - every waiter hears it and answers 4xx
+                results = [exc] * len(batch)
+            break
         if len(results) != len(batch):
             # Never leave a session waiting for an answer that cannot come.
             results = [RuntimeError("accept_many answered the wrong number of items")] * len(batch)

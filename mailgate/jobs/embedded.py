@@ -23,10 +23,11 @@ from mailgate.db.models import InboundMessage, Notice
 from mailgate.jobs.reconciler import inbound_due, notices_due
 from mailgate.jobs.sla_job import Every, check_once
 from mailgate.jobs.tasks import Runtime, notices_available, run_inbound, run_notice
+from mailgate.jobs.wakeup import WakeListener
 
 log = logging.getLogger(__name__)
-# How long an idle worker sleeps between looks at the database; enqueue_inbound in
-# the same process (the SMTP receiver under `mailgate run`) wakes it at once.
+# How long an idle worker sleeps between looks at the database; enqueue_inbound in the
+# same process, or a receiver in another (jobs.wakeup), wakes it at once.
 POLL_SECONDS = 0.2
 _wake = threading.Event()
 
@@ -56,6 +57,9 @@ class EmbeddedWorker:
 
     def run(self, stop: threading.Event, *, burst: bool) -> None:
         """Work until ``stop`` is set, or with ``burst`` until nothing is due."""
+        # A receiver in another process (the SMTP role of `mailgate run`) wakes this
+        # worker when it stores a message, and then leaves processing to it.
+        listener = None if burst else WakeListener(self.rt.settings, wake)
         with ThreadPoolExecutor(self.threads, thread_name_prefix="mailgate-embedded") as pool:
             try:
                 while not stop.is_set():
@@ -69,6 +73,8 @@ class EmbeddedWorker:
                         return
                     _wake.wait(POLL_SECONDS)
             finally:
+                if listener is not None:
+                    listener.close()  # from now on, receivers process their mail themselves
                 # Finish what is running; anything not started stays due in the database.
                 pool.shutdown(wait=True, cancel_futures=True)
                 self._collect()

@@ -47,8 +47,9 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)  # no cleanup: the parent is gone and the work will be redone
 
 
-def pre_exec_for(parent_pid: int) -> Callable[[], None]:
-    """A ``subprocess.Popen(preexec_fn=...)`` hook: the exec'd child dies with us.
+def pre_exec_for(parent_pid: int, *, nice: int = 0) -> Callable[[], None]:
+    """A ``subprocess.Popen(preexec_fn=...)`` hook: the exec'd child dies with us (and
+    runs ``nice`` steps nicer).
 
     The death signal survives ``execve`` and belongs to the thread that forked, so
     start children from a thread that lives as long as the parent (the main one).
@@ -56,5 +57,7 @@ def pre_exec_for(parent_pid: int) -> Callable[[], None]:
 
     def hook() -> None:
         die_with_parent(parent_pid)
+        if nice:
+            os.nice(nice)
 
     return hook

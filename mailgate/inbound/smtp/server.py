@@ -33,6 +33,8 @@ from mailgate.inbound.smtp.handler import IntakeHandler
 from mailgate.inbound.smtp.limits import AuthFailures, SessionLimits
 from mailgate.inbound.smtp.protocol import Gate, LMTPProtocol, SMTPProtocol
 from mailgate.inbound.smtp.trace import MAX_TRACE_BYTES
+from mailgate.jobs import is_embedded
+from mailgate.jobs.wakeup import wake_workers
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +283,10 @@ class SmtpServer:
 
     def _process(self, inbound_id: int) -> None:
         assert self._loop is not None
+        if is_embedded(self.settings) and wake_workers(self.settings):
+            # A worker beside this receiver (`mailgate run`) processes it at once; the
+            # receiver keeps its interpreter for acknowledging the next messages.
+            return
         job = partial(hand_off, self.store, inbound_id, settings=self.settings, now=self.now)
         future = self._loop.run_in_executor(self._process_pool, job)
         self._processing.add(future)
