@@ -236,7 +236,8 @@ def _deliver(
         message = build_message(
             notice, ticket, settings=settings, renderer=renderer, now=at, link=link
         )
-        message.as_bytes()  # headers are checked when written out: fail here, not mid-send
+        # Headers are checked when written out: fail here, not mid-send.
+        data = message.as_bytes()
     except jinja2.TemplateError as exc:
         # A broken template is the operator's to fix (check-config names it); retry.
         _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
@@ -253,6 +254,7 @@ def _deliver(
             message,
             sender=settings.outbound.from_address,
             recipient=notice.recipient,
+            data=data,
         )
     except PermanentFailure as exc:
         _fail(notice, str(exc))

@@ -21,8 +21,17 @@ from mailgate.core.settings import OutboundSettings, OutboundSmtpSettings
 
 
 class Transport(Protocol):
-    def send(self, notice_id: int, message: EmailMessage, *, sender: str, recipient: str) -> None:
-        """Deliver ``message`` or raise TemporaryFailure / PermanentFailure."""
+    def send(
+        self,
+        notice_id: int,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes | None = None,
+    ) -> None:
+        """Deliver ``message`` or raise TemporaryFailure / PermanentFailure. ``data``:
+        the message already serialized, when the caller has it."""
 
     def close(self) -> None:
         """Release any connection kept open across a batch."""
@@ -55,7 +64,15 @@ class FileTransport:
     def path_for(self, notice_id: int) -> Path:
         return self.folder / f"notice-{notice_id}.eml"
 
-    def send(self, notice_id: int, message: EmailMessage, *, sender: str, recipient: str) -> None:
+    def send(
+        self,
+        notice_id: int,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes | None = None,
+    ) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             if not self._swept:
@@ -64,7 +81,7 @@ class FileTransport:
             fd, tmp = tempfile.mkstemp(prefix=".notice-", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(bytes(message))
+                    fh.write(bytes(message) if data is None else data)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, self.path_for(notice_id))
@@ -108,7 +125,15 @@ class SmtpTransport:
             raise
         return conn
 
-    def send(self, notice_id: int, message: EmailMessage, *, sender: str, recipient: str) -> None:
+    def send(
+        self,
+        notice_id: int,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes | None = None,  # smtplib serializes itself (SMTPUTF8 or not)
+    ) -> None:
         try:
             if self._conn is None:
                 self._conn = self._connect()
