@@ -123,3 +123,18 @@ def test_parsing_in_worker_processes_gives_the_same_tickets(home: Path, tmp_path
     parallel = _rows(home, query)
     assert len(parallel) == _count(path)
     assert parallel == _rows(other, query)
+
+
+def test_groups_hold_at_most_group_messages_or_group_bytes() -> None:
+    """Many small messages: groups of GROUP; large ones: as many as fit in GROUP_BYTES
+    (one alone when it is larger); nothing lost or reordered."""
+    from mailgate.inbound.bulk import GROUP_BYTES, _groups
+    from mailgate.inbound.files import FileMessage
+
+    small = [FileMessage(b"x" * 10, f"s{i}") for i in range(GROUP * 2 + 5)]
+    assert [len(g) for g in _groups(small)] == [GROUP, GROUP, 5]
+    big = [FileMessage(b"x" * (GROUP_BYTES // 3), f"b{i}") for i in range(7)]
+    huge = [FileMessage(b"x" * (GROUP_BYTES + 1), "h")]
+    grouped = list(_groups(big + huge + small[:2]))
+    assert [len(g) for g in grouped] == [3, 3, 1, 1, 2]
+    assert [m.ref for g in grouped for m in g] == [m.ref for m in big + huge + small[:2]]

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from mailgate.core.prepared import prepare
 from mailgate.core.settings import AgentSetting, Settings, TeamSetting
 from mailgate.db.store import Store
 from mailgate.inbound.intake import Envelope, accept
-from mailgate.tickets.mail import prepare, process
+from mailgate.tickets.mail import process
 from tests.builders import build, ready_store
 from tests.conftest import fixed_clock, make_settings
 

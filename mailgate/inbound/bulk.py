@@ -1,11 +1,12 @@
 """Bulk import (``mailgate ingest --mbox/--maildir``): messages in groups, not one by one.
 
-Per group of ``GROUP`` messages: one transaction stores the raw bytes (``accept_many``,
-durable before anything else happens), one processes them (``process_group``, which
-falls back to one at a time when a message fails), and the notices they caused go out
-after that commit in one batch. Parsing is pure and needs no lock, so with
-``processes > 1`` it runs in worker processes, one group ahead of the database work;
-at most two groups are in memory at once, whatever the size of the mbox.
+Per group of ``GROUP`` messages (fewer if they pass ``GROUP_BYTES``): one transaction
+stores the raw bytes (``accept_many``, durable before anything else happens), one
+processes them (``process_group``, which falls back to one at a time when a message
+fails), and the notices they caused go out after that commit in one batch. Parsing is
+pure and needs no lock, so with ``processes > 1`` it runs in worker processes, one group
+ahead of the database work; at most two groups are in memory at once, whatever the
+size of the mbox.
 """
 
 from __future__ import annotations
@@ -15,25 +16,29 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 
 from mailgate.core.errors import PermanentFailure
 from mailgate.core.message import ParseRefused
+from mailgate.core.prepared import Prepared, prepare
 from mailgate.core.settings import Settings
 from mailgate.core.states import Outcome
 from mailgate.db.rejection_counts import RejectionCounter
 from mailgate.db.store import Store
+from mailgate.inbound import parse_pool
 from mailgate.inbound.files import FileMessage
 from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.intake import Accepted, Envelope, Incoming, accept_many, refusal_reason
 from mailgate.jobs import is_embedded
 from mailgate.outbound.sender import send_now
-from mailgate.tickets.mail import Prepared, prepare
 from mailgate.tickets.mail_group import process_group
 
 # Messages per transaction: large enough that a commit and the directory read are shared
 # by many, small enough that a group rolled back and redone one by one costs little.
 GROUP = 100
+# ... and at most this many bytes of mail: a group is in memory several times over (the
+# raw bytes, the parsed parts, the rows until the commit), two groups at a time, and
+# an import must stay within a small machine's memory whatever its messages' size.
+GROUP_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -79,8 +84,15 @@ def import_messages(
 
 
 def _groups(messages: Iterable[FileMessage]) -> Iterator[list[FileMessage]]:
-    iterator = iter(messages)
-    while group := list(islice(iterator, GROUP)):
+    group: list[FileMessage] = []
+    size = 0
+    for message in messages:
+        if group and (len(group) == GROUP or size + len(message.raw) > GROUP_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(message)
+        size += len(message.raw)
+    if group:
         yield group
 
 
@@ -101,7 +113,7 @@ class _Parser:
             self.pool = ProcessPoolExecutor(
                 max_workers=processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
+                initializer=parse_pool.start,
                 initargs=(settings,),
             )
 
@@ -119,7 +131,7 @@ class _Parser:
         size = max(1, -(-len(group) // self.processes))
         raws = [m.raw for m in group]
         pieces = [raws[i : i + size] for i in range(0, len(raws), size)]
-        futures = [self.pool.submit(_prepare_all, piece) for piece in pieces]
+        futures = [self.pool.submit(parse_pool.prepare_all, piece) for piece in pieces]
         joined: Future[list[Prepared | ParseRefused]] = Future()
         _join(futures, joined)
         return _Submitted(group, joined)
@@ -145,19 +157,6 @@ def _join(
 
     for future in futures:
         future.add_done_callback(done)
-
-
-_worker_settings: Settings | None = None
-
-
-def _worker_init(settings: Settings) -> None:
-    global _worker_settings  # noqa: PLW0603 - one per worker process, set once
-    _worker_settings = settings
-
-
-def _prepare_all(raws: list[bytes]) -> list[Prepared | ParseRefused]:
-    assert _worker_settings is not None
-    return [prepare(raw, _worker_settings) for raw in raws]
 
 
 def _import_group(

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from mailgate.core.message import ParseRefused
+from mailgate.core.prepared import Prepared, prepare
 from mailgate.core.settings import Settings
 from mailgate.core.states import InboundState
 from mailgate.db.store import Store
 from mailgate.jobs import enqueue_inbound, is_embedded
 from mailgate.outbound.sender import send_now
-from mailgate.tickets.mail import Prepared, ProcessResult, prepare, process
+from mailgate.tickets.mail import ProcessResult, process
 
 log = logging.getLogger(__name__)
 # The outcome a caller sees for a message handed to a broker's worker.

@@ -6,9 +6,6 @@ in exactly one outcome, enforced by unique constraints, not only by this code.
 
 from __future__ import annotations
 
-import email.header
-import email.parser
-import email.policy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailgate.core import quotes, rules
+from mailgate.core import rules
 from mailgate.core.directory import CustomerView
 from mailgate.core.errors import TemporaryFailure
 from mailgate.core.loop import loop_marker
-from mailgate.core.message import ParsedMessage, ParseRefused, parse
+from mailgate.core.message import ParsedMessage, ParseRefused
+from mailgate.core.prepared import Prepared, prepare
 from mailgate.core.screening import BOUNCE, ScreenContext, Screening, screen
 from mailgate.core.settings import Settings
 from mailgate.core.states import FINAL_INBOUND_STATES, InboundState, NoticeState, Outcome
@@ -51,26 +49,6 @@ class ProcessResult:
     # Notices this message caused that are waiting to be sent (the embedded queue
     # sends them right after the commit).
     notice_ids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """What processing needs from the raw bytes, worked out before any lock is taken
-    (and, for a bulk import, in another process): the parsed view, the new text of a
-    reply and every header field for the rules. Pure; picklable."""
-
-    parsed: ParsedMessage
-    new_text: str
-    headers: tuple[tuple[str, str], ...]
-
-
-def prepare(raw: bytes, settings: Settings) -> Prepared | ParseRefused:
-    """Parse ``raw``; the refusal (to quarantine it with) when it cannot be parsed."""
-    try:
-        parsed = parse(raw, settings.limits)
-    except ParseRefused as exc:
-        return exc
-    return Prepared(parsed, quotes.new_text(parsed.text), all_headers(raw))
 
 
 def process(
@@ -338,22 +316,6 @@ def message_facts(
         language=parsed.language,
         has_attachment=any(not a.inline for a in parsed.attachments),
     )
-
-
-def all_headers(raw: bytes) -> tuple[tuple[str, str], ...]:
-    """Every header field of ``raw`` as (lower-case name, decoded one-line value).
-
-    The parsed view keeps only the headers the core reads; rules may name any.
-    """
-    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    out = []
-    for name, value in message.items():
-        try:
-            text = str(email.header.make_header(email.header.decode_header(value)))
-        except (ValueError, LookupError, UnicodeError):
-            text = str(value)
-        out.append((name.lower(), " ".join(text.split())))
-    return tuple(out)
 
 
 def _same_message(session: Session, seen: MessageIdEntry, parsed: ParsedMessage) -> bool:

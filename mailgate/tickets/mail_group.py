@@ -20,10 +20,11 @@ from datetime import datetime
 from sqlalchemy import update
 
 from mailgate.core.message import ParseRefused
+from mailgate.core.prepared import Prepared
 from mailgate.core.settings import Settings
 from mailgate.db.models import InboundMessage
 from mailgate.db.store import Store
-from mailgate.tickets.mail import Prepared, ProcessResult, apply_locked, process
+from mailgate.tickets.mail import ProcessResult, apply_locked, process
 
 log = logging.getLogger(__name__)
 
