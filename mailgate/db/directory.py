@@ -17,6 +17,7 @@ from mailgate.core.assignment import STRATEGIES
 from mailgate.core.directory import CustomerView, match_customer
 from mailgate.core.errors import MailgateError, NotFound
 from mailgate.core.settings import Settings
+from mailgate.db import queries
 from mailgate.db.models import Agent, Customer, Team, Ticket, WebSession
 
 
@@ -30,11 +31,15 @@ def _limited(query: Any, limit: int) -> Any:
 
 def list_agents(session: Session, settings: Settings, *, limit: int = 50) -> list[dict[str, Any]]:
     """Agents newest first, with their open (not closed) ticket count."""
-    closed = [s.name for s in settings.tickets.statuses if s.category == "closed"]
+    # The open statuses by name: the count reads the open tickets from the status index
+    # rather than every ticket (issue 23).
     counts = dict(
         session.execute(
             select(Ticket.assignee_id, func.count())
-            .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
+            .where(
+                Ticket.assignee_id.is_not(None),
+                Ticket.status.in_(queries.open_statuses(session, settings.tickets)),
+            )
             .group_by(Ticket.assignee_id)
         ).all()
     )

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mailgate.core.notices import rate_key as mailbox_key
 from mailgate.core.states import InboundState, NoticeState
 
 # Integer ids that are BIGINT on PostgreSQL and the rowid alias on SQLite.
@@ -123,6 +124,15 @@ class Customer(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    # Migration 0010 (issue 23, a million tickets): the agent queue reads each status
+    # newest first (``queries.queue``), alone or with its team or assignee filter, from
+    # one of these three without a sort; the two dates (index=True below) bound the
+    # period queries of `mailgate stats`.
+    __table_args__ = (
+        Index("ix_tickets_status_id", "status", "id"),
+        Index("ix_tickets_team_id_status_id", "team_id", "status", "id"),
+        Index("ix_tickets_assignee_id_status_id", "assignee_id", "status", "id"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # The public reference; equal to id, kept apart so it can be renumbered on import.
     number: Mapped[int | None] = mapped_column(BigInteger, unique=True)
@@ -132,15 +142,15 @@ class Ticket(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     type: Mapped[str] = mapped_column(String(64))
     priority: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(64), index=True)
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    status: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     language: Mapped[str] = mapped_column(String(16), default="")
     tags: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    first_response_at: Mapped[datetime | None]
-    closed_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None] = mapped_column(index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
     follow_up_at: Mapped[datetime | None]
     action_required_at: Mapped[datetime | None]
 
@@ -246,7 +256,13 @@ class Notice(Base):
     """The outbox: one content-free notice to send, written with the event that caused it."""
 
     __tablename__ = "notices"
-    __table_args__ = (Index("ix_notices_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_notices_state_next", "state", "next_attempt_at"),
+        # Migration 0010: what one address (or one mailbox) was sent in a recent window,
+        # read as a range of these indexes rather than every notice the address ever got.
+        Index("ix_notices_recipient_created_at", "recipient", "created_at"),
+        Index("ix_notices_rate_key_created_at", "rate_key", "created_at"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # None for a notice about a message that opened no ticket (kind intake_refused).
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
@@ -257,7 +273,7 @@ class Notice(Base):
         ForeignKey("inbound_messages.id", name="fk_notices_inbound_id"), index=True, sort_order=1
     )
     kind: Mapped[str] = mapped_column(String(32))
-    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(16), default="en")
     # pending -> sent | failed | bounced | suppressed
     state: Mapped[str] = mapped_column(String(16), default=NoticeState.PENDING.value)
@@ -273,6 +289,17 @@ class Notice(Base):
     # System vocabulary only (e.g. the new status), for the template: never customer text.
     # The server default is migration 0003's, which filled the rows already there.
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # The mailbox the hourly limit counts (``core.notices.rate_key``: case and plus-detail
+    # dropped), kept beside the recipient so the limit's read is one index range per
+    # mailbox: a LIKE on the recipient for the plus spellings used no index. Filled from
+    # the recipient whoever inserts the row. Migration 0010 added it last (so sort_order)
+    # and filled the rows already there; the server default is that migration's.
+    rate_key: Mapped[str] = mapped_column(
+        String(320),
+        default=lambda ctx: mailbox_key(ctx.get_current_parameters()["recipient"]),
+        server_default="",
+        sort_order=2,
+    )
 
 
 class SlaEvent(Base):

@@ -6,14 +6,16 @@ never rename or remove them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from mailgate.core import sla
 from mailgate.core.errors import NotFound
+from mailgate.core.settings import TicketSettings
 from mailgate.db.models import (
     Agent,
     Customer,
@@ -79,6 +81,65 @@ def list_tickets(
     agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
     customers = _names(session, Customer, "name")
     return [ticket_summary(t, agents, teams, customers) for t in session.scalars(query)]
+
+
+def statuses_in_use(session: Session) -> list[str]:
+    """Every status some ticket has, in order: one seek of ix_tickets_status_id per
+    status (a loose index scan, ``WITH RECURSIVE``), however many tickets there are."""
+    # The anchor is min(): an ORDER BY ... LIMIT there would apply to the whole recursion.
+    found = select(func.min(Ticket.status).label("status")).cte("found", recursive=True)
+    after = (
+        select(Ticket.status)
+        .where(Ticket.status > found.c.status)
+        .order_by(Ticket.status)
+        .limit(1)
+        .scalar_subquery()
+    )
+    found = found.union_all(select(after.label("status")).where(found.c.status.is_not(None)))
+    return [s for s in session.scalars(select(found.c.status)) if s is not None]
+
+
+def open_statuses(session: Session, tickets: TicketSettings) -> list[str]:
+    """The statuses of the tickets that are open now: those in use that are not in the
+    ``closed`` category, including any no longer configured (shown rather than hidden,
+    as a filter "not closed" would)."""
+    closed = {s.name for s in tickets.statuses if s.category == "closed"}
+    return [s for s in statuses_in_use(session) if s not in closed]
+
+
+def queue(
+    session: Session,
+    *,
+    statuses: Collection[str],
+    where: Collection[ColumnElement[bool]] = (),
+    offset: int = 0,
+    limit: int = 50,
+) -> list[Ticket]:
+    """Tickets with a status in ``statuses`` and every condition in ``where`` (a team, an
+    assignee), newest first: the rows ``offset`` to ``offset + limit`` (a queue page).
+
+    Each status is read on its own, newest first and no further than the page's end, from
+    ix_tickets_status_id (or the team's or assignee's index that goes on with status and
+    id), and the pieces are merged. One walk of the table in id order, filtering on
+    "status NOT IN (closed)", read as far as it had to for a page of open tickets: all of
+    it when fewer are open (249 ms at a million tickets, issue 23)."""
+    if not statuses:
+        return []
+    if len(statuses) == 1:
+        query = select(Ticket).where(Ticket.status == next(iter(statuses)), *where)
+        return list(session.scalars(query.order_by(Ticket.id.desc()).offset(offset).limit(limit)))
+    pieces = [
+        select(Ticket.id)
+        .where(Ticket.status == status, *where)
+        .order_by(Ticket.id.desc())
+        .limit(offset + limit)
+        .subquery()
+        for status in sorted(statuses)
+    ]
+    ids = union_all(*(select(piece.c.id) for piece in pieces)).subquery()
+    # Sorted by the pieces' ids: sorting by the table's, SQLite walks the table instead.
+    query = select(Ticket).join(ids, Ticket.id == ids.c.id).order_by(ids.c.id.desc())
+    return list(session.scalars(query.offset(offset).limit(limit)))
 
 
 def show_ticket(

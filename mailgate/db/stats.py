@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from mailgate.core import sla
 from mailgate.core.settings import Settings
+from mailgate.db import queries
 from mailgate.db import rejection_counts as rejections
 from mailgate.db.models import Agent, SlaEvent, Ticket
 
@@ -37,44 +39,62 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
-def _is_open(status: str, settings: Settings) -> bool:
-    try:
-        return settings.tickets.category_of(status) != "closed"
-    except KeyError:
-        return True  # a status no longer configured: count it rather than hide it
+def _missed(targets: Mapping[str, int], now: datetime) -> ColumnElement[bool]:
+    """A ticket whose target (minutes from creation, per priority) fell due by ``now``:
+    ``sla.target_times`` as a condition, created_at + target <= now."""
+    return or_(
+        false(),
+        *(
+            and_(Ticket.priority == priority, Ticket.created_at <= now - timedelta(minutes=m))
+            for priority, m in targets.items()
+            if m  # no target, as in sla.target_times
+        ),
+    )
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
 
 
 def compute(
     session: Session, *, settings: Settings, now: datetime, since_days: int
 ) -> dict[str, Any]:
     """The statistics as of ``now``. Times cover tickets whose first response (or
-    closing) happened in the last ``since_days`` days; open counts are as of now."""
+    closing) happened in the last ``since_days`` days; open counts are as of now.
+
+    Nothing here grows with the number of tickets (issue 23): the open tickets are
+    counted by the database, group by group, read from ix_tickets_status_id for the
+    statuses that are open; the times are read for the period only, through the indexes
+    on first_response_at and closed_at."""
     since = now - timedelta(days=since_days)
     agents = {a.id: a.email for a in session.scalars(select(Agent))}
     by: dict[str, Counter[str]] = {k: Counter() for k in ("status", "type", "priority", "assignee")}
     targets = sla.Targets.from_settings(settings.sla)
+    # The targets each open ticket is missing now (sla.in_breach): a first response is
+    # only missed while there is none; the ticket is open, so the resolution is missing.
+    first_missed = and_(Ticket.first_response_at.is_(None), _missed(targets.first_response, now))
+    resolution_missed = _missed(targets.resolution, now)
     in_breach: Counter[str] = Counter()
-    rows = session.execute(
+    groups = session.execute(
         select(
             Ticket.status,
             Ticket.type,
             Ticket.priority,
             Ticket.assignee_id,
-            Ticket.created_at,
-            Ticket.first_response_at,
+            func.count(),
+            _count(first_missed),
+            _count(resolution_missed),
+            _count(or_(first_missed, resolution_missed)),
         )
+        .where(Ticket.status.in_(queries.open_statuses(session, settings.tickets)))
+        .group_by(Ticket.status, Ticket.type, Ticket.priority, Ticket.assignee_id)
     )
-    for status, type_, priority, assignee_id, created_at, first_response_at in rows:
-        if not _is_open(status, settings):
-            continue
-        by["status"][status] += 1
-        by["type"][type_] += 1
-        by["priority"][priority] += 1
-        by["assignee"][agents.get(assignee_id, UNASSIGNED) if assignee_id else UNASSIGNED] += 1
-        clock = sla.TicketClock(priority, created_at, False, first_response_at)
-        missed = sla.in_breach(clock, targets, now)
-        in_breach.update(missed)
-        in_breach["total"] += 1 if missed else 0
+    for status, type_, priority, assignee_id, n, first, resolution, missing in groups:
+        by["status"][status] += n
+        by["type"][type_] += n
+        by["priority"][priority] += n
+        by["assignee"][agents.get(assignee_id, UNASSIGNED) if assignee_id else UNASSIGNED] += n
+        in_breach.update({sla.FIRST_RESPONSE: first, sla.RESOLUTION: resolution, "total": missing})
     first = [
         (responded - created).total_seconds()
         for created, responded in session.execute(

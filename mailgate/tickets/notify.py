@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from mailgate.core import notices
@@ -95,26 +95,21 @@ def recent_notices(
     keys = sorted({notices.rate_key(a) for a in addresses if "@" in a})
     if not keys:
         return {}
-    spellings = []
-    for key in keys:
-        local, _, domain = key.rpartition("@")
-        pattern = f"{_like_escape(local)}+%@{_like_escape(domain)}"
-        spellings += [Notice.recipient == key, Notice.recipient.like(pattern, escape="\\")]
+    # Every spelling of a mailbox (case, plus-detail) has the same rate_key, stored with
+    # the row: one range of ix_notices_rate_key_created_at per mailbox, bounded to the
+    # window. A LIKE on the recipient for the plus spellings used no index and read every
+    # notice the address was ever sent (issue 23).
     rows = session.execute(
         select(Notice.recipient, Notice.created_at).where(
-            or_(*spellings),
-            Notice.state != NoticeState.SUPPRESSED,
+            Notice.rate_key.in_(keys),
             Notice.created_at > now - notices.RATE_WINDOW,
+            Notice.state != NoticeState.SUPPRESSED,
         )
     ).all()
     out: dict[str, list[datetime]] = {}
     for recipient, at in rows:
         out.setdefault(notices.rate_key(recipient), []).append(_aware(at, now))
     return out
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def mark_bounced(session: Session, message_ids: Iterable[str], reason: str) -> list[int]:

@@ -18,6 +18,7 @@ from mailgate.core import rules
 from mailgate.core.assignment import AgentView, Choice, choose
 from mailgate.core.directory import CustomerView
 from mailgate.core.settings import Settings
+from mailgate.db import queries
 from mailgate.db.models import Agent, HistoryEvent, Team, Ticket
 from mailgate.db.store import lock_row
 from mailgate.tickets.records import history
@@ -141,10 +142,14 @@ def assign_new_ticket(
 
 
 def _open_counts(session: Session, settings: Settings) -> dict[int, int]:
-    closed = [s.name for s in settings.tickets.statuses if s.category == "closed"]
+    # The open statuses by name, so the count reads the open tickets from the status
+    # index; "NOT IN (closed)" read every ticket on each new one (issue 23).
     rows = session.execute(
         select(Ticket.assignee_id, func.count())
-        .where(Ticket.assignee_id.is_not(None), Ticket.status.not_in(closed))
+        .where(
+            Ticket.assignee_id.is_not(None),
+            Ticket.status.in_(queries.open_statuses(session, settings.tickets)),
+        )
         .group_by(Ticket.assignee_id)
     ).all()
     return {agent_id: count for agent_id, count in rows if agent_id is not None}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -125,30 +125,36 @@ def queue(
     closed = [s.name for s in p.settings.tickets.statuses if s.category == "closed"]
     page = max(1, min(page, 10_000))
     with p.store.transaction() as session:
-        query = select(Ticket)
+        # The statuses to read, each from its index (queries.queue): "open" and "all"
+        # are the statuses tickets have, so one no longer configured is still shown.
         if status == "open":
-            query = query.where(Ticket.status.not_in(closed))
+            statuses = queries.open_statuses(session, p.settings.tickets)
         elif status == "closed":
-            query = query.where(Ticket.status.in_(closed))
-        elif status != "all":
-            query = query.where(Ticket.status == status)
+            statuses = closed
+        elif status == "all":
+            statuses = queries.statuses_in_use(session)
+        else:
+            statuses = [status]
+        where: list[ColumnElement[bool]] = []
         teams = {t.name: t.id for t in session.scalars(select(Team).order_by(Team.name))}
         if team == "none":
-            query = query.where(Ticket.team_id.is_(None))
+            where.append(Ticket.team_id.is_(None))
         elif team:
-            query = query.where(Ticket.team_id == teams.get(team, -1))
+            where.append(Ticket.team_id == teams.get(team, -1))
         agents = list(session.scalars(select(Agent).order_by(Agent.email)))
         by_email = {a.email: a.id for a in agents}
         if assignee == "me":
-            query = query.where(Ticket.assignee_id == principal.agent_id)
+            where.append(Ticket.assignee_id == principal.agent_id)
         elif assignee == "none":
-            query = query.where(Ticket.assignee_id.is_(None))
+            where.append(Ticket.assignee_id.is_(None))
         elif assignee:
-            query = query.where(Ticket.assignee_id == by_email.get(assignee.lower(), -1))
-        rows = list(
-            session.scalars(
-                query.order_by(Ticket.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
-            )
+            where.append(Ticket.assignee_id == by_email.get(assignee.lower(), -1))
+        rows = queries.queue(
+            session,
+            statuses=statuses,
+            where=where,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE + 1,
         )
         names = {a.id: a.email for a in agents}
         team_names = {v: k for k, v in teams.items()}

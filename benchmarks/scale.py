@@ -1,0 +1,380 @@
+"""A million tickets (issue 23): does each operation stay as fast as the database grows?
+
+    python3 benchmarks/scale.py [--sizes 1000,10000,100000,1000000]
+                                [--backends sqlite,postgres] [--plans] [--runs 5]
+
+For each backend the real migrations build an empty database (SQLite in --workdir,
+PostgreSQL as database ``mailgate_scale`` on 127.0.0.1, dropped at the end), which
+``_scale_fill.py`` then grows to each size in turn with rows shaped like mailgate's own
+(1 k, then 9 k more, ...). The newest thousand tickets, with the 40 open ones and the last
+30 days, are the same at every size: only the history grows. At each size it times, in
+milliseconds, the lowest of three medians of --runs (after a warm-up), taken in turn:
+
+- processing a customer's reply found by References and by reply token, and a new ticket
+  (``intake.accept`` + ``mail.process``, as benchmarks/pipeline.py does), and the notices'
+  rate-limit read alone (``notify.recent_notices``);
+- ``tickets list`` with each filter and ``tickets show`` (the ``queries`` functions the
+  commands call), ``mailgate stats`` (``stats.compute``), and both commands once more as
+  processes (start-up included);
+- the agent queue page with each filter (the real app through TestClient, signed in by
+  the trusted proxy header), and the queue query alone;
+- for reference, the queries these replaced (marked "old").
+
+Search is not built yet. The table gives, per operation, the time at each size and the
+largest size's over 1 k's ("ok" within 1.5x). --plans prints the plans (EXPLAIN QUERY
+PLAN, or EXPLAIN ANALYZE on PostgreSQL) of the main queries at the largest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import _scale_fill as filler  # noqa: E402 - beside this file
+from _scale_report import explain_all, old_queries, print_table  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from mailgate.core import config  # noqa: E402 - after the path is set
+from mailgate.db import queries, stats  # noqa: E402
+from mailgate.db.models import Agent, Base, Customer, Team, Ticket  # noqa: E402
+from mailgate.db.store import Store, open_store  # noqa: E402
+from mailgate.inbound.intake import Envelope, accept  # noqa: E402
+from mailgate.threading.tokens import reply_token  # noqa: E402
+from mailgate.tickets.mail import process  # noqa: E402
+from mailgate.tickets.notify import recent_notices  # noqa: E402
+from mailgate.web.app import create_app  # noqa: E402
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+PG_DATABASE = "mailgate_scale"
+SECRET = "benchmark-secret-0123456789abcdef"  # noqa: S105 - a throwaway HMAC key
+AGENTS = "".join(
+    f'[[agents]]\nemail = "a{i}@example.com"\nname = "Agent {i}"\nteams = ["support", "billing"]\n'
+    for i in range(filler.AGENTS)
+)
+CONFIG = f"""
+[security]
+secret = "{SECRET}"
+[web]
+trusted_proxy_header = "X-Remote-User"
+trusted_proxies = ["testclient"]
+[sla]
+first_response_minutes = {{ Urgent = 60, High = 240, Normal = 480, Low = 1440 }}
+resolution_minutes = {{ Urgent = 480, High = 1440, Normal = 4320, Low = 10080 }}
+[[teams]]
+name = "support"
+assignment = "round_robin"
+[[teams]]
+name = "billing"
+assignment = "round_robin"
+{AGENTS}
+[[customers]]
+name = "Acme"
+domains = ["acme.test"]
+[[customers]]
+name = "Globex"
+domains = ["globex.test"]
+[[customers]]
+name = "Initech"
+domains = ["initech.test"]
+"""
+ROUNDS = 3
+QUEUE_FILTERS = (
+    "", "status=closed", "status=all", "status=Waiting", "team=billing", "team=none",
+    "assignee=me", "assignee=none", "assignee=a1@example.com",
+)  # fmt: skip
+LIST_FILTERS: tuple[dict[str, str], ...] = (
+    {}, {"status": "Open"}, {"status": "Closed"}, {"type_": "Technical"},
+    {"status": "Waiting", "type_": "General"},
+)  # fmt: skip
+
+
+@dataclass
+class Bench:
+    """One backend's database, its settings and store, and the times measured so far."""
+
+    backend: str
+    url: str
+    config_path: Path
+    base: int  # the largest size: tickets are numbered down from it
+    now: datetime
+    settings: Any = None
+    store: Any = None
+    ids: dict[str, int] = field(default_factory=dict)
+    times: dict[str, dict[int, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  [{self.backend}] {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _engine(url: str, **options: Any) -> Iterator[sa.Engine]:
+    """An engine of its own, disposed of after: a pooled connection left open would keep
+    the benchmark's PostgreSQL database from being dropped."""
+    engine = sa.create_engine(url, **options)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _pg_admin(statement: str) -> None:
+    with _engine(f"{PG}/test", isolation_level="AUTOCOMMIT") as engine, engine.connect() as conn:
+        conn.exec_driver_sql(statement)
+
+
+def open_bench(backend: str, base: int, workdir: Path) -> Bench:
+    """A fresh database migrated by the real migrations, and mailgate's store over it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if backend == "sqlite":
+        path = workdir / "scale.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    else:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        _pg_admin(f'CREATE DATABASE "{PG_DATABASE}"')
+        url = f"{PG}/{PG_DATABASE}"
+    config_path = workdir / f"{backend}.toml"
+    config_path.write_text(f'[database]\nurl = "{url}"\n' + CONFIG)
+    now = datetime.now(UTC).replace(microsecond=0)
+    bench = Bench(backend, url, config_path, base, now)
+    migrate = Store(url)
+    migrate.upgrade()
+    migrate.engine.dispose()
+    bench.settings = config.load(config_path, {})
+    bench.store = open_store(bench.settings)  # adds the agents, teams and customers
+    with bench.store.transaction() as session:
+        bench.ids = {a.email.split("@")[0]: a.id for a in session.scalars(sa.select(Agent))}
+        bench.ids |= {t.name: t.id for t in session.scalars(sa.select(Team))}
+        for customer in session.scalars(sa.select(Customer)):
+            bench.ids |= dict.fromkeys(customer.domains, customer.id)
+    agent_ids = [bench.ids[f"a{i}"] for i in range(filler.AGENTS)]
+    assert agent_ids == list(range(agent_ids[0], agent_ids[0] + filler.AGENTS)), agent_ids
+    return bench
+
+
+def grow(bench: Bench, size: int, filled: int) -> None:
+    """Add tickets numbered base-size+1 .. base-filled: older than those there."""
+    started = time.perf_counter()
+    dialect = filler.Dialect("sqlite" if bench.backend == "sqlite" else "postgresql",
+                             int(bench.now.timestamp()))  # fmt: skip
+    with _engine(bench.url) as engine, engine.connect() as conn:
+        if dialect.sqlite:
+            # A benchmark's fill may be lost in a crash: no fsync, a big page cache.
+            for pragma in ("synchronous=OFF", "cache_size=-1000000", "temp_store=MEMORY"):
+                conn.exec_driver_sql(f"PRAGMA {pragma}")
+        else:
+            # Foreign keys are not checked row by row (the rows are made consistent).
+            conn.exec_driver_sql("SET session_replication_role = replica")
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        filler.fill(
+            conn, dialect, base=bench.base, lo=bench.base - size + 1, hi=bench.base - filled,
+            ids=bench.ids,
+            progress=lambda what: print(f"    {what}", file=sys.stderr, flush=True),
+        )  # fmt: skip
+        if not dialect.sqlite:
+            # The rows came with their ids: each sequence goes on after the largest.
+            for table in Base.metadata.sorted_tables:
+                if "id" in table.c and table.c.id.primary_key:
+                    conn.exec_driver_sql(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
+                        f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
+                    )
+            conn.commit()
+    filled_s = time.perf_counter() - started
+    extra = ""
+    if bench.backend == "postgres":
+        # What autovacuum would do after a bulk load: statistics for the planner.
+        started = time.perf_counter()
+        with _engine(bench.url, isolation_level="AUTOCOMMIT") as engine, engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            db_bytes = conn.exec_driver_sql("SELECT pg_database_size(current_database())")
+            extra = f", VACUUM ANALYZE {time.perf_counter() - started:.0f} s"
+            megabytes = db_bytes.scalar_one() / 2**20
+    else:
+        path = Path(bench.url.removeprefix("sqlite:///"))
+        megabytes = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
+    bench.note(
+        f"{size:,} tickets: filled {size - filled:,} in {filled_s:.0f} s{extra}; "
+        f"{megabytes:,.0f} MB"
+    )
+
+
+def median_ms(fn: Callable[[], object], runs: int, *, warm: bool = True) -> float:
+    if warm:
+        fn()  # caches, the first statements' compilation
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _mail(sender: str, to: str, subject: str, *, replying_to: str = "") -> bytes:
+    thread = f"In-Reply-To: <{replying_to}>\r\nReferences: <{replying_to}>\r\n"
+    return (
+        f"From: <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@bench.test>\r\n{thread if replying_to else ''}\r\n"
+        + filler.BODY
+    ).encode()
+
+
+def operations(bench: Bench, size: int, step: int) -> dict[str, Callable[[], object]]:
+    """Every operation to time at this size, by name."""
+    clock = bench.now + timedelta(hours=2 * step)  # the last size's notices out of the hour
+    now: Callable[[], datetime] = lambda: clock  # noqa: E731
+    settings, store = bench.settings, bench.store
+    # Tickets of the same shape at every size (the newest are never refilled): an open
+    # one to reply to, another at each size (the replies pile up on it: it would grow),
+    # one to show; and the oldest, which is new at each size.
+    target, shown = bench.base - 1 - 4 * step, bench.base - 2
+    oldest = bench.base - size + 1
+    with store.transaction() as session:
+        requester = session.scalar(sa.select(Ticket.requester).where(Ticket.id == target))
+    first_id = f"c{target}-0@{requester.rpartition('@')[2]}"
+    token_to = f"support+{reply_token(target, SECRET)}@example.com"
+    pool = itertools.count()
+
+    def receive(raw: bytes, outcome: str) -> None:
+        accepted = accept(store, raw, source="smtp", envelope=Envelope(), max_bytes=10**7, now=now)
+        result = process(store, accepted.inbound_id, settings=settings, now=now)
+        assert result.outcome == outcome, result
+
+    def newcomer() -> bytes:  # a customer with a long history, a new subject
+        sender = f"user{next(pool) % filler.POOL // 4 * 4}@acme.test"
+        return _mail(sender, "support@example.com", f"New question {uuid.uuid4().hex[:8]}")
+
+    ops: dict[str, Callable[[], object]] = {
+        "reply by References": lambda: receive(
+            _mail(requester, "support@example.com", "Re: it", replying_to=first_id), "reply"
+        ),
+        "reply by token": lambda: receive(_mail(requester, token_to, "more"), "reply"),
+        "new ticket": lambda: receive(newcomer(), "new_ticket"),
+        "rate-limit read": lambda: _read(
+            store, recent_notices, [requester, "a1@example.com"], now=clock
+        ),
+    }
+    for f in LIST_FILTERS:
+        name = " ".join(["tickets list", *(f"--{k.rstrip('_')} {v}" for k, v in f.items())])
+        ops[name] = functools.partial(_read, store, queries.list_tickets, **f)
+    ops["tickets show (newest)"] = lambda: _read(store, queries.show_ticket, shown)
+    ops["tickets show (oldest)"] = lambda: _read(store, queries.show_ticket, oldest)
+    ops["stats"] = lambda: _read(store, stats.compute, settings=settings, now=clock, since_days=30)
+    client = TestClient(create_app(settings, store, now=now))
+    for query in QUEUE_FILTERS:
+        ops[f"queue page {query or '(open)'}"] = functools.partial(_page, client, query)
+    ops["queue query (open)"] = lambda: _read(store, _open_queue, settings)
+    for name, args in (("tickets list", ("tickets", "list")), ("stats", ("stats",))):
+        ops[f"CLI process: {name}"] = functools.partial(_cli, bench, args)
+    return ops | old_queries(store, settings, clock, [requester, "a1@example.com"])
+
+
+def measure(bench: Bench, size: int, step: int, runs: int) -> None:
+    """Every operation at this size, into ``bench.times``: the lowest of ``ROUNDS`` medians,
+    taken in turn, as other work on the machine (tests, other benchmarks) only ever adds
+    time, and in bursts."""
+    ops = operations(bench, size, step)
+    best: dict[str, float] = {}
+    for round_ in range(ROUNDS):
+        for name, fn in ops.items():
+            # A process start is most of a second, and no query in it grows: one a round.
+            cli = name.startswith("CLI")
+            ms = median_ms(fn, 1 if cli else runs, warm=round_ == 0 or not cli)
+            best[name] = min(best.get(name, ms), ms)
+            # The tickets "new ticket" opened are closed again at once: the open tickets
+            # stay the same 40 for every other figure (fewer than a page, on purpose).
+            with bench.store.transaction() as session:
+                session.execute(
+                    sa.update(Ticket)
+                    .where(Ticket.id > bench.base, Ticket.closed_at.is_(None))
+                    .values(status="Closed", closed_at=Ticket.created_at)
+                )
+    for name, ms in best.items():
+        bench.times.setdefault(name, {})[size] = ms
+
+
+def _read(store: Any, fn: Callable[..., object], *args: Any, **kwargs: Any) -> object:
+    with store.transaction() as session:
+        return fn(session, *args, **kwargs)
+
+
+def _open_queue(session: Any, settings: Any) -> object:
+    statuses = queries.open_statuses(session, settings.tickets)
+    return queries.queue(session, statuses=statuses, limit=51)
+
+
+def _page(client: TestClient, query: str) -> None:
+    response = client.get(f"/agent?{query}", headers={"X-Remote-User": "a0@example.com"})
+    assert response.status_code == 200, response.text[:500]
+
+
+def _cli(bench: Bench, args: tuple[str, ...]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(bench.config_path), *args],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median)")
+    parser.add_argument("--plans", action="store_true", help="query plans at the largest size")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "mailgate-scale"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    assert sizes[0] >= filler.RECENT, f"the smallest size is {filler.RECENT} (the recent tickets)"
+    # Each size replies to its own open ticket, one of the newest OPEN_NEWEST.
+    assert len(sizes) <= filler.OPEN_NEWEST // 4, "too many sizes"
+    for backend in args.backends.split(","):
+        bench = open_bench(backend, sizes[-1], args.workdir)
+        try:
+            filled = 0
+            for step, size in enumerate(sizes):
+                grow(bench, size, filled)
+                filled = size
+                measure(bench, size, step, args.runs)
+                bench.note(f"{size:,} tickets measured")
+            print_table(bench, sizes, ROUNDS)
+            if args.plans:
+                explain_all(bench, operations(bench, sizes[-1], len(sizes)))
+        finally:
+            bench.store.engine.dispose()
+            if backend == "postgres" and not args.keep:
+                _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+            elif not args.keep:
+                for path in args.workdir.glob("scale.db*"):
+                    path.unlink()
+
+
+if __name__ == "__main__":
+    main()
