@@ -6,15 +6,15 @@ from collections.abc import Callable
 from typing import TextIO
 
 import click
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from mailgate.cli.acting import actor_for as _actor
+from mailgate.cli.acting import as_option
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
+from mailgate.cli.ticket_field_cmds import FIELD_COMMANDS
 from mailgate.core import sla
 from mailgate.db import queries
 from mailgate.db.models import Agent, TicketMessage
-from mailgate.tickets.actors import Actor, agent_actor
 
 # The write side (and through it the mail parser and the notice templates) is imported
 # inside the commands that change tickets: `tickets list` and `tickets show` stay
@@ -120,24 +120,6 @@ def _print_ticket(t: dict) -> None:  # type: ignore[type-arg]
 
 # Agents' work: each command calls the same write-side function as the portal,
 # so history, notices and "closing is final" behave the same everywhere.
-
-OPERATOR = "cli"
-as_option = click.option(
-    "--as",
-    "as_",
-    default=OPERATOR,
-    show_default=True,
-    metavar="AGENT",
-    help="Who acts, recorded in the history: an agent's email, or an operator name.",
-)
-
-
-def _actor(session: Session, who: str) -> Actor:
-    """An agent when ``who`` is one (their notices then know who acted), else an operator label."""
-    agent = session.scalar(select(Agent).where(Agent.email == who.strip().lower()))
-    if agent is not None:
-        return agent_actor(agent)
-    return Actor(label=who.strip() or OPERATOR)
 
 
 def _read_body(source: TextIO) -> str:
@@ -387,3 +369,7 @@ def _write_message(
             via="cli",
         )
         return message.id
+
+
+for _command in FIELD_COMMANDS:
+    tickets.add_command(_command)

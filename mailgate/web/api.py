@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from starlette.requests import Request
 
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.core.settings import Settings
 from mailgate.db import queries
+from mailgate.db.models import Agent, Team
+from mailgate.db.store import Store
 from mailgate.tickets import changes, messages, opening
 from mailgate.tickets.actors import Actor
 from mailgate.web import api_tokens
@@ -23,6 +26,7 @@ from mailgate.web.api_models import (
     TicketCreate,
     TicketDetail,
     TicketOut,
+    TicketPatch,
 )
 from mailgate.web.context import portal
 
@@ -182,9 +186,36 @@ def change_status(
         raise _errors(exc) from None
 
 
-def name_the_choices(app: FastAPI, settings: Settings) -> None:
-    """Make the OpenAPI schema list this installation's statuses, types and priorities, so
-    a client (and schemathesis) knows the values the server accepts."""
+@router.patch(
+    "/tickets/{number}", response_model=TicketOut, responses={**NOT_FOUND, **BAD, **REFUSED}
+)
+def patch_ticket(
+    request: Request, name: Integration, number: Number, body: TicketPatch
+) -> dict[str, Any]:
+    """Change any of status, priority, type, team, assignee and tags at once."""
+    p = portal(request)
+    # Left out: unchanged. Null: cleared (team, assignee); for the others, unchanged.
+    given = body.model_dump(include=body.model_fields_set)
+    fields = {k: v for k, v in given.items() if v is not None or k in ("team", "assignee")}
+    try:
+        with p.store.transaction() as session:
+            changes.apply_fields(
+                session,
+                settings=p.settings,
+                number=number,
+                actor=Actor(f"api:{name}"),
+                fields=fields,
+                at=p.now(),
+            )
+            return _summary(session, number)
+    except (NotFound, ActionRefused, InvalidValue) as exc:
+        raise _errors(exc) from None
+
+
+def name_the_choices(app: FastAPI, settings: Settings, store: Store) -> None:
+    """Make the OpenAPI schema list this installation's statuses, types, priorities,
+    teams and active agents, so a client (and schemathesis) knows the values the server
+    accepts. Teams and agents are read when the schema is asked for: they change."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -195,7 +226,21 @@ def name_the_choices(app: FastAPI, settings: Settings) -> None:
             fields = schemas["TicketCreate"]["properties"]
             fields["type"]["anyOf"][0]["enum"] = list(settings.tickets.types)
             fields["priority"]["anyOf"][0]["enum"] = list(settings.tickets.priorities)
-        return app.openapi_schema  # type: ignore[return-value]
+            patch = schemas["TicketPatch"]["properties"]
+            patch["status"]["anyOf"][0]["enum"] = statuses
+            patch["type"]["anyOf"][0]["enum"] = list(settings.tickets.types)
+            patch["priority"]["anyOf"][0]["enum"] = list(settings.tickets.priorities)
+        schema = app.openapi_schema
+        assert schema is not None  # built just above
+        patch = schema["components"]["schemas"]["TicketPatch"]["properties"]
+        with store.transaction() as session:
+            teams = list(session.scalars(select(Team.name).order_by(Team.name)))
+            agents = list(
+                session.scalars(select(Agent.email).where(Agent.active).order_by(Agent.email))
+            )
+        patch["team"]["anyOf"][0]["enum"] = teams
+        patch["assignee"]["anyOf"][0]["enum"] = agents
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

@@ -5,7 +5,7 @@ Response fields are the stable names of ``queries.py`` (README "JSON output").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -125,3 +125,20 @@ class ReplyOut(BaseModel):
 
 class StatusIn(BaseModel):
     status: str = Field(min_length=1, max_length=64)
+
+
+# A tag: one word, no comma (tickets.changes.set_tags keeps it in lower case).
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,\x00]+$")]
+
+
+class TicketPatch(BaseModel):
+    """Fields to change; a field left out stays as it is. ``team`` or ``assignee`` given
+    as null clears it; ``tags`` replaces the ticket's tags. All changes are made, or,
+    when one is refused, none."""
+
+    status: str | None = Field(default=None, min_length=1, max_length=64)
+    priority: str | None = Field(default=None, min_length=1, max_length=64)
+    type: str | None = Field(default=None, min_length=1, max_length=64)
+    team: str | None = Field(default=None, min_length=1, max_length=128, pattern=NO_NUL)
+    assignee: str | None = Field(default=None, max_length=320, pattern=EMAIL)
+    tags: list[Tag] | None = Field(default=None, max_length=50)

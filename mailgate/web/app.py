@@ -73,7 +73,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(ops.router)
     app.state.metrics = ops.registry_for(store, now)
-    api.name_the_choices(app, settings)
+    api.name_the_choices(app, settings, store)
     app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)
     _error_pages(app)
     return app

@@ -1,0 +1,121 @@
+"""``mailgate tickets priority|type|team|tag``: change one field of a ticket (issue 20).
+
+Each calls the write side's function for that field (``tickets.changes``), the same as
+the portal and ``PATCH /api/tickets/{number}``: the ticket is locked, a closed ticket
+refuses, and the change is a history event.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mailgate.cli.acting import actor_for, as_option
+from mailgate.cli.context import Context, utc_now
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command()
+@click.argument("number", type=int)
+@click.argument("priority")
+@as_option
+@pass_context
+def priority(ctx: Context, number: int, priority: str, as_: str) -> None:
+    """Give ticket NUMBER another PRIORITY (a configured one, e.g. High)."""
+    from mailgate.tickets import changes
+
+    with ctx.store.transaction() as session:
+        ticket = changes.set_priority(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            priority=priority,
+            at=utc_now(),
+        )
+        shown = ticket.priority
+    click.echo(f"ticket #{number} has priority {shown}")
+
+
+@click.command("type")
+@click.argument("number", type=int)
+@click.argument("type_", metavar="TYPE")
+@as_option
+@pass_context
+def type_(ctx: Context, number: int, type_: str, as_: str) -> None:
+    """Give ticket NUMBER another TYPE (a configured one, e.g. Technical)."""
+    from mailgate.tickets import changes
+
+    with ctx.store.transaction() as session:
+        ticket = changes.set_type(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            type_=type_,
+            at=utc_now(),
+        )
+        shown = ticket.type
+    click.echo(f"ticket #{number} is of type {shown}")
+
+
+@click.command()
+@click.argument("number", type=int)
+@click.argument("team")
+@as_option
+@pass_context
+def team(ctx: Context, number: int, team: str, as_: str) -> None:
+    """Move ticket NUMBER to TEAM ("none": no team)."""
+    from mailgate.tickets import changes
+
+    with ctx.store.transaction() as session:
+        changes.set_team(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            team=None if team.lower() == "none" else team,
+            at=utc_now(),
+        )
+    click.echo(f"ticket #{number} is with team {team}")
+
+
+# After NUMBER, every word is a tag change: "-urgent" must not be read as options (-u
+# -r -g ...), so click stops parsing there and --as is picked out of them here.
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("number", type=int)
+@click.argument("changes_", metavar="[+TAG|-TAG]...", nargs=-1, type=click.UNPROCESSED)
+@as_option
+@pass_context
+def tag(ctx: Context, number: int, changes_: tuple[str, ...], as_: str) -> None:
+    """Add (+TAG, or just TAG) and remove (-TAG) tags of ticket NUMBER; with no
+    change, print its tags. A tag is one word; tags are kept in lower case."""
+    from mailgate.tickets import changes
+
+    words = list(changes_)
+    for i, word in enumerate(words):
+        if word == "--as" and i + 1 < len(words):
+            as_ = words[i + 1]
+            del words[i : i + 2]
+            break
+        if word.startswith("--as="):
+            as_ = word.removeprefix("--as=")
+            del words[i]
+            break
+    add = [w.removeprefix("+") for w in words if not w.startswith("-")]
+    remove = [w.removeprefix("-") for w in words if w.startswith("-")]
+    with ctx.store.transaction() as session:
+        ticket = changes.set_tags(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            add=add,
+            remove=remove,
+            at=utc_now(),
+        )
+        tags = list(ticket.tags)
+    click.echo(f"ticket #{number} tags: {', '.join(tags) if tags else '(none)'}")
+
+
+FIELD_COMMANDS = (priority, type_, team, tag)
