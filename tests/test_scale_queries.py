@@ -234,6 +234,8 @@ def test_stats_queries_use_the_status_and_date_indexes(site: Site) -> None:
     assert "ix_tickets_status_id (status=?)" in joined
     assert "ix_tickets_first_response_at (first_response_at>? AND first_response_at<?)" in joined
     assert "ix_tickets_closed_at (closed_at>? AND closed_at<?)" in joined
+    # The tickets opened in the period (issue 22's per-day series and breakdowns).
+    assert "ix_tickets_created_at (created_at>? AND created_at<?)" in joined
 
 
 def test_rate_limit_read_is_one_index_range_per_mailbox(site: Site) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mailgate.db import stats
+from mailgate.db import reports, stats
 from mailgate.tickets import changes, messages
 from mailgate.tickets.actors import Actor
 from tests.conftest import SECRET
@@ -21,9 +21,9 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(db_url: str) -> Iterator[Site]:
     """Three tickets made through the mail path at 09:30, then worked at fixed times."""
-    site = make_site(f"sqlite:///{tmp_path / 'mailgate.db'}")
+    site = make_site(db_url)
     n = site.numbers
     start = site.clock()
     with site.store.transaction() as session:
@@ -65,6 +65,8 @@ def test_open_tickets_by_status_type_priority_and_assignee(site: Site) -> None:
         "by_type": {"General": 2},
         "by_priority": {"Normal": 2},
         "by_assignee": {"bob@example.com": 1, "unassigned": 1},
+        "by_customer": {"Acme": 1, "Globex": 1},
+        "by_team": {"support": 2},
     }
 
 
@@ -115,3 +117,43 @@ def test_the_real_command_prints_json_and_text(
     assert "Open tickets: 2" in text.output
     assert "first response  median 2h 00m, p90 3h 00m (2 tickets)" in text.output
     assert cli("stats", "--since", "0").exit_code == 2
+
+
+def test_opened_in_the_period_and_the_per_day_series(site: Site) -> None:
+    """Day 0 opened three tickets (Acme 2, Globex 1), answered two (1h and 3h) and
+    closed one; counted back from two days later, the backlog is two from day 0 on and
+    none the day before."""
+    result = compute(site, 2, 3)
+    assert result["opened"] == {
+        "total": 3,
+        "by_customer": {"Acme": 2, "Globex": 1},
+        "by_team": {"support": 3},
+        "by_type": {"General": 3},
+        "by_priority": {"Normal": 3},
+    }
+    day0 = site.clock().date()
+    assert result["daily"] == [
+        {
+            "date": (day0 + timedelta(days=d)).isoformat(),
+            "opened": 3 if d == 0 else 0,
+            "closed": 1 if d == 0 else 0,
+            "backlog": 0 if d < 0 else 2,  # none before they were opened
+            "first_response_median_seconds": 2 * HOUR if d == 0 else None,
+        }
+        for d in range(-1, 3)
+    ]
+
+
+def test_the_per_day_series_as_csv(site: Site, tmp_path: Path, cli: Callable[..., Result]) -> None:
+    """`mailgate stats --csv`: a header and one line per day, up to today."""
+    (tmp_path / "mailgate.toml").write_text(
+        f'[database]\nurl = "{site.settings.database.url}"\n[security]\nsecret = "{SECRET}"\n'
+    )
+    result = cli("stats", "--csv", "--since", "100000")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "date,opened,closed,backlog,first_response_median_seconds"
+    assert len(lines) == 1 + reports.MAX_DAYS  # a long period: its last year
+    day0 = site.clock().date().isoformat()
+    assert f"{day0},3,1,2,7200.0" in lines
+    assert cli("stats", "--csv", "--json").exit_code == 2

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import csv
+import sys
+from typing import Any
+
 import click
 
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json
+from mailgate.db import reports
 from mailgate.db import stats as desk_stats
 
 pass_context = click.make_pass_decorator(Context)
+OPEN_KEYS = ("status", "type", "priority", "assignee", "customer", "team")
+OPENED_KEYS = ("customer", "team", "type", "priority")
+
+
+def _print_counts(title: str, counts: dict[str, Any], keys: tuple[str, ...]) -> None:
+    click.echo(title)
+    for key in keys:
+        shown = ", ".join(f"{name} {n}" for name, n in counts[f"by_{key}"].items()) or "-"
+        click.echo(f"  by {key:<9} {shown}")
 
 
 @click.command()
@@ -22,13 +36,24 @@ pass_context = click.make_pass_decorator(Context)
     help="Period for response and resolution times.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="The per-day series as CSV (date, opened, closed, backlog, "
+    "first_response_median_seconds), for a spreadsheet.",
+)
 @pass_context
-def stats(ctx: Context, since_days: int, as_json: bool) -> None:
-    """Open tickets by status, type, priority and assignee; first-response time
-    (first response - created) and resolution time (closed - created), median
-    and p90, over tickets first answered (or closed) in the last DAYS days; mail
-    the receivers refused in those days, by reason; SLA breaches recorded in those
-    days, and open tickets missing a target now."""
+def stats(ctx: Context, since_days: int, as_json: bool, as_csv: bool) -> None:
+    """Open tickets by status, type, priority, assignee, customer account and team;
+    tickets opened in the last DAYS days by account, team, type and priority;
+    first-response time (first response - created) and resolution time (closed -
+    created), median and p90, over tickets first answered (or closed) in those days;
+    mail the receivers refused, by reason; SLA breaches recorded in those days, and
+    open tickets missing a target now. --json adds the per-day series (opened,
+    closed, backlog at the end of the day, first-response median; UTC days)."""
+    if as_json and as_csv:
+        raise click.UsageError("give one of --json or --csv")
     with ctx.store.transaction() as session:
         result = desk_stats.compute(
             session, settings=ctx.settings, now=utc_now(), since_days=since_days
@@ -36,12 +61,17 @@ def stats(ctx: Context, since_days: int, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    opened = result["open"]
-    click.echo(f"Open tickets: {opened['total']}")
-    for key in ("status", "type", "priority", "assignee"):
-        counts = opened[f"by_{key}"]
-        shown = ", ".join(f"{name} {n}" for name, n in counts.items()) or "-"
-        click.echo(f"  by {key:<9} {shown}")
+    if as_csv:
+        out = csv.DictWriter(sys.stdout, fieldnames=reports.CSV_COLUMNS, lineterminator="\n")
+        out.writeheader()
+        out.writerows(result["daily"])
+        return
+    _print_counts(f"Open tickets: {result['open']['total']}", result["open"], OPEN_KEYS)
+    _print_counts(
+        f"Opened in the last {since_days} days: {result['opened']['total']}",
+        result["opened"],
+        OPENED_KEYS,
+    )
     click.echo(f"Last {since_days} days:")
     for key, label in (("first_response", "first response"), ("resolution", "resolution")):
         s = result[key]

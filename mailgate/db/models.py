@@ -147,7 +147,8 @@ class Ticket(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     language: Mapped[str] = mapped_column(String(16), default="")
     tags: Mapped[list[Any]] = mapped_column(default=list)
-    created_at: Mapped[datetime]
+    # Migration 0011: `mailgate stats` reads the tickets opened in its period by range.
+    created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     first_response_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_at: Mapped[datetime | None] = mapped_column(index=True)

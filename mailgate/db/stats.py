@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from mailgate.core import sla
 from mailgate.core.settings import Settings
-from mailgate.db import queries
+from mailgate.db import queries, reports
 from mailgate.db import rejection_counts as rejections
-from mailgate.db.models import Agent, SlaEvent, Ticket
+from mailgate.db.models import Agent, Customer, SlaEvent, Team, Ticket
 
 UNASSIGNED = "unassigned"
 
@@ -68,7 +68,11 @@ def compute(
     on first_response_at and closed_at."""
     since = now - timedelta(days=since_days)
     agents = {a.id: a.email for a in session.scalars(select(Agent))}
-    by: dict[str, Counter[str]] = {k: Counter() for k in ("status", "type", "priority", "assignee")}
+    customers = dict(session.execute(select(Customer.id, Customer.name)).all())
+    teams = dict(session.execute(select(Team.id, Team.name)).all())
+    by: dict[str, Counter[str]] = {
+        k: Counter() for k in ("status", "type", "priority", "assignee", "customer", "team")
+    }
     targets = sla.Targets.from_settings(settings.sla)
     # The targets each open ticket is missing now (sla.in_breach): a first response is
     # only missed while there is none; the ticket is open, so the resolution is missing.
@@ -81,19 +85,32 @@ def compute(
             Ticket.type,
             Ticket.priority,
             Ticket.assignee_id,
+            Ticket.customer_id,
+            Ticket.team_id,
             func.count(),
             _count(first_missed),
             _count(resolution_missed),
             _count(or_(first_missed, resolution_missed)),
         )
         .where(Ticket.status.in_(queries.open_statuses(session, settings.tickets)))
-        .group_by(Ticket.status, Ticket.type, Ticket.priority, Ticket.assignee_id)
+        .group_by(
+            Ticket.status,
+            Ticket.type,
+            Ticket.priority,
+            Ticket.assignee_id,
+            Ticket.customer_id,
+            Ticket.team_id,
+        )
     )
-    for status, type_, priority, assignee_id, n, first, resolution, missing in groups:
+    for row in groups:
+        status, type_, priority, assignee_id, customer_id, team_id = row[:6]
+        n, first, resolution, missing = row[6:]
         by["status"][status] += n
         by["type"][type_] += n
         by["priority"][priority] += n
         by["assignee"][agents.get(assignee_id, UNASSIGNED) if assignee_id else UNASSIGNED] += n
+        by["customer"][customers.get(customer_id, reports.NO_CUSTOMER)] += n
+        by["team"][teams.get(team_id, reports.NO_TEAM)] += n
         in_breach.update({sla.FIRST_RESPONSE: first, sla.RESOLUTION: resolution, "total": missing})
     first = [
         (responded - created).total_seconds()
@@ -113,14 +130,16 @@ def compute(
             )
         )
     ]
+    open_total = sum(by["status"].values())
     return {
         "since_days": since_days,
         "since": since.isoformat(),
         "until": now.isoformat(),
         "open": {
-            "total": sum(by["status"].values()),
+            "total": open_total,
             **{f"by_{key}": dict(sorted(counts.items())) for key, counts in by.items()},
         },
+        **reports.period(session, since=since, until=now, open_now=open_total),
         "first_response": summary(first),
         "resolution": summary(resolved),
         # Mail refused before it was stored, counted per UTC day: whole days, from the
