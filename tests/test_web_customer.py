@@ -239,7 +239,7 @@ def test_new_ticket_form_offers_the_types_and_creates_a_linked_ticket(site: Site
             ("unassigned", {"reason": "team support assigns nobody automatically"}),
         ]
         kinds = {link.kind for link in session.scalars(select(TicketLink))}
-    assert kinds == {"follows", "followed_by"}
+    assert kinds == {"follows", "followed by"}
     assert [n.ticket_id for n in site.notices("acknowledgement")] == [ticket.id]
 
 

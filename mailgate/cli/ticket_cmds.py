@@ -300,17 +300,32 @@ def close(ctx: Context, number: int, as_: str) -> None:
 @tickets.command()
 @click.argument("number", type=int)
 @click.argument("other", type=int)
+@click.option(
+    "--kind",
+    default="related",
+    show_default=True,
+    metavar="K",
+    help='A link kind of tickets.link_kinds (e.g. "duplicate of"), or its reverse.',
+)
 @as_option
 @pass_context
-def link(ctx: Context, number: int, other: int, as_: str) -> None:
-    """Link tickets NUMBER and OTHER both ways (allowed on closed tickets)."""
+def link(ctx: Context, number: int, other: int, kind: str, as_: str) -> None:
+    """Link tickets NUMBER and OTHER both ways (allowed on closed tickets): NUMBER gets
+    KIND, OTHER its reverse ("duplicate of" / "duplicated by")."""
     from mailgate.tickets import changes
 
     with ctx.store.transaction() as session:
         changes.link(
-            session, number=number, other_number=other, actor=_actor(session, as_), at=utc_now()
+            session,
+            number=number,
+            other_number=other,
+            actor=_actor(session, as_),
+            at=utc_now(),
+            kind=kind,
+            settings=ctx.settings,
         )
-    click.echo(f"tickets #{number} and #{other} linked")
+        forward, reverse = ctx.settings.tickets.link_pair(kind) or (kind, kind)
+    click.echo(f"ticket #{number} {forward} #{other}; #{other} {reverse} #{number}")
 
 
 @tickets.command()

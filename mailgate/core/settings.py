@@ -179,12 +179,34 @@ DEFAULT_STATUSES = (
 )
 
 
+DEFAULT_LINK_KINDS = {
+    "related": "related",
+    "duplicate of": "duplicated by",
+    "parent of": "child of",
+    "blocks": "blocked by",
+    "follows": "followed by",
+}
+
+
 @dataclass(frozen=True)
 class TicketSettings:
     statuses: tuple[StatusSetting, ...] = DEFAULT_STATUSES
     types: tuple[str, ...] = ("General", "Technical")
     priorities: tuple[str, ...] = ("Low", "Normal", "High", "Urgent")
     subject_tag_prefix: str = "#"
+    # Kinds of links between tickets, each with the name the other ticket shows
+    # (`tickets link --kind`); "referenced" is the system's own and not listed here.
+    link_kinds: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LINK_KINDS))
+
+    def link_pair(self, kind: str) -> tuple[str, str] | None:
+        """(this ticket's kind, the other ticket's) for ``kind``, given by its name or
+        by its reverse's; None when it is not a configured kind."""
+        if kind in self.link_kinds:
+            return kind, self.link_kinds[kind]
+        for name, reverse in self.link_kinds.items():
+            if reverse == kind:
+                return reverse, name
+        return None
 
     def category_of(self, status: str) -> str:
         """The category (``new``, ``active``, ...) of a configured status name."""

@@ -282,6 +282,22 @@ def _check_tickets(s: Settings, bad: Bad) -> None:
         bad("defaults.type", f"{s.defaults.type!r} is not in tickets.types")
     if s.defaults.priority not in s.tickets.priorities:
         bad("defaults.priority", f"{s.defaults.priority!r} is not in tickets.priorities")
+    _check_link_kinds(s, bad)
+
+
+# ticket_links.kind is VARCHAR(32); "referenced" is written by the system itself.
+MAX_LINK_KIND = 32
+RESERVED_LINK_KINDS = ("referenced",)
+
+
+def _check_link_kinds(s: Settings, bad: Bad) -> None:
+    for name, reverse in s.tickets.link_kinds.items():
+        key = f"tickets.link_kinds.{_toml_key(name)}"
+        for value in (name, reverse):
+            if not isinstance(value, str) or not value.strip() or len(value) > MAX_LINK_KIND:
+                bad(key, f"expected a name of 1 to {MAX_LINK_KIND} characters, got {value!r}")
+            elif value in RESERVED_LINK_KINDS:
+                bad(key, f"{value!r} is the system's own link kind")
 
 
 def _check_sla(s: Settings, bad: Bad) -> None:

@@ -213,26 +213,38 @@ def link(
     actor: Actor,
     at: datetime,
     kind: str = "related",
+    settings: Settings | None = None,
 ) -> None:
     """Link two tickets both ways; allowed on closed tickets (a new ticket often
-    follows a closed one). Linking twice changes nothing."""
+    follows a closed one). Linking twice changes nothing.
+
+    With ``settings``, ``kind`` is one of ``tickets.link_kinds`` (by its name or its
+    reverse's) and the other ticket gets the reverse ("duplicate of" #2, and #2 is
+    "duplicated by"); without, the same kind both ways."""
+    forward, reverse = kind, kind
+    if settings is not None:
+        pair = settings.tickets.link_pair(kind)
+        if pair is None:
+            known = ", ".join(settings.tickets.link_kinds)
+            raise InvalidValue(f"unknown link kind {kind!r} (known: {known})")
+        forward, reverse = pair
     if number == other_number:
         raise InvalidValue("a ticket cannot be linked to itself")
     ticket = lock_ticket(session, number=number)
     other = session.scalar(select(Ticket).where(Ticket.number == other_number))
     if other is None:
         raise InvalidValue(f"no ticket #{other_number} to link to")
-    for a, b in ((ticket, other), (other, ticket)):
+    for a, b, name in ((ticket, other, forward), (other, ticket, reverse)):
         exists = session.scalar(
             select(TicketLink.id).where(
                 TicketLink.ticket_id == a.id,
                 TicketLink.other_ticket_id == b.id,
-                TicketLink.kind == kind,
+                TicketLink.kind == name,
             )
         )
         if exists is None:
-            session.add(TicketLink(ticket_id=a.id, other_ticket_id=b.id, kind=kind))
-            history(session, a, at, actor.label, "linked", new=str(b.number), detail={"kind": kind})
+            session.add(TicketLink(ticket_id=a.id, other_ticket_id=b.id, kind=name))
+            history(session, a, at, actor.label, "linked", new=str(b.number), detail={"kind": name})
 
 
 def set_priority(

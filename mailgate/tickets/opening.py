@@ -272,6 +272,6 @@ def typed_ticket(
         type=type_,
         priority=priority,
         actor=actor,
-        link=Link(follow_up_of, "follows", "followed_by") if follow_up_of is not None else None,
+        link=Link(follow_up_of, "follows", "followed by") if follow_up_of is not None else None,
         by_staff=by_staff,
     )
