@@ -50,7 +50,8 @@ def stats(ctx: Context, since_days: int, as_json: bool, as_csv: bool) -> None:
     first-response time (first response - created) and resolution time (closed -
     created), median and p90, over tickets first answered (or closed) in those days;
     mail the receivers refused, by reason; SLA breaches recorded in those days, and
-    open tickets missing a target now. --json adds the per-day series (opened,
+    open tickets missing a target now; time logged on tickets (`tickets activity`) by
+    type, agent, customer account and ticket. --json adds the per-day series (opened,
     closed, backlog at the end of the day, first-response median; UTC days)."""
     if as_json and as_csv:
         raise click.UsageError("give one of --json or --csv")
@@ -73,6 +74,17 @@ def stats(ctx: Context, since_days: int, as_json: bool, as_csv: bool) -> None:
         OPENED_KEYS,
     )
     click.echo(f"Last {since_days} days:")
+    logged = result["activities"]
+    click.echo(
+        f"  {'time logged':<15} {desk_stats.duration(logged['total_minutes'] * 60.0)}"
+        f" ({logged['count']} activities)"
+    )
+    for key in ("type", "agent", "customer", "ticket"):
+        shown = ", ".join(
+            f"{name} {desk_stats.duration(m * 60.0)}" for name, m in logged[f"by_{key}"].items()
+        )
+        if shown:
+            click.echo(f"    by {key:<11} {shown}")
     for key, label in (("first_response", "first response"), ("resolution", "resolution")):
         s = result[key]
         click.echo(

@@ -1,11 +1,14 @@
-"""``mailgate tickets priority|type|team|tag``: change one field of a ticket (issue 20).
+"""``mailgate tickets priority|type|team|tag``: change one field of a ticket (issue 20);
+``tickets activity``: log time spent on it (issue 22).
 
-Each calls the write side's function for that field (``tickets.changes``), the same as
-the portal and ``PATCH /api/tickets/{number}``: the ticket is locked, a closed ticket
-refuses, and the change is a history event.
+Each calls the write side's function for that change (``tickets.changes``,
+``tickets.activities``), the same as the portal and the API: the ticket is locked, a
+closed ticket refuses, and the change is a history event.
 """
 
 from __future__ import annotations
+
+from typing import TextIO
 
 import click
 
@@ -118,4 +121,38 @@ def tag(ctx: Context, number: int, changes_: tuple[str, ...], as_: str) -> None:
     click.echo(f"ticket #{number} tags: {', '.join(tags) if tags else '(none)'}")
 
 
-FIELD_COMMANDS = (priority, type_, team, tag)
+@click.command()
+@click.argument("number", type=int)
+@click.option("--type", "type_", required=True, metavar="T", help="One of tickets.activity_types.")
+@click.option(
+    "--minutes", required=True, type=click.IntRange(min=1), help="Time spent, in minutes."
+)
+@click.option(
+    "--file", "source", type=click.File("r"), help="An internal text (agents only); - for stdin."
+)
+@as_option
+@pass_context
+def activity(
+    ctx: Context, number: int, type_: str, minutes: int, source: TextIO | None, as_: str
+) -> None:
+    """Log MINUTES of work of a type (Call, Meeting, ...) on ticket NUMBER; `mailgate
+    stats` sums them by ticket, customer account, agent and type."""
+    from mailgate.tickets.activities import log_activity
+
+    text = source.read() if source is not None else ""
+    with ctx.store.transaction() as session:
+        logged = log_activity(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            type_=type_,
+            minutes=minutes,
+            text=text,
+            at=utc_now(),
+        )
+        activity_id = logged.id
+    click.echo(f"ticket #{number}: activity {activity_id} logged ({type_}, {minutes} min)")
+
+
+FIELD_COMMANDS = (priority, type_, team, tag, activity)

@@ -197,6 +197,8 @@ class TicketSettings:
     # Kinds of links between tickets, each with the name the other ticket shows
     # (`tickets link --kind`); "referenced" is the system's own and not listed here.
     link_kinds: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LINK_KINDS))
+    # What agents log time as (`tickets activity --type`).
+    activity_types: tuple[str, ...] = ("Call", "Email", "Meeting", "Remote session", "Research")
 
     def link_pair(self, kind: str) -> tuple[str, str] | None:
         """(this ticket's kind, the other ticket's) for ``kind``, given by its name or

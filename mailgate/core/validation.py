@@ -283,11 +283,17 @@ def _check_tickets(s: Settings, bad: Bad) -> None:
     if s.defaults.priority not in s.tickets.priorities:
         bad("defaults.priority", f"{s.defaults.priority!r} is not in tickets.priorities")
     _check_link_kinds(s, bad)
+    if not s.tickets.activity_types:
+        bad("tickets.activity_types", "expected at least one activity type")
+    for i, name in enumerate(s.tickets.activity_types):
+        if not name.strip() or len(name) > MAX_ACTIVITY_TYPE:
+            bad(f"tickets.activity_types[{i}]", f"expected 1 to {MAX_ACTIVITY_TYPE} characters")
 
 
 # ticket_links.kind is VARCHAR(32); "referenced" is written by the system itself.
 MAX_LINK_KIND = 32
 RESERVED_LINK_KINDS = ("referenced",)
+MAX_ACTIVITY_TYPE = 64  # activities.type
 
 
 def _check_link_kinds(s: Settings, bad: Bad) -> None:

@@ -435,3 +435,19 @@ class Rejection(Base):
     reason: Mapped[str] = mapped_column(String(32))
     day: Mapped[date] = mapped_column(Date)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Activity(Base):
+    """Time an agent spent on a ticket (issue 22): a call, a meeting, research. Its text
+    is internal, like a note: never in a notice, never shown to customers."""
+
+    __tablename__ = "activities"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    actor: Mapped[str] = mapped_column(String(320))
+    type: Mapped[str] = mapped_column(String(64))
+    minutes: Mapped[int]
+    text: Mapped[str] = mapped_column(Text, default="")
+    # `mailgate stats` sums the period's activities by range.
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -140,6 +140,7 @@ def compute(
             **{f"by_{key}": dict(sorted(counts.items())) for key, counts in by.items()},
         },
         **reports.period(session, since=since, until=now, open_now=open_total),
+        "activities": reports.activities(session, since=since, until=now),
         "first_response": summary(first),
         "resolution": summary(resolved),
         # Mail refused before it was stored, counted per UTC day: whole days, from the
