@@ -51,7 +51,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run_cmd", "run", "Run every role (run.roles: smtp, imap when mailboxes are..."),
     "sla": ("sla_cmd", "sla", "SLA targets and ticket dates (see [sla] in the config)."),
     "smtp": ("smtp_cmd", "smtp", "Receive mail by SMTP or LMTP on smtp.listen and turn it..."),
-    "stats": ("stats_cmd", "stats", "Open tickets by status, type, priority and assignee;..."),
+    "stats": ("stats_cmd", "stats", "Open tickets by status, type, priority, assignee,..."),
     "teams": ("people_cmds", "teams", "Teams and their assignment strategy: list, add."),
     "tickets": ("ticket_cmds", "tickets", "List, show and work on tickets."),
     "web": ("web_cmds", "web", "Serve the portal and the JSON API (web.listen, default..."),

@@ -18,48 +18,38 @@ from mailgate.cli.context import Context, utc_now
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.command()
-@click.argument("number", type=int)
-@click.argument("priority")
-@as_option
-@pass_context
-def priority(ctx: Context, number: int, priority: str, as_: str) -> None:
-    """Give ticket NUMBER another PRIORITY (a configured one, e.g. High)."""
-    from mailgate.tickets import changes
+def _choice_command(field: str, example: str) -> click.Command:
+    """``tickets priority`` or ``tickets type``: the same command for either choice."""
+    metavar = field.upper()
 
-    with ctx.store.transaction() as session:
-        ticket = changes.set_priority(
-            session,
-            settings=ctx.settings,
-            number=number,
-            actor=actor_for(session, as_),
-            priority=priority,
-            at=utc_now(),
-        )
-        shown = ticket.priority
-    click.echo(f"ticket #{number} has priority {shown}")
+    @click.command(
+        field, help=f"Give ticket NUMBER another {metavar} (a configured one, e.g. {example})."
+    )
+    @click.argument("number", type=int)
+    @click.argument("value", metavar=metavar)
+    @as_option
+    @pass_context
+    def command(ctx: Context, number: int, value: str, as_: str) -> None:
+        from mailgate.tickets import changes
+
+        setter = changes.set_priority if field == "priority" else changes.set_type
+        with ctx.store.transaction() as session:
+            ticket = setter(
+                session,
+                settings=ctx.settings,
+                number=number,
+                actor=actor_for(session, as_),
+                at=utc_now(),
+                **{"priority" if field == "priority" else "type_": value},
+            )
+            shown = getattr(ticket, field)
+        click.echo(f"ticket #{number}: {field} {shown}")
+
+    return command
 
 
-@click.command("type")
-@click.argument("number", type=int)
-@click.argument("type_", metavar="TYPE")
-@as_option
-@pass_context
-def type_(ctx: Context, number: int, type_: str, as_: str) -> None:
-    """Give ticket NUMBER another TYPE (a configured one, e.g. Technical)."""
-    from mailgate.tickets import changes
-
-    with ctx.store.transaction() as session:
-        ticket = changes.set_type(
-            session,
-            settings=ctx.settings,
-            number=number,
-            actor=actor_for(session, as_),
-            type_=type_,
-            at=utc_now(),
-        )
-        shown = ticket.type
-    click.echo(f"ticket #{number} is of type {shown}")
+priority = _choice_command("priority", "High")
+type_ = _choice_command("type", "Technical")
 
 
 @click.command()
