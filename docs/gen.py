@@ -343,7 +343,9 @@ def _more() -> dict[str, str]:
         + ", ".join(f"`{c}`" for c in STATUS_CATEGORIES)
         + ". `new`, `active` and `closed` need at least one status each; new tickets take the "
         "first `new` "
-        "one, a customer's reply moves a `waiting` ticket to the first `active` one, and a "
+        "one, a customer's reply moves a `waiting` ticket back to the status it had before "
+        "it waited (the first `active` one when that was a `new` one or its history does not "
+        "say), and a "
         "ticket in a `closed` status never changes again.",
         "defaults.type": "The type of a new ticket no rule sets; one of `tickets.types`.",
         "defaults.priority": "The priority of a new ticket no rule sets; one of "

@@ -86,14 +86,17 @@ def test_receiver_alone_processes_itself(tmp_path: Path) -> None:
 
 
 def test_receiver_waits_out_a_writer_in_another_process(tmp_path: Path) -> None:
-    """Intake asks SQLite to wait only a few milliseconds per try and tries again itself:
-    a write lock held elsewhere for longer than one try still ends in a 250 once it is
-    released (a 451 would be wrong), and the row is stored."""
+    """With a worker beside it, intake asks SQLite to wait only a few milliseconds per
+    try and tries again itself: a write lock held elsewhere for longer than one try
+    still ends in a 250 once it is released (a 451 would be wrong), and the row is
+    stored."""
     import sqlite3
 
     settings = smtp_settings(f"sqlite:///{tmp_path / 'm.db'}")
+    listener = WakeListener(settings, lambda: None)  # the worker beside the receiver
     wakeup._listing.clear()
     with serving(settings) as srv:
+        assert srv.server.committer.contended()
         other = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # the write lock, as a worker's transaction holds it
         answers: list[object] = []
@@ -110,4 +113,5 @@ def test_receiver_waits_out_a_writer_in_another_process(tmp_path: Path) -> None:
         other.close()
         sender.join(30)
         assert answers == [{}]
+    listener.close()
     assert len(rows(settings)) == 1

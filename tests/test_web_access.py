@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mailgate.db.models import HistoryEvent, Notice, Ticket, TicketLink, TicketMessage
-from mailgate.web import agent, api, api_tokens, customer, ops
+from mailgate.web import agent, agent_actions, api, api_tokens, customer, ops
 from tests.web_support import Site, csrf_from, make_site, sign_in_agent, sign_in_customer
 
 # (method, path, form fields, guard). {n}: Carol's ticket; {a}: its attachment.
@@ -37,6 +37,9 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/agent/tickets/{n}/status", {"status": "Open"}, "agent"),
     ("POST", "/agent/tickets/{n}/assign", {"assignee": "ann@example.com"}, "agent"),
     ("POST", "/agent/tickets/{n}/team", {"team": "billing"}, "agent"),
+    ("POST", "/agent/tickets/{n}/priority", {"priority": "High"}, "agent"),
+    ("POST", "/agent/tickets/{n}/type", {"type": "Technical"}, "agent"),
+    ("POST", "/agent/tickets/{n}/tags", {"add": "vpn"}, "agent"),
     ("POST", "/agent/tickets/{n}/dates", {"follow_up": "2d"}, "agent"),
     ("POST", "/agent/tickets/{n}/close", {}, "agent"),
     ("POST", "/agent/tickets/{n}/link", {"other": "2"}, "agent"),
@@ -45,6 +48,7 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("GET", "/api/tickets/{n}", {}, "api"),
     ("POST", "/api/tickets/{n}/replies", {}, "api"),
     ("POST", "/api/tickets/{n}/status", {}, "api"),
+    ("PATCH", "/api/tickets/{n}", {}, "api"),
 ]
 # Open to everyone by design: signing in, signing out, the stylesheet, the API schema.
 PUBLIC = {
@@ -82,7 +86,7 @@ def _normalise(path: str) -> str:
 def test_the_table_covers_every_route() -> None:
     """Every route of the app is either in the access table or deliberately public."""
     routes = set()
-    for router in (customer.router, agent.router, api.router, ops.router):
+    for router in (customer.router, agent.router, agent_actions.router, api.router, ops.router):
         for route in router.routes:
             for method in getattr(route, "methods", set()) - {"HEAD"}:
                 routes.add((method, _normalise(route.path)))

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from starlette.testclient import TestClient
 
 from mailgate.db.models import HistoryEvent, SignInToken, TicketMessage
-from mailgate.web import agent, api_tokens, customer
+from mailgate.web import agent, agent_actions, api_tokens, customer
 from mailgate.web.downloads import content_disposition, safe_content_type
 from mailgate.web.pages import CSP
 from tests.web_support import (
@@ -26,7 +26,7 @@ from tests.web_support import (
 
 def _form_routes() -> list[str]:
     paths = []
-    for router in (customer.router, agent.router):
+    for router in (customer.router, agent.router, agent_actions.router):
         for route in router.routes:
             if "POST" in getattr(route, "methods", set()):
                 paths.append(route.path.replace(":int}", "}"))
@@ -81,6 +81,8 @@ def test_every_form_post_needs_this_sessions_csrf_token(
         "assignee": "",
         "team": "",
         "other": "2",
+        "priority": "High",
+        "add": "vpn",
     }
     if token is not None:
         fields["csrf"] = token
@@ -93,7 +95,7 @@ def test_every_form_post_needs_this_sessions_csrf_token(
 
 def test_the_form_routes_are_the_expected_ones() -> None:
     """The CSRF table above really walks every form route (none are missed by a rename)."""
-    assert len(FORM_ROUTES) == 14
+    assert len(FORM_ROUTES) == 17
     assert "/agent/tickets/{number}/close" in FORM_ROUTES and "/sign-in/{token}" in FORM_ROUTES
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TextIO
 
 import click
@@ -12,9 +11,10 @@ from mailgate.cli.acting import as_option
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.cli.ticket_field_cmds import FIELD_COMMANDS
+from mailgate.cli.ticket_message_cmds import MESSAGE_COMMANDS
 from mailgate.core import sla
 from mailgate.db import queries
-from mailgate.db.models import Agent, TicketMessage
+from mailgate.db.models import Agent
 
 # The write side (and through it the mail parser and the notice templates) is imported
 # inside the commands that change tickets: `tickets list` and `tickets show` stay
@@ -53,11 +53,6 @@ def list_(ctx: Context, status: str | None, type_: str | None, limit: int, as_js
         emit_json(rows)
     else:
         emit_table(rows, LIST_COLUMNS, empty="no tickets")
-
-
-file_option = click.option(
-    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
-)
 
 
 @tickets.command()
@@ -233,56 +228,6 @@ def status(ctx: Context, number: int, status: str, as_: str) -> None:
 
 @tickets.command()
 @click.argument("number", type=int)
-@click.option("--file", "source", type=click.File("r"), help="The text; - for stdin.")
-@click.option(
-    "--response",
-    metavar="NAME",
-    help="Reply with canned response NAME, placeholders filled in (instead of --file).",
-)
-@as_option
-@pass_context
-def reply(ctx: Context, number: int, source: TextIO | None, response: str | None, as_: str) -> None:
-    """Answer the requester of ticket NUMBER; they get a content-free notice.
-
-    The text comes from --file or from a canned response (--response), not both."""
-    from mailgate.tickets import canned_responses as responses
-    from mailgate.tickets import messages
-
-    if (source is None) == (response is None):
-        raise click.UsageError("give the text with exactly one of --file or --response")
-    if response is not None:
-        with ctx.store.transaction() as session:
-            message = responses.reply(
-                session,
-                settings=ctx.settings,
-                number=number,
-                actor=_actor(session, as_),
-                name=response,
-                at=utc_now(),
-                via="cli",
-            )
-            message_id = message.id
-    else:
-        assert source is not None
-        message_id = _write_message(ctx, messages.reply, number, source, as_)
-    click.echo(f"ticket #{number}: reply {message_id} stored, requester notified")
-
-
-@tickets.command()
-@click.argument("number", type=int)
-@file_option
-@as_option
-@pass_context
-def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
-    """Add an internal note (agents only, no notice) to ticket NUMBER."""
-    from mailgate.tickets import messages
-
-    message_id = _write_message(ctx, messages.note, number, source, as_)
-    click.echo(f"ticket #{number}: note {message_id} stored")
-
-
-@tickets.command()
-@click.argument("number", type=int)
 @as_option
 @pass_context
 def close(ctx: Context, number: int, as_: str) -> None:
@@ -368,23 +313,5 @@ def due(
     )
 
 
-def _write_message(
-    ctx: Context, action: Callable[..., TicketMessage], number: int, source: TextIO, as_: str
-) -> int:
-    """Store a reply or note read from ``source`` through the write side; its id."""
-    body = _read_body(source)
-    with ctx.store.transaction() as session:
-        message = action(
-            session,
-            settings=ctx.settings,
-            number=number,
-            actor=_actor(session, as_),
-            body=body,
-            at=utc_now(),
-            via="cli",
-        )
-        return message.id
-
-
-for _command in FIELD_COMMANDS:
+for _command in (*FIELD_COMMANDS, *MESSAGE_COMMANDS):
     tickets.add_command(_command)

@@ -30,9 +30,9 @@ def _choice_command(field: str, example: str) -> click.Command:
     @as_option
     @pass_context
     def command(ctx: Context, number: int, value: str, as_: str) -> None:
-        from mailgate.tickets import changes
+        from mailgate.tickets import fields
 
-        setter = changes.set_priority if field == "priority" else changes.set_type
+        setter = fields.set_priority if field == "priority" else fields.set_type
         with ctx.store.transaction() as session:
             ticket = setter(
                 session,
@@ -83,7 +83,7 @@ def team(ctx: Context, number: int, team: str, as_: str) -> None:
 def tag(ctx: Context, number: int, changes_: tuple[str, ...], as_: str) -> None:
     """Add (+TAG, or just TAG) and remove (-TAG) tags of ticket NUMBER; with no
     change, print its tags. A tag is one word; tags are kept in lower case."""
-    from mailgate.tickets import changes
+    from mailgate.tickets import fields
 
     words = list(changes_)
     for i, word in enumerate(words):
@@ -98,7 +98,7 @@ def tag(ctx: Context, number: int, changes_: tuple[str, ...], as_: str) -> None:
     add = [w.removeprefix("+") for w in words if not w.startswith("-")]
     remove = [w.removeprefix("-") for w in words if w.startswith("-")]
     with ctx.store.transaction() as session:
-        ticket = changes.set_tags(
+        ticket = fields.set_tags(
             session,
             settings=ctx.settings,
             number=number,

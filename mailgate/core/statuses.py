@@ -30,16 +30,24 @@ def is_closed(status: str, tickets: TicketSettings) -> bool:
         return False
 
 
-def after_customer_reply(status: str, tickets: TicketSettings) -> StatusChange | None:
-    """A customer reply moves a ticket waiting on the customer back to the first active
-    status; any other open status is left as it is; a closed ticket never changes."""
-    try:
-        category = tickets.category_of(status)
-    except KeyError:
+def after_customer_reply(
+    status: str, tickets: TicketSettings, before: str | None = None
+) -> StatusChange | None:
+    """A customer reply moves a ticket waiting on the customer back to the status it had
+    before it waited (``before``, read from its history by the caller), or to the first
+    active status when that is unknown, new, closed, waiting too or no longer
+    configured; any other open status is left as it is; a closed ticket never changes."""
+    if category(status, tickets) != "waiting":
         return None
-    if category == "waiting":
-        return StatusChange(status, tickets.first_status("active"))
-    return None
+    back = before if before is not None and _can_return_to(before, tickets) else None
+    return StatusChange(status, back or tickets.first_status("active"))
+
+
+def _can_return_to(status: str, tickets: TicketSettings) -> bool:
+    # Waiting again would leave the customer's answer unnoticed; closed is final; and a
+    # ticket an agent has already moved is being worked on, as after a first reply, so
+    # it does not go back to a `new` status.
+    return category(status, tickets) not in (None, "new", "waiting", "closed")
 
 
 def new_ticket_status(tickets: TicketSettings) -> str:

@@ -142,6 +142,29 @@ def queue(
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 
+def screening_categories(session: Session, ticket_ids: Collection[int]) -> dict[int, str]:
+    """The screening category (``core.screening``: ordinary, bulk, auto_reply, …) of the
+    first inbound message of each ticket in ``ticket_ids`` (a queue page), by ticket id;
+    a ticket opened by staff or an integration (no screened mail) is left out."""
+    if not ticket_ids:
+        return {}
+    first = (
+        select(func.min(TicketMessage.id))
+        .where(TicketMessage.ticket_id.in_(ticket_ids), TicketMessage.direction == "inbound")
+        .group_by(TicketMessage.ticket_id)
+    )
+    rows = session.execute(
+        select(TicketMessage.ticket_id, TicketMessage.screening).where(TicketMessage.id.in_(first))
+    )
+    return {tid: found["category"] for tid, found in rows if found and found.get("category")}
+
+
+def first_screening_category(messages: list[dict[str, Any]]) -> str | None:
+    """The same for one ticket shown by ``show_ticket``: its first inbound message's."""
+    inbound = next((m for m in messages if m["direction"] == "inbound"), None)
+    return (inbound["screening"] or {}).get("category") if inbound else None
+
+
 def show_ticket(
     session: Session, number: int, targets: sla.Targets | None = None
 ) -> dict[str, Any]:

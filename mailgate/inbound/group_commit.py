@@ -54,6 +54,7 @@ class GroupCommit:
         on_stored: Callable[[int], None],
         max_batch: int = 64,
         max_batch_bytes: int = 32 * 1024 * 1024,
+        contended: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         # The same database, asking SQLite to wait only briefly for the write lock (see
@@ -63,6 +64,11 @@ class GroupCommit:
             Store(store.url, sqlite_busy_timeout_ms=_SQLITE_TRY_MS) if on_file else store
         )
         self.busy_seconds = store.sqlite_busy_timeout_ms / 1000
+        # Whether another process writes to the database now (a worker beside the
+        # receiver): only then is polling for the lock better than SQLite's own wait.
+        # Against a thread of this process, the polls would only take the interpreter
+        # from the thread holding the lock.
+        self.contended = contended
         self.source = source
         self.max_bytes = max_bytes
         self.now = now
@@ -139,11 +145,12 @@ class GroupCommit:
         # clients wait. The lock store gives up after a few milliseconds, and this loop
         # tries again every half millisecond, up to the configured busy timeout.
         deadline = time.monotonic() + self.busy_seconds
+        store = self.lock_store if self.contended() else self.store
         while True:
             try:
                 results = list(
                     accept_many(
-                        self.lock_store,
+                        store,
                         [item for item, _ in batch],
                         source=self.source,
                         max_bytes=self.max_bytes,

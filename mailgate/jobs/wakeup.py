@@ -100,6 +100,12 @@ def wake_workers(settings: Settings) -> bool:
     return woken
 
 
+def listening(settings: Settings) -> bool:
+    """Whether a worker of this database listens (as far as the sender's list, at most a
+    second old, knows): another process is then writing to the database."""
+    return bool(_worker_sockets(settings))
+
+
 def _worker_sockets(settings: Settings) -> list[Path]:
     prefix = _prefix(settings)
     now = time.monotonic()

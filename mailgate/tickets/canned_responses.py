@@ -118,8 +118,10 @@ def reply(
     name: str,
     at: datetime,
     via: str = "portal",
+    status: str | None = None,
 ) -> TicketMessage:
-    """An agent reply whose text is canned response ``name``, filled in for the ticket."""
+    """An agent reply whose text is canned response ``name``, filled in for the ticket
+    (with ``status``: the status it moves to in the same step)."""
     ticket = lock_ticket(session, number=number)
     body = fill(session, name, ticket=ticket, actor=actor)
     return agent_reply(
@@ -131,4 +133,5 @@ def reply(
         at=at,
         via=via,
         response=name,
+        status=status,
     )

@@ -8,9 +8,7 @@ ticket, or a change and a customer's mail, are applied one after the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,21 +49,27 @@ def change_status(
 
     Setting the status it already has does nothing. Leaving the closed category is
     refused (closing is final)."""
-    if status not in {s.name for s in settings.tickets.statuses}:
-        known = ", ".join(s.name for s in settings.tickets.statuses)
-        raise InvalidValue(f"unknown status {status!r} (known: {known})")
+    check_status(settings, status)
     ticket = lock_ticket(session, number=number)
     if ticket.status == status:
         return ticket
-    if not status_machine.can_change(ticket.status, status, settings.tickets):
-        raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
     return _move(session, ticket, status, settings=settings, actor=actor, at=at)
 
 
-def _move(
+def check_status(settings: Settings, status: str) -> None:
+    """Refuse a status that is not configured, naming the ones that are."""
+    if status not in {s.name for s in settings.tickets.statuses}:
+        known = ", ".join(s.name for s in settings.tickets.statuses)
+        raise InvalidValue(f"unknown status {status!r} (known: {known})")
+
+
+def enter_status(
     session: Session, ticket: Ticket, status: str, *, settings: Settings, actor: Actor, at: datetime
-) -> Ticket:
-    """Set the status of ``ticket`` (locked, the change allowed) and tell the requester."""
+) -> HistoryEvent:
+    """Move ``ticket`` (locked) to ``status`` (configured, not its own) without a notice:
+    the caller tells the requester. Refused when the ticket is closed."""
+    if not status_machine.can_change(ticket.status, status, settings.tickets):
+        raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
     event = set_status(session, ticket, status, actor, at)
     if status_machine.is_closed(status, settings.tickets) and ticket.closed_at is None:
         # Closing ends both clocks: a target it passed unseen is still a breach.
@@ -73,6 +77,14 @@ def _move(
             sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
         sla_check.record_met_late(session, ticket, settings, sla.RESOLUTION, at)
         ticket.closed_at = at
+    return event
+
+
+def _move(
+    session: Session, ticket: Ticket, status: str, *, settings: Settings, actor: Actor, at: datetime
+) -> Ticket:
+    """Set the status of ``ticket`` (locked) and tell the requester."""
+    event = enter_status(session, ticket, status, settings=settings, actor=actor, at=at)
     cause = f"status:{event.id}"
     tell_requester(session, ticket, notices.STATUS_CHANGE, cause, settings=settings, now=at)
     return ticket
@@ -245,135 +257,3 @@ def link(
         if exists is None:
             session.add(TicketLink(ticket_id=a.id, other_ticket_id=b.id, kind=name))
             history(session, a, at, actor.label, "linked", new=str(b.number), detail={"kind": name})
-
-
-def set_priority(
-    session: Session, *, settings: Settings, number: int, actor: Actor, priority: str, at: datetime
-) -> Ticket:
-    """Give a ticket another configured priority."""
-    return _set_choice(
-        session, settings, "priority", number=number, actor=actor, value=priority, at=at
-    )
-
-
-def set_type(
-    session: Session, *, settings: Settings, number: int, actor: Actor, type_: str, at: datetime
-) -> Ticket:
-    """Give a ticket another configured type."""
-    return _set_choice(session, settings, "type", number=number, actor=actor, value=type_, at=at)
-
-
-def _set_choice(
-    session: Session,
-    settings: Settings,
-    field: str,
-    *,
-    number: int,
-    actor: Actor,
-    value: str,
-    at: datetime,
-) -> Ticket:
-    known = settings.tickets.priorities if field == "priority" else settings.tickets.types
-    if value not in known:
-        raise InvalidValue(f"unknown {field} {value!r} (known: {', '.join(known)})")
-    ticket = lock_ticket(session, number=number)
-    old = getattr(ticket, field)
-    if old == value:
-        return ticket
-    refuse_if_closed(ticket, settings)
-    setattr(ticket, field, value)
-    ticket.updated_at = at
-    history(session, ticket, at, actor.label, field, field=field, old=old, new=value)
-    return ticket
-
-
-MAX_TAG_CHARS = 64
-
-
-def set_tags(
-    session: Session,
-    *,
-    settings: Settings,
-    number: int,
-    actor: Actor,
-    at: datetime,
-    add: Sequence[str] = (),
-    remove: Sequence[str] = (),
-    exactly: Sequence[str] | None = None,
-) -> Ticket:
-    """Add and remove tags (``exactly``: replace them all). Tags are one word each, kept
-    in the order they were first given; the history shows the list before and after."""
-    wanted = [_tag(t) for t in (exactly if exactly is not None else add)]
-    dropped = {_tag(t) for t in remove}
-    ticket = lock_ticket(session, number=number)
-    old = list(ticket.tags)
-    base = [] if exactly is not None else old
-    new = [t for t in dict.fromkeys([*base, *wanted]) if t not in dropped]
-    if new == old:
-        return ticket  # nothing to change: allowed on a closed ticket too
-    refuse_if_closed(ticket, settings)
-    ticket.tags = new
-    ticket.updated_at = at
-    history(
-        session, ticket, at, actor.label, "tags", field="tags", old=",".join(old), new=",".join(new)
-    )
-    return ticket
-
-
-def _tag(text: str) -> str:
-    tag = text.strip().lower()
-    if not tag or len(tag) > MAX_TAG_CHARS or any(c.isspace() or c == "," for c in tag):
-        raise InvalidValue(
-            f"a tag is one word of 1 to {MAX_TAG_CHARS} characters, without commas: {text!r}"
-        )
-    return tag
-
-
-# The fields apply_fields changes, in the order it changes them: the status last, so a
-# change that closes the ticket comes after the others instead of refusing them.
-FIELDS = ("type", "priority", "team", "tags", "assignee", "status")
-
-
-def apply_fields(
-    session: Session,
-    *,
-    settings: Settings,
-    number: int,
-    actor: Actor,
-    fields: Mapping[str, Any],
-    at: datetime,
-) -> Ticket:
-    """Several changes at once, each by its own function above (its checks, its history
-    event, its notice), in one transaction: all of them are made or none is. ``team``
-    and ``assignee`` may be None (none); ``tags`` replaces the tags."""
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        raise InvalidValue(f"unknown field {unknown[0]!r} (known: {', '.join(FIELDS)})")
-    ticket = lock_ticket(session, number=number)
-    for name in (f for f in FIELDS if f in fields):
-        value = fields[name]
-        if name == "type":
-            ticket = set_type(
-                session, settings=settings, number=number, actor=actor, type_=value, at=at
-            )
-        elif name == "priority":
-            ticket = set_priority(
-                session, settings=settings, number=number, actor=actor, priority=value, at=at
-            )
-        elif name == "team":
-            ticket = set_team(
-                session, settings=settings, number=number, actor=actor, team=value, at=at
-            )
-        elif name == "tags":
-            ticket = set_tags(
-                session, settings=settings, number=number, actor=actor, exactly=value, at=at
-            )
-        elif name == "assignee":
-            ticket = assign(
-                session, settings=settings, number=number, actor=actor, assignee=value, at=at
-            )
-        else:
-            ticket = change_status(
-                session, settings=settings, number=number, actor=actor, status=value, at=at
-            )
-    return ticket

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailgate.core import notices, sla
@@ -21,10 +22,17 @@ from mailgate.core.errors import InvalidValue
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.core.states import Outcome
-from mailgate.db.models import Notice, Participant, StoredAttachment, Ticket, TicketMessage
+from mailgate.db.models import (
+    HistoryEvent,
+    Notice,
+    Participant,
+    StoredAttachment,
+    Ticket,
+    TicketMessage,
+)
 from mailgate.tickets import sla_check
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.changes import set_status
+from mailgate.tickets.changes import check_status, enter_status, set_status
 from mailgate.tickets.notify import about_message, tell_requester
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
 
@@ -138,8 +146,8 @@ def add_customer_message(
     sender gets the "please open a new ticket" notice; a channel that can say no at once
     (portal, API) passes ``refuse_closed`` and gets ``ActionRefused``. ``cause`` names
     the notices (default: the message). Automatic mail is
-    filed without changing anything. Otherwise a waiting ticket becomes active again,
-    the author takes part from now on, and the assignee is told.
+    filed without changing anything. Otherwise a waiting ticket returns to the status it
+    had before it waited, the author takes part from now on, and the assignee is told.
     """
     sender = incoming.author_email
     if status_machine.is_closed(ticket.status, settings.tickets):
@@ -157,7 +165,8 @@ def add_customer_message(
         message = store_message(session, ticket, incoming, at=at, after_close=False)
         outcome, kind = Outcome.AUTOMATIC, notices.CUSTOMER_REPLY
     else:
-        change = status_machine.after_customer_reply(ticket.status, settings.tickets)
+        before = status_before_waiting(session, ticket, settings)
+        change = status_machine.after_customer_reply(ticket.status, settings.tickets, before)
         if change is not None:
             ticket.status = change.new
             history(
@@ -192,6 +201,29 @@ def add_customer_message(
     return Added(outcome, message, tuple(written))
 
 
+def status_before_waiting(session: Session, ticket: Ticket, settings: Settings) -> str | None:
+    """The status ``ticket`` (locked) had before it was set to the waiting status it is
+    in, read from its history: the newest status events, followed back through waiting
+    statuses (Waiting → Waiting on vendor) to the one that started the wait. None when
+    the history does not say (a ticket changed outside the write side)."""
+    if status_machine.category(ticket.status, settings.tickets) != "waiting":
+        return None
+    events = session.execute(
+        select(HistoryEvent.old, HistoryEvent.new)
+        .where(HistoryEvent.ticket_id == ticket.id, HistoryEvent.field == "status")
+        .order_by(HistoryEvent.id.desc())
+        .limit(20)  # a chain of waits longer than this is not worth following
+    )
+    current = ticket.status
+    for old, new in events:
+        if new != current:
+            return None  # a gap in the record: better the default than a guess
+        if status_machine.category(old, settings.tickets) != "waiting":
+            return old
+        current = old
+    return None
+
+
 def agent_reply(
     session: Session,
     ticket: Ticket,
@@ -202,10 +234,14 @@ def agent_reply(
     at: datetime,
     via: str,
     response: str = "",
+    status: str | None = None,
 ) -> TicketMessage:
     """An answer to the requester on ``ticket`` (locked by the caller); they get the
-    "agent replied" notice. ``response`` names the canned response the text came from."""
+    "agent replied" notice. ``response`` names the canned response the text came from;
+    ``status`` moves the ticket there in the same step ("send and set to Waiting")."""
     text = clean_body(body)
+    if status is not None:
+        check_status(settings, status)
     refuse_if_closed(ticket, settings)
     message = typed_message(
         session,
@@ -222,11 +258,18 @@ def agent_reply(
         sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
         ticket.first_response_at = at
     if status_machine.category(ticket.status, settings.tickets) == "new":
-        # An answered ticket is being worked on.
+        # An answered ticket is being worked on (and, when a status follows, that is
+        # the status a customer's answer to a wait returns it to).
         set_status(session, ticket, settings.tickets.first_status("active"), actor, at)
     ticket.updated_at = at
     detail = {"message": str(message.id), **({"response": response} if response else {})}
     history(session, ticket, at, actor.label, "agent_reply", detail=detail)
+    if status is not None and status != ticket.status:
+        enter_status(session, ticket, status, settings=settings, actor=actor, at=at)
+    # One notice, the reply's, built after the status change so it names the new status
+    # (its templates say "Status: …"). A status notice as well would be a second mail
+    # about one step: the requester is asked to read the reply either way, and peers'
+    # "send and set to pending" send one message too.
     cause = f"agent_reply:{message.id}"
     tell_requester(session, ticket, notices.AGENT_REPLY, cause, settings=settings, now=at)
     return message
@@ -292,8 +335,11 @@ def reply(
     at: datetime,
     via: str = "portal",
     response: str = "",
+    status: str | None = None,
 ) -> TicketMessage:
-    """An agent's (or an integration's) reply to ticket ``number``: ``agent_reply``."""
+    """An agent's (or an integration's) reply to ticket ``number``, and the status it
+    moves to with it (``status``): ``agent_reply``, under one lock, in the caller's
+    transaction, so both are made or neither."""
     ticket = lock_ticket(session, number=number)
     return agent_reply(
         session,
@@ -304,6 +350,7 @@ def reply(
         at=at,
         via=via,
         response=response,
+        status=status,
     )
 
 

@@ -15,7 +15,7 @@ from mailgate.core.settings import Settings
 from mailgate.db import queries
 from mailgate.db.models import Agent, Team
 from mailgate.db.store import Store
-from mailgate.tickets import changes, messages, opening
+from mailgate.tickets import changes, fields, messages, opening
 from mailgate.tickets.actors import Actor
 from mailgate.web import api_tokens
 from mailgate.web.api_models import (
@@ -145,7 +145,8 @@ def get_ticket(request: Request, name: Integration, number: Number) -> dict[str,
     responses={**NOT_FOUND, **BAD, **REFUSED},
 )
 def post_reply(request: Request, name: Integration, number: Number, body: ReplyIn) -> ReplyOut:
-    """Answer the requester in the integration's name."""
+    """Answer the requester in the integration's name, and with ``status`` move the
+    ticket to that status in the same step (leaving a closed status is refused)."""
     p = portal(request)
     try:
         with p.store.transaction() as session:
@@ -157,8 +158,9 @@ def post_reply(request: Request, name: Integration, number: Number, body: ReplyI
                 body=body.body,
                 at=p.now(),
                 via="api",
+                status=body.status,
             )
-            return ReplyOut(ticket=number, message_id=message.id)
+            return ReplyOut(ticket=number, message_id=message.id, status=message.ticket.status)
     except (NotFound, ActionRefused, InvalidValue) as exc:
         raise _errors(exc) from None
 
@@ -196,15 +198,15 @@ def patch_ticket(
     p = portal(request)
     # Left out: unchanged. Null: cleared (team, assignee); for the others, unchanged.
     given = body.model_dump(include=body.model_fields_set)
-    fields = {k: v for k, v in given.items() if v is not None or k in ("team", "assignee")}
+    wanted = {k: v for k, v in given.items() if v is not None or k in ("team", "assignee")}
     try:
         with p.store.transaction() as session:
-            changes.apply_fields(
+            fields.apply_fields(
                 session,
                 settings=p.settings,
                 number=number,
                 actor=Actor(f"api:{name}"),
-                fields=fields,
+                fields=wanted,
                 at=p.now(),
             )
             return _summary(session, number)
@@ -223,6 +225,7 @@ def name_the_choices(app: FastAPI, settings: Settings, store: Store) -> None:
             schemas = build()["components"]["schemas"]
             statuses = [s.name for s in settings.tickets.statuses]
             schemas["StatusIn"]["properties"]["status"]["enum"] = statuses
+            schemas["ReplyIn"]["properties"]["status"]["anyOf"][0]["enum"] = statuses
             fields = schemas["TicketCreate"]["properties"]
             fields["type"]["anyOf"][0]["enum"] = list(settings.tickets.types)
             fields["priority"]["anyOf"][0]["enum"] = list(settings.tickets.priorities)

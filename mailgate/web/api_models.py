@@ -113,21 +113,27 @@ class TicketCreate(BaseModel):
 
 
 class ReplyIn(BaseModel):
-    """An answer to the requester, from the integration, told by an "agent replied" notice."""
+    """An answer to the requester, from the integration, told by an "agent replied" notice.
+    ``status``, when given, moves the ticket there in the same step: both are made or
+    neither, and the one notice names the new status."""
 
     body: str = Field(min_length=1, max_length=100_000, pattern=VISIBLE)
+    status: str | None = Field(
+        default=None, min_length=1, max_length=64, description="default: the status stays"
+    )
 
 
 class ReplyOut(BaseModel):
     ticket: int
     message_id: int
+    status: str
 
 
 class StatusIn(BaseModel):
     status: str = Field(min_length=1, max_length=64)
 
 
-# A tag: one word, no comma (tickets.changes.set_tags keeps it in lower case).
+# A tag: one word, no comma (tickets.fields.set_tags keeps it in lower case).
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,\x00]+$")]
 
 

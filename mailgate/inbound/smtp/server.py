@@ -34,7 +34,7 @@ from mailgate.inbound.smtp.limits import AuthFailures, SessionLimits
 from mailgate.inbound.smtp.protocol import Gate, LMTPProtocol, SMTPProtocol
 from mailgate.inbound.smtp.trace import MAX_TRACE_BYTES
 from mailgate.jobs import is_embedded
-from mailgate.jobs.wakeup import wake_workers
+from mailgate.jobs.wakeup import listening, wake_workers
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ class SmtpServer:
             max_bytes=smtp.max_message_bytes + MAX_TRACE_BYTES,
             now=now,
             on_stored=self._stored,
+            contended=lambda: is_embedded(settings) and listening(settings),
         )
         self.handler = IntakeHandler(
             self.committer,

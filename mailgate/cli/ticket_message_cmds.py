@@ -1,0 +1,123 @@
+"""``mailgate tickets reply|note``: an agent's answer to the requester (with the status
+to set in the same step) and an internal note.
+
+Each calls the write side (``tickets.messages``, ``tickets.canned_responses``), the
+same functions as the portal and the API: the ticket is locked, a closed ticket refuses
+a reply, every message is a history event, the requester gets one content-free notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TextIO
+
+import click
+
+from mailgate.cli.acting import actor_for, as_option
+from mailgate.cli.context import Context, utc_now
+from mailgate.db.models import TicketMessage
+
+pass_context = click.make_pass_decorator(Context)
+file_option = click.option(
+    "--file", "source", type=click.File("r"), required=True, help="The text; - for stdin."
+)
+
+
+@click.command()
+@click.argument("number", type=int)
+@click.option("--file", "source", type=click.File("r"), help="The text; - for stdin.")
+@click.option(
+    "--response",
+    metavar="NAME",
+    help="Reply with canned response NAME, placeholders filled in (instead of --file).",
+)
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="Move the ticket to STATUS (a configured one, e.g. Waiting) in the same step.",
+)
+@as_option
+@pass_context
+def reply(
+    ctx: Context,
+    number: int,
+    source: TextIO | None,
+    response: str | None,
+    status: str | None,
+    as_: str,
+) -> None:
+    """Answer the requester of ticket NUMBER; they get a content-free notice.
+
+    The text comes from --file or from a canned response (--response), not both.
+    --status sets the status in the same step ("send and set to Waiting"): the reply and
+    the change are made together or not at all, and the requester gets one notice, the
+    reply's, naming the new status. A customer's answer to a ticket set to a waiting
+    status returns it to the status it had before (Open when that was New)."""
+    from mailgate.tickets import canned_responses as responses
+    from mailgate.tickets import messages
+
+    if (source is None) == (response is None):
+        raise click.UsageError("give the text with exactly one of --file or --response")
+    body = source.read() if source is not None else ""
+    with ctx.store.transaction() as session:
+        actor = actor_for(session, as_)
+        if response is not None:
+            message = responses.reply(
+                session,
+                settings=ctx.settings,
+                number=number,
+                actor=actor,
+                name=response,
+                at=utc_now(),
+                via="cli",
+                status=status,
+            )
+        else:
+            message = messages.reply(
+                session,
+                settings=ctx.settings,
+                number=number,
+                actor=actor,
+                body=body,
+                at=utc_now(),
+                via="cli",
+                status=status,
+            )
+        message_id = message.id
+        shown = message.ticket.status if status is not None else None
+    moved = f", ticket is {shown}" if shown is not None else ""
+    click.echo(f"ticket #{number}: reply {message_id} stored, requester notified{moved}")
+
+
+@click.command()
+@click.argument("number", type=int)
+@file_option
+@as_option
+@pass_context
+def note(ctx: Context, number: int, source: TextIO, as_: str) -> None:
+    """Add an internal note (agents only, no notice) to ticket NUMBER."""
+    from mailgate.tickets import messages
+
+    message_id = _write_message(ctx, messages.note, number, source, as_)
+    click.echo(f"ticket #{number}: note {message_id} stored")
+
+
+def _write_message(
+    ctx: Context, action: Callable[..., TicketMessage], number: int, source: TextIO, as_: str
+) -> int:
+    """Store a reply or note read from ``source`` through the write side; its id."""
+    body = source.read()
+    with ctx.store.transaction() as session:
+        message = action(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            body=body,
+            at=utc_now(),
+            via="cli",
+        )
+        return message.id
+
+
+MESSAGE_COMMANDS = (reply, note)

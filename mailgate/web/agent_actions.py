@@ -1,0 +1,242 @@
+"""The agent's actions on a ticket: reply, note, status, assignee, team, priority, type,
+tags, dates, close, link.
+
+Every action is a form post (with the CSRF token) that calls one write-side function
+(``tickets``), the same one the CLI and the API call, then returns to the ticket; a
+refusal or a wrong value comes back as a page saying why, with the way back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from mailgate.core import sla
+from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.tickets import canned_responses as responses
+from mailgate.tickets import changes, fields, messages
+from mailgate.tickets.actors import Actor
+from mailgate.web.auth import Principal, agent_only, require_csrf
+from mailgate.web.context import Portal, portal
+from mailgate.web.pages import render
+
+router = APIRouter(include_in_schema=False)
+Csrf = Depends(require_csrf)
+AgentP = Annotated[Principal, Depends(agent_only)]
+Text = Annotated[str, Form(max_length=200_000)]
+Short = Annotated[str, Form(max_length=500)]
+# The tags ticked for removal: each one checked by the write side like any tag.
+Ticked = Annotated[list[str] | None, Form(max_length=200)]
+MAX_NUMBER = 2**53
+
+Action = Callable[[Session, Portal, Actor], Any]
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _act(request: Request, principal: Principal, number: int, action: Action) -> Response:
+    if not 0 < number <= MAX_NUMBER:
+        raise HTTPException(404, "There is no such ticket.")
+    p = portal(request)
+    actor = Actor(principal.email, principal.email, principal.name, principal.agent_id)
+    back = (f"/tickets/{number}", f"Back to ticket #{number}")
+    try:
+        with p.store.transaction() as session:
+            action(session, p, actor)
+    except NotFound:
+        raise HTTPException(404, "There is no such ticket.") from None
+    except ActionRefused as exc:
+        return render(
+            request, "error.html", 409, title="Not possible", message=str(exc), action=back
+        )
+    except InvalidValue as exc:
+        return render(
+            request, "error.html", 400, title="Please check", message=str(exc), action=back
+        )
+    return _redirect(f"/tickets/{number}")
+
+
+@router.post("/agent/tickets/{number:int}/reply", dependencies=[Csrf])
+def reply(
+    request: Request,
+    number: int,
+    principal: AgentP,
+    body: Text = "",
+    response: Short = "",
+    status: Short = "",
+) -> Response:
+    """The typed text, or the chosen canned response; choosing both is refused rather
+    than guessing which one the agent meant to send. ``status`` (blank: unchanged) is
+    set in the same step, under the same lock, with the reply's one notice."""
+    then = status or None
+
+    def act(s: Session, p: Portal, a: Actor) -> Any:
+        if not response:
+            return messages.reply(
+                s, settings=p.settings, number=number, actor=a, body=body, at=p.now(), status=then
+            )
+        if body.strip():
+            raise InvalidValue("Send either the text you typed or a canned response, not both.")
+        if response not in responses.names(s):
+            # Not a 404: the ticket is there, the response is gone (removed meanwhile).
+            raise InvalidValue(f"There is no canned response {response!r} any more.")
+        return responses.reply(
+            s, settings=p.settings, number=number, actor=a, name=response, at=p.now(), status=then
+        )
+
+    return _act(request, principal, number, act)
+
+
+@router.post("/agent/tickets/{number:int}/note", dependencies=[Csrf])
+def note(request: Request, number: int, principal: AgentP, body: Text) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: messages.note(
+            s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/status", dependencies=[Csrf])
+def status(request: Request, number: int, principal: AgentP, status: Short) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: changes.change_status(
+            s, settings=p.settings, number=number, actor=a, status=status, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/assign", dependencies=[Csrf])
+def assign(request: Request, number: int, principal: AgentP, assignee: Short = "") -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: changes.assign(
+            s, settings=p.settings, number=number, actor=a, assignee=assignee or None, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/team", dependencies=[Csrf])
+def team(request: Request, number: int, principal: AgentP, team: Short = "") -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: changes.set_team(
+            s, settings=p.settings, number=number, actor=a, team=team or None, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/priority", dependencies=[Csrf])
+def priority(request: Request, number: int, principal: AgentP, priority: Short) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: fields.set_priority(
+            s, settings=p.settings, number=number, actor=a, priority=priority, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/type", dependencies=[Csrf])
+def type_(request: Request, number: int, principal: AgentP, type: Short) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: fields.set_type(
+            s, settings=p.settings, number=number, actor=a, type_=type, at=p.now()
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/tags", dependencies=[Csrf])
+def tags(
+    request: Request, number: int, principal: AgentP, add: Short = "", remove: Ticked = None
+) -> Response:
+    """``add``: new tags, separated by spaces or commas (how people type a list);
+    ``remove``: the ticked tags. One change, one history event."""
+    added = [t for t in re.split(r"[\s,]+", add) if t]
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: fields.set_tags(
+            s,
+            settings=p.settings,
+            number=number,
+            actor=a,
+            add=added,
+            remove=remove or (),
+            at=p.now(),
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/close", dependencies=[Csrf])
+def close(request: Request, number: int, principal: AgentP) -> Response:
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: changes.close(s, settings=p.settings, number=number, actor=a, at=p.now()),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/dates", dependencies=[Csrf])
+def dates(
+    request: Request,
+    number: int,
+    principal: AgentP,
+    follow_up: Short = "",
+    action_required: Short = "",
+) -> Response:
+    """The follow-up and action-required dates, in the CLI's words (``2d``, ``4h``,
+    ``2026-01-31``, ``2026-01-31T14:00``, ``none`` clears); a blank field is left as is."""
+
+    def act(s: Session, p: Portal, a: Actor) -> Any:
+        now = p.now()
+        given = {"follow_up": follow_up, "action_required": action_required}
+        when = {name: sla.parse_when(text, now) for name, text in given.items() if text.strip()}
+        return changes.set_dates(s, settings=p.settings, number=number, actor=a, dates=when, at=now)
+
+    return _act(request, principal, number, act)
+
+
+@router.post("/agent/tickets/{number:int}/link", dependencies=[Csrf])
+def link(request: Request, number: int, principal: AgentP, other: Short) -> Response:
+    other_number = other.strip().lstrip("#")
+    if not other_number.isdigit() or int(other_number) > MAX_NUMBER:
+        return render(
+            request,
+            "error.html",
+            400,
+            title="Please check",
+            message="Give the number of the ticket to link to.",
+            action=(f"/tickets/{number}", f"Back to ticket #{number}"),
+        )
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: changes.link(
+            s, number=number, other_number=int(other_number), actor=a, at=p.now()
+        ),
+    )
