@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.inbound.bulk import GROUP
+from mailgate.inbound.bulk import GROUP, GROUP_BYTES
 from tests.conftest import SECRET
 from tests.mail import build
 from tests.test_ingest import mailgate
@@ -34,12 +34,20 @@ def _count(path: Path) -> int:
         box.close()
 
 
-def _mbox(path: Path, subjects: list[str]) -> Path:
+def _mbox(path: Path, subjects: list[str], attachment: bytes = b"") -> Path:
     box = mailbox.mbox(str(path))
+    files = [("logs.bin", "application/octet-stream", attachment)] if attachment else None
     for i, subject in enumerate(subjects):
         # One sender each: the acknowledgements stay under the hourly limit per address.
         sender = f"customer{i}@customer.test"
-        box.add(build(sender=sender, subject=subject, message_id=f"<bulk-{i}@customer.test>"))
+        box.add(
+            build(
+                sender=sender,
+                subject=subject,
+                message_id=f"<bulk-{i}@customer.test>",
+                attachments=files,
+            )
+        )
         if i % 3 == 2:  # every third message replies to the one before it
             box.add(
                 build(
@@ -105,9 +113,11 @@ def test_a_failing_message_takes_only_itself_down(home: Path) -> None:
 
 def test_parsing_in_worker_processes_gives_the_same_tickets(home: Path, tmp_path: Path) -> None:
     """--processes 2 and --processes 1 on the same mbox: the same tickets, messages and
-    outcomes, in the same order."""
-    subjects = [f"question {i}" for i in range(GROUP + 20)]
-    path = _mbox(home / "c.mbox", subjects)
+    outcomes, in the same order. Messages with a large attachment, so that a few of
+    them make several groups (GROUP_BYTES) and parsing runs a group ahead."""
+    subjects = [f"question {i}" for i in range(24)]
+    path = _mbox(home / "c.mbox", subjects, attachment=bytes(range(256)) * 2000)
+    assert path.stat().st_size > 1.5 * GROUP_BYTES
     other = tmp_path / "other"
     other.mkdir()
     (other / "mailgate.toml").write_text(
@@ -128,7 +138,7 @@ def test_parsing_in_worker_processes_gives_the_same_tickets(home: Path, tmp_path
 def test_groups_hold_at_most_group_messages_or_group_bytes() -> None:
     """Many small messages: groups of GROUP; large ones: as many as fit in GROUP_BYTES
     (one alone when it is larger); nothing lost or reordered."""
-    from mailgate.inbound.bulk import GROUP_BYTES, _groups
+    from mailgate.inbound.bulk import _groups
     from mailgate.inbound.files import FileMessage
 
     small = [FileMessage(b"x" * 10, f"s{i}") for i in range(GROUP * 2 + 5)]
