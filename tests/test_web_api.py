@@ -199,3 +199,12 @@ fuzzed = schemathesis.pytest.from_fixture("api_schema")
 def test_api_conforms_to_its_schema(case: Any, api_site: tuple[Site, dict[str, str]]) -> None:
     """Generated requests never cause a 5xx and every answer matches the documented schema."""
     case.call_and_validate(headers=api_site[1])
+
+
+def test_a_filter_given_twice_is_refused(site: Site) -> None:
+    """`?type=General&type=Technical` is ambiguous: 400 rather than one of them."""
+    bearer = _bearer(site)
+    answer = site.client().get("/api/tickets?type=General&type=Technical", headers=bearer)
+    assert answer.status_code == 400
+    assert "given more than once: type" in answer.json()["detail"]
+    assert site.client().get("/api/tickets?type=General", headers=bearer).status_code == 200

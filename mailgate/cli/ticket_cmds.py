@@ -129,6 +129,10 @@ def _read_body(source: TextIO) -> str:
 @click.argument("dash", required=False, metavar="[-]")
 @click.option("--type", "type_", metavar="T", help="A configured type (default: defaults.type).")
 @click.option("--priority", metavar="P", help="A configured priority (default: defaults.priority).")
+@click.option("--team", metavar="TEAM", help="Its team (default: the rules', else defaults.team).")
+@click.option(
+    "--assignee", metavar="AGENT", help="An active agent (default: the team's assignment)."
+)
 @as_option
 @click.option("--json", "as_json", is_flag=True, help="Print the new ticket as a JSON object.")
 @pass_context
@@ -141,6 +145,8 @@ def create(
     dash: str | None,
     type_: str | None,
     priority: str | None,
+    team: str | None,
+    assignee: str | None,
     as_: str,
     as_json: bool,
 ) -> None:
@@ -148,7 +154,8 @@ def create(
 
     The text comes from --file F, or from standard input with - (or --file -). Staff
     open tickets for anyone: intake.policy does not apply; the rules and the assignment
-    do, as for mail, and the requester gets the (content-free) acknowledgement."""
+    do, as for mail, except where --team or --assignee chose; the requester gets the
+    (content-free) acknowledgement and a chosen assignee the "assigned" notice."""
     from mailgate.tickets import opening
 
     if dash not in (None, "-") or (source is not None and dash is not None):
@@ -168,6 +175,8 @@ def create(
             priority=priority,
             actor=actor.label,
             by_staff=True,
+            team=team,
+            assignee=assignee,
         )
         ticket = opening.open_ticket(session, new, settings=ctx.settings, at=utc_now()).ticket
         number = ticket.number

@@ -23,11 +23,19 @@ from mailgate.core.intake_policy import admits
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.db.directory import customer_of
-from mailgate.db.models import Notice, Participant, Team, Ticket, TicketLink, TicketMessage
+from mailgate.db.models import (
+    Agent,
+    Notice,
+    Participant,
+    Team,
+    Ticket,
+    TicketLink,
+    TicketMessage,
+)
 from mailgate.tickets.messages import Incoming, clean_body, store_message
 from mailgate.tickets.notify import about_message
 from mailgate.tickets.records import history
-from mailgate.tickets.triage import route_new_ticket
+from mailgate.tickets.triage import Chosen, route_new_ticket
 
 MAX_SUBJECT_CHARS = 500
 _BLANKS = re.compile(r"[\x00-\x20]+")
@@ -68,6 +76,9 @@ class NewTicket:
     link: Link | None = None
     history_detail: tuple[tuple[str, str], ...] = ()  # more words for the "created" event
     by_staff: bool = False  # an agent opens it for the customer: intake.policy does not apply
+    # Staff's choices (tickets create --team/--assignee): they win over rules and strategy.
+    team: str | None = None
+    assignee: str | None = None
     accepted_by: str = ""  # an operator let a refused message in (`mailgate inbound accept`)
 
 
@@ -134,7 +145,12 @@ def open_ticket(
     customer, refused = intake_verdict(session, settings, requester)
     if refused and not (new.by_staff or new.accepted_by):
         raise ActionRefused(_POLICY_WORDS.get(settings.intake.policy, refused))
-    team = _default_team(session, settings)
+    team = _default_team(session, settings) if new.team is None else _team(session, new.team)
+    chosen = Chosen(
+        team=new.team is not None,
+        assignee=_active_agent(session, new.assignee) if new.assignee else "",
+        by=new.actor or requester,
+    )
     ticket = Ticket(
         customer_id=customer.id if customer else None,
         requester=requester,
@@ -173,6 +189,7 @@ def open_ticket(
             customer=customer,
             settings=settings,
             at=at,
+            chosen=chosen,
         )
     message = store_message(session, ticket, new.message, at=at, after_close=False)
     written = about_message(
@@ -199,6 +216,21 @@ def _default_team(session: Session, settings: Settings) -> Team | None:
         session.info[key] = team
     team_row: Team | None = session.info[key]
     return team_row
+
+
+def _team(session: Session, name: str) -> Team:
+    team = session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        raise InvalidValue(f"no team {name!r}")
+    return team
+
+
+def _active_agent(session: Session, email: str) -> str:
+    address = email.strip().lower()
+    agent = session.scalar(select(Agent).where(Agent.email == address))
+    if agent is None or not agent.active:
+        raise InvalidValue(f"no active agent {email!r}")
+    return address
 
 
 def _add_participants(
@@ -256,6 +288,8 @@ def typed_ticket(
     actor: str = "",
     follow_up_of: int | None = None,
     by_staff: bool = False,
+    team: str | None = None,
+    assignee: str | None = None,
 ) -> NewTicket:
     """A ticket typed in the portal, the API or the CLI, its subject and text checked.
 
@@ -274,4 +308,6 @@ def typed_ticket(
         actor=actor,
         link=Link(follow_up_of, "follows", "followed by") if follow_up_of is not None else None,
         by_staff=by_staff,
+        team=team,
+        assignee=assignee,
     )

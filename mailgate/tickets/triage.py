@@ -8,6 +8,7 @@ safe against a second worker, and records every change in the history.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,25 +36,43 @@ def route_new_ticket(
     customer: CustomerView | None,
     settings: Settings,
     at: datetime,
+    chosen: Chosen | None = None,
 ) -> None:
     """Apply the configured rules to ``ticket`` (just opened, by any channel), then
-    assign it."""
+    assign it. ``chosen``: the team and assignee staff picked when they opened it,
+    which win over the rules' and the team's strategy."""
+    chosen = chosen or Chosen()
     outcome = rules.evaluate(settings.rules, facts)
     if outcome.matched:
-        _apply_rules(session, ticket, outcome, at)
+        _apply_rules(session, ticket, outcome, at, keep_team=chosen.team)
     requested = outcome.get("assignee")
     by_rule = dict(outcome.set_by).get("assignee", "")
+    if chosen.assignee:
+        wanted: tuple[str, str] | None = (chosen.assignee, f"chosen by {chosen.by}")
+    else:
+        wanted = (str(requested).lower(), f"rule {by_rule}") if requested else None
     assign_new_ticket(
         session,
         ticket,
-        requested=(str(requested).lower(), by_rule) if requested else None,
+        requested=wanted,
         customer=customer,
         settings=settings,
         at=at,
     )
 
 
-def _apply_rules(session: Session, ticket: Ticket, outcome: rules.Outcome, at: datetime) -> None:
+@dataclass(frozen=True)
+class Chosen:
+    """What staff chose when they opened a ticket for a customer (``tickets create``)."""
+
+    team: bool = False  # the ticket's team was chosen: the rules do not move it
+    assignee: str = ""  # an active agent's address
+    by: str = ""  # who chose, for the history
+
+
+def _apply_rules(
+    session: Session, ticket: Ticket, outcome: rules.Outcome, at: datetime, *, keep_team: bool
+) -> None:
     changes: dict[str, Any] = {}
     if outcome.get("type"):
         changes["type"] = (ticket.type, outcome.get("type"))
@@ -61,7 +80,7 @@ def _apply_rules(session: Session, ticket: Ticket, outcome: rules.Outcome, at: d
     if outcome.get("priority"):
         changes["priority"] = (ticket.priority, outcome.get("priority"))
         ticket.priority = outcome.get("priority")
-    if outcome.get("team"):
+    if outcome.get("team") and not keep_team:
         team_id = session.scalar(select(Team.id).where(Team.name == outcome.get("team")))
         if team_id is not None:
             changes["team"] = ("", outcome.get("team"))
@@ -98,20 +117,21 @@ def assign_new_ticket(
     settings: Settings,
     at: datetime,
 ) -> None:
-    """Give ``ticket`` an agent: the rule's assignee when available, else the team's
-    strategy. No fit leaves it unassigned, with the reason in its history."""
+    """Give ``ticket`` an agent: the ``requested`` one (address, and why: a rule, or
+    staff's choice) when available, else the team's strategy. No fit leaves it
+    unassigned, with the reason in its history."""
     agents = _agent_views(session)
     by_id = {a.id: a for a in agents}
     by_email = {a.email: a for a in agents}
     note = ""
     if requested is not None:
-        email_, rule_name = requested
+        email_, why = requested
         wanted = by_email.get(email_)
         if wanted is not None and wanted.available:
-            choice = Choice(wanted.id, f"rule {rule_name}")
+            choice = Choice(wanted.id, why)
             _record(session, ticket, wanted, choice, settings=settings, at=at)
             return
-        note = f"rule {rule_name} named {email_}, who is not available; "
+        note = f"{why} named {email_}, who is not available; "
     team = session.get(Team, ticket.team_id) if ticket.team_id is not None else None
     if team is None:
         choice = Choice(None, note + "ticket has no team")

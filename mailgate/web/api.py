@@ -85,6 +85,10 @@ def list_tickets(
     if unknown:
         # A misspelt filter must not silently list everything.
         raise HTTPException(400, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+    repeated = sorted(k for k in _LIST_PARAMS if len(request.query_params.getlist(k)) > 1)
+    if repeated:
+        # Which of two values would count? Neither: say so rather than pick one.
+        raise HTTPException(400, f"query parameter given more than once: {', '.join(repeated)}")
     p = portal(request)
     with p.store.transaction() as session:
         return queries.list_tickets(session, status=status, type_=type, limit=limit or 500)
