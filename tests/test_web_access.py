@@ -43,6 +43,7 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/agent/tickets/{n}/dates", {"follow_up": "2d"}, "agent"),
     ("POST", "/agent/tickets/{n}/close", {}, "agent"),
     ("POST", "/agent/tickets/{n}/link", {"other": "2"}, "agent"),
+    ("POST", "/agent/tickets/{n}/activity", {"type": "Call", "minutes": "5"}, "agent"),
     ("GET", "/api/tickets", {}, "api"),
     ("POST", "/api/tickets", {}, "api"),
     ("GET", "/api/tickets/{n}", {}, "api"),

@@ -83,6 +83,8 @@ def test_every_form_post_needs_this_sessions_csrf_token(
         "other": "2",
         "priority": "High",
         "add": "vpn",
+        "minutes": "5",
+        "kind": "related",
     }
     if token is not None:
         fields["csrf"] = token
@@ -95,7 +97,7 @@ def test_every_form_post_needs_this_sessions_csrf_token(
 
 def test_the_form_routes_are_the_expected_ones() -> None:
     """The CSRF table above really walks every form route (none are missed by a rename)."""
-    assert len(FORM_ROUTES) == 17
+    assert len(FORM_ROUTES) == 18
     assert "/agent/tickets/{number}/close" in FORM_ROUTES and "/sign-in/{token}" in FORM_ROUTES
 
 

@@ -21,6 +21,7 @@ from mailgate.core import sla
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import changes, fields, messages
+from mailgate.tickets.activities import log_activity
 from mailgate.tickets.actors import Actor
 from mailgate.web.auth import Principal, agent_only, require_csrf
 from mailgate.web.context import Portal, portal
@@ -221,7 +222,9 @@ def dates(
 
 
 @router.post("/agent/tickets/{number:int}/link", dependencies=[Csrf])
-def link(request: Request, number: int, principal: AgentP, other: Short) -> Response:
+def link(
+    request: Request, number: int, principal: AgentP, other: Short, kind: Short = "related"
+) -> Response:
     other_number = other.strip().lstrip("#")
     if not other_number.isdigit() or int(other_number) > MAX_NUMBER:
         return render(
@@ -237,6 +240,43 @@ def link(request: Request, number: int, principal: AgentP, other: Short) -> Resp
         principal,
         number,
         lambda s, p, a: changes.link(
-            s, number=number, other_number=int(other_number), actor=a, at=p.now()
+            s,
+            number=number,
+            other_number=int(other_number),
+            actor=a,
+            at=p.now(),
+            kind=kind,
+            settings=p.settings,
+        ),
+    )
+
+
+@router.post("/agent/tickets/{number:int}/activity", dependencies=[Csrf])
+def activity(
+    request: Request, number: int, principal: AgentP, type: Short, minutes: Short, text: Text = ""
+) -> Response:
+    """Log time spent on the ticket (issue 22): a type, minutes, an internal text."""
+    if not minutes.strip().isdigit():
+        return render(
+            request,
+            "error.html",
+            400,
+            title="Please check",
+            message="Give the time spent as a whole number of minutes.",
+            action=(f"/tickets/{number}", f"Back to ticket #{number}"),
+        )
+    return _act(
+        request,
+        principal,
+        number,
+        lambda s, p, a: log_activity(
+            s,
+            settings=p.settings,
+            number=number,
+            actor=a,
+            type_=type,
+            minutes=int(minutes),
+            text=text,
+            at=p.now(),
         ),
     )
