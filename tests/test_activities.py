@@ -33,6 +33,9 @@ def test_cli_logs_time_with_its_history_and_refuses_nonsense(desk: Cli) -> None:
         "activity",
         {"type": "Call", "minutes": "25"},
     )
+    listed = desk("tickets", "show", "1")
+    assert "Time logged:" in listed.output and "ann@example.com  Call 25 min" in listed.output
+    assert show(desk, 1)["activities"][0]["minutes"] == 25
     unknown = desk("tickets", "activity", "1", "--type", "Nap", "--minutes", "5")
     assert unknown.exit_code == 1 and "unknown activity type 'Nap' (known: Call" in unknown.output
     too_long = desk("tickets", "activity", "1", "--type", "Call", "--minutes", str(MAX_MINUTES + 1))

@@ -42,6 +42,7 @@ def test_time_logged_from_the_ticket_page(site: Site) -> None:
         client, f"/agent/tickets/{n}/activity", page, type="Call", minutes="20", text="rang"
     )
     assert (sent.status_code, sent.headers["location"]) == (303, page)
+    assert "Call, 20 min: rang" in client.get(page).text  # listed on the page
     with site.store.transaction() as session:
         logged = session.scalars(select(Activity)).one()
         assert (logged.type, logged.minutes, logged.text, logged.actor) == (

@@ -107,6 +107,11 @@ def _print_ticket(t: dict) -> None:  # type: ignore[type-arg]
             click.echo(
                 f"  [attachment] {a['filename']} {a['content_type']} {a['size']} bytes{note}"
             )
+    if t.get("activities"):
+        click.echo("\nTime logged:")
+        for a in t["activities"]:
+            text = f"  {a['text']}" if a["text"] else ""
+            click.echo(f"  {a['at']}  {a['actor']}  {a['type']} {a['minutes']} min{text}")
     click.echo("\nHistory:")
     for e in t["history"]:
         change = f" {e['field']}: {e['old']} -> {e['new']}" if e["field"] else ""

@@ -17,6 +17,7 @@ from mailgate.core import sla
 from mailgate.core.errors import NotFound
 from mailgate.core.settings import TicketSettings
 from mailgate.db.models import (
+    Activity,
     Agent,
     Customer,
     HistoryEvent,
@@ -226,6 +227,19 @@ def show_ticket(
             "detail": e.detail,
         }
         for e in events
+    ]
+    # Time logged on it (internal, like notes: the customer's pages do not show it).
+    out["activities"] = [
+        {
+            "at": _iso(a.created_at),
+            "actor": a.actor,
+            "type": a.type,
+            "minutes": a.minutes,
+            "text": a.text,
+        }
+        for a in session.scalars(
+            select(Activity).where(Activity.ticket_id == ticket.id).order_by(Activity.id)
+        )
     ]
     return out
 
