@@ -1,0 +1,65 @@
+"""The agents' Reports page (issue 22, item 7): what `mailgate stats` computes, for a
+period, as tables and a server-drawn chart. Nothing leaves the server: the chart is an
+inline SVG made here, with no script (the portal's Content-Security-Policy allows none).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mailgate.db import stats
+from mailgate.web.auth import Principal, agent_only
+from mailgate.web.context import portal
+from mailgate.web.pages import render
+
+router = APIRouter()
+AgentP = Annotated[Principal, Depends(agent_only)]
+PERIODS = (7, 30, 90, 365)
+CHART_WIDTH, CHART_HEIGHT = 720, 160
+
+
+@router.get("/agent/reports")
+def reports(
+    request: Request,
+    principal: AgentP,
+    days: Annotated[int, Query(ge=1, le=3660)] = 30,
+) -> Response:
+    p = portal(request)
+    with p.store.transaction() as session:
+        result = stats.compute(session, settings=p.settings, now=p.now(), since_days=days)
+    return render(
+        request,
+        "agent_reports.html",
+        200,
+        r=result,
+        days=days,
+        periods=PERIODS,
+        bars=_bars(result["daily"]),
+        duration=stats.duration,
+        chart=(CHART_WIDTH, CHART_HEIGHT),
+    )
+
+
+def _bars(daily: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One pair of bars (opened, closed) per day, scaled to the chart's height."""
+    if not daily:
+        return []
+    top = max(1, *(max(d["opened"], d["closed"]) for d in daily))
+    step = CHART_WIDTH / len(daily)
+    width = max(1.0, step / 2 - 1)
+    return [
+        {
+            "date": d["date"],
+            "opened": d["opened"],
+            "closed": d["closed"],
+            "x": round(i * step, 2),
+            "width": round(width, 2),
+            "opened_height": round(d["opened"] / top * CHART_HEIGHT, 2),
+            "closed_height": round(d["closed"] / top * CHART_HEIGHT, 2),
+        }
+        for i, d in enumerate(daily)
+    ]
