@@ -16,7 +16,7 @@ from mailgate.web.auth import Principal, agent_only
 from mailgate.web.context import portal
 from mailgate.web.pages import render
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # a page, not part of the API
 AgentP = Annotated[Principal, Depends(agent_only)]
 PERIODS = (7, 30, 90, 365)
 CHART_WIDTH, CHART_HEIGHT = 720, 160
