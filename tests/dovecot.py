@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
+from tests.ports import free_port
 from tests.servers import IN_CI
 
 PASSWORD = "s3cret-pass"  # a throwaway test account
@@ -45,12 +45,6 @@ def require_binary() -> str:
     if IN_CI:
         pytest.fail(f"{message}; CI must provide it (.ci/run installs it)")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], object], *, timeout: float = 10.0, what: str = "") -> object:

@@ -7,7 +7,6 @@ import os
 import random
 import re
 import resource
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tests.conftest import SECRET
+from tests.ports import free_port  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_ENV = "MAILGATE_FAULT_SEED"
@@ -41,12 +41,6 @@ def full_scale() -> bool:
 def scaled(reduced: int, full: int) -> int:
     """``reduced`` in the CI version, ``full`` in the long one."""
     return full if full_scale() else reduced
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(
