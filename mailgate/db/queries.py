@@ -35,7 +35,8 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _names(session: Session, model: Any, attr: str) -> dict[int, str]:
+def names_by_id(session: Session, model: Any, attr: str) -> dict[int, str]:
+    """Every row of ``model`` (agents, teams, customer accounts): its ``attr`` by id."""
     return {row.id: getattr(row, attr) for row in session.scalars(select(model))}
 
 
@@ -79,8 +80,8 @@ def list_tickets(
         query = query.where(Ticket.type == type_)
     if limit:
         query = query.limit(limit)
-    agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
-    customers = _names(session, Customer, "name")
+    agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
+    customers = names_by_id(session, Customer, "name")
     return [ticket_summary(t, agents, teams, customers) for t in session.scalars(query)]
 
 
@@ -178,8 +179,8 @@ def show_ticket(
     )
     if ticket is None:
         raise NotFound(f"no ticket #{number}")
-    agents, teams = _names(session, Agent, "email"), _names(session, Team, "name")
-    out = ticket_summary(ticket, agents, teams, _names(session, Customer, "name"))
+    agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
+    out = ticket_summary(ticket, agents, teams, names_by_id(session, Customer, "name"))
     clock = sla.TicketClock(ticket.priority, ticket.created_at, closed=False)
     for kind, due in sla.target_times(clock, targets or sla.Targets()).items():
         out[f"{kind}_due_at"] = _iso(due)

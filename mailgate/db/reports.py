@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Activity, Customer, Team, Ticket
+from mailgate.db.models import Activity, Ticket
 
 NO_CUSTOMER = "(no account)"
 NO_TEAM = "(no team)"
@@ -26,13 +26,19 @@ NO_TEAM = "(no team)"
 MAX_DAYS = 366
 
 
-def period(session: Session, *, since: datetime, until: datetime, open_now: int) -> dict[str, Any]:
+def period(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    open_now: int,
+    customers: dict[int, str],
+    teams: dict[int, str],
+) -> dict[str, Any]:
     """``opened`` (breakdowns of the tickets opened in the period) and ``daily`` (one
     entry per UTC day from ``since`` to ``until``, the last ``MAX_DAYS`` of them).
     ``open_now``: the open tickets at ``until``, from which each day's backlog is
-    counted back."""
-    customers = dict(session.execute(select(Customer.id, Customer.name)).all())
-    teams = dict(session.execute(select(Team.id, Team.name)).all())
+    counted back. ``customers``, ``teams``: their names by id, read once by the caller."""
     by: dict[str, Counter[str]] = {k: Counter() for k in ("customer", "team", "type", "priority")}
     opened: Counter[date] = Counter()
     for created, customer_id, team_id, type_, priority in session.execute(
@@ -110,10 +116,11 @@ def _daily(
 TOP_TICKETS = 10
 
 
-def activities(session: Session, *, since: datetime, until: datetime) -> dict[str, Any]:
+def activities(
+    session: Session, *, since: datetime, until: datetime, customers: dict[int, str]
+) -> dict[str, Any]:
     """Minutes logged in the period (``tickets activity``), in all and by type, agent,
     customer account and ticket (the ``TOP_TICKETS`` that took most)."""
-    customers = dict(session.execute(select(Customer.id, Customer.name)).all())
     by: dict[str, Counter[str]] = {k: Counter() for k in ("type", "agent", "customer")}
     tickets: Counter[int] = Counter()
     count = 0

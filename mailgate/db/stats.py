@@ -67,9 +67,9 @@ def compute(
     statuses that are open; the times are read for the period only, through the indexes
     on first_response_at and closed_at."""
     since = now - timedelta(days=since_days)
-    agents = {a.id: a.email for a in session.scalars(select(Agent))}
-    customers = dict(session.execute(select(Customer.id, Customer.name)).all())
-    teams = dict(session.execute(select(Team.id, Team.name)).all())
+    agents = queries.names_by_id(session, Agent, "email")
+    customers = queries.names_by_id(session, Customer, "name")
+    teams = queries.names_by_id(session, Team, "name")
     by: dict[str, Counter[str]] = {
         k: Counter() for k in ("status", "type", "priority", "assignee", "customer", "team")
     }
@@ -139,8 +139,15 @@ def compute(
             "total": open_total,
             **{f"by_{key}": dict(sorted(counts.items())) for key, counts in by.items()},
         },
-        **reports.period(session, since=since, until=now, open_now=open_total),
-        "activities": reports.activities(session, since=since, until=now),
+        **reports.period(
+            session,
+            since=since,
+            until=now,
+            open_now=open_total,
+            customers=customers,
+            teams=teams,
+        ),
+        "activities": reports.activities(session, since=since, until=now, customers=customers),
         "first_response": summary(first),
         "resolution": summary(resolved),
         # Mail refused before it was stored, counted per UTC day: whole days, from the
