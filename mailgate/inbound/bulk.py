@@ -99,7 +99,8 @@ def _groups(messages: Iterable[FileMessage]) -> Iterator[list[FileMessage]]:
 @dataclass
 class _Submitted:
     group: list[FileMessage]
-    parsed: Future[list[Prepared | ParseRefused]] | None
+    # The group's pieces being parsed in the workers, in order; None: parse here.
+    pieces: list[Future[list[Prepared | ParseRefused]]] | None
 
 
 class _Parser:
@@ -131,32 +132,14 @@ class _Parser:
         size = max(1, -(-len(group) // self.processes))
         raws = [m.raw for m in group]
         pieces = [raws[i : i + size] for i in range(0, len(raws), size)]
-        futures = [self.pool.submit(parse_pool.prepare_all, piece) for piece in pieces]
-        joined: Future[list[Prepared | ParseRefused]] = Future()
-        _join(futures, joined)
-        return _Submitted(group, joined)
+        return _Submitted(
+            group, [self.pool.submit(parse_pool.prepare_all, piece) for piece in pieces]
+        )
 
     def results(self, submitted: _Submitted) -> list[Prepared | ParseRefused]:
-        if submitted.parsed is None:
+        if submitted.pieces is None:
             return [prepare(m.raw, self.settings) for m in submitted.group]
-        return submitted.parsed.result()
-
-
-def _join(
-    futures: list[Future[list[Prepared | ParseRefused]]],
-    joined: Future[list[Prepared | ParseRefused]],
-) -> None:
-    """Complete ``joined`` with the pieces' results in order, once all are done."""
-
-    def done(_: object) -> None:
-        if all(f.done() for f in futures) and not joined.done():
-            try:
-                joined.set_result([item for f in futures for item in f.result()])
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
-                joined.set_exception(exc)
-
-    for future in futures:
-        future.add_done_callback(done)
+        return [item for piece in submitted.pieces for item in piece.result()]
 
 
 def _import_group(
