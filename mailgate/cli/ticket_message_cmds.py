@@ -60,29 +60,18 @@ def reply(
         raise click.UsageError("give the text with exactly one of --file or --response")
     body = source.read() if source is not None else ""
     with ctx.store.transaction() as session:
-        actor = actor_for(session, as_)
+        common = {
+            "settings": ctx.settings,
+            "number": number,
+            "actor": actor_for(session, as_),
+            "at": utc_now(),
+            "via": "cli",
+            "status": status,
+        }
         if response is not None:
-            message = responses.reply(
-                session,
-                settings=ctx.settings,
-                number=number,
-                actor=actor,
-                name=response,
-                at=utc_now(),
-                via="cli",
-                status=status,
-            )
+            message = responses.reply(session, name=response, **common)
         else:
-            message = messages.reply(
-                session,
-                settings=ctx.settings,
-                number=number,
-                actor=actor,
-                body=body,
-                at=utc_now(),
-                via="cli",
-                status=status,
-            )
+            message = messages.reply(session, body=body, **common)
         message_id = message.id
         shown = message.ticket.status if status is not None else None
     moved = f", ticket is {shown}" if shown is not None else ""

@@ -226,20 +226,11 @@ def link(
     request: Request, number: int, principal: AgentP, other: Short, kind: Short = "related"
 ) -> Response:
     other_number = other.strip().lstrip("#")
-    if not other_number.isdigit() or int(other_number) > MAX_NUMBER:
-        return render(
-            request,
-            "error.html",
-            400,
-            title="Please check",
-            message="Give the number of the ticket to link to.",
-            action=(f"/tickets/{number}", f"Back to ticket #{number}"),
-        )
-    return _act(
-        request,
-        principal,
-        number,
-        lambda s, p, a: changes.link(
+
+    def act(s: Session, p: Portal, a: Actor) -> Any:
+        if not other_number.isdigit() or int(other_number) > MAX_NUMBER:
+            raise InvalidValue("Give the number of the ticket to link to.")
+        changes.link(
             s,
             number=number,
             other_number=int(other_number),
@@ -247,8 +238,9 @@ def link(
             at=p.now(),
             kind=kind,
             settings=p.settings,
-        ),
-    )
+        )
+
+    return _act(request, principal, number, act)
 
 
 @router.post("/agent/tickets/{number:int}/activity", dependencies=[Csrf])
@@ -256,20 +248,11 @@ def activity(
     request: Request, number: int, principal: AgentP, type: Short, minutes: Short, text: Text = ""
 ) -> Response:
     """Log time spent on the ticket (issue 22): a type, minutes, an internal text."""
-    if not minutes.strip().isdigit():
-        return render(
-            request,
-            "error.html",
-            400,
-            title="Please check",
-            message="Give the time spent as a whole number of minutes.",
-            action=(f"/tickets/{number}", f"Back to ticket #{number}"),
-        )
-    return _act(
-        request,
-        principal,
-        number,
-        lambda s, p, a: log_activity(
+
+    def act(s: Session, p: Portal, a: Actor) -> Any:
+        if not minutes.strip().isdigit():
+            raise InvalidValue("Give the time spent as a whole number of minutes.")
+        log_activity(
             s,
             settings=p.settings,
             number=number,
@@ -278,5 +261,6 @@ def activity(
             minutes=int(minutes),
             text=text,
             at=p.now(),
-        ),
-    )
+        )
+
+    return _act(request, principal, number, act)
