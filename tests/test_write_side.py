@@ -20,7 +20,15 @@ from mailgate.core.settings import CustomerSetting, RuleSetting, Settings, TeamS
 from mailgate.db.models import Agent, HistoryEvent, Notice, Ticket
 from mailgate.web import api_tokens
 from tests.mail import build
-from tests.web_support import Site, csrf_from, make_site, sign_in_customer
+from tests.web_support import (
+    Site,
+    csrf_from,
+    form,
+    make_site,
+    set_agent_passwords,
+    sign_in_agent,
+    sign_in_customer,
+)
 
 REQUESTER = "carol@acme.test"
 SUBJECT = "Outage: nothing works"
@@ -84,6 +92,33 @@ def _by_api(site: Site) -> int:
     return int(response.json()["number"])
 
 
+def _by_agent_portal(site: Site) -> int:
+    set_agent_passwords(site)
+    client = sign_in_agent(site)
+    sent = form(
+        client,
+        "/agent/new",
+        "/agent/new",
+        requester=REQUESTER,
+        subject=SUBJECT,
+        body=BODY,
+    )
+    assert sent.status_code == 303, sent.text
+    return int(sent.headers["location"].rsplit("/", 1)[1])
+
+
+def _by_agent_token(site: Site) -> int:
+    with site.store.transaction() as session:
+        token = api_tokens.add(session, "ann-laptop", site.clock(), agent="ann@example.com")
+    response = site.client().post(
+        "/api/tickets",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"requester": REQUESTER, "subject": SUBJECT, "body": BODY},
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["number"])
+
+
 def _by_cli(site: Site, tmp_path: Any) -> int:
     config = tmp_path / "cli.toml"
     config.write_text(_config_toml(site.settings))
@@ -134,6 +169,8 @@ CHANNELS: dict[str, Callable[..., int]] = {
     "mail": lambda site, tmp_path: _by_mail(site),
     "portal": lambda site, tmp_path: _by_portal(site),
     "api": lambda site, tmp_path: _by_api(site),
+    "agent portal": lambda site, tmp_path: _by_agent_portal(site),
+    "api, agent's token": lambda site, tmp_path: _by_agent_token(site),
     "cli": _by_cli,
 }
 

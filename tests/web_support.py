@@ -139,13 +139,8 @@ def _seed(site: Site) -> None:
     site.numbers["eve"] = site.ingest(
         build(sender="Eve <eve@globex.test>", subject="Invoice wrong", body="Invoice 7 is off.\n")
     )
+    set_agent_passwords(site)
     with site.store.transaction() as session:
-        for email, digest in _password_hashes().items():
-            agent_id = session.scalar(select(Agent.id).where(Agent.email == email))
-            assert agent_id is not None
-            session.add(
-                AgentPassword(agent_id=agent_id, password_hash=digest, updated_at=site.clock())
-            )
         messages.note(
             session,
             settings=site.settings,
@@ -156,6 +151,17 @@ def _seed(site: Site) -> None:
         )
     detail = _show(site, site.numbers["carol"])
     site.attachment_id = detail["messages"][0]["attachments"][0]["id"]
+
+
+def set_agent_passwords(site: Site) -> None:
+    """Ann's and Bob's portal passwords (``sign_in_agent`` knows them)."""
+    with site.store.transaction() as session:
+        for email, digest in _password_hashes().items():
+            agent_id = session.scalar(select(Agent.id).where(Agent.email == email))
+            assert agent_id is not None
+            session.add(
+                AgentPassword(agent_id=agent_id, password_hash=digest, updated_at=site.clock())
+            )
 
 
 @cache

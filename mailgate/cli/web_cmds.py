@@ -53,13 +53,18 @@ def api_tokens() -> None:
 
 @api_tokens.command("add")
 @click.argument("name")
+@click.option(
+    "--agent",
+    metavar="AGENT",
+    help="Make it this agent's token: calls act as the agent, with staff rights.",
+)
 @pass_context
-def add(ctx: Context, name: str) -> None:
+def add(ctx: Context, name: str, agent: str | None) -> None:
     """Make a token for integration NAME and print it once; only its hash is kept."""
     from mailgate.web import api_tokens as tokens
 
     with ctx.store.transaction() as session:
-        token = tokens.add(session, name, utc_now())
+        token = tokens.add(session, name, utc_now(), agent=agent)
     click.echo(token)
     click.echo(f"token {name!r} made; it is shown this once, keep it safe", err=True)
 
@@ -78,6 +83,7 @@ def list_(ctx: Context, as_json: bool) -> None:
         return
     columns = (
         ("name", "NAME"),
+        ("agent", "AGENT"),
         ("created_at", "CREATED"),
         ("last_used_at", "LAST USED"),
         ("revoked_at", "REVOKED"),

@@ -377,7 +377,8 @@ class SignInToken(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for one integration; shown once, stored as a hash."""
+    """A bearer token for one integration; shown once, stored as a hash. With an agent,
+    whoever holds it acts as that agent (staff rights, the agent's name in the history)."""
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -386,6 +387,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", name="fk_api_tokens_agent_id")
+    )
 
 
 class AgentPassword(Base):

@@ -39,6 +39,8 @@ from mailgate.tickets.triage import Chosen, route_new_ticket
 
 MAX_SUBJECT_CHARS = 500
 _BLANKS = re.compile(r"[\x00-\x20]+")
+# One bare address, as a person types it: no display name, no spaces, no second "@".
+_TYPED_ADDRESS = re.compile(r"[^@\s\x00<>,;\"]+@[^@\s\x00<>,;\"]+\.[^@\s\x00<>,;\".]+")
 # What a customer is told when intake.policy refuses them in the portal or the API.
 _POLICY_WORDS = {
     "known": "Only addresses of our customer accounts can open tickets.",
@@ -295,6 +297,8 @@ def typed_ticket(
 
     ``follow_up_of`` links it to an earlier (typically closed) ticket, both ways."""
     requester = requester.strip().lower()
+    if not _TYPED_ADDRESS.fullmatch(requester) or len(requester) > 320:
+        raise InvalidValue(f"the requester {requester[:80]!r} is not an email address")
     message = Incoming(
         author_email=requester, author_name=requester_name, text=clean_body(body), via=via
     )

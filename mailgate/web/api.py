@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query
@@ -16,7 +17,7 @@ from mailgate.db import queries
 from mailgate.db.models import Agent, Team
 from mailgate.db.store import Store
 from mailgate.tickets import changes, fields, messages, opening
-from mailgate.tickets.actors import Actor
+from mailgate.tickets.actors import Actor, agent_actor
 from mailgate.web import api_tokens
 from mailgate.web.api_models import (
     ErrorOut,
@@ -43,21 +44,33 @@ REFUSED: Responses = {
 Number = Annotated[int, Path(ge=1, le=2**53, description="The ticket's public number")]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the token's integration, acting as its agent when it has one."""
+
+    name: str
+    actor: Actor
+    staff: bool  # an agent's token: staff rights (intake policy, team and assignee)
+
+
 def integration(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The name of the integration whose token came with the request; 401 without one."""
+) -> Caller:
+    """Who the token that came with the request belongs to; 401 without a valid one."""
     p = portal(request)
     if credentials is not None:
         with p.store.transaction() as session:
-            row = api_tokens.check(session, credentials.credentials, p.now())
-            if row is not None:
-                return row.name
+            found = api_tokens.check(session, credentials.credentials, p.now())
+            if found is not None:
+                row, agent = found
+                if agent is not None:
+                    return Caller(row.name, agent_actor(agent), staff=True)
+                return Caller(row.name, Actor(label=f"api:{row.name}", name=row.name), False)
     raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
 
 
-Integration = Annotated[str, Depends(integration)]
+Integration = Annotated[Caller, Depends(integration)]
 router = APIRouter(prefix="/api", tags=["tickets"], responses=UNAUTHORIZED)
 
 
@@ -75,7 +88,7 @@ _LIST_PARAMS = frozenset({"status", "type", "limit"})
 @router.get("/tickets", response_model=list[TicketOut], responses=BAD)
 def list_tickets(
     request: Request,
-    name: Integration,
+    caller: Integration,
     status: Annotated[str | None, Query(max_length=64)] = None,
     type: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=0, le=500, description="0: all, up to 500")] = 50,
@@ -100,10 +113,15 @@ def list_tickets(
     response_model=TicketOut,
     responses={**BAD, 403: {"model": ErrorOut}},
 )
-def create_ticket(request: Request, name: Integration, body: TicketCreate) -> dict[str, Any]:
-    """Open a ticket for ``requester``, who gets the usual acknowledgement notice."""
+def create_ticket(request: Request, caller: Integration, body: TicketCreate) -> dict[str, Any]:
+    """Open a ticket for ``requester``, who gets the usual acknowledgement notice.
+
+    With an agent's token the agent opens it for the customer: intake.policy does not
+    apply, and ``team`` and ``assignee`` may be chosen (they win over the rules)."""
     p = portal(request)
     settings = p.settings
+    if not caller.staff and (body.team is not None or body.assignee is not None):
+        raise HTTPException(403, "only an agent's token may choose the team or the assignee")
     try:
         with p.store.transaction() as session:
             new = opening.typed_ticket(
@@ -114,7 +132,10 @@ def create_ticket(request: Request, name: Integration, body: TicketCreate) -> di
                 requester_name=body.requester_name,
                 type_=body.type,
                 priority=body.priority,
-                actor=f"api:{name}",
+                actor=caller.actor.label,
+                by_staff=caller.staff,
+                team=body.team,
+                assignee=body.assignee,
             )
             ticket = opening.open_ticket(session, new, settings=settings, at=p.now()).ticket
             number = ticket.number
@@ -132,7 +153,7 @@ def _summary(session: Any, number: int) -> dict[str, Any]:
 
 
 @router.get("/tickets/{number}", response_model=TicketDetail, responses=NOT_FOUND)
-def get_ticket(request: Request, name: Integration, number: Number) -> dict[str, Any]:
+def get_ticket(request: Request, caller: Integration, number: Number) -> dict[str, Any]:
     """One ticket with participants, messages (internal notes included), links and history."""
     p = portal(request)
     try:
@@ -148,7 +169,7 @@ def get_ticket(request: Request, name: Integration, number: Number) -> dict[str,
     response_model=ReplyOut,
     responses={**NOT_FOUND, **BAD, **REFUSED},
 )
-def post_reply(request: Request, name: Integration, number: Number, body: ReplyIn) -> ReplyOut:
+def post_reply(request: Request, caller: Integration, number: Number, body: ReplyIn) -> ReplyOut:
     """Answer the requester in the integration's name, and with ``status`` move the
     ticket to that status in the same step (leaving a closed status is refused)."""
     p = portal(request)
@@ -158,7 +179,7 @@ def post_reply(request: Request, name: Integration, number: Number, body: ReplyI
                 session,
                 settings=p.settings,
                 number=number,
-                actor=Actor(label=f"api:{name}", name=name),
+                actor=caller.actor,
                 body=body.body,
                 at=p.now(),
                 via="api",
@@ -173,7 +194,7 @@ def post_reply(request: Request, name: Integration, number: Number, body: ReplyI
     "/tickets/{number}/status", response_model=TicketOut, responses={**NOT_FOUND, **BAD, **REFUSED}
 )
 def change_status(
-    request: Request, name: Integration, number: Number, body: StatusIn
+    request: Request, caller: Integration, number: Number, body: StatusIn
 ) -> dict[str, Any]:
     """Move the ticket to a configured status; leaving a closed status is refused."""
     p = portal(request)
@@ -183,7 +204,7 @@ def change_status(
                 session,
                 settings=p.settings,
                 number=number,
-                actor=Actor(f"api:{name}"),
+                actor=caller.actor,
                 status=body.status,
                 at=p.now(),
             )
@@ -196,7 +217,7 @@ def change_status(
     "/tickets/{number}", response_model=TicketOut, responses={**NOT_FOUND, **BAD, **REFUSED}
 )
 def patch_ticket(
-    request: Request, name: Integration, number: Number, body: TicketPatch
+    request: Request, caller: Integration, number: Number, body: TicketPatch
 ) -> dict[str, Any]:
     """Change any of status, priority, type, team, assignee and tags at once."""
     p = portal(request)
@@ -209,7 +230,7 @@ def patch_ticket(
                 session,
                 settings=p.settings,
                 number=number,
-                actor=Actor(f"api:{name}"),
+                actor=caller.actor,
                 fields=wanted,
                 at=p.now(),
             )

@@ -100,7 +100,8 @@ class TicketDetail(TicketOut):
 
 
 class TicketCreate(BaseModel):
-    """A ticket opened by an integration on behalf of ``requester``."""
+    """A ticket opened by an integration on behalf of ``requester``. ``team`` and
+    ``assignee`` need an agent's token (`mailgate api-tokens add NAME --agent AGENT`)."""
 
     requester: str = Field(max_length=320, pattern=EMAIL)
     requester_name: str = Field(default="", max_length=255, pattern=NO_NUL)
@@ -109,6 +110,12 @@ class TicketCreate(BaseModel):
     type: str | None = Field(default=None, max_length=64, description="default: defaults.type")
     priority: str | None = Field(
         default=None, max_length=64, description="default: defaults.priority"
+    )
+    team: str | None = Field(
+        default=None, max_length=128, description="default: defaults.team, or the rules'"
+    )
+    assignee: str | None = Field(
+        default=None, max_length=320, description="an agent's email; default: the strategy's"
     )
 
 

@@ -19,7 +19,7 @@ from mailgate.core.errors import ConfigError, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db.store import Store
 from mailgate.jobs import queue_notices_after_commit
-from mailgate.web import agent, agent_actions, api, customer, ops, reports
+from mailgate.web import agent, agent_actions, agent_new, api, customer, ops, reports
 from mailgate.web.auth import SignInRequired
 from mailgate.web.context import Portal
 from mailgate.web.middleware import PortalMiddleware
@@ -71,6 +71,7 @@ def create_app(
     app.include_router(customer.router)
     app.include_router(agent.router)
     app.include_router(agent_actions.router)
+    app.include_router(agent_new.router)
     app.include_router(reports.router)
     app.include_router(api.router)
     app.include_router(ops.router)
