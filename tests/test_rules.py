@@ -8,9 +8,9 @@ import pytest
 
 from mailgate.core import config, rules
 from mailgate.core.errors import ConfigError
+from mailgate.core.rule_checks import RULE_ACTIONS, RULE_CONDITIONS
 from mailgate.core.rules import Facts, evaluate
 from mailgate.core.settings import RuleSetting
-from mailgate.core.validation import RULE_ACTIONS, RULE_CONDITIONS
 
 FACTS = Facts(
     sender="jane@mail.acme.test",

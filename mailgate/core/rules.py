@@ -15,7 +15,9 @@ from typing import Any
 
 from mailgate.core.settings import RuleSetting
 
-FIELDS = ("type", "priority", "team", "assignee", "tags")
+# ``status``: the status the ticket opens in (any but a closed one), for a flow whose
+# first step depends on the mail (an outage starts "In Progress").
+FIELDS = ("type", "priority", "team", "assignee", "tags", "status")
 # Patterns run over at most this much body text, so one huge message cannot make a
 # rule scan unbounded (invariant 7).
 BODY_LIMIT = 200_000

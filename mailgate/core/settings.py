@@ -187,6 +187,14 @@ DEFAULT_LINK_KINDS = {
     "follows": "followed by",
 }
 
+# The system's own link kinds, written by mailgate itself: "referenced" (a stranger's mail
+# naming a ticket) and the pair a merge writes (`tickets merge`). Never in link_kinds, so
+# no config can remove or rename them, and `tickets link` cannot make them by hand.
+REFERENCED = "referenced"
+MERGED_INTO = "merged into"
+MERGED_FROM = "merged from"
+SYSTEM_LINK_KINDS = (REFERENCED, MERGED_INTO, MERGED_FROM)
+
 
 @dataclass(frozen=True)
 class TicketSettings:
@@ -267,6 +275,17 @@ class RuleSetting:
 
 
 @dataclass(frozen=True)
+class TriggerSetting:
+    """``[[triggers]]``: on ``event``, when the ticket matches ``when``, ``set`` fields
+    (``core.triggers`` says which events, conditions and fields there are)."""
+
+    name: str
+    event: str
+    when: dict[str, Any] = field(default_factory=dict)
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
     format: str = "text"
@@ -330,6 +349,7 @@ class Settings:
     agents: tuple[AgentSetting, ...] = ()
     customers: tuple[CustomerSetting, ...] = ()
     rules: tuple[RuleSetting, ...] = ()
+    triggers: tuple[TriggerSetting, ...] = ()
 
     def ticket_url(self, number: int) -> str:
         """The portal link for ticket ``number``: ``portal.ticket_url``, else this portal."""

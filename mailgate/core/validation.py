@@ -1,4 +1,5 @@
-"""Cross-field checks on converted settings: choices, references between sections, rules."""
+"""Cross-field checks on converted settings: choices, references between sections (rules
+and triggers: ``rule_checks``)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,11 @@ import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-from mailgate.core.settings import RuleSetting, Settings
+from mailgate.core.rule_checks import check_rules, check_triggers
+from mailgate.core.settings import SYSTEM_LINK_KINDS, Settings
 
 STATUS_CATEGORIES = ("new", "active", "waiting", "on_hold", "closed")
 ASSIGNMENT_STRATEGIES = ("account_owner", "round_robin", "least_open", "none")
-RULE_CONDITIONS = {
-    "from": "regex",
-    "from_domain": "list",
-    "to": "regex",
-    "subject": "regex",
-    "body": "regex",
-    "header": "table",
-    "customer": "list",
-    "language": "list",
-    "has_attachment": "bool",
-}
-RULE_ACTIONS = ("type", "priority", "team", "assignee", "tags")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 Bad = Callable[[str, str], None]
 
@@ -87,7 +77,8 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     _check_tickets(s, bad)
     _check_sla(s, bad)
     _check_people(s, bad)
-    _check_rules(s, bad)
+    check_rules(s, bad)
+    check_triggers(s, bad)
     return problems
 
 
@@ -290,9 +281,10 @@ def _check_tickets(s: Settings, bad: Bad) -> None:
             bad(f"tickets.activity_types[{i}]", f"expected 1 to {MAX_ACTIVITY_TYPE} characters")
 
 
-# ticket_links.kind is VARCHAR(32); "referenced" is written by the system itself.
+# ticket_links.kind is VARCHAR(32); the system's own kinds ("referenced", "merged into",
+# "merged from") are written by mailgate itself and cannot be configured.
 MAX_LINK_KIND = 32
-RESERVED_LINK_KINDS = ("referenced",)
+RESERVED_LINK_KINDS = SYSTEM_LINK_KINDS
 MAX_ACTIVITY_TYPE = 64  # activities.type
 
 
@@ -348,72 +340,3 @@ def _check_people(s: Settings, bad: Bad) -> None:
             bad(f"customers[{i}].owner", f"{customer.owner!r} is not an agent in [[agents]]")
         if not customer.domains and not customer.addresses:
             bad(f"customers[{i}]", "expected domains or addresses to match its mail")
-
-
-def _check_rules(s: Settings, bad: Bad) -> None:
-    names: set[str] = set()
-    for i, rule in enumerate(s.rules):
-        _check_rule(s, i, rule, bad)
-        if rule.name in names:
-            # History records matched rules by name, so names must tell them apart.
-            bad(f"rules[{i}].name", f"duplicate rule name {rule.name!r}")
-        names.add(rule.name)
-
-
-def _check_rule(s: Settings, i: int, rule: RuleSetting, bad: Bad) -> None:
-    at = f"rules[{i}] ({rule.name!r})"
-    if not rule.when:
-        bad(f"{at}.when", "expected at least one condition")
-    for key, value in rule.when.items():
-        kind = RULE_CONDITIONS.get(key)
-        if kind is None:
-            bad(f"{at}.when.{key}", f"unknown condition (known: {', '.join(RULE_CONDITIONS)})")
-        elif kind == "regex":
-            _check_regex(f"{at}.when.{key}", value, bad)
-        elif kind == "table":
-            if not isinstance(value, dict):
-                bad(f"{at}.when.{key}", 'expected a table such as { "X-Priority" = "^1" }')
-            else:
-                for name, pattern in value.items():
-                    _check_regex(f"{at}.when.{key}.{name}", pattern, bad)
-        elif kind == "bool" and not isinstance(value, bool):
-            bad(f"{at}.when.{key}", "expected true or false")
-        elif kind == "list" and not (
-            isinstance(value, str)
-            or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-        ):
-            bad(f"{at}.when.{key}", "expected a string or an array of strings")
-    if not rule.set:
-        bad(f"{at}.set", "expected at least one action")
-    known = {
-        "type": s.tickets.types,
-        "priority": s.tickets.priorities,
-        "team": tuple(t.name for t in s.teams),
-        "assignee": tuple(a.email.lower() for a in s.agents),
-    }
-    for key, value in rule.set.items():
-        if key not in RULE_ACTIONS:
-            bad(f"{at}.set.{key}", f"unknown action (known: {', '.join(RULE_ACTIONS)})")
-        elif key == "tags" and not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            bad(f"{at}.set.tags", "expected an array of strings")
-        if key in known and (not isinstance(value, str) or _norm(key, value) not in known[key]):
-            bad(
-                f"{at}.set.{key}",
-                f"unknown {key} {value!r} (known: {', '.join(known[key]) or 'none'})",
-            )
-
-
-def _norm(key: str, value: str) -> str:
-    return value.lower() if key == "assignee" else value
-
-
-def _check_regex(key: str, pattern: object, bad: Bad) -> None:
-    if not isinstance(pattern, str):
-        bad(key, "expected a regular expression string")
-        return
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        bad(key, f"not a valid regular expression: {exc}")

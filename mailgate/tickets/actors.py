@@ -17,6 +17,8 @@ class Actor:
     email: str = ""
     name: str = ""
     agent_id: int | None = None
+    # The trigger acting (``triggers.fire``): what it changes fires no trigger.
+    trigger: str = ""
 
 
 def agent_actor(agent: Agent) -> Actor:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from mailgate.core import notices, sla
 from mailgate.core import statuses as status_machine
 from mailgate.core.errors import ActionRefused, InvalidValue
-from mailgate.core.settings import Settings
+from mailgate.core.settings import SYSTEM_LINK_KINDS, Settings
 from mailgate.db.models import Agent, HistoryEvent, Team, Ticket, TicketLink
-from mailgate.tickets import sla_check
+from mailgate.tickets import sla_check, triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.notify import notify, tell_requester, ticket_event
 from mailgate.tickets.records import CLOSED_EXPLANATION, history, lock_ticket, refuse_if_closed
@@ -84,9 +84,12 @@ def _move(
     session: Session, ticket: Ticket, status: str, *, settings: Settings, actor: Actor, at: datetime
 ) -> Ticket:
     """Set the status of ``ticket`` (locked) and tell the requester."""
+    old = ticket.status
     event = enter_status(session, ticket, status, settings=settings, actor=actor, at=at)
     cause = f"status:{event.id}"
     tell_requester(session, ticket, notices.STATUS_CHANGE, cause, settings=settings, now=at)
+    fire = triggers.fire
+    fire(session, ticket, "status_changed", settings=settings, actor=actor, at=at, from_status=old)
     return ticket
 
 
@@ -143,6 +146,8 @@ def assign(
     if agent is not None and agent.id != actor.agent_id:
         assigned = ticket_event(session, ticket, notices.ASSIGNMENT, f"assign:{event.id}")
         notify(session, assigned, ticket=ticket, settings=settings, now=at)
+    if agent is not None:
+        triggers.fire(session, ticket, "assigned", settings=settings, actor=actor, at=at)
     return ticket
 
 
@@ -179,6 +184,7 @@ def set_team(
         old=old.name if old else "",
         new=row.name if row else "",
     )
+    triggers.fire(session, ticket, "team_changed", settings=settings, actor=actor, at=at)
     return ticket
 
 
@@ -201,6 +207,7 @@ def set_dates(
     reached. A closed ticket refuses, and so does a date in the past."""
     ticket = lock_ticket(session, number=number)
     refuse_if_closed(ticket, settings)
+    date_set = False
     for name, when in dates.items():
         column = DATE_FIELDS.get(name)
         if column is None:
@@ -214,6 +221,9 @@ def set_dates(
         ticket.updated_at = at
         shown = [v.isoformat() if v else "" for v in (old, when)]
         history(session, ticket, at, actor.label, "date", field=name, old=shown[0], new=shown[1])
+        date_set = date_set or when is not None
+    if date_set:
+        triggers.fire(session, ticket, "due_date_set", settings=settings, actor=actor, at=at)
     return ticket
 
 
@@ -233,6 +243,10 @@ def link(
     With ``settings``, ``kind`` is one of ``tickets.link_kinds`` (by its name or its
     reverse's) and the other ticket gets the reverse ("duplicate of" #2, and #2 is
     "duplicated by"); without, the same kind both ways."""
+    if kind in SYSTEM_LINK_KINDS:
+        # Written only by what they record: a merge moves the conversation, a link alone
+        # would claim it moved.
+        raise InvalidValue(f"{kind!r} links are made by mailgate itself, not by hand")
     forward, reverse = kind, kind
     if settings is not None:
         pair = settings.tickets.link_pair(kind)

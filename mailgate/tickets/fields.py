@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import Settings
 from mailgate.db.models import Ticket
+from mailgate.tickets import triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import assign, change_status, set_team
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed
@@ -56,6 +57,7 @@ def _set_choice(
     setattr(ticket, field, value)
     ticket.updated_at = at
     history(session, ticket, at, actor.label, field, field=field, old=old, new=value)
+    triggers.fire(session, ticket, f"{field}_changed", settings=settings, actor=actor, at=at)
     return ticket
 
 
@@ -89,6 +91,7 @@ def set_tags(
     history(
         session, ticket, at, actor.label, "tags", field="tags", old=",".join(old), new=",".join(new)
     )
+    triggers.fire(session, ticket, "tags_changed", settings=settings, actor=actor, at=at)
     return ticket
 
 

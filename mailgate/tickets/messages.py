@@ -30,7 +30,7 @@ from mailgate.db.models import (
     Ticket,
     TicketMessage,
 )
-from mailgate.tickets import sla_check
+from mailgate.tickets import sla_check, triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import check_status, enter_status, set_status
 from mailgate.tickets.notify import about_message, tell_requester
@@ -186,6 +186,17 @@ def add_customer_message(
         history(session, ticket, at, sender, "customer_reply", detail={"via": incoming.via})
         message = store_message(session, ticket, incoming, at=at, after_close=False)
         outcome, kind = Outcome.REPLY, notices.CUSTOMER_REPLY
+        was = change.old if change is not None else ticket.status
+        fire = triggers.fire
+        fire(
+            session,
+            ticket,
+            "customer_replied",
+            settings=settings,
+            actor=None,
+            at=at,
+            from_status=was,
+        )
     written = about_message(
         session,
         ticket,
@@ -243,6 +254,7 @@ def agent_reply(
     if status is not None:
         check_status(settings, status)
     refuse_if_closed(ticket, settings)
+    was = ticket.status
     message = typed_message(
         session,
         ticket,
@@ -266,6 +278,9 @@ def agent_reply(
     history(session, ticket, at, actor.label, "agent_reply", detail=detail)
     if status is not None and status != ticket.status:
         enter_status(session, ticket, status, settings=settings, actor=actor, at=at)
+    # Before the notice, so the one notice names the status the triggers leave.
+    fire = triggers.fire
+    fire(session, ticket, "agent_replied", settings=settings, actor=actor, at=at, from_status=was)
     # One notice, the reply's, built after the status change so it names the new status
     # (its templates say "Status: …"). A status notice as well would be a second mail
     # about one step: the requester is asked to read the reply either way, and peers'

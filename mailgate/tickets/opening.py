@@ -32,6 +32,7 @@ from mailgate.db.models import (
     TicketLink,
     TicketMessage,
 )
+from mailgate.tickets import triggers
 from mailgate.tickets.messages import Incoming, clean_body, store_message
 from mailgate.tickets.notify import about_message
 from mailgate.tickets.records import history
@@ -194,6 +195,11 @@ def open_ticket(
             chosen=chosen,
         )
     message = store_message(session, ticket, new.message, at=at, after_close=False)
+    if settings.triggers:
+        # After the rules and the assignment, before the acknowledgement (it names the
+        # status the triggers leave). Not when none are configured: no statement spent.
+        for event in ("created", "assigned") if ticket.assignee_id else ("created",):
+            triggers.fire(session, ticket, event, settings=settings, actor=None, at=at)
     written = about_message(
         session,
         ticket,

@@ -25,6 +25,7 @@ from mailgate.core.states import NoticeState
 from mailgate.db import queries
 from mailgate.db.models import SlaEvent, Ticket
 from mailgate.db.store import Store
+from mailgate.tickets import triggers
 from mailgate.tickets.notify import notify, ticket_event
 from mailgate.tickets.records import history, lock_ticket
 
@@ -166,6 +167,7 @@ def fire_ticket(session: Session, ticket_id: int, settings: Settings, now: datet
         return []
     targets = sla.Targets.from_settings(settings.sla)
     fired: list[Fired] = []
+    breached = False
     for event in sla.due_events(clock_of(ticket, settings), targets, now):
         if not _insert_once(session, ticket.id, event, now):
             continue
@@ -187,6 +189,10 @@ def fire_ticket(session: Session, ticket_id: int, settings: Settings, now: datet
         notices = notify(session, reminder, ticket=ticket, settings=settings, now=now)
         sent = [n.id for n in notices if n.state == NoticeState.PENDING]
         fired.append(Fired(ticket.number, event.kind, event.due_at, sent[0] if sent else None))
+        if event.breached:
+            breached = True
+    if breached:
+        triggers.fire(session, ticket, "sla_breached", settings=settings, actor=None, at=now)
     return fired
 
 

@@ -85,6 +85,9 @@ def _apply_rules(
         if team_id is not None:
             changes["team"] = ("", outcome.get("team"))
             ticket.team_id = team_id
+    if outcome.get("status"):
+        changes["status"] = (ticket.status, outcome.get("status"))
+        ticket.status = outcome.get("status")
     if outcome.get("tags") is not None:
         # Added to the tags the ticket opened with (e.g. the screening category).
         tags = list(dict.fromkeys([*ticket.tags, *outcome.get("tags")]))
