@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,11 @@ NO_CUSTOMER = "(no account)"
 NO_TEAM = "(no team)"
 # The per-day series covers at most the last year of a longer period.
 MAX_DAYS = 366
+
+
+def name_of(names: Mapping[int, str], id_: int | None, default: str) -> str:
+    """The name of row ``id_`` in ``names`` (by id); ``default`` for none or an unknown id."""
+    return names.get(id_, default) if id_ is not None else default
 
 
 def period(
@@ -47,15 +53,16 @@ def period(
         ).where(Ticket.created_at >= since, Ticket.created_at <= until)
     ):
         opened[created.date()] += 1
-        by["customer"][customers.get(customer_id, NO_CUSTOMER)] += 1
-        by["team"][teams.get(team_id, NO_TEAM)] += 1
+        by["customer"][name_of(customers, customer_id, NO_CUSTOMER)] += 1
+        by["team"][name_of(teams, team_id, NO_TEAM)] += 1
         by["type"][type_] += 1
         by["priority"][priority] += 1
     closed = Counter(
         at.date()
-        for (at,) in session.execute(
+        for at in session.scalars(
             select(Ticket.closed_at).where(Ticket.closed_at >= since, Ticket.closed_at <= until)
         )
+        if at is not None  # the range excludes NULL; the type cannot say so
     )
     first: defaultdict[date, list[float]] = defaultdict(list)
     for created, responded in session.execute(
@@ -63,7 +70,8 @@ def period(
             Ticket.first_response_at >= since, Ticket.first_response_at <= until
         )
     ):
-        first[responded.date()].append((responded - created).total_seconds())
+        if responded is not None:  # the query asks for answered tickets only
+            first[responded.date()].append((responded - created).total_seconds())
     return {
         "opened": {
             "total": sum(opened.values()),
@@ -132,8 +140,9 @@ def activities(
         count += 1
         by["type"][type_] += minutes
         by["agent"][actor] += minutes
-        by["customer"][customers.get(customer_id, NO_CUSTOMER)] += minutes
-        tickets[number] += minutes
+        by["customer"][name_of(customers, customer_id, NO_CUSTOMER)] += minutes
+        if number is not None:  # every ticket is numbered when it opens
+            tickets[number] += minutes
     return {
         "count": count,
         "total_minutes": sum(by["type"].values()),

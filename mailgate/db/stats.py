@@ -121,6 +121,7 @@ def compute(
                 Ticket.first_response_at <= now,
             )
         )
+        if responded is not None  # excluded by the query; the row type cannot say so
     ]
     resolved = [
         (closed - created).total_seconds()
@@ -129,6 +130,7 @@ def compute(
                 Ticket.closed_at.is_not(None), Ticket.closed_at >= since, Ticket.closed_at <= now
             )
         )
+        if closed is not None
     ]
     open_total = sum(by["status"].values())
     return {
