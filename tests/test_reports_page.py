@@ -36,3 +36,18 @@ def test_reports_are_for_agents_only(site: Site) -> None:
     customer = sign_in_customer(site, "carol@acme.test")
     assert customer.get("/agent/reports").status_code in (303, 403)
     assert site.client().get("/agent/reports").status_code in (303, 401, 403)
+
+
+def test_reports_narrow_to_a_team_or_a_customer_account(site: Site) -> None:
+    client = sign_in_agent(site)
+    globex = client.get("/agent/reports?days=7&customer=Globex")
+    assert globex.status_code == 200
+    assert "Opened in the period: <strong>1</strong>" in globex.text
+    assert "customer account <strong>Globex</strong>" in globex.text
+    assert '<option value="Globex" selected>' in globex.text
+    acme = client.get("/agent/reports?days=7&customer=Acme&team=support")
+    assert "Opened in the period: <strong>2</strong>" in acme.text
+    billing = client.get("/agent/reports?days=7&team=billing")
+    assert "Open now: <strong>0</strong>" in billing.text
+    unknown = client.get("/agent/reports?team=nosuch")
+    assert unknown.status_code == 400 and "no team &#39;nosuch&#39;" in unknown.text

@@ -117,6 +117,13 @@ def test_the_real_command_prints_json_and_text(
     assert "Open tickets: 2" in text.output
     assert "first response  median 2h 00m, p90 3h 00m (2 tickets)" in text.output
     assert cli("stats", "--since", "0").exit_code == 2
+    globex = cli("stats", "--json", "--since", "100000", "--customer", "Globex")
+    assert globex.exit_code == 0, globex.output
+    narrowed = json.loads(globex.output)
+    assert (narrowed["customer"], narrowed["opened"]["total"]) == ("Globex", 1)
+    assert narrowed["opened"]["by_customer"] == {"Globex": 1}
+    unknown = cli("stats", "--team", "nosuch")
+    assert (unknown.exit_code, unknown.output) == (1, "mailgate: no team 'nosuch'\n")
 
 
 def test_opened_in_the_period_and_the_per_day_series(site: Site) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from mailgate.db.models import Activity, Ticket
@@ -40,6 +40,7 @@ def period(
     open_now: int,
     customers: dict[int, str],
     teams: dict[int, str],
+    scope: Sequence[ColumnElement[bool]] = (),
 ) -> dict[str, Any]:
     """``opened`` (breakdowns of the tickets opened in the period) and ``daily`` (one
     entry per UTC day from ``since`` to ``until``, the last ``MAX_DAYS`` of them).
@@ -50,7 +51,7 @@ def period(
     for created, customer_id, team_id, type_, priority in session.execute(
         select(
             Ticket.created_at, Ticket.customer_id, Ticket.team_id, Ticket.type, Ticket.priority
-        ).where(Ticket.created_at >= since, Ticket.created_at <= until)
+        ).where(Ticket.created_at >= since, Ticket.created_at <= until, *scope)
     ):
         opened[created.date()] += 1
         by["customer"][name_of(customers, customer_id, NO_CUSTOMER)] += 1
@@ -60,14 +61,16 @@ def period(
     closed = Counter(
         at.date()
         for at in session.scalars(
-            select(Ticket.closed_at).where(Ticket.closed_at >= since, Ticket.closed_at <= until)
+            select(Ticket.closed_at).where(
+                Ticket.closed_at >= since, Ticket.closed_at <= until, *scope
+            )
         )
         if at is not None  # the range excludes NULL; the type cannot say so
     )
     first: defaultdict[date, list[float]] = defaultdict(list)
     for created, responded in session.execute(
         select(Ticket.created_at, Ticket.first_response_at).where(
-            Ticket.first_response_at >= since, Ticket.first_response_at <= until
+            Ticket.first_response_at >= since, Ticket.first_response_at <= until, *scope
         )
     ):
         if responded is not None:  # the query asks for answered tickets only
@@ -125,7 +128,12 @@ TOP_TICKETS = 10
 
 
 def activities(
-    session: Session, *, since: datetime, until: datetime, customers: dict[int, str]
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    customers: dict[int, str],
+    scope: Sequence[ColumnElement[bool]] = (),
 ) -> dict[str, Any]:
     """Minutes logged in the period (``tickets activity``), in all and by type, agent,
     customer account and ticket (the ``TOP_TICKETS`` that took most)."""
@@ -135,7 +143,7 @@ def activities(
     for type_, actor, minutes, number, customer_id in session.execute(
         select(Activity.type, Activity.actor, Activity.minutes, Ticket.number, Ticket.customer_id)
         .join(Ticket, Ticket.id == Activity.ticket_id)
-        .where(Activity.created_at >= since, Activity.created_at <= until)
+        .where(Activity.created_at >= since, Activity.created_at <= until, *scope)
     ):
         count += 1
         by["type"][type_] += minutes

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,12 +14,15 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from mailgate.core import sla
+from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import Settings
 from mailgate.db import queries, reports
 from mailgate.db import rejection_counts as rejections
 from mailgate.db.models import Agent, Customer, SlaEvent, Team, Ticket
 
 UNASSIGNED = "unassigned"
+# A condition on Ticket narrowing every figure (a team's, a customer account's).
+Scope = ColumnElement[bool]
 
 
 def p90(values: list[float]) -> float:
@@ -57,10 +60,18 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def compute(
-    session: Session, *, settings: Settings, now: datetime, since_days: int
+    session: Session,
+    *,
+    settings: Settings,
+    now: datetime,
+    since_days: int,
+    team: str | None = None,
+    customer: str | None = None,
 ) -> dict[str, Any]:
     """The statistics as of ``now``. Times cover tickets whose first response (or
     closing) happened in the last ``since_days`` days; open counts are as of now.
+    ``team`` and ``customer`` (names) narrow every figure to that team's or customer
+    account's tickets; an unknown name is ``InvalidValue``.
 
     Nothing here grows with the number of tickets (issue 23): the open tickets are
     counted by the database, group by group, read from ix_tickets_status_id for the
@@ -70,6 +81,9 @@ def compute(
     agents = queries.names_by_id(session, Agent, "email")
     customers = queries.names_by_id(session, Customer, "name")
     teams = queries.names_by_id(session, Team, "name")
+    scope = _scope(team, teams, Ticket.team_id, "team") + _scope(
+        customer, customers, Ticket.customer_id, "customer account"
+    )
     by: dict[str, Counter[str]] = {
         k: Counter() for k in ("status", "type", "priority", "assignee", "customer", "team")
     }
@@ -92,7 +106,7 @@ def compute(
             _count(resolution_missed),
             _count(or_(first_missed, resolution_missed)),
         )
-        .where(Ticket.status.in_(queries.open_statuses(session, settings.tickets)))
+        .where(Ticket.status.in_(queries.open_statuses(session, settings.tickets)), *scope)
         .group_by(
             Ticket.status,
             Ticket.type,
@@ -119,6 +133,7 @@ def compute(
                 Ticket.first_response_at.is_not(None),
                 Ticket.first_response_at >= since,
                 Ticket.first_response_at <= now,
+                *scope,
             )
         )
         if responded is not None  # excluded by the query; the row type cannot say so
@@ -127,7 +142,10 @@ def compute(
         (closed - created).total_seconds()
         for created, closed in session.execute(
             select(Ticket.created_at, Ticket.closed_at).where(
-                Ticket.closed_at.is_not(None), Ticket.closed_at >= since, Ticket.closed_at <= now
+                Ticket.closed_at.is_not(None),
+                Ticket.closed_at >= since,
+                Ticket.closed_at <= now,
+                *scope,
             )
         )
         if closed is not None
@@ -135,6 +153,8 @@ def compute(
     open_total = sum(by["status"].values())
     return {
         "since_days": since_days,
+        "team": team,
+        "customer": customer,
         "since": since.isoformat(),
         "until": now.isoformat(),
         "open": {
@@ -148,30 +168,46 @@ def compute(
             open_now=open_total,
             customers=customers,
             teams=teams,
+            scope=scope,
         ),
-        "activities": reports.activities(session, since=since, until=now, customers=customers),
+        "activities": reports.activities(
+            session, since=since, until=now, customers=customers, scope=scope
+        ),
         "first_response": summary(first),
         "resolution": summary(resolved),
         # Mail refused before it was stored, counted per UTC day: whole days, from the
         # day ``since`` falls on.
         "rejected": rejections.summary(session, since.date()),
         "sla": {
-            "breaches": breaches(session, since, now),
+            "breaches": breaches(session, since, now, scope),
             "open_in_breach": {key: in_breach[key] for key in (*sla.BREACH_KINDS, "total")},
         },
     }
 
 
-def breaches(session: Session, since: datetime, now: datetime) -> dict[str, int]:
+def breaches(
+    session: Session, since: datetime, now: datetime, scope: Sequence[Scope] = ()
+) -> dict[str, int]:
     """SLA breaches recorded between ``since`` and ``now``, by kind, and their total."""
     counts = dict.fromkeys(sla.BREACH_KINDS, 0)
-    for kind, n in session.execute(
-        select(SlaEvent.kind, func.count())
-        .where(SlaEvent.breached, SlaEvent.fired_at >= since, SlaEvent.fired_at <= now)
-        .group_by(SlaEvent.kind)
-    ):
+    query = select(SlaEvent.kind, func.count()).where(
+        SlaEvent.breached, SlaEvent.fired_at >= since, SlaEvent.fired_at <= now
+    )
+    if scope:
+        query = query.join(Ticket, Ticket.id == SlaEvent.ticket_id).where(*scope)
+    for kind, n in session.execute(query.group_by(SlaEvent.kind)):
         counts[kind] = n
     return {**counts, "total": sum(counts.values())}
+
+
+def _scope(name: str | None, names: Mapping[int, str], column: Any, what: str) -> list[Scope]:
+    """The condition keeping the tickets of ``name`` (a team or account), none for None."""
+    if name is None:
+        return []
+    ids = [id_ for id_, known in names.items() if known == name]
+    if not ids:
+        raise InvalidValue(f"no {what} {name!r}")
+    return [column == ids[0]]
 
 
 def duration(seconds: float | None) -> str:

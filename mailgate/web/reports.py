@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mailgate.core.errors import InvalidValue
 from mailgate.db import stats
+from mailgate.db.models import Customer, Team
 from mailgate.web.auth import Principal, agent_only
 from mailgate.web.context import portal
 from mailgate.web.pages import render
@@ -27,16 +30,39 @@ def reports(
     request: Request,
     principal: AgentP,
     days: Annotated[int, Query(ge=1, le=3660)] = 30,
+    team: Annotated[str, Query(max_length=128)] = "",
+    customer: Annotated[str, Query(max_length=255)] = "",
 ) -> Response:
+    """The figures for the last ``days``, of one ``team`` or ``customer`` account
+    (blank: all); an unknown name is a 400 page naming it."""
     p = portal(request)
     with p.store.transaction() as session:
-        result = stats.compute(session, settings=p.settings, now=p.now(), since_days=days)
+        teams = list(session.scalars(select(Team.name).order_by(Team.name)))
+        customers = list(session.scalars(select(Customer.name).order_by(Customer.name)))
+        try:
+            result = stats.compute(
+                session,
+                settings=p.settings,
+                now=p.now(),
+                since_days=days,
+                team=team or None,
+                customer=customer or None,
+            )
+        except InvalidValue as exc:
+            back = ("/agent/reports", "All reports")
+            return render(
+                request, "error.html", 400, title="Please check", message=str(exc), action=back
+            )
     return render(
         request,
         "agent_reports.html",
         200,
         r=result,
         days=days,
+        team=team,
+        customer=customer,
+        teams=teams,
+        customers=customers,
         periods=PERIODS,
         bars=_bars(result["daily"]),
         duration=stats.duration,
