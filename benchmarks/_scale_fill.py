@@ -207,6 +207,7 @@ def _tables(d: Dialect) -> dict[str, tuple[int, dict[str, str]]]:
             "closed_at": f"CASE WHEN {closed} THEN {d.ts('close_s')} ELSE NULL END",
             "follow_up_at": "NULL",
             "action_required_at": "NULL",
+            "helpers_count": "0",
         }),
         "ticket_participants": (2, {
             "id": f"{tid} + j",

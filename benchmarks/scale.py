@@ -20,9 +20,10 @@ milliseconds, the lowest of three medians of --runs (after a warm-up), taken in 
   the trusted proxy header), and the queue query alone;
 - for reference, the queries these replaced (marked "old").
 
-Search is not built yet. The table gives, per operation, the time at each size and the
-largest size's over 1 k's ("ok" within 1.5x). --plans prints the plans (EXPLAIN QUERY
-PLAN, or EXPLAIN ANALYZE on PostgreSQL) of the main queries at the largest size.
+Search has its own benchmark, benchmarks/search.py. The table gives, per operation, the
+time at each size and the largest size's over 1 k's ("ok" within 1.5x). --plans prints the
+plans (EXPLAIN QUERY PLAN, or EXPLAIN ANALYZE on PostgreSQL) of the main queries at the
+largest size.
 """
 
 from __future__ import annotations

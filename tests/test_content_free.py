@@ -1,5 +1,6 @@
 """Invariant 3 as a property: whatever a customer writes, wherever they write it, no
-outbound notice of any kind carries it, after decoding every header and every part."""
+outbound notice of any kind carries it, after decoding every header and every part; nor
+does a to-do's reminder carry the to-do's title."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from mailgate.db.store import Store
 from mailgate.outbound.sender import send_pending
 from mailgate.tickets import changes, messages, sla_check
 from mailgate.tickets.actors import Actor
+from mailgate.tickets.todos import add_todo
 from tests.builders import build, deliver, ready_store
 from tests.conftest import fixed_clock, make_settings
 
@@ -40,6 +42,9 @@ PLACES = (
     "reply_subject",
     "reply_text",
     "closed_text",
+    # Not a customer's, but as internal as a note: a to-do's title (issue 22).
+    "todo_title",
+    "standalone_todo_title",
 )
 marker = st.text(alphabet=string.ascii_uppercase + string.digits, min_size=10, max_size=10).map(
     lambda s: f"QZ{s}"
@@ -89,9 +94,22 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     with store.transaction() as session:
         agent = session.scalars(select(Agent.email)).one()
         changes.assign(session, settings=s, number=1, actor=Actor("cli"), assignee=agent, at=at)
+        # Overdue by the check: the to-dos' assignee gets one reminder for each.
+        for number, place in ((1, "todo_title"), (None, "standalone_todo_title")):
+            add_todo(
+                session,
+                settings=s,
+                actor=Actor("cli"),
+                title=wrap.format(m[place]),
+                at=at,
+                number=number,
+                assignee=agent,
+                due_at=at + timedelta(hours=1),
+            )
     # Unanswered past its first-response target: the assignee gets a reminder.
     fired = sla_check.run_check(store, s, at + timedelta(hours=2))
     assert [f.kind for f in fired.fired] == ["first_response"] and fired.notice_ids
+    assert [r.number for r in fired.reminded] == [1, None]
     reply = dict(m, subject=m["reply_subject"], text=m["reply_text"])
     deliver(store, s, _inbound(reply, wrap, in_reply_to="<one@customer.test>"), clock)
     with store.transaction() as session:
@@ -103,7 +121,8 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     deliver(store, s, _inbound(closed, wrap, in_reply_to="<one@customer.test>"), clock)
     # Sent as of the reminder's time, so every notice is due.
     report = send_pending(store, settings=s, now=fixed_clock(at + timedelta(hours=2)))
-    assert report.sent == len(notices.KINDS) and report.failed == 0
+    # Every kind about a ticket, and the two to-do reminders (on the ticket, standalone).
+    assert report.sent == len(notices.KINDS) + 2 and report.failed == 0
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,4 +151,4 @@ def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
             leaked = [place for place, value in m.items() if value.lower() in blob]
             assert leaked == [], f"{path.name} carries customer text from {leaked}"
             kinds.add(message["Subject"])
-        assert len(files) == len(notices.KINDS) == len(kinds)
+        assert len(files) == len(notices.KINDS) + 2 == len(kinds)

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from mailgate.db import search_index
 from mailgate.db.models import Base
 from mailgate.db.store import Store, _head_from_files
 from tests.databases import migrate, pg_schema
@@ -25,9 +27,19 @@ def test_upgrade_builds_exactly_the_models(db_url: str) -> None:
     before, after = store.upgrade()
     assert before is None and after == store.head_revision()
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": _not_search_index})
+        diff = compare_metadata(context, Base.metadata)
     store.engine.dispose()
     assert diff == []
+
+
+def _not_search_index(_object: Any, name: str | None, kind: str, *_: Any) -> bool:
+    """The full-text index is the database's own, not a table of the models: FTS5 tables
+    (SQLite), GIN indexes on expressions (PostgreSQL). test_a_new_database_gets_exactly_
+    the_migrated_schema checks a new database gets it as the migrations build it."""
+    if kind == "table":
+        return name not in search_index.SEARCH_TABLES
+    return kind != "index" or name not in search_index.SEARCH_INDEXES
 
 
 def test_upgrade_twice_is_a_no_op(db_url: str) -> None:
@@ -97,6 +109,13 @@ def _sqlite_ddl(sql: str | None) -> Any:
     return (match.group(1), columns, sorted(p for p in parts if constraint.match(p)))
 
 
+def _type(column: Any, engine: sa.Engine) -> str:
+    # An FTS5 table's columns have no type (search_index): NullType has no DDL.
+    if isinstance(column["type"], sa.types.NullType):
+        return "untyped"
+    return str(column["type"].compile(dialect=engine.dialect))
+
+
 def _schema(url: str) -> dict[str, Any]:
     """Everything about a schema that a query or a write could notice."""
     engine = sa.create_engine(url)
@@ -113,8 +132,7 @@ def _schema(url: str) -> dict[str, Any]:
             found: dict[str, Any] = {
                 name: {
                     "columns": [
-                        {**column, "type": column["type"].compile(dialect=engine.dialect)}
-                        for column in columns[key]
+                        {**column, "type": _type(column, engine)} for column in columns[key]
                     ],
                     "primary key": keys[key],
                     "foreign keys": sorted(map(repr, foreign[key])),
@@ -179,6 +197,64 @@ def test_create_schema_leaves_a_database_with_tables_alone(db_url: str) -> None:
     store.engine.dispose()
 
 
+_ROWS_BEFORE_SEARCH = (
+    "INSERT INTO tickets (id, number, requester, requester_name, subject, type, priority, "
+    "status, language, tags, created_at, updated_at) VALUES "
+    "(1, 1, 'ann@old.test', 'Ann Oldtimer', 'Heating broken', 'General', 'Normal', 'New', "
+    "'en', '[]', :at, :at), "
+    "(2, 2, 'bob@old.test', '', 'Other', 'General', 'Normal', 'New', 'en', '[]', :at, :at)",
+    "INSERT INTO ticket_messages (id, ticket_id, direction, author_email, author_name, "
+    '"to", cc, subject, body_text, body_html, body_reply, message_id, content_sha256, '
+    'in_reply_to, "references", thread_method, after_close, screening, created_at) VALUES '
+    "(1, 1, 'inbound', 'ann@old.test', '', '[]', '[]', 'Heating broken', "
+    "'The radiator is cold.', '', 'The radiator is cold.', '', '', '[]', '[]', 'new', "
+    "FALSE, '{}', :at), "
+    "(2, 1, 'note', 'agent@example.com', '', '[]', '[]', '', 'A plumber owes us.', '', '', "
+    "'', '', '[]', '[]', 'portal', FALSE, '{}', :at)",
+    "INSERT INTO ticket_participants (id, ticket_id, email, role) VALUES "
+    "(1, 1, 'ann@old.test', 'requester'), (2, 2, 'carl.cc@old.test', 'cc')",
+    "INSERT INTO attachments (id, ticket_message_id, filename, content_type, size, sha256, "
+    "content_id, inline, omitted) VALUES (1, 1, 'thermostat.jpg', 'image/jpeg', 1, '', '', "
+    "FALSE, '')",
+)
+
+
+def test_the_search_migration_indexes_the_rows_already_there(db_url: str) -> None:
+    """0016_search indexes every ticket, message, participant and attachment already
+    stored (and keeps up with a change after it, through any later migration); its
+    downgrade takes the index away again."""
+    from sqlalchemy.orm import Session
+
+    from mailgate.db import search
+
+    store = Store(db_url)
+    try:
+        store.upgrade("0015_todos")
+        with store.engine.begin() as conn:
+            for statement in _ROWS_BEFORE_SEARCH:
+                conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
+        store.upgrade()  # through 0016_search, and whatever follows (the search reads the models)
+
+        def found(query: str, internal: bool = True) -> list[int]:
+            with Session(store.engine) as session:
+                return [t.id for t in search.search(session, query, internal=internal)]
+
+        assert found("oldtimer") == found("radiator") == found("thermostat") == [1]
+        assert found("plumber") == [1] and found("plumber", internal=False) == []
+        assert found("carl.cc@old.test") == [2] and found("heating cold") == [1]
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE tickets SET subject = 'Boiler' WHERE id = 2"))
+        assert found("boiler") == [2] and found("other") == []
+        store.downgrade("0015_todos")
+        with store.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            assert not search_index.SEARCH_TABLES & set(inspector.get_table_names())
+            indexes = {i["name"] for t in search_index.SOURCES for i in inspector.get_indexes(t)}
+            assert not search_index.SEARCH_INDEXES & indexes
+    finally:
+        store.engine.dispose()
+
+
 def test_an_older_sqlite_file_is_migrated_on_first_use(tmp_path: Path) -> None:
     """A SQLite file at an older revision runs the migrations on first use, keeping its rows."""
     store = Store(f"sqlite:///{tmp_path / 'old.db'}")
@@ -231,3 +307,89 @@ def test_a_start_on_an_up_to_date_database_does_not_import_alembic(tmp_path: Pat
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_0015_adds_todos_to_a_database_with_tickets_and_agents(db_url: str) -> None:
+    """0015 (issue 22): from 0014 with a ticket, an agent and its history in place, the
+    rows stay and a to-do can name them, or neither (a standalone one)."""
+    store = Store(db_url)
+    try:
+        store.upgrade("0014_agent_tokens")
+        at = "2026-01-05 09:30:00+00:00"
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tickets (id, number, requester, requester_name, subject, "
+                    "type, priority, status, language, tags, created_at, updated_at) VALUES "
+                    "(7, 7, 'c@x.test', '', 's', 'General', 'Normal', 'New', 'en', '[]', "
+                    ":at, :at)"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO agents (id, email, name, teams, away, active, "
+                    "credential_generation) VALUES (3, 'ann@x.test', 'Ann', '[]', false, true, 0)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO history_events (ticket_id, at, actor, action, field, old, new, "
+                    "detail) VALUES (7, :at, 'cli', 'status', 'status', 'New', 'Open', '{}')"
+                ),
+                {"at": at},
+            )
+        store.upgrade("0015_todos")
+        with store.engine.begin() as conn:
+            for ticket_id, agent_id in ((7, 3), (None, None)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO todos (ticket_id, title, assignee_id, due_at, created_by, "
+                        "created_at) VALUES (:t, 'Call back', :a, :at, 'cli', :at)"
+                    ),
+                    {"t": ticket_id, "a": agent_id, "at": at},
+                )
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT number FROM tickets")).scalars().all() == [7]
+            assert conn.execute(sa.text("SELECT email FROM agents")).scalars().all() == [
+                "ann@x.test"
+            ]
+            assert conn.execute(sa.text("SELECT count(*) FROM history_events")).scalar() == 1
+            rows = conn.execute(
+                sa.text("SELECT ticket_id, assignee_id, done_at FROM todos ORDER BY id")
+            ).all()
+            assert [tuple(r) for r in rows] == [(7, 3, None), (None, None, None)]
+    finally:
+        store.engine.dispose()
+
+
+def test_0017_helpers_and_departments_and_back(db_url: str) -> None:
+    """0017 (issue 22): from 0016 with tickets in place, they get no helpers (count 0)
+    and the new tables take rows; its downgrade drops them and keeps the SQLite search
+    triggers of 0016 (a table rebuild would lose them: a renamed subject unfound)."""
+    store = Store(db_url)
+    try:
+        store.upgrade("0016_search")
+        with store.engine.begin() as conn:
+            for statement in _ROWS_BEFORE_SEARCH:
+                conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
+        store.upgrade("0017_helpers_departments")
+        with store.engine.begin() as conn:
+            counts = conn.execute(sa.text("SELECT helpers_count FROM tickets")).scalars().all()
+            assert counts == [0, 0]
+            conn.execute(
+                sa.text("INSERT INTO teams (id, name, assignment, cap) VALUES (5, 't', 'none', 0)")
+            )
+            conn.execute(sa.text("INSERT INTO ticket_departments VALUES (1, 5)"))
+        store.downgrade("0016_search")
+        with store.engine.begin() as conn:
+            assert "ticket_departments" not in sa.inspect(conn).get_table_names()
+            conn.execute(sa.text("UPDATE tickets SET subject = 'Boiler' WHERE id = 2"))
+            if conn.dialect.name == "sqlite":  # PostgreSQL indexes expressions: no triggers
+                table = search_index.fts_table("tickets")
+                found = conn.execute(
+                    sa.text(f"SELECT rowid FROM {table} WHERE {table} MATCH 'boiler'")  # noqa: S608
+                ).scalars()
+                assert list(found) == [2]
+    finally:
+        store.engine.dispose()

@@ -210,6 +210,10 @@ QUEUE_VIEWS = {
     "team=none": ["ix_tickets_team_id_status_id (team_id=? AND status=?)"],
     "assignee=me": ["ix_tickets_assignee_id_status_id (assignee_id=? AND status=?)"],
     "assignee=none": ["ix_tickets_assignee_id_status_id (assignee_id=? AND status=?)"],
+    # Issue 20's sorts and filters: still each status from its index, never a table walk.
+    "sort=priority&priority=High": ["ix_tickets_status_id (status=?)"],
+    "sort=due&tag=vpn": ["ix_tickets_status_id (status=?)"],
+    "sort=updated&customer=Acme": ["ix_tickets_customer_id (customer_id=?)"],
 }
 
 

@@ -45,11 +45,13 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/agent/tickets/{n}/close", {}, "agent"),
     ("POST", "/agent/tickets/{n}/link", {"other": "2"}, "agent"),
     ("POST", "/agent/tickets/{n}/activity", {"type": "Call", "minutes": "5"}, "agent"),
+    ("POST", "/agent/tickets/{n}/merge", {"into": "2", "confirm": "yes"}, "agent"),
     ("GET", "/api/tickets", {}, "api"),
     ("POST", "/api/tickets", {}, "api"),
     ("GET", "/api/tickets/{n}", {}, "api"),
     ("POST", "/api/tickets/{n}/replies", {}, "api"),
     ("POST", "/api/tickets/{n}/status", {}, "api"),
+    ("POST", "/api/tickets/{n}/merge", {}, "api"),
     ("PATCH", "/api/tickets/{n}", {}, "api"),
 ]
 # Open to everyone by design: signing in, signing out, the stylesheet, the API schema.

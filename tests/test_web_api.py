@@ -159,6 +159,11 @@ def test_openapi_schema_describes_the_api(site: Site) -> None:
         "/api/tickets/{number}",
         "/api/tickets/{number}/replies",
         "/api/tickets/{number}/status",
+        "/api/tickets/{number}/activities",
+        "/api/tickets/{number}/links",
+        "/api/tickets/{number}/merge",
+        "/api/todos",
+        "/api/todos/{todo_id}/done",
     }
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     post = schema["paths"]["/api/tickets"]["post"]

@@ -85,6 +85,8 @@ def test_every_form_post_needs_this_sessions_csrf_token(
         "add": "vpn",
         "minutes": "5",
         "kind": "related",
+        "into": "2",
+        "confirm": "yes",
     }
     if token is not None:
         fields["csrf"] = token
@@ -97,7 +99,7 @@ def test_every_form_post_needs_this_sessions_csrf_token(
 
 def test_the_form_routes_are_the_expected_ones() -> None:
     """The CSRF table above really walks every form route (none are missed by a rename)."""
-    assert len(FORM_ROUTES) == 18
+    assert len(FORM_ROUTES) == 19
     assert "/agent/tickets/{number}/close" in FORM_ROUTES and "/sign-in/{token}" in FORM_ROUTES
 
 
@@ -197,7 +199,7 @@ def test_a_crash_is_a_500_page_without_a_traceback(
     client = TestClient(site.app, raise_server_exceptions=False, follow_redirects=False)
     client.cookies = signed.cookies
     monkeypatch.setattr("mailgate.web.access.customer_ticket", broken)
-    monkeypatch.setattr("mailgate.db.queries.list_tickets", broken)
+    monkeypatch.setattr("mailgate.db.ticket_filters.summaries", broken)
     page = client.get(f"/tickets/{site.numbers['carol']}")
     assert page.status_code == 500 and "Something went wrong" in page.text
     assert "0xdeadbeef" not in page.text and "Traceback" not in page.text

@@ -54,6 +54,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "stats": ("stats_cmd", "stats", "Open tickets by status, type, priority, assignee,..."),
     "teams": ("people_cmds", "teams", "Teams and their assignment strategy: list, add."),
     "tickets": ("ticket_cmds", "tickets", "List, show and work on tickets."),
+    "todos": ("todo_cmds", "todos", "To-dos: tasks on a ticket or standalone; add, list, done."),
     "web": ("web_cmds", "web", "Serve the portal and the JSON API (web.listen, default..."),
     "worker": ("worker_cmd", "worker", "Process inbound messages, send notices and run the SLA..."),
 }

@@ -47,6 +47,8 @@ NO_NEW_DATABASE = frozenset(
         "tickets reply",
         "tickets show",
         "tickets status",
+        "todos done",
+        "todos list",
     }
 )
 

@@ -99,7 +99,7 @@ def _read_one(file: str | None) -> bytes:
     if file in (None, "-"):
         return sys.stdin.buffer.read()
     try:
-        return Path(file).read_bytes()  # type: ignore[arg-type]
+        return Path(file).read_bytes()
     except FileNotFoundError:
         raise PermanentFailure(f"{file}: no such file") from None
     except IsADirectoryError:

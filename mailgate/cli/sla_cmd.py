@@ -33,8 +33,9 @@ def sla() -> None:
 @pass_context
 def check(ctx: Context, at: datetime | None, as_json: bool) -> None:
     """Fire every due event once: history entry, and a content-free reminder to the
-    assignee. The worker does this every sla.check_interval_seconds; events already
-    fired (by any worker or an earlier check) are never fired again."""
+    assignee; remind the assignee of each overdue open to-do once. The worker does this
+    every sla.check_interval_seconds; events already fired and to-dos already reminded
+    (by any worker or an earlier check) are never fired or reminded again."""
     settings = ctx.settings
     if not settings.sla.enabled:
         click.echo("sla checks are off (sla.enabled = false); nothing checked", err=True)
@@ -55,10 +56,26 @@ def check(ctx: Context, at: datetime | None, as_json: bool) -> None:
         }
         for f in report.fired
     ]
+    # Overdue to-dos reminded by this pass: kind "todo", with the to-do's id.
+    todos = [
+        {
+            "ticket": r.number,
+            "kind": "todo",
+            "todo": r.todo_id,
+            "due_at": r.due_at.isoformat(),
+            "breached": False,
+            "notice_id": r.notice_id,
+        }
+        for r in report.reminded
+    ]
     if as_json:
-        emit_json(rows)
+        emit_json(rows + todos)
         return
     for row in rows:
         told = f"reminder notice {row['notice_id']}" if row["notice_id"] else "no reminder"
         click.echo(f"ticket #{row['ticket']}: {row['kind']} due {row['due_at']}, {told}")
-    click.echo(f"sla check: {len(rows)} due event(s) fired")
+    for row in todos:
+        told = f"reminder notice {row['notice_id']}" if row["notice_id"] else "no reminder"
+        where = f" (ticket #{row['ticket']})" if row["ticket"] else ""
+        click.echo(f"to-do {row['todo']}{where}: due {row['due_at']}, {told}")
+    click.echo(f"sla check: {len(rows)} due event(s) fired, {len(todos)} overdue to-do(s) reminded")

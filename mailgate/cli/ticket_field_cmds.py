@@ -12,7 +12,7 @@ from typing import TextIO
 
 import click
 
-from mailgate.cli.acting import actor_for, as_option
+from mailgate.cli.acting import PLUS_MINUS_SETTINGS, actor_for, as_option, plus_minus
 from mailgate.cli.context import Context, utc_now
 
 pass_context = click.make_pass_decorator(Context)
@@ -73,9 +73,7 @@ def team(ctx: Context, number: int, team: str, as_: str) -> None:
     click.echo(f"ticket #{number} is with team {team}")
 
 
-# After NUMBER, every word is a tag change: "-urgent" must not be read as options (-u
-# -r -g ...), so click stops parsing there and --as is picked out of them here.
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(context_settings=PLUS_MINUS_SETTINGS)
 @click.argument("number", type=int)
 @click.argument("changes_", metavar="[+TAG|-TAG]...", nargs=-1, type=click.UNPROCESSED)
 @as_option
@@ -85,18 +83,7 @@ def tag(ctx: Context, number: int, changes_: tuple[str, ...], as_: str) -> None:
     change, print its tags. A tag is one word; tags are kept in lower case."""
     from mailgate.tickets import fields
 
-    words = list(changes_)
-    for i, word in enumerate(words):
-        if word == "--as" and i + 1 < len(words):
-            as_ = words[i + 1]
-            del words[i : i + 2]
-            break
-        if word.startswith("--as="):
-            as_ = word.removeprefix("--as=")
-            del words[i]
-            break
-    add = [w.removeprefix("+") for w in words if not w.startswith("-")]
-    remove = [w.removeprefix("-") for w in words if w.startswith("-")]
+    add, remove, as_ = plus_minus(changes_, as_)
     with ctx.store.transaction() as session:
         ticket = fields.set_tags(
             session,

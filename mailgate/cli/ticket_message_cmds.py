@@ -9,7 +9,7 @@ a reply, every message is a history event, the requester gets one content-free n
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
@@ -60,7 +60,7 @@ def reply(
         raise click.UsageError("give the text with exactly one of --file or --response")
     body = source.read() if source is not None else ""
     with ctx.store.transaction() as session:
-        common = {
+        common: dict[str, Any] = {
             "settings": ctx.settings,
             "number": number,
             "actor": actor_for(session, as_),

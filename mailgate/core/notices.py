@@ -31,7 +31,10 @@ KINDS = (
 INTAKE_REFUSED = "intake_refused"
 # The portal's one-time sign-in link (mailgate/tickets/sign_in.py), also about no ticket.
 SIGN_IN_LINK = "sign_in_link"
-ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK)
+# To a to-do's assignee, once, when it is overdue (mailgate/tickets/todo_reminders.py):
+# about its ticket, or about no ticket for a standalone to-do. Never names the to-do.
+TODO_REMINDER = "todo_reminder"
+ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK, TODO_REMINDER)
 
 # Notices that go to the customer side (language of the customer), the rest to agents.
 CUSTOMER_KINDS = frozenset(
@@ -42,7 +45,7 @@ ANSWER_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, INTAKE_REFUSED})
 # Caused by inbound mail, so an outside party can make them repeat: rate-limited. Reminders
 # too: a tight target or a bulk date change could otherwise bury an agent's inbox.
 RATE_LIMITED_KINDS = frozenset(
-    {ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED, REMINDER, INTAKE_REFUSED}
+    {ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED, REMINDER, INTAKE_REFUSED, TODO_REMINDER}
 )
 
 # Events
@@ -55,6 +58,7 @@ ASSIGNMENT = "assignment"
 SLA_DUE = "sla_due"
 INTAKE_REFUSAL = "intake_refusal"  # about no ticket: the sender may not open one
 SIGN_IN_REQUEST = "sign_in_request"  # about no ticket: a customer asked for a link
+TODO_DUE = "todo_due"  # a to-do passed its due date; ``assignee`` is the to-do's
 INBOUND_EVENTS = frozenset({NEW_TICKET, CUSTOMER_REPLY, MESSAGE_TO_CLOSED, INTAKE_REFUSAL})
 
 RATE_WINDOW = timedelta(hours=1)
@@ -72,11 +76,14 @@ class Event:
     requester: str
     sender: str = ""  # who wrote the inbound message, for inbound events
     assignee: str = ""  # the assigned agent's address, if any
+    # Agents helping on the ticket besides its owner, told of customer replies too
+    # (``tickets.notify_helpers``): filled in for CUSTOMER_REPLY only.
+    helpers: tuple[str, ...] = ()
     in_reply_to: str = ""  # the Message-ID of the message that caused it, so notices thread
     in_reply_to_author: str = ""  # who wrote that message: only their notices echo it
     status: str = ""  # the status after the event, for status changes and agent replies
     due: str = ""  # for SLA_DUE: which target or date (sla.KINDS)
-    due_at: str = ""  # for SLA_DUE: when it fell due, ISO 8601
+    due_at: str = ""  # for SLA_DUE and TODO_DUE: when it fell due, ISO 8601
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,9 @@ def _candidates(event: Event) -> list[tuple[str, str]]:
             out.append((ASSIGNED, event.assignee))
         return out
     if event.kind == CUSTOMER_REPLY:
-        # The assignee is not told about their own message.
-        if event.assignee and event.assignee != event.sender:
-            return [(CUSTOMER_REPLIED, event.assignee)]
-        return []
+        # The owner and the helpers; nobody is told about their own message.
+        agents = dict.fromkeys(a for a in (event.assignee, *event.helpers) if a)
+        return [(CUSTOMER_REPLIED, a) for a in agents if a != event.sender]
     if event.kind == MESSAGE_TO_CLOSED:
         # Invariant 4: the sender learns the ticket is closed; no agent is alerted.
         return [(CLOSED_TICKET, event.sender)]
@@ -156,6 +162,8 @@ def _candidates(event: Event) -> list[tuple[str, str]]:
         return [(INTAKE_REFUSED, event.sender)]
     if event.kind == SIGN_IN_REQUEST:
         return [(SIGN_IN_LINK, event.requester)]
+    if event.kind == TODO_DUE:
+        return [(TODO_REMINDER, event.assignee)] if event.assignee else []
     raise ValueError(f"unknown event kind {event.kind!r}")
 
 
@@ -211,6 +219,7 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
     """The notices ``event`` produces, each either to send or suppressed with a reason."""
     specs: list[NoticeSpec] = []
     counts: dict[str, int] = {}
+    kinds_seen: set[str] = set()
     for kind, who in _candidates(event):
         recipient = who.strip().lower()
         if "@" not in recipient:
@@ -230,7 +239,9 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
                 kind=kind,
                 recipient=recipient,
                 language=language,
-                cause=f"{event.cause}:{kind}"[:255],
+                # One notice of a kind per event, named by the kind; a second of the
+                # same kind (a helper's "customer replied") also by its recipient.
+                cause=_cause(event.cause, kind, recipient if kind in kinds_seen else "")[:255],
                 # Only the author's own Message-ID is echoed (so their client threads
                 # it): another sender's id, and its text, are not theirs to be shown.
                 in_reply_to=event.in_reply_to if _wrote_it(recipient, event) else "",
@@ -240,4 +251,9 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
                 suppressed=suppressed,
             )
         )
+        kinds_seen.add(kind)
     return tuple(specs)
+
+
+def _cause(cause: str, kind: str, recipient: str) -> str:
+    return f"{cause}:{kind}:{recipient}" if recipient else f"{cause}:{kind}"

@@ -207,6 +207,8 @@ class TicketSettings:
     link_kinds: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LINK_KINDS))
     # What agents log time as (`tickets activity --type`).
     activity_types: tuple[str, ...] = ("Call", "Email", "Meeting", "Remote session", "Research")
+    # Helpers (`tickets helpers`) get the "customer replied" notice as the owner does.
+    notify_helpers: bool = True
 
     def link_pair(self, kind: str) -> tuple[str, str] | None:
         """(this ticket's kind, the other ticket's) for ``kind``, given by its name or

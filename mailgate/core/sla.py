@@ -115,6 +115,14 @@ def parse_when(text: str, now: datetime) -> datetime | None:
     value = text.strip()
     if value.lower() == "none":
         return None
+    try:
+        return _when(value, now)
+    except OverflowError:
+        # Past year 9999 (999999w, or 9999-12-31T23:00-05:00 in UTC), or before year 1.
+        raise InvalidValue(f"{text!r} is outside the dates mailgate can store") from None
+
+
+def _when(value: str, now: datetime) -> datetime:
     relative = _RELATIVE.match(value.lower())
     if relative:
         amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
@@ -127,7 +135,7 @@ def parse_when(text: str, now: datetime) -> datetime | None:
                 at = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidValue(
-                f"cannot read {text!r} as a date: expected none, 30m, 4h, 2d, 1w, "
+                f"cannot read {value!r} as a date: expected none, 30m, 4h, 2d, 1w, "
                 "2026-01-31 or 2026-01-31T14:00[+01:00]"
             ) from None
         if at.tzinfo is None:

@@ -154,6 +154,10 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
     follow_up_at: Mapped[datetime | None]
     action_required_at: Mapped[datetime | None]
+    # How many ticket_helpers rows it has (tickets.involvement keeps it): a customer's
+    # reply reads the helpers to tell only when there are some, and spends no
+    # statement on the many tickets without (issue 23's statement budget).
+    helpers_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id"
@@ -455,3 +459,42 @@ class Activity(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     # `mailgate stats` sums the period's activities by range.
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Todo(Base):
+    """A task (issue 22), on a ticket or standalone: a title, an assignee, a due date.
+    Its title is internal, like a note: a reminder points to it, never quotes it."""
+
+    __tablename__ = "todos"
+    # Open to-dos (done_at NULL) first, by due date: "open and due before now", which
+    # the SLA check and `todos list --overdue` ask, reads a range of this index.
+    __table_args__ = (Index("ix_todos_done_at_due_at", "done_at", "due_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    due_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(320))
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    # Set once, in the same UPDATE that claims the reminder, so it is sent once only.
+    reminded_at: Mapped[datetime | None]
+
+
+class TicketHelper(Base):
+    """An agent helping on a ticket besides its owner, the assignee (issue 22)."""
+
+    __tablename__ = "ticket_helpers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    # "My tickets" of an agent reads the tickets they help on through this index.
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True, index=True)
+
+
+class TicketDepartment(Base):
+    """A team involved in a ticket besides the owning one, its team (issue 22)."""
+
+    __tablename__ = "ticket_departments"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    # The queue's team filter finds a ticket under any of its departments through this.
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True, index=True)

@@ -6,11 +6,12 @@ never rename or remove them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import itertools
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, union_all
+from sqlalchemy import ColumnElement, func, select, union, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from mailgate.core import sla
@@ -26,6 +27,8 @@ from mailgate.db.models import (
     SlaEvent,
     Team,
     Ticket,
+    TicketDepartment,
+    TicketHelper,
     TicketLink,
     TicketMessage,
 )
@@ -38,6 +41,28 @@ def _iso(value: datetime | None) -> str | None:
 def names_by_id(session: Session, model: Any, attr: str) -> dict[int, str]:
     """Every row of ``model`` (agents, teams, customer accounts): its ``attr`` by id."""
     return {row.id: getattr(row, attr) for row in session.scalars(select(model))}
+
+
+def helpers_and_departments(session: Session, ticket_id: int) -> tuple[list[str], list[str]]:
+    """The helpers (agents' emails) and departments (team names) of a ticket, sorted."""
+    helpers = session.scalars(
+        select(Agent.email)
+        .join(TicketHelper, TicketHelper.agent_id == Agent.id)
+        .where(TicketHelper.ticket_id == ticket_id)
+        .order_by(Agent.email)
+    )
+    departments = session.scalars(
+        select(Team.name)
+        .join(TicketDepartment, TicketDepartment.team_id == Team.id)
+        .where(TicketDepartment.ticket_id == ticket_id)
+        .order_by(Team.name)
+    )
+    return list(helpers), list(departments)
+
+
+def ticket_exists(session: Session, number: int) -> bool:
+    """Is there a ticket with public number ``number``?"""
+    return session.scalar(select(Ticket.id).where(Ticket.number == number)) is not None
 
 
 def ticket_summary(
@@ -116,31 +141,43 @@ def queue(
     where: Collection[ColumnElement[bool]] = (),
     offset: int = 0,
     limit: int = 50,
+    any_of: Sequence[Sequence[ColumnElement[bool]]] = (),
+    order: Sequence[tuple[ColumnElement[Any], bool]] = (),
 ) -> list[Ticket]:
-    """Tickets with a status in ``statuses`` and every condition in ``where`` (a team, an
-    assignee), newest first: the rows ``offset`` to ``offset + limit`` (a queue page).
+    """Tickets with a status in ``statuses``, every condition in ``where`` and one of
+    each group in ``any_of`` (a team's own tickets or those it is a department of), in
+    ``order`` ((expression, descending) keys; default newest first): the rows ``offset``
+    to ``offset + limit`` (a queue page).
 
-    Each status is read on its own, newest first and no further than the page's end, from
-    ix_tickets_status_id (or the team's or assignee's index that goes on with status and
-    id), and the pieces are merged. One walk of the table in id order, filtering on
-    "status NOT IN (closed)", read as far as it had to for a page of open tickets: all of
-    it when fewer are open (249 ms at a million tickets, issue 23)."""
+    Each status (and each alternative of ``any_of``) is read on its own, in order and no
+    further than the page's end, from ix_tickets_status_id (or the team's or assignee's
+    index that goes on with status and id, or the helpers' and departments' tables),
+    and the pieces are merged. One walk of the table in id order, filtering on "status
+    NOT IN (closed)", read as far as it had to for a page of open tickets: all of it
+    when fewer are open (249 ms at a million tickets, issue 23)."""
     if not statuses:
         return []
-    if len(statuses) == 1:
-        query = select(Ticket).where(Ticket.status == next(iter(statuses)), *where)
-        return list(session.scalars(query.order_by(Ticket.id.desc()).offset(offset).limit(limit)))
+    keys = list(order) or [(Ticket.id, True)]
+    alternatives = list(itertools.product(*any_of)) if any_of else [()]
     pieces = [
-        select(Ticket.id)
-        .where(Ticket.status == status, *where)
-        .order_by(Ticket.id.desc())
+        select(Ticket.id.label("id"), *(key.label(f"k{i}") for i, (key, _) in enumerate(keys)))
+        .where(Ticket.status == status, *where, *alternative)
+        .order_by(*(key.desc() if desc else key.asc() for key, desc in keys))
         .limit(offset + limit)
         .subquery()
         for status in sorted(statuses)
+        for alternative in alternatives
     ]
-    ids = union_all(*(select(piece.c.id) for piece in pieces)).subquery()
-    # Sorted by the pieces' ids: sorting by the table's, SQLite walks the table instead.
-    query = select(Ticket).join(ids, Ticket.id == ids.c.id).order_by(ids.c.id.desc())
+    if len(pieces) == 1 and not order:
+        query = select(Ticket).where(Ticket.status == next(iter(statuses)), *where)
+        return list(session.scalars(query.order_by(Ticket.id.desc()).offset(offset).limit(limit)))
+    merged = union_all if len(alternatives) == 1 else union  # a ticket may be two alternatives
+    ids = merged(*(select(piece) for piece in pieces)).subquery()
+    # Sorted by the pieces' columns: sorting by the table's, SQLite walks the table instead.
+    ranked = [
+        ids.c[f"k{i}"].desc() if desc else ids.c[f"k{i}"].asc() for i, (_, desc) in enumerate(keys)
+    ]
+    query = select(Ticket).join(ids, Ticket.id == ids.c.id).order_by(*ranked)
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 
@@ -181,6 +218,7 @@ def show_ticket(
         raise NotFound(f"no ticket #{number}")
     agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
     out = ticket_summary(ticket, agents, teams, names_by_id(session, Customer, "name"))
+    out["helpers"], out["departments"] = helpers_and_departments(session, ticket.id)
     clock = sla.TicketClock(ticket.priority, ticket.created_at, closed=False)
     for kind, due in sla.target_times(clock, targets or sla.Targets()).items():
         out[f"{kind}_due_at"] = _iso(due)

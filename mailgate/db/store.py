@@ -18,6 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from mailgate.core.errors import ConfigError, DatabaseBusy, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
+from mailgate.db import search_index
 from mailgate.db.models import Agent, Base, Customer, Team
 
 # Alembic (with Mako and Pygments) is imported only to migrate, stamp or report: a start
@@ -311,6 +312,7 @@ class Store:
         if inspect(conn).get_table_names():
             return False
         Base.metadata.create_all(conn)
+        search_index.create(conn)  # not tables of the models: FTS5 tables, GIN indexes
         MigrationContext.configure(conn).stamp(_scripts(), "head")
         return True
 

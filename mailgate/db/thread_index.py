@@ -8,7 +8,8 @@ from email.utils import getaddresses
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Customer, MessageIdEntry, Notice, Ticket, TicketMessage
+from mailgate.core.settings import MERGED_INTO
+from mailgate.db.models import Customer, MessageIdEntry, Notice, Ticket, TicketLink, TicketMessage
 from mailgate.threading.resolver import TicketRef
 
 
@@ -42,13 +43,29 @@ class ThreadIndex:
         return next((self.known[mid].ticket_id for mid in message_ids if mid in self.known), None)
 
     def ticket_by_number(self, number: int) -> TicketRef | None:
-        return self._ref(self.session.scalar(select(Ticket).where(Ticket.number == number)))
+        found = self.session.scalar(select(Ticket).where(Ticket.number == number))
+        # A token or subject tag of a merged ticket names the ticket it lives on now.
+        return self._ref(self.follow(found) if found is not None else None)
 
     def ticket_by_id(self, ticket_id: int) -> TicketRef | None:
-        ticket = self.load(ticket_id)
-        if ticket is not None:
-            self.loaded[ticket_id] = ticket
-        return self._ref(ticket)
+        named = self.load(ticket_id)
+        if named is None:
+            return None
+        current = self.follow(named)
+        self.loaded[current.id] = current
+        return self._ref(current)
+
+    def follow(self, ticket: Ticket) -> Ticket:
+        """The ticket whose conversation ``ticket`` holds now: itself, or (merged) the
+        ticket it was merged into, read by ``load`` (so locked when the caller locks),
+        and on through a chain of merges."""
+        for _ in range(MAX_MERGE_HOPS):
+            target_id = merged_into(self.session, ticket)
+            target = self.load(target_id) if target_id is not None else None
+            if target is None:
+                return ticket
+            ticket = target
+        return ticket
 
     def _ref(self, ticket: Ticket | None) -> TicketRef | None:
         """The ticket with everyone who may write on it: requester and participants,
@@ -68,3 +85,20 @@ class ThreadIndex:
             customer = self.session.get(Customer, ticket.customer_id)
             people.update(customer.admins if customer is not None else ())
         return TicketRef(ticket.id, ticket.number, frozenset(p.lower() for p in people if p))
+
+
+# A merge never targets a merged ticket, so a chain only grows when its last ticket is
+# merged in turn; the bound is against a cycle that a hand-edited database could hold.
+MAX_MERGE_HOPS = 16
+
+
+def merged_into(session: Session, ticket: Ticket) -> int | None:
+    """The id of the ticket ``ticket`` was merged into, if it was. A merged ticket is
+    closed: an open one costs no query (every reply to an open ticket passes here)."""
+    if ticket.closed_at is None:
+        return None
+    return session.scalar(
+        select(TicketLink.other_ticket_id).where(
+            TicketLink.ticket_id == ticket.id, TicketLink.kind == MERGED_INTO
+        )
+    )

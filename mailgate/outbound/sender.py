@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.core.backoff import next_attempt
 from mailgate.core.errors import NotFound, PermanentFailure, TemporaryFailure
-from mailgate.core.notices import SIGN_IN_LINK
+from mailgate.core.notices import SIGN_IN_LINK, TODO_REMINDER
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
 from mailgate.core.statuses import is_closed
@@ -50,7 +50,7 @@ def values_for(
 ) -> NoticeValues:
     """The only values a template sees: reference, link, system vocabulary, dates.
     ``link`` is the URL of a notice about no ticket (the sign-in link)."""
-    if ticket is None:  # intake_refused or sign_in_link: about no ticket
+    if ticket is None:  # intake_refused, sign_in_link, a standalone to-do's reminder
         return NoticeValues(
             number=None,
             tag="",
@@ -61,6 +61,7 @@ def values_for(
             recipient=notice.recipient,
             date=notice.created_at.date().isoformat(),
             contact=str(notice.detail.get("contact") or settings.outbound.from_address),
+            due_at=_when(str(notice.detail.get("due_at") or "")),
         )
     assert ticket.number is not None
     number = ticket.number
@@ -94,6 +95,14 @@ def _sign_in_link(session: Session, settings: Settings, notice: Notice) -> str:
     if link is None:
         raise PermanentFailure("the sign-in link behind this notice is gone")
     return link
+
+
+def _own_link(session: Session, settings: Settings, notice: Notice) -> str:
+    """The link of a notice about no ticket: the sign-in link, or a standalone to-do's
+    reminder's "My to-dos" page on this mailgate's own portal (where agents sign in)."""
+    if notice.kind == TODO_REMINDER:
+        return settings.web.base_url.rstrip("/") + "/agent/todos"
+    return _sign_in_link(session, settings, notice)
 
 
 def _portal_home(ticket_url: str) -> str:
@@ -232,7 +241,7 @@ def _deliver(
 ) -> str:
     """Compose and hand over one claimed notice; its state afterwards."""
     try:
-        link = _sign_in_link(session, settings, notice)
+        link = _own_link(session, settings, notice)
         message = build_message(
             notice, ticket, settings=settings, renderer=renderer, now=at, link=link
         )

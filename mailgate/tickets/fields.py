@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import Settings
 from mailgate.db.models import Ticket
-from mailgate.tickets import triggers
+from mailgate.tickets import involvement, triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import assign, change_status, set_team
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed
@@ -106,7 +106,7 @@ def _tag(text: str) -> str:
 
 # The fields apply_fields changes, in the order it changes them: the status last, so a
 # change that closes the ticket comes after the others instead of refusing them.
-FIELDS = ("type", "priority", "team", "tags", "assignee", "status")
+FIELDS = ("type", "priority", "team", "tags", "assignee", "helpers", "departments", "status")
 
 
 def apply_fields(
@@ -134,7 +134,7 @@ def apply_fields(
             number=number,
             actor=actor,
             at=at,
-            **{keyword: list(value) if name == "tags" else value},
+            **{keyword: list(value) if keyword == "exactly" else value},
         )
     return ticket
 
@@ -146,5 +146,7 @@ _SETTERS: dict[str, tuple[Callable[..., Ticket], str]] = {
     "team": (set_team, "team"),
     "tags": (set_tags, "exactly"),
     "assignee": (assign, "assignee"),
+    "helpers": (involvement.set_helpers, "exactly"),
+    "departments": (involvement.set_departments, "exactly"),
     "status": (change_status, "status"),
 }

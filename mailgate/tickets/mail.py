@@ -269,8 +269,9 @@ def _apply(
     else:
         # Locked before anything is decided: an agent closing this ticket at the same
         # moment either commits first (and this message is kept as after-close) or waits.
-        ticket = index.loaded.get(resolution.ticket_id) or lock_ticket(
-            session, ticket_id=resolution.ticket_id
+        # A merge that committed meanwhile moved the conversation: follow it there.
+        ticket = index.loaded.get(resolution.ticket_id) or index.follow(
+            lock_ticket(session, ticket_id=resolution.ticket_id)
         )
         added = add_customer_message(
             session,

@@ -10,7 +10,9 @@ recipient, a ticket and a language; what the mail says is the template's job.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -20,7 +22,7 @@ from mailgate.core.notices import Event, NoticeContext
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
-from mailgate.db.models import Agent, Customer, Notice, Ticket, TicketMessage
+from mailgate.db.models import Agent, Customer, Notice, Ticket, TicketHelper, TicketMessage
 from mailgate.tickets import _outbox
 
 
@@ -178,6 +180,8 @@ def about_message(
         in_reply_to_author=author,
         status=ticket.status,
     )
+    if kind == notices.CUSTOMER_REPLY and settings.tickets.notify_helpers and ticket.helpers_count:
+        event = replace(event, helpers=_helpers(session, ticket))
     return notify(
         session,
         event,
@@ -206,7 +210,19 @@ def tell_requester(
     return notify(session, event, ticket=ticket, settings=settings, now=now)
 
 
-def ticket_event(session: Session, ticket: Ticket, kind: str, cause: str, **values: str) -> Event:
+def _helpers(session: Session, ticket: Ticket) -> tuple[str, ...]:
+    """The active helpers of ``ticket``, by email."""
+    return tuple(
+        session.scalars(
+            select(Agent.email)
+            .join(TicketHelper, TicketHelper.agent_id == Agent.id)
+            .where(TicketHelper.ticket_id == ticket.id, Agent.active)
+            .order_by(Agent.email)
+        )
+    )
+
+
+def ticket_event(session: Session, ticket: Ticket, kind: str, cause: str, **values: Any) -> Event:
     """An ``Event`` of ``kind`` about ``ticket``, with its requester and assignee filled in."""
     assert ticket.number is not None
     return Event(

@@ -40,8 +40,10 @@ from mailgate.tickets.triage import Chosen, route_new_ticket
 
 MAX_SUBJECT_CHARS = 500
 _BLANKS = re.compile(r"[\x00-\x20]+")
-# One bare address, as a person types it: no display name, no spaces, no second "@".
-_TYPED_ADDRESS = re.compile(r"[^@\s\x00<>,;\"]+@[^@\s\x00<>,;\"]+\.[^@\s\x00<>,;\".]+")
+# One bare address, as a person types it: no display name, no spaces or controls, no
+# second "@", a dot in the domain. The API's schema states the same (api_models.EMAIL).
+TYPED_ADDRESS = r'[^@\x00-\x20\x7f<>,;"]+@[^@\x00-\x20\x7f<>,;"]+\.[^@\x00-\x20\x7f<>,;".]+'
+_TYPED_ADDRESS = re.compile(TYPED_ADDRESS)
 # What a customer is told when intake.policy refuses them in the portal or the API.
 _POLICY_WORDS = {
     "known": "Only addresses of our customer accounts can open tickets.",

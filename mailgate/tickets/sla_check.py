@@ -1,4 +1,5 @@
-"""One pass of the SLA check: find due events, store each once, record and remind.
+"""One pass of the SLA check: find due events, store each once, record and remind;
+then remind the assignees of overdue to-dos, once each (``tickets.todo_reminders``).
 
 The worker runs it every ``sla.check_interval_seconds`` (``mailgate sla check`` runs
 one by hand). Any number of passes may run at once, on any number of machines: an
@@ -28,6 +29,7 @@ from mailgate.db.store import Store
 from mailgate.tickets import triggers
 from mailgate.tickets.notify import notify, ticket_event
 from mailgate.tickets.records import history, lock_ticket
+from mailgate.tickets.todo_reminders import Reminded, remind_overdue
 
 log = logging.getLogger(__name__)
 ACTOR = "sla"
@@ -44,10 +46,13 @@ class Fired:
 @dataclass(frozen=True)
 class CheckReport:
     fired: tuple[Fired, ...] = ()
+    # Overdue to-dos whose assignee was reminded by this pass (tickets.todo_reminders).
+    reminded: tuple[Reminded, ...] = ()
 
     @property
     def notice_ids(self) -> list[int]:
-        return [f.notice_id for f in self.fired if f.notice_id is not None]
+        ids = [f.notice_id for f in self.fired] + [r.notice_id for r in self.reminded]
+        return [i for i in ids if i is not None]
 
 
 def closed_statuses(settings: Settings) -> list[str]:
@@ -207,4 +212,7 @@ def run_check(store: Store, settings: Settings, now: datetime) -> CheckReport:
             fired.extend(fire_ticket(session, ticket_id, settings, now))
     if fired:
         log.info("sla: %d due event(s) fired on %d ticket(s)", len(fired), len(due))
-    return CheckReport(tuple(fired))
+    reminded = remind_overdue(store, settings, now)
+    if reminded:
+        log.info("sla: %d overdue to-do(s) reminded", len(reminded))
+    return CheckReport(tuple(fired), tuple(reminded))

@@ -6,17 +6,19 @@ The actions on a ticket are in ``agent_actions``.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException
-from sqlalchemy import ColumnElement, select
+from fastapi import APIRouter, Depends, Form, HTTPException, Query
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailgate.core import sla
-from mailgate.core.errors import NotFound
+from mailgate.core.errors import InvalidValue, NotFound
 from mailgate.core.statuses import is_closed
-from mailgate.db import queries
-from mailgate.db.models import Agent, Team, Ticket
+from mailgate.db import queries, search, ticket_filters
+from mailgate.db import todos as todo_rows
+from mailgate.db.models import Agent, Customer, Team, Ticket
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import sign_in as signin
 from mailgate.tickets.records import CLOSED_EXPLANATION
@@ -105,67 +107,97 @@ def _too_many_failures(request: Request, next: str, turn: ratelimit.PasswordTurn
     return page
 
 
+QueueParam = Annotated[str, Query(max_length=320)]
+
+
 @router.get("/agent")
 def queue(
     request: Request,
     principal: AgentP,
-    status: str = "open",
-    team: str = "",
-    assignee: str = "",
+    status: QueueParam = "open",
+    team: QueueParam = "",
+    assignee: QueueParam = "",
+    priority: QueueParam = "",
+    type: QueueParam = "",
+    tag: QueueParam = "",
+    customer: QueueParam = "",
+    due_before: QueueParam = "",
+    sort: QueueParam = "created",
     page: int = 1,
+    q: Annotated[str, Query(max_length=500)] = "",
 ) -> Response:
+    """The queue: the shared filters of ``tickets list`` and ``GET /api/tickets``, with
+    the counts of open tickets per status and per assignee under the other filters."""
     p = portal(request)
-    closed = [s.name for s in p.settings.tickets.statuses if s.category == "closed"]
     page = max(1, min(page, 10_000))
+    # A search (``q`` with a word) lists the best matches of every status instead.
+    q = q.strip() if search.terms(q) else ""
+    chosen = {
+        "status": status, "team": team, "assignee": assignee, "priority": priority,
+        "type": type, "tag": tag, "customer": customer, "due_before": due_before, "sort": sort,
+    }  # fmt: skip
+    error = ""
     with p.store.transaction() as session:
-        # The statuses to read, each from its index (queries.queue): "open" and "all"
-        # are the statuses tickets have, so one no longer configured is still shown.
-        if status == "open":
-            statuses = queries.open_statuses(session, p.settings.tickets)
-        elif status == "closed":
-            statuses = closed
-        elif status == "all":
-            statuses = queries.statuses_in_use(session)
-        else:
-            statuses = [status]
-        where: list[ColumnElement[bool]] = []
-        teams = {t.name: t.id for t in session.scalars(select(Team).order_by(Team.name))}
-        if team == "none":
-            where.append(Ticket.team_id.is_(None))
-        elif team:
-            where.append(Ticket.team_id == teams.get(team, -1))
         agents = list(session.scalars(select(Agent).order_by(Agent.email)))
-        by_email = {a.email: a.id for a in agents}
-        if assignee == "me":
-            where.append(Ticket.assignee_id == principal.agent_id)
-        elif assignee == "none":
-            where.append(Ticket.assignee_id.is_(None))
-        elif assignee:
-            where.append(Ticket.assignee_id == by_email.get(assignee.lower(), -1))
-        rows = queries.queue(
-            session,
-            statuses=statuses,
-            where=where,
-            offset=(page - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE + 1,
-        )
+        teams = {t.name: t.id for t in session.scalars(select(Team).order_by(Team.name))}
+        customers = list(session.scalars(select(Customer.name).order_by(Customer.name)))
+        rows: list[Ticket] = []
+        by_status: dict[str, int] = {}
+        by_assignee: dict[int | None, int] = {}
+        try:
+            view = ticket_filters.TicketFilter(
+                status=status or "open",
+                team=team or None,
+                assignee=assignee or None,
+                priority=priority or None,
+                type=type or None,
+                tag=tag or None,
+                customer=customer or None,
+                due_before=sla.parse_when(due_before, p.now()) if due_before else None,
+                sort=sort or "created",
+                me_id=principal.agent_id,
+            )
+            selection = ticket_filters.where(session, view, p.settings.tickets)
+            if q:
+                rows = search.search(session, q, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
+            else:
+                rows = queries.queue(
+                    session,
+                    statuses=ticket_filters.statuses(session, view.status, p.settings.tickets),
+                    where=selection.where,
+                    any_of=selection.any_of,
+                    order=ticket_filters.order(view, p.settings.tickets),
+                    offset=(page - 1) * PAGE_SIZE,
+                    limit=PAGE_SIZE + 1,
+                )
+            open_now = queries.open_statuses(session, p.settings.tickets)
+            by_status, by_assignee = ticket_filters.counts(session, open_now, selection)
+        except InvalidValue as exc:
+            error = str(exc)  # a hand-edited link: say what is wrong, keep the page
         names = {a.id: a.email for a in agents}
-        team_names = {v: k for k, v in teams.items()}
         categories = queries.screening_categories(session, [t.id for t in rows[:PAGE_SIZE]])
     return render(
         request,
         "agent_queue.html",
+        400 if error else 200,
+        error=error,
         tickets=rows[:PAGE_SIZE],
         more=len(rows) > PAGE_SIZE,
         page=page,
-        status=status,
-        team=team,
-        assignee=assignee,
+        q=q,
+        chosen=chosen,
+        paging=urlencode({k: v for k, v in chosen.items() if v}),
+        sorts=ticket_filters.SORTS,
         teams=list(teams),
+        customers=customers,
         agents=[a for a in agents if a.active],
         names=names,
-        team_names=team_names,
+        team_names={v: k for k, v in teams.items()},
         categories=categories,
+        by_status=by_status,
+        by_assignee=sorted(
+            by_assignee.items(), key=lambda kv: (kv[0] is None, names.get(kv[0] or 0, ""))
+        ),
     )
 
 
@@ -180,6 +212,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
         agents = [a.email for a in session.scalars(select(Agent).order_by(Agent.email)) if a.active]
         teams = list(session.scalars(select(Team.name).order_by(Team.name)))
         canned = responses.names(session)
+        todos = todo_rows.list_todos(session, now=p.now(), ticket_number=number, include_done=True)
     return render(
         request,
         "agent_ticket.html",
@@ -188,6 +221,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
         agents=agents,
         teams=teams,
         responses=canned,
+        todos=todos,
         closed=is_closed(ticket["status"], p.settings.tickets),
         category=queries.first_screening_category(ticket["messages"]),
         explanation=CLOSED_EXPLANATION,

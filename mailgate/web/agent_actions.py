@@ -1,5 +1,5 @@
 """The agent's actions on a ticket: reply, note, status, assignee, team, priority, type,
-tags, dates, close, link.
+tags, dates, close, link, merge.
 
 Every action is a form post (with the CSRF token) that calls one write-side function
 (``tickets``), the same one the CLI and the API call, then returns to the ticket; a
@@ -13,14 +13,17 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailgate.core import sla
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.db.models import Ticket
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import changes, fields, messages
+from mailgate.tickets import merge as merges
 from mailgate.tickets.activities import log_activity
 from mailgate.tickets.actors import Actor
 from mailgate.web.auth import Principal, agent_only, require_csrf
@@ -43,7 +46,10 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _act(request: Request, principal: Principal, number: int, action: Action) -> Response:
+def act(
+    request: Request, principal: Principal, number: int, action: Action, *, then: int = 0
+) -> Response:
+    """Run ``action`` in one transaction, then go to ticket ``then`` (default: this one)."""
     if not 0 < number <= MAX_NUMBER:
         raise HTTPException(404, "There is no such ticket.")
     p = portal(request)
@@ -62,7 +68,7 @@ def _act(request: Request, principal: Principal, number: int, action: Action) ->
         return render(
             request, "error.html", 400, title="Please check", message=str(exc), action=back
         )
-    return _redirect(f"/tickets/{number}")
+    return _redirect(f"/tickets/{then or number}")
 
 
 @router.post("/agent/tickets/{number:int}/reply", dependencies=[Csrf])
@@ -79,7 +85,7 @@ def reply(
     set in the same step, under the same lock, with the reply's one notice."""
     then = status or None
 
-    def act(s: Session, p: Portal, a: Actor) -> Any:
+    def send(s: Session, p: Portal, a: Actor) -> Any:
         if not response:
             return messages.reply(
                 s, settings=p.settings, number=number, actor=a, body=body, at=p.now(), status=then
@@ -93,12 +99,12 @@ def reply(
             s, settings=p.settings, number=number, actor=a, name=response, at=p.now(), status=then
         )
 
-    return _act(request, principal, number, act)
+    return act(request, principal, number, send)
 
 
 @router.post("/agent/tickets/{number:int}/note", dependencies=[Csrf])
 def note(request: Request, number: int, principal: AgentP, body: Text) -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -110,7 +116,7 @@ def note(request: Request, number: int, principal: AgentP, body: Text) -> Respon
 
 @router.post("/agent/tickets/{number:int}/status", dependencies=[Csrf])
 def status(request: Request, number: int, principal: AgentP, status: Short) -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -122,7 +128,7 @@ def status(request: Request, number: int, principal: AgentP, status: Short) -> R
 
 @router.post("/agent/tickets/{number:int}/assign", dependencies=[Csrf])
 def assign(request: Request, number: int, principal: AgentP, assignee: Short = "") -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -134,7 +140,7 @@ def assign(request: Request, number: int, principal: AgentP, assignee: Short = "
 
 @router.post("/agent/tickets/{number:int}/team", dependencies=[Csrf])
 def team(request: Request, number: int, principal: AgentP, team: Short = "") -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -146,7 +152,7 @@ def team(request: Request, number: int, principal: AgentP, team: Short = "") -> 
 
 @router.post("/agent/tickets/{number:int}/priority", dependencies=[Csrf])
 def priority(request: Request, number: int, principal: AgentP, priority: Short) -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -158,7 +164,7 @@ def priority(request: Request, number: int, principal: AgentP, priority: Short) 
 
 @router.post("/agent/tickets/{number:int}/type", dependencies=[Csrf])
 def type_(request: Request, number: int, principal: AgentP, type: Short) -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -175,7 +181,7 @@ def tags(
     """``add``: new tags, separated by spaces or commas (how people type a list);
     ``remove``: the ticked tags. One change, one history event."""
     added = [t for t in re.split(r"[\s,]+", add) if t]
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -193,7 +199,7 @@ def tags(
 
 @router.post("/agent/tickets/{number:int}/close", dependencies=[Csrf])
 def close(request: Request, number: int, principal: AgentP) -> Response:
-    return _act(
+    return act(
         request,
         principal,
         number,
@@ -212,13 +218,13 @@ def dates(
     """The follow-up and action-required dates, in the CLI's words (``2d``, ``4h``,
     ``2026-01-31``, ``2026-01-31T14:00``, ``none`` clears); a blank field is left as is."""
 
-    def act(s: Session, p: Portal, a: Actor) -> Any:
+    def change(s: Session, p: Portal, a: Actor) -> Any:
         now = p.now()
         given = {"follow_up": follow_up, "action_required": action_required}
         when = {name: sla.parse_when(text, now) for name, text in given.items() if text.strip()}
         return changes.set_dates(s, settings=p.settings, number=number, actor=a, dates=when, at=now)
 
-    return _act(request, principal, number, act)
+    return act(request, principal, number, change)
 
 
 @router.post("/agent/tickets/{number:int}/link", dependencies=[Csrf])
@@ -227,7 +233,7 @@ def link(
 ) -> Response:
     other_number = other.strip().lstrip("#")
 
-    def act(s: Session, p: Portal, a: Actor) -> Any:
+    def change(s: Session, p: Portal, a: Actor) -> Any:
         if not other_number.isdigit() or int(other_number) > MAX_NUMBER:
             raise InvalidValue("Give the number of the ticket to link to.")
         changes.link(
@@ -240,7 +246,7 @@ def link(
             settings=p.settings,
         )
 
-    return _act(request, principal, number, act)
+    return act(request, principal, number, change)
 
 
 @router.post("/agent/tickets/{number:int}/activity", dependencies=[Csrf])
@@ -249,7 +255,7 @@ def activity(
 ) -> Response:
     """Log time spent on the ticket (issue 22): a type, minutes, an internal text."""
 
-    def act(s: Session, p: Portal, a: Actor) -> Any:
+    def change(s: Session, p: Portal, a: Actor) -> Any:
         if not minutes.strip().isdigit():
             raise InvalidValue("Give the time spent as a whole number of minutes.")
         log_activity(
@@ -263,4 +269,50 @@ def activity(
             at=p.now(),
         )
 
-    return _act(request, principal, number, act)
+    return act(request, principal, number, change)
+
+
+@router.post("/agent/tickets/{number:int}/merge", dependencies=[Csrf])
+def merge(
+    request: Request, number: int, principal: AgentP, into: Short, confirm: Short = ""
+) -> Response:
+    """Merge this ticket into ticket ``into``, in two steps: the first post shows both
+    tickets and what the merge does (it cannot be undone); the second, ``confirm=yes``,
+    merges and goes to the ticket the conversation continues on."""
+    if not 0 < number <= MAX_NUMBER:
+        raise HTTPException(404, "There is no such ticket.")
+    given = into.strip().lstrip("#")
+    target = int(given) if re.fullmatch(r"[0-9]{1,16}", given) else 0
+    if not 0 < target <= MAX_NUMBER or target == number:
+        return _check_page(request, number, "Give the number of another ticket to merge into.")
+    if confirm != "yes":
+        with portal(request).store.transaction() as session:
+            found = {
+                t.number: _brief(t)
+                for t in session.scalars(select(Ticket).where(Ticket.number.in_((number, target))))
+            }
+        if number not in found:
+            raise HTTPException(404, "There is no such ticket.")
+        if target not in found:
+            return _check_page(request, number, f"There is no ticket #{target} to merge into.")
+        return render(request, "agent_merge.html", source=found[number], target=found[target])
+
+    def change(s: Session, p: Portal, a: Actor) -> Any:
+        return merges.merge(s, settings=p.settings, number=number, into=target, actor=a, at=p.now())
+
+    return act(request, principal, number, change, then=target)
+
+
+def _brief(ticket: Ticket) -> dict[str, Any]:
+    """What the confirmation shows of a ticket."""
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "requester": ticket.requester,
+        "status": ticket.status,
+    }
+
+
+def _check_page(request: Request, number: int, message: str) -> Response:
+    back = (f"/tickets/{number}", f"Back to ticket #{number}")
+    return render(request, "error.html", 400, title="Please check", message=message, action=back)

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, TypeAdapter
 from sqlalchemy import select
 from starlette.requests import Request
 
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.core.settings import Settings
-from mailgate.db import queries
-from mailgate.db.models import Agent, Team
+from mailgate.db import queries, ticket_filters
+from mailgate.db.models import Agent, Customer, Team
 from mailgate.db.store import Store
 from mailgate.tickets import changes, fields, messages, opening
 from mailgate.tickets.actors import Actor, agent_actor
+from mailgate.tickets.merge import merge
 from mailgate.web import api_tokens
 from mailgate.web.api_models import (
     ErrorOut,
+    MergeIn,
     ReplyIn,
     ReplyOut,
     StatusIn,
@@ -74,7 +78,7 @@ Integration = Annotated[Caller, Depends(integration)]
 router = APIRouter(prefix="/api", tags=["tickets"], responses=UNAUTHORIZED)
 
 
-def _errors(exc: Exception) -> HTTPException:
+def errors(exc: Exception) -> HTTPException:
     if isinstance(exc, NotFound):
         return HTTPException(404, str(exc))
     if isinstance(exc, ActionRefused):
@@ -82,18 +86,61 @@ def _errors(exc: Exception) -> HTTPException:
     return HTTPException(400, str(exc))
 
 
-_LIST_PARAMS = frozenset({"status", "type", "limit"})
+_LIST_PARAMS = frozenset(
+    {
+        "status", "type", "priority", "team", "assignee", "tag", "customer", "due_before",
+        "sort", "limit", "q",
+    }
+)  # fmt: skip
+SEARCH_HELP = (
+    "Full-text search: tickets whose subject, requester, participants, attachment names "
+    'or messages (notes too) contain every word; a "quoted phrase" as written'
+)
+Filter = Annotated[str | None, Query(max_length=320)]
 
 
 @router.get("/tickets", response_model=list[TicketOut], responses=BAD)
 def list_tickets(
     request: Request,
     caller: Integration,
-    status: Annotated[str | None, Query(max_length=64)] = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="A status, a category (new, active, waiting, on_hold, closed), "
+            "open, or all (the default)",
+        ),
+    ] = None,
+    type: Filter = None,
+    priority: Filter = None,
+    team: Annotated[
+        str | None, Query(max_length=128, description="The team or a department; none")
+    ] = None,
+    assignee: Annotated[
+        str | None,
+        Query(
+            max_length=320,
+            description="The owner's email; none; me (an agent's token: owned or helped on)",
+        ),
+    ] = None,
+    tag: Filter = None,
+    customer: Filter = None,
+    due_before: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="A follow-up or action-required date before this RFC 3339 time",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
+    sort: Annotated[
+        Literal["created", "updated", "priority", "due"], Query(description="Default: created")
+    ] = "created",
     limit: Annotated[int, Query(ge=0, le=500, description="0: all, up to 500")] = 50,
+    q: Annotated[str | None, Query(max_length=500, description=SEARCH_HELP)] = None,
 ) -> list[dict[str, Any]]:
-    """Tickets newest first, optionally of one status and type."""
+    """Tickets newest first (or by ``sort``), filtered; with ``q``, the tickets of the
+    filters that match the search, best first."""
     unknown = sorted(set(request.query_params) - _LIST_PARAMS)
     if unknown:
         # A misspelt filter must not silently list everything.
@@ -103,8 +150,25 @@ def list_tickets(
         # Which of two values would count? Neither: say so rather than pick one.
         raise HTTPException(400, f"query parameter given more than once: {', '.join(repeated)}")
     p = portal(request)
-    with p.store.transaction() as session:
-        return queries.list_tickets(session, status=status, type_=type, limit=limit or 500)
+    try:
+        with p.store.transaction() as session:
+            view = ticket_filters.TicketFilter(
+                status=status,
+                priority=priority,
+                type=type,
+                team=team,
+                assignee=assignee,
+                tag=tag,
+                customer=customer,
+                due_before=_date_time("due_before", due_before),
+                sort=sort,
+                me_id=caller.actor.agent_id,
+            )
+            return ticket_filters.summaries(
+                session, view, p.settings.tickets, limit=limit or 500, query=q
+            )
+    except InvalidValue as exc:
+        raise errors(exc) from None
 
 
 @router.post(
@@ -144,7 +208,7 @@ def create_ticket(request: Request, caller: Integration, body: TicketCreate) -> 
     except ActionRefused as exc:
         raise HTTPException(403, str(exc)) from None
     except InvalidValue as exc:
-        raise _errors(exc) from None
+        raise errors(exc) from None
 
 
 def _summary(session: Any, number: int) -> dict[str, Any]:
@@ -160,7 +224,7 @@ def get_ticket(request: Request, caller: Integration, number: Number) -> dict[st
         with p.store.transaction() as session:
             return queries.show_ticket(session, number)
     except NotFound as exc:
-        raise _errors(exc) from None
+        raise errors(exc) from None
 
 
 @router.post(
@@ -187,7 +251,7 @@ def post_reply(request: Request, caller: Integration, number: Number, body: Repl
             )
             return ReplyOut(ticket=number, message_id=message.id, status=message.ticket.status)
     except (NotFound, ActionRefused, InvalidValue) as exc:
-        raise _errors(exc) from None
+        raise errors(exc) from None
 
 
 @router.post(
@@ -210,7 +274,7 @@ def change_status(
             )
             return _summary(session, number)
     except (NotFound, ActionRefused, InvalidValue) as exc:
-        raise _errors(exc) from None
+        raise errors(exc) from None
 
 
 @router.patch(
@@ -236,7 +300,41 @@ def patch_ticket(
             )
             return _summary(session, number)
     except (NotFound, ActionRefused, InvalidValue) as exc:
-        raise _errors(exc) from None
+        raise errors(exc) from None
+
+
+@router.post(
+    "/tickets/{number}/merge",
+    response_model=TicketOut,
+    responses={
+        404: {"model": ErrorOut, "description": "No such ticket (this one or `into`)"},
+        409: {
+            "model": ErrorOut,
+            "description": "A ticket into itself, either ticket closed or merged, or two "
+            "customer accounts",
+        },
+    },
+)
+def merge_ticket(
+    request: Request, caller: Integration, number: Number, body: MergeIn
+) -> dict[str, Any]:
+    """Merge this ticket into ticket ``into``: its messages, attachments, participants
+    and known Message-IDs move there, it is closed with a "merged into" link, and both
+    requesters get the status notice. Returns ticket ``into``."""
+    p = portal(request)
+    try:
+        with p.store.transaction() as session:
+            merge(
+                session,
+                settings=p.settings,
+                number=number,
+                into=body.into,
+                actor=caller.actor,
+                at=p.now(),
+            )
+            return _summary(session, body.into)
+    except (NotFound, ActionRefused, InvalidValue) as exc:
+        raise errors(exc) from None
 
 
 def name_the_choices(app: FastAPI, settings: Settings, store: Store) -> None:
@@ -258,6 +356,18 @@ def name_the_choices(app: FastAPI, settings: Settings, store: Store) -> None:
             patch["status"]["anyOf"][0]["enum"] = statuses
             patch["type"]["anyOf"][0]["enum"] = list(settings.tickets.types)
             patch["priority"]["anyOf"][0]["enum"] = list(settings.tickets.priorities)
+            activity = schemas["ActivityIn"]["properties"]
+            activity["type"]["enum"] = list(settings.tickets.activity_types)
+            kinds = settings.tickets.link_kinds
+            link = schemas["LinkIn"]["properties"]
+            link["kind"]["enum"] = list(dict.fromkeys([*kinds, *kinds.values()]))
+            categories = list(dict.fromkeys(s.category for s in settings.tickets.statuses))
+            _query_enum(
+                app.openapi_schema,
+                status=[*statuses, *categories, ticket_filters.OPEN, ticket_filters.ALL],
+                type=list(settings.tickets.types),
+                priority=list(settings.tickets.priorities),
+            )
         schema = app.openapi_schema
         assert schema is not None  # built just above
         patch = schema["components"]["schemas"]["TicketPatch"]["properties"]
@@ -266,11 +376,47 @@ def name_the_choices(app: FastAPI, settings: Settings, store: Store) -> None:
             agents = list(
                 session.scalars(select(Agent.email).where(Agent.active).order_by(Agent.email))
             )
+            customers = list(session.scalars(select(Customer.name).order_by(Customer.name)))
         patch["team"]["anyOf"][0]["enum"] = teams
         patch["assignee"]["anyOf"][0]["enum"] = agents
+        patch["helpers"]["anyOf"][0]["items"]["enum"] = agents
+        patch["departments"]["anyOf"][0]["items"]["enum"] = teams
+        # "me" is left out: it needs an agent's token, and the schema is the same for all.
+        _query_enum(
+            schema,
+            team=[*teams, ticket_filters.NONE],
+            assignee=[*agents, ticket_filters.NONE],
+            customer=customers,
+        )
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_AWARE = TypeAdapter(AwareDatetime)
+
+
+def _date_time(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 date and time with its offset; a bare number (which pydantic would
+    read as a Unix time) is not one."""
+    if value is None:
+        return None
+    try:
+        if re.fullmatch(r"[\d.eE+-]+", value):
+            raise ValueError(value)
+        return _AWARE.validate_python(value)
+    except ValueError:
+        raise InvalidValue(
+            f"{name}: expected an RFC 3339 date and time, got {value[:64]!r}"
+        ) from None
+
+
+def _query_enum(schema: dict[str, Any] | None, **choices: list[str]) -> None:
+    """List the values of ``GET /api/tickets``'s query parameters named in ``choices``."""
+    assert schema is not None
+    for parameter in schema["paths"]["/api/tickets"]["get"]["parameters"]:
+        if parameter["name"] in choices:
+            parameter["schema"]["anyOf"][0]["enum"] = choices[parameter["name"]]
 
 
 def allowed_methods(app: FastAPI, path: str) -> str:

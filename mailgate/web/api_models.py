@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
+
+from mailgate.tickets.activities import MAX_MINUTES, MAX_TEXT
+from mailgate.tickets.opening import TYPED_ADDRESS
 
 # No NUL anywhere: PostgreSQL text cannot hold it, and no mail has it.
 NO_NUL = r"^[^\x00]*$"
 # No NUL, and not blank: at least one character that is not an ASCII space or control
 # (the rule tickets.messages.clean_body applies, so schema and server agree).
 VISIBLE = r"^[^\x00]*[^\x00-\x20][^\x00]*$"
-EMAIL = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+EMAIL = f"^{TYPED_ADDRESS}$"
 
 
 class ErrorOut(BaseModel):
@@ -92,11 +95,39 @@ class HistoryOut(BaseModel):
     detail: dict[str, Any]
 
 
+class ActivityOut(BaseModel):
+    """Time an agent (or integration) logged on the ticket: internal, like a note."""
+
+    at: str | None
+    actor: str
+    type: str
+    minutes: int
+    text: str
+
+
 class TicketDetail(TicketOut):
     participants: list[ParticipantOut]
     messages: list[MessageOut]
     links: list[LinkOut]
     history: list[HistoryOut]
+    activities: list[ActivityOut]
+    helpers: list[str]  # agents helping besides the owner (the assignee), by email
+    departments: list[str]  # teams involved besides the ticket's own
+
+
+class ActivityIn(BaseModel):
+    """Minutes of work of a type from ``tickets.activity_types``, with an internal text."""
+
+    type: str = Field(min_length=1, max_length=64)
+    minutes: int = Field(ge=1, le=MAX_MINUTES)
+    text: str = Field(default="", max_length=MAX_TEXT, pattern=NO_NUL)
+
+
+class LinkIn(BaseModel):
+    """A link to ticket ``other``, as a kind of ``tickets.link_kinds`` or its reverse."""
+
+    other: int = Field(ge=1, le=2**53)
+    kind: str = Field(default="related", min_length=1, max_length=32)
 
 
 class TicketCreate(BaseModel):
@@ -140,14 +171,21 @@ class StatusIn(BaseModel):
     status: str = Field(min_length=1, max_length=64)
 
 
+class MergeIn(BaseModel):
+    """The ticket to merge into: an open one of the same customer account."""
+
+    into: int = Field(ge=1, le=2**53, description="the number of the ticket to merge into")
+
+
 # A tag: one word, no comma (tickets.fields.set_tags keeps it in lower case).
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,\x00]+$")]
 
 
 class TicketPatch(BaseModel):
     """Fields to change; a field left out stays as it is. ``team`` or ``assignee`` given
-    as null clears it; ``tags`` replaces the ticket's tags. All changes are made, or,
-    when one is refused, none."""
+    as null clears it; ``tags``, ``helpers`` (agents besides the owner) and
+    ``departments`` (teams besides the ticket's) replace the ticket's. All changes are
+    made, or, when one is refused, none."""
 
     status: str | None = Field(default=None, min_length=1, max_length=64)
     priority: str | None = Field(default=None, min_length=1, max_length=64)
@@ -155,3 +193,47 @@ class TicketPatch(BaseModel):
     team: str | None = Field(default=None, min_length=1, max_length=128, pattern=NO_NUL)
     assignee: str | None = Field(default=None, max_length=320, pattern=EMAIL)
     tags: list[Tag] | None = Field(default=None, max_length=50)
+    helpers: list[Annotated[str, Field(max_length=320, pattern=EMAIL)]] | None = Field(
+        default=None, max_length=50
+    )
+    departments: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, max_length=50
+    )
+
+
+# One line: no control character (C0, DEL, C1) nor line or paragraph separator, and not
+# blank (the rule tickets.todos.clean_title applies).
+ONE_LINE = (
+    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*[^\x00-\x20\x7f-\x9f\u2028\u2029]"
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+)
+
+
+class TodoIn(BaseModel):
+    """A to-do on ticket ``ticket``, or standalone. Its title is internal: the one
+    reminder its assignee gets when it is overdue points to it, never quotes it."""
+
+    title: str = Field(min_length=1, max_length=500, pattern=ONE_LINE)
+    ticket: int | None = Field(
+        default=None, ge=1, le=2**53, description="the ticket's number; default: standalone"
+    )
+    assignee: str | None = Field(
+        default=None, max_length=320, pattern=EMAIL, description="an active agent's email"
+    )
+    due_at: AwareDatetime | None = Field(
+        default=None, description="RFC 3339, with its offset; default: no due date"
+    )
+
+
+class TodoOut(BaseModel):
+    id: int
+    ticket: int | None
+    title: str
+    assignee: str | None
+    due_at: str | None
+    overdue: bool
+    done_at: str | None
+    done_by: str | None
+    created_by: str
+    created_at: str | None
+    reminded_at: str | None

@@ -19,7 +19,19 @@ from mailgate.core.errors import ConfigError, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db.store import Store
 from mailgate.jobs import queue_notices_after_commit
-from mailgate.web import agent, agent_actions, agent_new, api, customer, ops, reports
+from mailgate.web import (
+    agent,
+    agent_actions,
+    agent_involvement,
+    agent_new,
+    agent_todos,
+    api,
+    api_record,
+    api_todos,
+    customer,
+    ops,
+    reports,
+)
 from mailgate.web.auth import SignInRequired
 from mailgate.web.context import Portal
 from mailgate.web.middleware import PortalMiddleware
@@ -71,12 +83,17 @@ def create_app(
     app.include_router(customer.router)
     app.include_router(agent.router)
     app.include_router(agent_actions.router)
+    app.include_router(agent_involvement.router)
     app.include_router(agent_new.router)
+    app.include_router(agent_todos.router)
     app.include_router(reports.router)
     app.include_router(api.router)
+    app.include_router(api_record.router)
+    app.include_router(api_todos.router)
     app.include_router(ops.router)
     app.state.metrics = ops.registry_for(store, now)
     api.name_the_choices(app, settings, store)
+    api_todos.name_the_agents(app, store)
     app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)
     _error_pages(app)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException
+from fastapi import APIRouter, Depends, Form, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mailgate.core.errors import ActionRefused, InvalidValue
 from mailgate.core.statuses import is_closed
+from mailgate.db import search
 from mailgate.db.models import Ticket, TicketMessage
 from mailgate.tickets import messages, opening
 from mailgate.tickets import sign_in as signin
@@ -35,6 +36,7 @@ Text = Annotated[str, Form(max_length=200_000)]
 Short = Annotated[str, Form(max_length=500)]
 # Ticket numbers are BIGINT; a larger number in a URL is simply not a ticket.
 MAX_NUMBER = 2**53
+SEARCH_LIMIT = 100  # a customer's search lists the best matches, one page
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -165,12 +167,19 @@ def ticket_list(
     principal: Annotated[Principal, Depends(signed_in)],
     status: str = "open",
     type: str = "",
+    q: Annotated[str, Query(max_length=500)] = "",
 ) -> Response:
     if principal.is_agent:
-        return redirect("/agent")
+        return redirect("/agent" + (f"?{urlencode({'q': q})}" if q else ""))
     p = portal(request)
     settings = p.settings.tickets
     closed = [s.name for s in settings.statuses if s.category == "closed"]
+    if search.terms(q):
+        # Only in what this customer may see, and never in internal notes.
+        with p.store.transaction() as session:
+            visible = access.visible_to_customer(session, principal.email)
+            rows = search.search(session, q, within=visible, internal=False, limit=SEARCH_LIMIT)
+        return render(request, "tickets.html", tickets=rows, status=status, type=type, q=q.strip())
     with p.store.transaction() as session:
         query = select(Ticket).where(access.visible_to_customer(session, principal.email))
         if status == "open":
@@ -180,7 +189,7 @@ def ticket_list(
         if type:
             query = query.where(Ticket.type == type)
         rows = list(session.scalars(query.order_by(Ticket.id.desc()).limit(500)))
-    return render(request, "tickets.html", tickets=rows, status=status, type=type)
+    return render(request, "tickets.html", tickets=rows, status=status, type=type, q="")
 
 
 @router.get("/tickets/new")

@@ -1,0 +1,201 @@
+"""Full-text search over tickets: those that contain every term of a query, best first.
+
+The index is the database's own (``search_index``). A term is a word, or a "quoted
+phrase" whose words must stand together; a word with punctuation (an address, a file
+name) is such a phrase of its parts. A ticket matches when each term is found in its
+subject or requester, a participant's address, an attachment's name or a message;
+the terms may be found in different places. The user's text never reaches FTS5 or
+tsquery syntax: each term is bound as a value and quoted as one phrase.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Subquery,
+    bindparam,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+    union_all,
+)
+from sqlalchemy.orm import QueryableAttribute, Session
+
+from mailgate.core.errors import InvalidValue
+from mailgate.db import search_index
+from mailgate.db.models import (
+    Agent,
+    Customer,
+    Participant,
+    StoredAttachment,
+    Team,
+    Ticket,
+    TicketMessage,
+)
+from mailgate.db.queries import names_by_id, ticket_summary
+
+MAX_TERMS = 8
+MAX_TERM_CHARS = 200
+# Up to this many tickets ``within``, a search looks up their rows in the index one by
+# one; more, and it reads every row that has the word and keeps theirs, which is then
+# quicker (measured at 100,000 tickets: benchmarks/search.py).
+FEW_TICKETS = 1000
+# A ticket's score for a term is where it was found at best; the scores of the terms
+# add up, and equal scores list the newest ticket first.
+WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_messages": 1}
+_TERM = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def terms(query: str) -> list[str]:
+    """The terms of ``query``: each "quoted phrase" and each other run of non-blank
+    characters that has a letter or a digit (punctuation alone finds nothing)."""
+    found = (quoted or bare for quoted, bare in _TERM.findall(query))
+    usable = [t.strip()[:MAX_TERM_CHARS] for t in found if any(ch.isalnum() for ch in t)]
+    return usable[:MAX_TERMS]
+
+
+def _sqlite_match(source: str, term: str) -> ColumnElement[bool]:
+    # One FTS5 phrase: inside double quotes (doubled within) FTS5 reads no operator,
+    # column filter or prefix, only words, split by the table's own tokenizer.
+    phrase = '"' + term.replace('"', '""') + '"'
+    return literal_column(search_index.fts_table(source)).op("MATCH")(literal(phrase))
+
+
+def _pg_match(source: str, term: str) -> ColumnElement[bool]:
+    # The vector spelt exactly as the GIN index's expression, so the index serves it.
+    vector: ColumnElement[Any] = literal_column(
+        search_index.pg_vector(search_index.SOURCES[source])
+    )
+    words = func.translate(literal(term), search_index.PUNCTUATION, search_index.SPACES)
+    query = func.phraseto_tsquery(literal_column("'simple'"), words)
+    return vector.op("@@")(query)
+
+
+def _sources(
+    internal: bool,
+) -> dict[str, tuple[Select[Any], QueryableAttribute[int], QueryableAttribute[int]]]:
+    """Per source table: the ticket ids of its rows (leaving out a note's rows unless
+    ``internal``), the column the index knows each row by, and its ticket's id."""
+    public = () if internal else (TicketMessage.direction != "note",)
+    of_message = TicketMessage.ticket_id
+    return {
+        "tickets": (select(Ticket.id.label("ticket_id")), Ticket.id, Ticket.id),
+        "ticket_participants": (
+            select(Participant.ticket_id),
+            Participant.id,
+            Participant.ticket_id,
+        ),
+        "attachments": (
+            select(of_message).join_from(StoredAttachment, TicketMessage).where(*public),
+            StoredAttachment.id,
+            of_message,
+        ),
+        "ticket_messages": (select(of_message).where(*public), TicketMessage.id, of_message),
+    }
+
+
+def _hits(
+    sqlite: bool, term: str, *, internal: bool, within: BindParameter[Any] | None, name: str
+) -> Subquery:
+    """Each ticket where ``term`` was found, with the best weight of where it was; only
+    in the rows of the tickets whose ids ``within`` lists, when given."""
+    pieces = []
+    for source, (rows, key, ticket_id) in _sources(internal).items():
+        weight = literal(WEIGHTS[source]).label("weight")
+        if sqlite:
+            fts = table(search_index.fts_table(source), column("rowid"))
+            found = rows.join(fts, fts.c.rowid == key).where(_sqlite_match(source, term))
+            if within is not None:
+                # Those tickets' rows by id: FTS5 looks each one up in the index rather
+                # than reading every row that has the word.
+                own = rows.with_only_columns(key).where(ticket_id.in_(within))
+                found = found.where(fts.c.rowid.in_(own))
+        else:
+            found = rows.where(_pg_match(source, term))
+            if within is not None:
+                # PostgreSQL then picks: those tickets' rows by their ticket_id index,
+                # each checked for the word, or the word's rows from the GIN index.
+                found = found.where(ticket_id.in_(within))
+        pieces.append(found.add_columns(weight))
+    hits = union_all(*pieces).subquery()
+    best = func.max(hits.c.weight).label("weight")
+    return select(hits.c.ticket_id, best).group_by(hits.c.ticket_id).subquery(name)
+
+
+def search(
+    session: Session,
+    query: str,
+    *,
+    where: Collection[ColumnElement[bool]] = (),
+    within: ColumnElement[bool] | None = None,
+    internal: bool = True,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[Ticket]:
+    """The tickets that match every term of ``query`` and every condition in ``where``
+    (on ``Ticket``: a status, a type), best first: rows ``offset`` to ``offset + limit``
+    (``limit`` 0: all). ``within`` (on ``Ticket``) is what a customer may see: only those
+    tickets are looked in, which is quicker when they are few. ``internal`` False (a
+    customer's search) does not look in notes or their attachments.
+
+    Raises ``InvalidValue`` when ``query`` has no term to look for."""
+    wanted = terms(query)
+    if not wanted:
+        raise InvalidValue("nothing to search for: give a word, an address or a file name")
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    own: BindParameter[Any] | None = None
+    if within is not None:
+        ids = list(session.scalars(select(Ticket.id).where(within)))
+        if not ids:
+            return []
+        if len(ids) <= FEW_TICKETS:
+            # Written into the statement as numbers (no limit on parameters): PostgreSQL
+            # then plans for exactly these tickets; it guessed half the table for the
+            # condition itself.
+            own = bindparam("own", ids, expanding=True, literal_execute=True)
+        else:
+            where = [*where, within]
+    found = [
+        _hits(sqlite, term, internal=internal, within=own, name=f"term{i}")
+        for i, term in enumerate(wanted)
+    ]
+    first = found[0]
+    score = sum((hits.c.weight for hits in found[1:]), first.c.weight).label("score")
+    best = select(first.c.ticket_id, score)
+    for hits in found[1:]:
+        best = best.join(hits, hits.c.ticket_id == first.c.ticket_id)
+    if where:
+        best = best.join(Ticket, Ticket.id == first.c.ticket_id).where(*where)
+    best = best.order_by(score.desc(), first.c.ticket_id.desc()).offset(offset)
+    # The page is chosen from the ids and scores alone; only its tickets are read.
+    page = (best.limit(limit) if limit else best).subquery("page")
+    rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
+    return list(session.scalars(rows.order_by(page.c.score.desc(), Ticket.id.desc())))
+
+
+def search_summaries(
+    session: Session,
+    query: str,
+    *,
+    status: str | None = None,
+    type_: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """``search`` as staff see it (notes included), optionally of one status and type,
+    each ticket as ``tickets list`` shows it: for `mailgate tickets search` and the API."""
+    where = [Ticket.status == status] if status else []
+    if type_:
+        where.append(Ticket.type == type_)
+    found = search(session, query, where=where, limit=limit)
+    agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
+    customers = names_by_id(session, Customer, "name")
+    return [ticket_summary(t, agents, teams, customers) for t in found]

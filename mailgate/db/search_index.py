@@ -1,0 +1,135 @@
+"""The full-text index of tickets: its tables, triggers and indexes on each database, and
+the text expressions that the search (``db/search.py``) must repeat exactly.
+
+The database keeps the index current by itself, in the transaction of every write,
+whichever path writes (the ORM, the bulk import's Core inserts, a migration): SQLite
+through triggers on the four source tables, each filling a contentless FTS5 table;
+PostgreSQL through GIN indexes on ``to_tsvector`` of the same columns. No write path
+sends an extra statement.
+
+What is indexed, per source row, and whose rows a customer may find:
+
+- a ticket: its subject, requester address and requester name;
+- a ticket message: its whole body (``body_text``; the new text, ``body_reply``, is a
+  part of it by construction, ``core.quotes.new_text``). Not its subject: that of a
+  reply is the ticket's with "Re:", and indexing it again would make every word of a
+  subject a hit once per message, which a search then has to read. An internal note is
+  a message too: the search leaves it out for customers;
+- a participant: the address;
+- an attachment: its file name (a note's attachments are as internal as the note).
+
+Both databases see the same words: ASCII punctuation becomes a space before splitting
+(so ``ann@example.com`` is the words ann, example and com, on SQLite as unicode61 splits
+it), and only the first ``MAX_INDEXED_CHARS`` characters of each row's text count:
+PostgreSQL refuses a tsvector over 1 MB, and a pasted log of megabytes is no text
+anyone searches.
+
+Alembic's batch mode (a SQLite table rebuilt to change a column) drops a table's
+triggers with the old copy: a migration that rebuilds one of the four source tables
+must create ``sqlite_triggers(source)`` again. tests/test_migrations.py compares every
+trigger of a migrated database with a new one's, so a forgotten one fails there.
+"""
+
+# ruff: noqa: S608 - every statement here is made of this file's constants, no input.
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+
+from sqlalchemy import Connection
+
+MAX_INDEXED_CHARS = 100_000
+# String literals for translate(): each ASCII punctuation character becomes a space.
+# Not ``%``, which both split at anyway: a driver may read it as a placeholder.
+PUNCTUATION = string.punctuation.replace("%", "")
+SPACES = " " * len(PUNCTUATION)
+_PUNCTUATION = "'" + PUNCTUATION.replace("'", "''") + "'"
+_SPACES = "'" + SPACES + "'"
+
+
+def _text(columns: Sequence[str], prefix: str = "") -> str:
+    """The row's indexed text: its columns joined by spaces, cut to the limit."""
+    joined = " || ' ' || ".join(f"{prefix}{column}" for column in columns)
+    return f"substr({joined}, 1, {MAX_INDEXED_CHARS})"
+
+
+def pg_vector(columns: Sequence[str]) -> str:
+    """The tsvector a GIN index holds for ``columns``; a query must repeat it exactly for
+    PostgreSQL to use the index. The 'simple' configuration: no stemming and no stop
+    words, so names, addresses and words of any language are found as written."""
+    return f"to_tsvector('simple', translate({_text(columns)}, {_PUNCTUATION}, {_SPACES}))"
+
+
+# Per source table: its indexed columns, and the name of its FTS5 table (SQLite) and of
+# its GIN index (PostgreSQL).
+SOURCES: dict[str, tuple[str, ...]] = {
+    "tickets": ("subject", "requester", "requester_name"),
+    "ticket_messages": ("body_text",),
+    "ticket_participants": ("email",),
+    "attachments": ("filename",),
+}
+
+
+def fts_table(source: str) -> str:
+    return f"{source}_search"
+
+
+def pg_index(source: str) -> str:
+    return f"ix_{source}_search"
+
+
+def _fts_row(source: str, row: str) -> str:
+    """The values an FTS5 row is inserted (or deleted) with, from trigger row ``row``."""
+    return f"{row}.id, {_text(SOURCES[source], prefix=f'{row}.')}"
+
+
+def sqlite_triggers(source: str) -> list[str]:
+    """The triggers that keep ``source``'s FTS5 table current (for a migration that
+    rebuilt ``source`` and so lost them)."""
+    fts, columns = fts_table(source), ", ".join(SOURCES[source])
+    # A contentless FTS5 table forgets its rows' text: the 'delete' command names the
+    # words to take out, which must be exactly the ones put in.
+    remove = f"INSERT INTO {fts} ({fts}, rowid, text) VALUES ('delete', {_fts_row(source, 'old')})"
+    add = f"INSERT INTO {fts} (rowid, text) VALUES ({_fts_row(source, 'new')})"
+    return [
+        f"CREATE TRIGGER {fts}_insert AFTER INSERT ON {source} BEGIN {add}; END",
+        f"CREATE TRIGGER {fts}_delete AFTER DELETE ON {source} BEGIN {remove}; END",
+        # Only a change of an indexed column: the write lock's no-op update of a ticket
+        # (records.lock_ticket) and every status change leave the index alone.
+        f"CREATE TRIGGER {fts}_update AFTER UPDATE OF {columns} ON {source} "
+        f"BEGIN {remove}; {add}; END",
+    ]
+
+
+# One column, ``text``; contentless (content=''), so no copy of the bodies is kept, only
+# the index, and read back only by rowid (the source row's id); columnsize=0, as the
+# search ranks by where a word was found, not by BM25, which would need the sizes.
+SQLITE_CREATE: list[str] = [
+    statement
+    for source in SOURCES
+    for statement in (
+        f"CREATE VIRTUAL TABLE {fts_table(source)} USING fts5(text, content='', columnsize=0)",
+        *sqlite_triggers(source),
+    )
+]
+POSTGRESQL_CREATE: list[str] = [
+    f"CREATE INDEX {pg_index(source)} ON {source} USING gin ({pg_vector(columns)})"
+    for source, columns in SOURCES.items()
+]
+
+# What a comparison of the models with the database must not count as missing from
+# the models: the FTS5 tables with their shadow tables, and the GIN indexes.
+SEARCH_TABLES = frozenset(
+    f"{fts_table(source)}{suffix}"
+    for source in SOURCES
+    for suffix in ("", "_data", "_idx", "_config")
+)
+SEARCH_INDEXES = frozenset(pg_index(source) for source in SOURCES)
+
+
+def create(connection: Connection) -> None:
+    """Create the index on ``connection``'s database, whose source tables are there and
+    empty: ``store.create_schema`` builds a new database so, exactly as the migrations do."""
+    statements = SQLITE_CREATE if connection.dialect.name == "sqlite" else POSTGRESQL_CREATE
+    for statement in statements:
+        connection.exec_driver_sql(statement)
