@@ -1,58 +1,30 @@
-"""Database tables, and nothing else: queries live in ``store.py``."""
+"""Tickets and what makes them: inbound mail, teams, agents, customer accounts, messages,
+attachments, links, the thread index, history, the outbox and SLA events."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailgate.core.notices import rate_key as mailbox_key
 from mailgate.core.states import InboundState, NoticeState
 
 # Integer ids that are BIGINT on PostgreSQL and the rowid alias on SQLite.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC on every database; SQLite would hand back naive values."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
-
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UtcDateTime(),
-        dict[str, Any]: JSON,
-        list[Any]: JSON,
-    }
+from mailgate.db.models.base import Base, BigId
 
 
 class InboundMessage(Base):
@@ -322,179 +294,3 @@ class SlaEvent(Base):
     due_at: Mapped[datetime]
     fired_at: Mapped[datetime] = mapped_column(index=True)
     breached: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class Lease(Base):
-    """Who may run a singleton job (one mailbox's IMAP poller) and until when."""
-
-    __tablename__ = "leases"
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(255))
-    expires_at: Mapped[datetime]
-
-
-class ImapCursor(Base):
-    """How far a mailbox's folder has been read: RFC 3501 §2.3.1.1 UIDs are only
-    meaningful together with the folder's UIDVALIDITY, so both are kept."""
-
-    __tablename__ = "imap_cursors"
-    mailbox: Mapped[str] = mapped_column(String(128), primary_key=True)
-    # UIDs and UIDVALIDITY are unsigned 32-bit: BIGINT on PostgreSQL.
-    uidvalidity: Mapped[int] = mapped_column(BigInteger)
-    last_uid: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime]
-
-
-# --- The portal and API (mailgate/web) ---
-
-
-class WebSession(Base):
-    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored."""
-
-    __tablename__ = "web_sessions"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # customer | agent
-    email: Mapped[str] = mapped_column(String(320))
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
-    created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    # The agent's credential_generation at sign-in; the session ends when it moves on.
-    # Migration 0009 added it with this server default for the sessions already there.
-    credential_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-
-
-class SignInToken(Base):
-    """A customer's one-time sign-in link: single use, short-lived, stored as a hash."""
-
-    __tablename__ = "sign_in_tokens"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # The link is HMAC(security.secret, id + salt): the notice renderer can rebuild it,
-    # a copy of the database alone cannot.
-    salt: Mapped[str] = mapped_column(String(64))
-    next_path: Mapped[str] = mapped_column(String(512), default="")
-    created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    used_at: Mapped[datetime | None]
-
-
-class ApiToken(Base):
-    """A bearer token for one integration; shown once, stored as a hash. With an agent,
-    whoever holds it acts as that agent (staff rights, the agent's name in the history)."""
-
-    __tablename__ = "api_tokens"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime]
-    last_used_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
-    agent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("agents.id", name="fk_api_tokens_agent_id")
-    )
-
-
-class AgentPassword(Base):
-    """An agent's portal password as an argon2 hash."""
-
-    __tablename__ = "agent_passwords"
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    updated_at: Mapped[datetime]
-
-
-class RateLimitHit(Base):
-    """One counted attempt in a rate-limit bucket (sign-in requests, failed passwords).
-
-    In the database so every web process shares the count."""
-
-    __tablename__ = "rate_limit_hits"
-    __table_args__ = (Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    bucket: Mapped[str] = mapped_column(String(255))
-    at: Mapped[datetime]
-
-
-class CannedResponse(Base):
-    """A reply text agents answer with by name (``tickets reply --response NAME``)."""
-
-    __tablename__ = "canned_responses"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    # A template with only the placeholders response_text.PLACEHOLDERS names.
-    body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    created_by: Mapped[str] = mapped_column(String(320), default="")
-
-
-class Rejection(Base):
-    """How often a receiver refused mail that never became an inbound row, per day.
-
-    Receivers count in memory and add their counts here every few seconds (an upsert),
-    so a flood of refusals costs one write per flush, not one per refusal."""
-
-    __tablename__ = "rejections"
-    __table_args__ = (UniqueConstraint("source", "reason", "day"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    source: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(String(32))
-    day: Mapped[date] = mapped_column(Date)
-    count: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class Activity(Base):
-    """Time an agent spent on a ticket (issue 22): a call, a meeting, research. Its text
-    is internal, like a note: never in a notice, never shown to customers."""
-
-    __tablename__ = "activities"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
-    actor: Mapped[str] = mapped_column(String(320))
-    type: Mapped[str] = mapped_column(String(64))
-    minutes: Mapped[int]
-    text: Mapped[str] = mapped_column(Text, default="")
-    # `mailgate stats` sums the period's activities by range.
-    created_at: Mapped[datetime] = mapped_column(index=True)
-
-
-class Todo(Base):
-    """A task (issue 22), on a ticket or standalone: a title, an assignee, a due date.
-    Its title is internal, like a note: a reminder points to it, never quotes it."""
-
-    __tablename__ = "todos"
-    # Open to-dos (done_at NULL) first, by due date: "open and due before now", which
-    # the SLA check and `todos list --overdue` ask, reads a range of this index.
-    __table_args__ = (Index("ix_todos_done_at_due_at", "done_at", "due_at"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
-    title: Mapped[str] = mapped_column(String(500))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
-    due_at: Mapped[datetime | None]
-    done_at: Mapped[datetime | None]
-    done_by: Mapped[str | None] = mapped_column(String(320))
-    created_by: Mapped[str] = mapped_column(String(320))
-    created_at: Mapped[datetime]
-    # Set once, in the same UPDATE that claims the reminder, so it is sent once only.
-    reminded_at: Mapped[datetime | None]
-
-
-class TicketHelper(Base):
-    """An agent helping on a ticket besides its owner, the assignee (issue 22)."""
-
-    __tablename__ = "ticket_helpers"
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
-    # "My tickets" of an agent reads the tickets they help on through this index.
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True, index=True)
-
-
-class TicketDepartment(Base):
-    """A team involved in a ticket besides the owning one, its team (issue 22)."""
-
-    __tablename__ = "ticket_departments"
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
-    # The queue's team filter finds a ticket under any of its departments through this.
-    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True, index=True)
