@@ -21,7 +21,7 @@ from mailgate.core.settings import AgentSetting, OutboundSettings, Settings, Sla
 from mailgate.db.models import Agent
 from mailgate.db.store import Store
 from mailgate.outbound.sender import send_pending
-from mailgate.tickets import changes, messages, sla_check
+from mailgate.tickets import changes, involvement, messages, sla_check
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.todos import add_todo
 from tests.builders import build, deliver, ready_store
@@ -92,8 +92,12 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     assert first.ticket_number == 1
     at = clock()
     with store.transaction() as session:
-        agent = session.scalars(select(Agent.email)).one()
+        agent, helper = session.scalars(select(Agent.email).order_by(Agent.email)).all()
         changes.assign(session, settings=s, number=1, actor=Actor("cli"), assignee=agent, at=at)
+        # A helper is told of the customer's reply as the owner is (issue 22).
+        involvement.set_helpers(
+            session, settings=s, number=1, actor=Actor("cli"), add=[helper], at=at
+        )
         # Overdue by the check: the to-dos' assignee gets one reminder for each.
         for number, place in ((1, "todo_title"), (None, "standalone_todo_title")):
             add_todo(
@@ -121,8 +125,9 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     deliver(store, s, _inbound(closed, wrap, in_reply_to="<one@customer.test>"), clock)
     # Sent as of the reminder's time, so every notice is due.
     report = send_pending(store, settings=s, now=fixed_clock(at + timedelta(hours=2)))
-    # Every kind about a ticket, and the two to-do reminders (on the ticket, standalone).
-    assert report.sent == len(notices.KINDS) + 2 and report.failed == 0
+    # Every kind about a ticket, the two to-do reminders (on the ticket, standalone) and
+    # the helper's "customer replied".
+    assert report.sent == len(notices.KINDS) + 3 and report.failed == 0
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,7 +137,7 @@ def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = make_settings(
             f"sqlite:///{tmp}/m.db",
-            agents=(AgentSetting("ann@example.com"),),
+            agents=(AgentSetting("ann@example.com"), AgentSetting("bob@example.com")),
             sla=SlaSettings(first_response_minutes={"Normal": 60}),
         )
         s = dataclasses.replace(base, outbound=OutboundSettings(folder=f"{tmp}/out"))
@@ -151,4 +156,5 @@ def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
             leaked = [place for place, value in m.items() if value.lower() in blob]
             assert leaked == [], f"{path.name} carries customer text from {leaked}"
             kinds.add(message["Subject"])
-        assert len(files) == len(notices.KINDS) + 2 == len(kinds)
+        # The owner's and the helper's "customer replied" share a subject.
+        assert len(files) == len(notices.KINDS) + 3 and len(kinds) == len(notices.KINDS) + 2
