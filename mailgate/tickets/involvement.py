@@ -10,17 +10,70 @@ its team in the queue.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import ActionRefused, InvalidValue
 from mailgate.core.settings import Settings
 from mailgate.db.models import Agent, Team, Ticket, TicketDepartment, TicketHelper
+from mailgate.tickets import members
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.records import history, lock_ticket, refuse_if_closed
+from mailgate.tickets.records import lock_ticket
+
+
+def _email(text: str) -> str:
+    email = text.strip().lower()
+    if "@" not in email:
+        raise InvalidValue(f"a helper is an agent's email address, got {text!r}")
+    return email
+
+
+def _check_helpers(
+    ticket: Ticket, names: Sequence[str], rows: Mapping[str, Any], before: Mapping[str, int]
+) -> None:
+    for email in names:
+        agent = rows.get(email)
+        if email not in before and (agent is None or not agent.active):
+            raise InvalidValue(f"no active agent {email!r}")
+        if agent is not None and agent.id == ticket.assignee_id:
+            raise ActionRefused(f"{email} owns ticket #{ticket.number}: the owner is not a helper")
+
+
+def _check_departments(
+    ticket: Ticket, names: Sequence[str], rows: Mapping[str, Any], before: Mapping[str, int]
+) -> None:
+    for name in names:
+        team = rows.get(name)
+        if team is None:
+            raise InvalidValue(f"no team {name!r}")
+        if team.id == ticket.team_id:
+            raise ActionRefused(
+                f"{name} is the team of ticket #{ticket.number}, its owning department"
+            )
+
+
+HELPERS = members.MemberKind(
+    action="helpers",
+    model=Agent,
+    name="email",
+    link=TicketHelper,
+    link_column="agent_id",
+    not_there=lambda email, number: f"{email} does not help on ticket #{number}",
+    normalize=_email,
+    check=_check_helpers,
+)
+DEPARTMENTS = members.MemberKind(
+    action="departments",
+    model=Team,
+    name="name",
+    link=TicketDepartment,
+    link_column="team_id",
+    not_there=lambda name, number: f"team {name!r} is not a department of ticket #{number}",
+    check=_check_departments,
+)
 
 
 def set_helpers(
@@ -35,58 +88,14 @@ def set_helpers(
     exactly: Sequence[str] | None = None,
 ) -> Ticket:
     """Add and remove helpers by email (``exactly``: replace them all). A helper is an
-    active agent other than the owner; removing one who does not help is refused, so a
-    typo does not pass unnoticed."""
+    active agent other than the owner."""
     ticket = lock_ticket(session, number=number)
-    current: dict[str, int] = {
-        email: id_
-        for email, id_ in session.execute(
-            select(Agent.email, Agent.id)
-            .join(TicketHelper, TicketHelper.agent_id == Agent.id)
-            .where(TicketHelper.ticket_id == ticket.id)
-            .order_by(Agent.email)
-        )
-    }
-    wanted = [_email(e) for e in (exactly if exactly is not None else add)]
-    dropped = [_email(e) for e in remove]
-    missing = [e for e in dropped if e not in current]
-    if missing:
-        raise InvalidValue(f"{missing[0]} does not help on ticket #{number}")
-    base = [] if exactly is not None else list(current)
-    new = [e for e in dict.fromkeys([*base, *wanted]) if e not in dropped]
-    if set(new) == set(current):
-        return ticket  # nothing to change: allowed on a closed ticket too
-    refuse_if_closed(ticket, settings)
-    agents = {a.email: a for a in session.scalars(select(Agent).where(Agent.email.in_(new)))}
-    owner = ticket.assignee_id
-    for email in new:
-        agent = agents.get(email)
-        if email not in current and (agent is None or not agent.active):
-            raise InvalidValue(f"no active agent {email!r}")
-        if agent is not None and agent.id == owner:
-            raise ActionRefused(f"{email} owns ticket #{number}: the owner is not a helper")
-    gone = [current[e] for e in current if e not in new]
-    if gone:
-        session.execute(
-            delete(TicketHelper).where(
-                TicketHelper.ticket_id == ticket.id, TicketHelper.agent_id.in_(gone)
-            )
-        )
-    session.add_all(
-        TicketHelper(ticket_id=ticket.id, agent_id=agents[e].id) for e in new if e not in current
-    )
-    ticket.helpers_count = len(new)
-    ticket.updated_at = at
-    history(
-        session,
-        ticket,
-        at,
-        actor.label,
-        "helpers",
-        field="helpers",
-        old=",".join(current),
-        new=",".join(new),
-    )
+    new = members.change(
+        session, HELPERS, ticket, settings=settings, actor=actor, at=at,
+        add=add, remove=remove, exactly=exactly,
+    )  # fmt: skip
+    if new is not None:
+        ticket.helpers_count = len(new)
     return ticket
 
 
@@ -104,58 +113,8 @@ def set_departments(
     """Add and remove involved departments by team name (``exactly``: replace them
     all). The ticket's own team is its owning department, not one of these."""
     ticket = lock_ticket(session, number=number)
-    current: dict[str, int] = {
-        name: id_
-        for name, id_ in session.execute(
-            select(Team.name, Team.id)
-            .join(TicketDepartment, TicketDepartment.team_id == Team.id)
-            .where(TicketDepartment.ticket_id == ticket.id)
-            .order_by(Team.name)
-        )
-    }
-    wanted = [t.strip() for t in (exactly if exactly is not None else add)]
-    dropped = [t.strip() for t in remove]
-    missing = [t for t in dropped if t not in current]
-    if missing:
-        raise InvalidValue(f"team {missing[0]!r} is not a department of ticket #{number}")
-    base = [] if exactly is not None else list(current)
-    new = [t for t in dict.fromkeys([*base, *wanted]) if t not in dropped]
-    if set(new) == set(current):
-        return ticket
-    refuse_if_closed(ticket, settings)
-    teams = {t.name: t for t in session.scalars(select(Team).where(Team.name.in_(new)))}
-    for name in new:
-        team = teams.get(name)
-        if team is None:
-            raise InvalidValue(f"no team {name!r}")
-        if team.id == ticket.team_id:
-            raise ActionRefused(f"{name} is the team of ticket #{number}, its owning department")
-    gone = [current[t] for t in current if t not in new]
-    if gone:
-        session.execute(
-            delete(TicketDepartment).where(
-                TicketDepartment.ticket_id == ticket.id, TicketDepartment.team_id.in_(gone)
-            )
-        )
-    session.add_all(
-        TicketDepartment(ticket_id=ticket.id, team_id=teams[t].id) for t in new if t not in current
-    )
-    ticket.updated_at = at
-    history(
-        session,
-        ticket,
-        at,
-        actor.label,
-        "departments",
-        field="departments",
-        old=",".join(current),
-        new=",".join(new),
-    )
+    members.change(
+        session, DEPARTMENTS, ticket, settings=settings, actor=actor, at=at,
+        add=add, remove=remove, exactly=exactly,
+    )  # fmt: skip
     return ticket
-
-
-def _email(text: str) -> str:
-    email = text.strip().lower()
-    if "@" not in email:
-        raise InvalidValue(f"a helper is an agent's email address, got {text!r}")
-    return email
