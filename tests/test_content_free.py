@@ -1,6 +1,7 @@
 """Invariant 3 as a property: whatever a customer writes, wherever they write it, no
 outbound notice of any kind carries it, after decoding every header and every part; nor
-does a to-do's reminder carry the to-do's title."""
+does a to-do's reminder carry the to-do's title, nor a notice about the supplier side
+(issue 22) what a supplier or an agent wrote there."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from mailgate.core import notices
-from mailgate.core.settings import AgentSetting, OutboundSettings, Settings, SlaSettings
+from mailgate.core.settings import (
+    AgentSetting,
+    OutboundSettings,
+    Settings,
+    SlaSettings,
+    SupplierSetting,
+)
 from mailgate.db.models import Agent
 from mailgate.db.store import Store
 from mailgate.outbound.sender import send_pending
-from mailgate.tickets import changes, involvement, messages, sla_check
+from mailgate.tickets import changes, involvement, messages, sla_check, suppliers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.todos import add_todo
 from tests.builders import build, deliver, ready_store
@@ -45,6 +52,13 @@ PLACES = (
     # Not a customer's, but as internal as a note: a to-do's title (issue 22).
     "todo_title",
     "standalone_todo_title",
+    # A supplier's mail (issue 22) and an agent's message to a supplier: never in the
+    # notices they cause (to the owner and helpers, to the supplier's address).
+    "supplier_name",
+    "supplier_subject",
+    "supplier_text",
+    "supplier_attachment",
+    "to_supplier_text",
 )
 marker = st.text(alphabet=string.ascii_uppercase + string.digits, min_size=10, max_size=10).map(
     lambda s: f"QZ{s}"
@@ -116,6 +130,30 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     assert [r.number for r in fired.reminded] == [1, None]
     reply = dict(m, subject=m["reply_subject"], text=m["reply_text"])
     deliver(store, s, _inbound(reply, wrap, in_reply_to="<one@customer.test>"), clock)
+    # The supplier side: its mail tells the owner and the helper; the agent's message to
+    # it tells its address, in its language.
+    with store.transaction() as session:
+        suppliers.set_suppliers(
+            session, settings=s, number=1, actor=Actor("cli"), add=["Parts Co"], at=at
+        )
+    w = wrap.format
+    supplier_mail = build(
+        sender=f'"{w(m["supplier_name"])}" <orders@parts.test>',
+        subject=f"Re: [#1] {w(m['supplier_subject'])}",
+        body=w(m["supplier_text"]),
+        attachments=[(w(m["supplier_attachment"]) + ".pdf", b"%PDF-1.4")],
+    )
+    assert deliver(store, s, supplier_mail, clock).outcome == "supplier"
+    with store.transaction() as session:
+        suppliers.reply_to_supplier(
+            session,
+            settings=s,
+            number=1,
+            actor=Actor("cli"),
+            supplier="Parts Co",
+            body=w(m["to_supplier_text"]),
+            at=at,
+        )
     with store.transaction() as session:
         messages.reply(
             session, settings=s, number=1, actor=Actor("cli"), body="An agent's answer", at=at
@@ -126,8 +164,8 @@ def _run_every_kind(store: Store, s: Settings, m: dict[str, str], wrap: str) -> 
     # Sent as of the reminder's time, so every notice is due.
     report = send_pending(store, settings=s, now=fixed_clock(at + timedelta(hours=2)))
     # Every kind about a ticket, the two to-do reminders (on the ticket, standalone) and
-    # the helper's "customer replied".
-    assert report.sent == len(notices.KINDS) + 3 and report.failed == 0
+    # the helper's "customer replied" and "supplier replied".
+    assert report.sent == len(notices.KINDS) + 4 and report.failed == 0
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,6 +177,7 @@ def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
             f"sqlite:///{tmp}/m.db",
             agents=(AgentSetting("ann@example.com"), AgentSetting("bob@example.com")),
             sla=SlaSettings(first_response_minutes={"Normal": 60}),
+            suppliers=(SupplierSetting("Parts Co", ("orders@parts.test",), "fr"),),
         )
         s = dataclasses.replace(base, outbound=OutboundSettings(folder=f"{tmp}/out"))
         store = ready_store(s)
@@ -156,5 +195,6 @@ def test_no_customer_text_in_any_notice(m: dict[str, str], wrap: str) -> None:
             leaked = [place for place, value in m.items() if value.lower() in blob]
             assert leaked == [], f"{path.name} carries customer text from {leaked}"
             kinds.add(message["Subject"])
-        # The owner's and the helper's "customer replied" share a subject.
-        assert len(files) == len(notices.KINDS) + 3 and len(kinds) == len(notices.KINDS) + 2
+        # The owner's and the helper's "customer replied" ("supplier replied") share a
+        # subject.
+        assert len(files) == len(notices.KINDS) + 4 and len(kinds) == len(notices.KINDS) + 2

@@ -393,3 +393,82 @@ def test_0017_helpers_and_departments_and_back(db_url: str) -> None:
                 assert list(found) == [2]
     finally:
         store.engine.dispose()
+
+
+def test_0018_suppliers_and_back(db_url: str) -> None:
+    """0018 (issue 22): from 0017 with tickets in place, they get no suppliers (count 0)
+    and the new tables take rows; the SQLite search triggers of 0016 still index a
+    change after it (no table rebuild), and its downgrade drops the tables again."""
+    from sqlalchemy.orm import Session
+
+    from mailgate.db import search
+
+    store = Store(db_url)
+    try:
+        store.upgrade("0017_helpers_departments")
+        with store.engine.begin() as conn:
+            for statement in _ROWS_BEFORE_SEARCH:
+                conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
+        store.upgrade("0018_suppliers")
+        with store.engine.begin() as conn:
+            counts = conn.execute(sa.text("SELECT suppliers_count FROM tickets")).scalars().all()
+            assert counts == [0, 0]
+            conn.execute(
+                sa.text(
+                    "INSERT INTO suppliers (id, name, addresses, language) "
+                    "VALUES (3, 'Parts Co', '[\"orders@parts.test\"]', 'fr')"
+                )
+            )
+            conn.execute(sa.text("INSERT INTO ticket_suppliers VALUES (1, 3)"))
+            conn.execute(sa.text("UPDATE tickets SET subject = 'Boiler' WHERE id = 2"))
+        with Session(store.engine) as session:
+            assert [t.id for t in search.search(session, "boiler", internal=True)] == [2]
+        store.downgrade("0017_helpers_departments")
+        with store.engine.begin() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            assert "suppliers" not in tables and "ticket_suppliers" not in tables
+            conn.execute(sa.text("UPDATE tickets SET subject = 'Furnace' WHERE id = 1"))
+            if conn.dialect.name == "sqlite":  # PostgreSQL indexes expressions: no triggers
+                table = search_index.fts_table("tickets")
+                found = conn.execute(
+                    sa.text(f"SELECT rowid FROM {table} WHERE {table} MATCH 'furnace'")  # noqa: S608
+                ).scalars()
+                assert list(found) == [1]
+    finally:
+        store.engine.dispose()
+
+
+def test_0014_keeps_the_tokens_there_as_integrations(db_url: str) -> None:
+    """0014 (issue 20): a token made before it stays an integration's (no agent), and a
+    token can then name an agent."""
+    store = Store(db_url)
+    try:
+        store.upgrade("0013_activities")
+        at = datetime(2026, 1, 5, tzinfo=UTC)
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO api_tokens (name, token_hash, created_at) "
+                    "VALUES ('crm', :hash, :at)"
+                ),
+                {"hash": "a" * 64, "at": at},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO agents (id, email, name, teams, away, active, "
+                    "credential_generation) VALUES (3, 'ann@x.test', 'Ann', '[]', false, true, 0)"
+                )
+            )
+        store.upgrade("0014_agent_tokens")
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO api_tokens (name, token_hash, created_at, agent_id) "
+                    "VALUES ('laptop', :hash, :at, 3)"
+                ),
+                {"hash": "b" * 64, "at": at},
+            )
+            rows = conn.execute(sa.text("SELECT name, agent_id FROM api_tokens ORDER BY name"))
+            assert [tuple(r) for r in rows] == [("crm", None), ("laptop", 3)]
+    finally:
+        store.engine.dispose()

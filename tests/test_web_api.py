@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import negative_data_rejection
 from sqlalchemy import select
 
 from mailgate.db.models import ApiToken, Notice, Ticket, TicketMessage
@@ -203,7 +204,13 @@ fuzzed = schemathesis.pytest.from_fixture("api_schema")
 )
 def test_api_conforms_to_its_schema(case: Any, api_site: tuple[Site, dict[str, str]]) -> None:
     """Generated requests never cause a 5xx and every answer matches the documented schema."""
-    case.call_and_validate(headers=api_site[1])
+    excluded = []
+    if (case.method, case.path) == ("GET", "/api/tickets"):
+        # A query string has no types: a number or a one-item list "mutated" into a
+        # free-text filter (tag, q) arrives as the very word a client may look for, so
+        # it cannot be refused. Its refusals are tested by name (test_queue_views).
+        excluded = [negative_data_rejection]
+    case.call_and_validate(headers=api_site[1], excluded_checks=excluded)
 
 
 def test_a_filter_given_twice_is_refused(site: Site) -> None:

@@ -52,6 +52,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "sla": ("sla_cmd", "sla", "SLA targets and ticket dates (see [sla] in the config)."),
     "smtp": ("smtp_cmd", "smtp", "Receive mail by SMTP or LMTP on smtp.listen and turn it..."),
     "stats": ("stats_cmd", "stats", "Open tickets by status, type, priority, assignee,..."),
+    "suppliers": (
+        "people_cmds",
+        "suppliers",
+        "Suppliers, third parties attached to tickets: list, add.",
+    ),
     "teams": ("people_cmds", "teams", "Teams and their assignment strategy: list, add."),
     "tickets": ("ticket_cmds", "tickets", "List, show and work on tickets."),
     "todos": ("todo_cmds", "todos", "To-dos: tasks on a ticket or standalone; add, list, done."),

@@ -1,4 +1,5 @@
-"""``mailgate agents``, ``customers``, ``teams``: the directory, beside the config file.
+"""``mailgate agents``, ``customers``, ``teams``, ``suppliers``: the directory, beside the
+config file.
 
 Entries declared in the config file are synced at every start and the file wins
 there (except an agent's away and active flags, which only start from the file);
@@ -179,3 +180,35 @@ def customers_add(
             language=language,
         )
         click.echo(f"customer {customer.name} added")
+
+
+@click.group()
+def suppliers() -> None:
+    """Suppliers, third parties attached to tickets: list, add."""
+
+
+@suppliers.command("list")
+@limit_option("suppliers")
+@json_option
+@pass_context
+def suppliers_list(ctx: Context, limit: int, as_json: bool) -> None:
+    """Suppliers, newest first."""
+    with ctx.store.transaction() as session:
+        rows = people.list_suppliers(session, ctx.settings, limit=limit)
+    if as_json:
+        emit_json(rows)
+        return
+    columns = (("name", "NAME"), ("addresses", "ADDRESSES"), ("language", "LANG"))
+    emit_table(rows, columns, empty="no suppliers")
+
+
+@suppliers.command("add")
+@click.argument("name")
+@click.option("--address", "addresses", multiple=True, help="Address it writes from; repeatable.")
+@click.option("--language", default="", help="Language for its notices (e.g. fr).")
+@pass_context
+def suppliers_add(ctx: Context, name: str, addresses: tuple[str, ...], language: str) -> None:
+    """Add a supplier; `tickets suppliers` attaches it to tickets."""
+    with ctx.store.transaction() as session:
+        supplier = people.add_supplier(session, name, addresses=addresses, language=language)
+        click.echo(f"supplier {supplier.name} added")

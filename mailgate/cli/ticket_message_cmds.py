@@ -36,6 +36,12 @@ file_option = click.option(
     metavar="STATUS",
     help="Move the ticket to STATUS (a configured one, e.g. Waiting) in the same step.",
 )
+@click.option(
+    "--to-supplier",
+    "to_supplier",
+    metavar="NAME",
+    help="Write to supplier NAME, attached to the ticket, instead of the requester.",
+)
 @as_option
 @pass_context
 def reply(
@@ -44,6 +50,7 @@ def reply(
     source: TextIO | None,
     response: str | None,
     status: str | None,
+    to_supplier: str | None,
     as_: str,
 ) -> None:
     """Answer the requester of ticket NUMBER; they get a content-free notice.
@@ -52,13 +59,22 @@ def reply(
     --status sets the status in the same step ("send and set to Waiting"): the reply and
     the change are made together or not at all, and the requester gets one notice, the
     reply's, naming the new status. A customer's answer to a ticket set to a waiting
-    status returns it to the status it had before (Open when that was New)."""
+    status returns it to the status it had before (Open when that was New).
+
+    --to-supplier writes to an attached supplier instead (`tickets suppliers`): agents
+    and the supplier's contacts see it, the customer does not; each of its addresses
+    gets a content-free notice; the status and the first response do not move."""
     from mailgate.tickets import canned_responses as responses
     from mailgate.tickets import messages
 
     if (source is None) == (response is None):
         raise click.UsageError("give the text with exactly one of --file or --response")
     body = source.read() if source is not None else ""
+    if to_supplier is not None:
+        if source is None or status is not None:
+            raise click.UsageError("--to-supplier takes the text from --file, and no --status")
+        _to_supplier(ctx, number, to_supplier, body, as_)
+        return
     with ctx.store.transaction() as session:
         common: dict[str, Any] = {
             "settings": ctx.settings,
@@ -76,6 +92,24 @@ def reply(
         shown = message.ticket.status if status is not None else None
     moved = f", ticket is {shown}" if shown is not None else ""
     click.echo(f"ticket #{number}: reply {message_id} stored, requester notified{moved}")
+
+
+def _to_supplier(ctx: Context, number: int, supplier: str, body: str, as_: str) -> None:
+    from mailgate.tickets import suppliers
+
+    with ctx.store.transaction() as session:
+        message = suppliers.reply_to_supplier(
+            session,
+            settings=ctx.settings,
+            number=number,
+            actor=actor_for(session, as_),
+            supplier=supplier,
+            body=body,
+            at=utc_now(),
+            via="cli",
+        )
+        message_id = message.id
+    click.echo(f"ticket #{number}: message {message_id} to supplier {supplier} stored, notified")
 
 
 @click.command()

@@ -23,9 +23,13 @@ STATUS_CHANGED = "status_changed"
 CLOSED_TICKET = "closed_ticket"
 # To the assignee, when an SLA target passes or a ticket date is reached (mailgate/sla.py).
 REMINDER = "reminder"
+# Suppliers (issue 22): to the assignee and helpers when an attached supplier's mail came
+# in; to each address of a supplier an agent wrote to (mailgate/tickets/suppliers.py).
+SUPPLIER_REPLIED = "supplier_replied"
+SUPPLIER_MESSAGE = "supplier_message"
 KINDS = (
     ACKNOWLEDGEMENT, ASSIGNED, CUSTOMER_REPLIED, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET,
-    REMINDER,
+    REMINDER, SUPPLIER_REPLIED, SUPPLIER_MESSAGE,
 )  # fmt: skip
 # The answer to a sender intake.policy refuses (mailgate/tickets/refusal.py): about no ticket.
 INTAKE_REFUSED = "intake_refused"
@@ -40,13 +44,18 @@ ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK, TODO_REMINDER)
 CUSTOMER_KINDS = frozenset(
     {ACKNOWLEDGEMENT, AGENT_REPLIED, STATUS_CHANGED, CLOSED_TICKET, INTAKE_REFUSED, SIGN_IN_LINK}
 )
+# Notices to a supplier's addresses, in the supplier's language.
+SUPPLIER_KINDS = frozenset({SUPPLIER_MESSAGE})
 # Direct answers to an inbound message's sender: RFC 3834 §5 calls them auto-replied.
 ANSWER_KINDS = frozenset({ACKNOWLEDGEMENT, CLOSED_TICKET, INTAKE_REFUSED})
 # Caused by inbound mail, so an outside party can make them repeat: rate-limited. Reminders
 # too: a tight target or a bulk date change could otherwise bury an agent's inbox.
 RATE_LIMITED_KINDS = frozenset(
-    {ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED, REMINDER, INTAKE_REFUSED, TODO_REMINDER}
-)
+    {
+        ACKNOWLEDGEMENT, CLOSED_TICKET, CUSTOMER_REPLIED, SUPPLIER_REPLIED, REMINDER,
+        INTAKE_REFUSED, TODO_REMINDER,
+    }
+)  # fmt: skip
 
 # Events
 NEW_TICKET = "new_ticket"
@@ -59,7 +68,11 @@ SLA_DUE = "sla_due"
 INTAKE_REFUSAL = "intake_refusal"  # about no ticket: the sender may not open one
 SIGN_IN_REQUEST = "sign_in_request"  # about no ticket: a customer asked for a link
 TODO_DUE = "todo_due"  # a to-do passed its due date; ``assignee`` is the to-do's
-INBOUND_EVENTS = frozenset({NEW_TICKET, CUSTOMER_REPLY, MESSAGE_TO_CLOSED, INTAKE_REFUSAL})
+SUPPLIER_REPLY = "supplier_reply"  # an attached supplier's mail; ``sender`` wrote it
+MESSAGE_TO_SUPPLIER = "message_to_supplier"  # an agent wrote to ``supplier_addresses``
+INBOUND_EVENTS = frozenset(
+    {NEW_TICKET, CUSTOMER_REPLY, MESSAGE_TO_CLOSED, INTAKE_REFUSAL, SUPPLIER_REPLY}
+)
 
 RATE_WINDOW = timedelta(hours=1)
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
@@ -79,6 +92,8 @@ class Event:
     # Agents helping on the ticket besides its owner, told of customer replies too
     # (``tickets.notify_helpers``): filled in for CUSTOMER_REPLY only.
     helpers: tuple[str, ...] = ()
+    # MESSAGE_TO_SUPPLIER: the addresses of the supplier written to.
+    supplier_addresses: tuple[str, ...] = ()
     in_reply_to: str = ""  # the Message-ID of the message that caused it, so notices thread
     in_reply_to_author: str = ""  # who wrote that message: only their notices echo it
     status: str = ""  # the status after the event, for status changes and agent replies
@@ -96,6 +111,7 @@ class NoticeContext:
     screening_reason: str = ""
     customer_language: str = ""
     ticket_language: str = ""
+    supplier_language: str = ""  # for SUPPLIER_KINDS: the supplier's
     default_language: str = "en"
     max_per_hour: int = 5
     # Times of notices already written to each mailbox (``rate_key``) in the last hour,
@@ -146,6 +162,13 @@ def _candidates(event: Event) -> list[tuple[str, str]]:
         # The owner and the helpers; nobody is told about their own message.
         agents = dict.fromkeys(a for a in (event.assignee, *event.helpers) if a)
         return [(CUSTOMER_REPLIED, a) for a in agents if a != event.sender]
+    if event.kind == SUPPLIER_REPLY:
+        # Like a customer's reply, to the owner and the helpers; the supplier is not
+        # told of their own mail.
+        agents = dict.fromkeys(a for a in (event.assignee, *event.helpers) if a)
+        return [(SUPPLIER_REPLIED, a) for a in agents if a != event.sender]
+    if event.kind == MESSAGE_TO_SUPPLIER:
+        return [(SUPPLIER_MESSAGE, a) for a in dict.fromkeys(event.supplier_addresses)]
     if event.kind == MESSAGE_TO_CLOSED:
         # Invariant 4: the sender learns the ticket is closed; no agent is alerted.
         return [(CLOSED_TICKET, event.sender)]
@@ -227,13 +250,14 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
         suppressed = _suppression(kind, recipient, event, ctx, counts)
         if not suppressed:
             counts[rate_key(recipient)] = counts.get(rate_key(recipient), 0) + 1
-        language = (
-            choose_language(
+        if kind in CUSTOMER_KINDS:
+            language = choose_language(
                 ctx.customer_language, ctx.ticket_language, default=ctx.default_language
             )
-            if kind in CUSTOMER_KINDS
-            else ctx.default_language
-        )
+        elif kind in SUPPLIER_KINDS:
+            language = choose_language(ctx.supplier_language, default=ctx.default_language)
+        else:
+            language = ctx.default_language
         specs.append(
             NoticeSpec(
                 kind=kind,

@@ -270,6 +270,17 @@ class CustomerSetting:
 
 
 @dataclass(frozen=True)
+class SupplierSetting:
+    """``[[suppliers]]`` (issue 22): a third party attached to tickets. Mail from one of
+    its ``addresses`` to a ticket it is attached to is kept as a supplier message."""
+
+    name: str
+    addresses: tuple[str, ...] = ()
+    # The language of its notices; empty: defaults.language.
+    language: str = ""
+
+
+@dataclass(frozen=True)
 class RuleSetting:
     name: str
     when: dict[str, Any] = field(default_factory=dict)
@@ -350,6 +361,7 @@ class Settings:
     teams: tuple[TeamSetting, ...] = DEFAULT_TEAMS
     agents: tuple[AgentSetting, ...] = ()
     customers: tuple[CustomerSetting, ...] = ()
+    suppliers: tuple[SupplierSetting, ...] = ()
     rules: tuple[RuleSetting, ...] = ()
     triggers: tuple[TriggerSetting, ...] = ()
 

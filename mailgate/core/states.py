@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     REPLY = "reply"  # a customer message on an open ticket
     CLOSED_TICKET = "closed_ticket"  # kept on a closed ticket, which did not change
     AUTOMATIC = "automatic"  # a bounce or auto-reply filed on its ticket
+    SUPPLIER = "supplier"  # a supplier's message on a ticket it is attached to (agents only)
     DUPLICATE = "duplicate"  # the same message again (MTA retry, second route)
     REFUSED_POLICY = "refused_policy"  # intake.policy: the sender may not open tickets
     REFUSED = "refused"  # quarantined: see the row's last_error
@@ -48,3 +49,14 @@ class NoticeState(StrEnum):
 # The key under which a transaction's ``session.info`` lists the ids of the pending
 # notices it wrote: the store's after-commit hooks hand them to a queue.
 PENDING_NOTICES = "mailgate.pending_notices"
+
+
+# Directions of ticket messages (``ticket_messages.direction``) besides the customer's
+# conversation (inbound, outbound): an internal note, and the supplier side (issue 22),
+# a supplier's mail and an agent's message to a supplier. Only agents see these: the
+# customer's pages, downloads and search leave them out.
+NOTE = "note"
+FROM_SUPPLIER = "supplier"
+TO_SUPPLIER = "to_supplier"
+SUPPLIER_DIRECTIONS = (FROM_SUPPLIER, TO_SUPPLIER)
+INTERNAL_DIRECTIONS = (NOTE, *SUPPLIER_DIRECTIONS)

@@ -340,3 +340,30 @@ def _check_people(s: Settings, bad: Bad) -> None:
             bad(f"customers[{i}].owner", f"{customer.owner!r} is not an agent in [[agents]]")
         if not customer.domains and not customer.addresses:
             bad(f"customers[{i}]", "expected domains or addresses to match its mail")
+    _check_suppliers(s, bad)
+
+
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+
+
+def _check_suppliers(s: Settings, bad: Bad) -> None:
+    names: set[str] = set()
+    for i, supplier in enumerate(s.suppliers):
+        if not supplier.name.strip() or len(supplier.name) > MAX_SUPPLIER_NAME:
+            bad(f"suppliers[{i}].name", f"expected 1 to {MAX_SUPPLIER_NAME} characters")
+        elif supplier.name in names:
+            bad(f"suppliers[{i}].name", f"duplicate supplier {supplier.name!r}")
+        names.add(supplier.name)
+        if not supplier.addresses:
+            bad(f"suppliers[{i}].addresses", "expected at least one email address")
+        for j, address in enumerate(supplier.addresses):
+            if not _is_address(address):
+                bad(f"suppliers[{i}].addresses[{j}]", f"expected an email address, got {address!r}")
+        if supplier.language and not _LANGUAGE_CODE.fullmatch(supplier.language):
+            bad(
+                f"suppliers[{i}].language",
+                f"expected a language code such as en or fr, got {supplier.language!r}",
+            )
+
+
+MAX_SUPPLIER_NAME = 255  # suppliers.name

@@ -1,4 +1,4 @@
-"""Agents, teams and customer accounts as the CLI lists and changes them.
+"""Agents, teams, customer accounts and suppliers as the CLI lists and changes them.
 
 Listings are plain dicts with stable field names (add fields, never rename).
 Entries declared in the config file are synced at start-up and the file wins
@@ -18,7 +18,7 @@ from mailgate.core.directory import CustomerView, match_customer
 from mailgate.core.errors import MailgateError, NotFound
 from mailgate.core.settings import Settings
 from mailgate.db import queries
-from mailgate.db.models import Agent, Customer, Team, Ticket, WebSession
+from mailgate.db.models import Agent, Customer, Supplier, Team, Ticket, WebSession
 
 
 class Conflict(MailgateError):
@@ -230,3 +230,43 @@ def customer_views(session: Session) -> list[CustomerView]:
 def customer_of(session: Session, email: str) -> CustomerView | None:
     """The customer account ``email`` belongs to, if any."""
     return match_customer(email, customer_views(session))
+
+
+def list_suppliers(
+    session: Session, settings: Settings, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    declared = {s.name for s in settings.suppliers}
+    suppliers = session.scalars(_limited(select(Supplier).order_by(Supplier.id.desc()), limit))
+    return [
+        {
+            "id": s.id,
+            "name": s.name,
+            "addresses": list(s.addresses),
+            "language": s.language,
+            "declared": s.name in declared,
+        }
+        for s in suppliers
+    ]
+
+
+def add_supplier(
+    session: Session, name: str, *, addresses: Sequence[str], language: str
+) -> Supplier:
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise Conflict("a supplier's name is 1 to 255 characters")
+    emails = [a.strip().lower() for a in addresses]
+    if not emails:
+        raise Conflict("give at least one --address: the supplier's mail comes from it")
+    for email in emails:
+        local, _, domain = email.rpartition("@")
+        if not local or not domain or any(c.isspace() for c in email):
+            raise Conflict(f"{email!r} is not an email address")
+    if language and not (language.isascii() and language.isalpha() and 2 <= len(language) <= 3):
+        raise Conflict(f"language must be a code such as en or fr, got {language!r}")
+    if session.scalar(select(Supplier.id).where(Supplier.name == name)) is not None:
+        raise Conflict(f"supplier {name} already exists")
+    supplier = Supplier(name=name, addresses=list(dict.fromkeys(emails)), language=language.lower())
+    session.add(supplier)
+    session.flush()
+    return supplier

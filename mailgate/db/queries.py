@@ -25,12 +25,14 @@ from mailgate.db.models import (
     InboundMessage,
     Notice,
     SlaEvent,
+    Supplier,
     Team,
     Ticket,
     TicketDepartment,
     TicketHelper,
     TicketLink,
     TicketMessage,
+    TicketSupplier,
 )
 
 
@@ -58,6 +60,21 @@ def helpers_and_departments(session: Session, ticket_id: int) -> tuple[list[str]
         .order_by(Team.name)
     )
     return list(helpers), list(departments)
+
+
+def supplier_names(session: Session, ticket: Ticket) -> list[str]:
+    """The names of the suppliers attached to ``ticket``, sorted; no statement when it
+    has none (``suppliers_count``)."""
+    if not ticket.suppliers_count:
+        return []
+    return list(
+        session.scalars(
+            select(Supplier.name)
+            .join(TicketSupplier, TicketSupplier.supplier_id == Supplier.id)
+            .where(TicketSupplier.ticket_id == ticket.id)
+            .order_by(Supplier.name)
+        )
+    )
 
 
 def ticket_exists(session: Session, number: int) -> bool:
@@ -219,6 +236,7 @@ def show_ticket(
     agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
     out = ticket_summary(ticket, agents, teams, names_by_id(session, Customer, "name"))
     out["helpers"], out["departments"] = helpers_and_departments(session, ticket.id)
+    out["suppliers"] = supplier_names(session, ticket)
     clock = sla.TicketClock(ticket.priority, ticket.created_at, closed=False)
     for kind, due in sla.target_times(clock, targets or sla.Targets()).items():
         out[f"{kind}_due_at"] = _iso(due)

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from mailgate.core.errors import InvalidValue
+from mailgate.core.states import INTERNAL_DIRECTIONS
 from mailgate.db import search_index
 from mailgate.db.models import (
     Agent,
@@ -83,9 +84,10 @@ def _pg_match(source: str, term: str) -> ColumnElement[bool]:
 def _sources(
     internal: bool,
 ) -> dict[str, tuple[Select[Any], QueryableAttribute[int], QueryableAttribute[int]]]:
-    """Per source table: the ticket ids of its rows (leaving out a note's rows unless
-    ``internal``), the column the index knows each row by, and its ticket's id."""
-    public = () if internal else (TicketMessage.direction != "note",)
+    """Per source table: the ticket ids of its rows (leaving out the rows of notes and
+    the supplier side unless ``internal``), the column the index knows each row by, and
+    its ticket's id."""
+    public = () if internal else (TicketMessage.direction.not_in(INTERNAL_DIRECTIONS),)
     of_message = TicketMessage.ticket_id
     return {
         "tickets": (select(Ticket.id.label("ticket_id")), Ticket.id, Ticket.id),

@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from mailgate.core.errors import ConfigError, DatabaseBusy, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db import search_index
-from mailgate.db.models import Agent, Base, Customer, Team
+from mailgate.db.models import Agent, Base, Customer, Supplier, Team
 
 # Alembic (with Mako and Pygments) is imported only to migrate, stamp or report: a start
 # on an up-to-date database does not need it, and importing it took a tenth of every
@@ -343,7 +343,7 @@ class Store:
         )
 
     def sync_directory(self, settings: Settings) -> None:
-        """Create or update the teams, agents and customers declared in the config file.
+        """Create or update the teams, agents, customers and suppliers declared in the config file.
 
         Rows the CLI added are left alone; declared fields win over stored ones, except
         an agent's ``away`` and ``active``: the file gives their first value, and after
@@ -377,6 +377,13 @@ class Store:
                 crow.language = customer.language
                 owner = agents.get(customer.owner.lower()) if customer.owner else None
                 crow.owner_id = owner.id if owner else None
+            for supplier in settings.suppliers:
+                srow = session.scalar(select(Supplier).where(Supplier.name == supplier.name))
+                if srow is None:
+                    srow = Supplier(name=supplier.name)
+                    session.add(srow)
+                srow.addresses = [a.strip().lower() for a in supplier.addresses]
+                srow.language = supplier.language
 
 
 def open_store(settings: Settings) -> Store:

@@ -9,7 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailgate.core.settings import MERGED_INTO
-from mailgate.db.models import Customer, MessageIdEntry, Notice, Ticket, TicketLink, TicketMessage
+from mailgate.db.models import (
+    Customer,
+    MessageIdEntry,
+    Notice,
+    Supplier,
+    Ticket,
+    TicketLink,
+    TicketMessage,
+    TicketSupplier,
+)
 from mailgate.threading.resolver import TicketRef
 
 
@@ -69,8 +78,8 @@ class ThreadIndex:
 
     def _ref(self, ticket: Ticket | None) -> TicketRef | None:
         """The ticket with everyone who may write on it: requester and participants,
-        everyone addressed on its messages (To/Cc) and by its notices, and the admins of
-        its customer account."""
+        everyone addressed on its messages (To/Cc) and by its notices, the admins of its
+        customer account and the addresses of its suppliers."""
         if ticket is None or ticket.number is None:
             return None
         people = {ticket.requester, *(p.email for p in ticket.participants)}
@@ -84,6 +93,14 @@ class ThreadIndex:
         if ticket.customer_id is not None:
             customer = self.session.get(Customer, ticket.customer_id)
             people.update(customer.admins if customer is not None else ())
+        if ticket.suppliers_count:  # no statement for the many tickets without
+            # The addresses of its attached suppliers (issue 22): their mail is theirs.
+            for addresses in self.session.scalars(
+                select(Supplier.addresses)
+                .join(TicketSupplier, TicketSupplier.supplier_id == Supplier.id)
+                .where(TicketSupplier.ticket_id == ticket.id)
+            ):
+                people.update(str(a) for a in addresses or [])
         return TicketRef(ticket.id, ticket.number, frozenset(p.lower() for p in people if p))
 
 

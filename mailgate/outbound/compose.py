@@ -14,7 +14,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 
 from mailgate.core.loop import LOOP_HEADER, loop_marker
-from mailgate.core.notices import ANSWER_KINDS, CLOSED_TICKET, CUSTOMER_KINDS
+from mailgate.core.notices import ANSWER_KINDS, CLOSED_TICKET, CUSTOMER_KINDS, SUPPLIER_KINDS
 from mailgate.outbound.render import Rendered
 from mailgate.threading.tokens import reply_token
 
@@ -58,7 +58,9 @@ def compose(
         msg["In-Reply-To"] = f"<{envelope.in_reply_to}>"
         msg["References"] = f"<{envelope.in_reply_to}>"
     if (
-        envelope.kind in CUSTOMER_KINDS
+        # A supplier's answer threads back the same way, and is kept as a supplier
+        # message because its sender is one of the ticket's suppliers' addresses.
+        (envelope.kind in CUSTOMER_KINDS or envelope.kind in SUPPLIER_KINDS)
         and envelope.kind != CLOSED_TICKET
         and not envelope.ticket_closed
         and envelope.ticket_number is not None

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import Settings
 from mailgate.db.models import Ticket
-from mailgate.tickets import involvement, triggers
+from mailgate.tickets import involvement, suppliers, triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import assign, change_status, set_team
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed
@@ -106,7 +106,10 @@ def _tag(text: str) -> str:
 
 # The fields apply_fields changes, in the order it changes them: the status last, so a
 # change that closes the ticket comes after the others instead of refusing them.
-FIELDS = ("type", "priority", "team", "tags", "assignee", "helpers", "departments", "status")
+FIELDS = (
+    "type", "priority", "team", "tags", "assignee", "helpers", "departments", "suppliers",
+    "status",
+)  # fmt: skip
 
 
 def apply_fields(
@@ -148,5 +151,6 @@ _SETTERS: dict[str, tuple[Callable[..., Ticket], str]] = {
     "assignee": (assign, "assignee"),
     "helpers": (involvement.set_helpers, "exactly"),
     "departments": (involvement.set_departments, "exactly"),
+    "suppliers": (suppliers.set_suppliers, "exactly"),
     "status": (change_status, "status"),
 }

@@ -28,6 +28,7 @@ from mailgate.db.models import InboundMessage, MessageIdEntry, Notice, Ticket, T
 from mailgate.db.store import Store, lock_row
 from mailgate.db.thread_index import ThreadIndex
 from mailgate.threading.resolver import ThreadClues, resolve
+from mailgate.tickets import suppliers
 from mailgate.tickets.intake_refusal import record_refusal
 from mailgate.tickets.messages import Incoming, add_customer_message
 from mailgate.tickets.notify import mark_bounced
@@ -273,15 +274,30 @@ def _apply(
         ticket = index.loaded.get(resolution.ticket_id) or index.follow(
             lock_ticket(session, ticket_id=resolution.ticket_id)
         )
-        added = add_customer_message(
-            session,
-            ticket,
-            incoming,
-            settings=settings,
-            at=at,
-            cause=_cause(row.id),
-            screening=screening,
-        )
+        # Mail from a supplier attached to the ticket is its side, not the customer's
+        # (no statement asks unless the ticket has suppliers).
+        supplier = suppliers.supplier_sender(session, ticket, sender)
+        if supplier is not None:
+            added = suppliers.add_supplier_message(
+                session,
+                ticket,
+                incoming,
+                supplier,
+                settings=settings,
+                at=at,
+                cause=_cause(row.id),
+                screening=screening,
+            )
+        else:
+            added = add_customer_message(
+                session,
+                ticket,
+                incoming,
+                settings=settings,
+                at=at,
+                cause=_cause(row.id),
+                screening=screening,
+            )
         outcome, message, written = added.outcome, added.message, added.notices
     if parsed.message_id and seen is None:
         session.add(

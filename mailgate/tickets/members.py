@@ -105,7 +105,7 @@ def change(
         actor.label,
         kind.action,
         field=kind.action,
-        old=",".join(before),
-        new=",".join(new),
+        old=",".join(before),  # sorted, as current() reads them
+        new=",".join(sorted(new)),
     )
     return new

@@ -42,6 +42,7 @@ from mailgate.db.models import (
     TicketMessage,
 )
 from mailgate.db.thread_index import merged_into
+from mailgate.tickets import involvement, members, suppliers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import close
 from mailgate.tickets.notify import tell_requester
@@ -95,6 +96,7 @@ def merge(
         .values(ticket_id=target.id),
     )
     moved_people = _move_participants(session, source, target)
+    joined = _join_members(session, source, target)
     session.add_all(
         [
             TicketLink(ticket_id=source.id, other_ticket_id=target.id, kind=MERGED_INTO),
@@ -105,6 +107,7 @@ def merge(
         "messages": str(moved_messages),
         "participants": str(moved_people),
         "message_ids": str(moved_ids),
+        **{kind: ",".join(names) for kind, names in joined.items() if names},
     }
     history(session, source, at, actor.label, "merged_into", new=str(target.number), detail=counts)
     received = history(
@@ -174,6 +177,34 @@ def _refuse(session: Session, source: Ticket, target: Ticket, settings: Settings
 def _account(session: Session, customer_id: int | None) -> str:
     customer = session.get(Customer, customer_id) if customer_id is not None else None
     return f"account {customer.name}" if customer is not None else "no account"
+
+
+def _join_members(session: Session, source: Ticket, target: Ticket) -> dict[str, list[str]]:
+    """The source's helpers, departments and suppliers join the target's (its owner is
+    not made a helper, nor its team a department): a supplier's answer to the merged
+    ticket's mail must still be known as the supplier's on the target. The names added,
+    by kind; the source keeps its own rows, as a record."""
+    added: dict[str, list[str]] = {}
+    for kind, skip in (
+        (involvement.HELPERS, target.assignee_id),
+        (involvement.DEPARTMENTS, target.team_id),
+        (suppliers.SUPPLIERS, None),
+    ):
+        there = members.current(session, kind, target.id)
+        new = {
+            name: id_
+            for name, id_ in members.current(session, kind, source.id).items()
+            if name not in there and id_ != skip
+        }
+        session.add_all(
+            kind.link(ticket_id=target.id, **{kind.link_column: id_}) for id_ in new.values()
+        )
+        added[kind.action] = list(new)
+        if kind is involvement.HELPERS:
+            target.helpers_count = len(there) + len(new)
+        elif kind is suppliers.SUPPLIERS:
+            target.suppliers_count = len(there) + len(new)
+    return added
 
 
 def _move_participants(session: Session, source: Ticket, target: Ticket) -> int:

@@ -86,13 +86,20 @@ def clean_body(body: str) -> str:
 
 
 def store_message(
-    session: Session, ticket: Ticket, incoming: Incoming, *, at: datetime, after_close: bool
+    session: Session,
+    ticket: Ticket,
+    incoming: Incoming,
+    *,
+    at: datetime,
+    after_close: bool,
+    direction: str = "inbound",
 ) -> TicketMessage:
-    """The inbound ticket message with its attachments."""
+    """The inbound ticket message with its attachments (``direction``: a customer's, or
+    a supplier's, ``core.states.FROM_SUPPLIER``)."""
     message = TicketMessage(
         ticket_id=ticket.id,
         inbound_id=incoming.inbound_id,
-        direction="inbound",
+        direction=direction,
         author_email=incoming.author_email,
         author_name=incoming.author_name.strip()[:255],
         to=list(incoming.to),

@@ -35,6 +35,7 @@ def notify(
     ticket: Ticket | None = None,
     screening: Screening | None = None,
     language: str = "",
+    supplier_language: str = "",
     suppress: str = "",
     inbound_id: int | None = None,
     detail: Mapping[str, str] | None = None,
@@ -43,7 +44,8 @@ def notify(
 
     ``language`` is the customer side's language when the caller knows better than the
     ticket (a sign-in link, an intake refusal); ``suppress`` is a reason the caller
-    already has to send nothing, kept on the rows like any other."""
+    already has to send nothing, kept on the rows like any other; ``supplier_language``
+    is the language of a supplier's notices (``supplier_message``)."""
     people = notices.recipients(event)
     _serialize_per_address(session, [notices.rate_key(p) for p in people if "@" in p])
     ctx = NoticeContext(
@@ -53,6 +55,7 @@ def notify(
         screening_reason=screening.reason if screening else "",
         customer_language=language or (_customer_language(session, ticket) if ticket else ""),
         ticket_language=ticket.language if ticket else "",
+        supplier_language=supplier_language,
         default_language=settings.defaults.language,
         max_per_hour=settings.outbound.max_per_hour_per_address,
         recent=recent_notices(session, people, now=now),
@@ -180,7 +183,8 @@ def about_message(
         in_reply_to_author=author,
         status=ticket.status,
     )
-    if kind == notices.CUSTOMER_REPLY and settings.tickets.notify_helpers and ticket.helpers_count:
+    told = (notices.CUSTOMER_REPLY, notices.SUPPLIER_REPLY)
+    if kind in told and settings.tickets.notify_helpers and ticket.helpers_count:
         event = replace(event, helpers=_helpers(session, ticket))
     return notify(
         session,

@@ -1,12 +1,14 @@
 """Who may see which ticket. Agents see every ticket; a customer sees the tickets they
-asked or take part in, and an account's admins see every ticket of their account."""
+asked or take part in, and an account's admins see every ticket of their account. A
+supplier's contact (an address of a supplier, issue 22) sees the supplier side only
+(``core.states.SUPPLIER_DIRECTIONS``) of the tickets its supplier is attached to."""
 
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Customer, Participant, Ticket
+from mailgate.db.models import Customer, Participant, Supplier, Ticket, TicketSupplier
 
 
 def admin_of(session: Session, email: str) -> list[int]:
@@ -33,3 +35,20 @@ def customer_ticket(session: Session, email: str, number: int) -> Ticket | None:
     return session.scalar(
         select(Ticket).where(Ticket.number == number, visible_to_customer(session, email))
     )
+
+
+def supplier_of(session: Session, email: str) -> list[int]:
+    """Ids of the suppliers that list ``email`` among their addresses."""
+    email = email.lower()
+    # addresses is a JSON list: compared in Python, like admins above.
+    return [s.id for s in session.scalars(select(Supplier)) if email in (s.addresses or [])]
+
+
+def supplier_ticket(session: Session, email: str, number: int) -> Ticket | None:
+    """Ticket ``number`` if a supplier of ``email`` is attached to it; None otherwise,
+    whether or not it exists. Its supplier side is all that contact may read."""
+    suppliers = supplier_of(session, email)
+    if not suppliers:
+        return None
+    attached = select(TicketSupplier.ticket_id).where(TicketSupplier.supplier_id.in_(suppliers))
+    return session.scalar(select(Ticket).where(Ticket.number == number, Ticket.id.in_(attached)))

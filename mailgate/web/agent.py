@@ -18,7 +18,7 @@ from mailgate.core.errors import InvalidValue, NotFound
 from mailgate.core.statuses import is_closed
 from mailgate.db import queries, search, ticket_filters
 from mailgate.db import todos as todo_rows
-from mailgate.db.models import Agent, Customer, Team, Ticket
+from mailgate.db.models import Agent, Customer, Supplier, Team, Ticket
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import sign_in as signin
 from mailgate.tickets.records import CLOSED_EXPLANATION
@@ -211,6 +211,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
             raise HTTPException(404, "There is no such ticket.") from None
         agents = [a.email for a in session.scalars(select(Agent).order_by(Agent.email)) if a.active]
         teams = list(session.scalars(select(Team.name).order_by(Team.name)))
+        suppliers = list(session.scalars(select(Supplier.name).order_by(Supplier.name)))
         canned = responses.names(session)
         todos = todo_rows.list_todos(session, now=p.now(), ticket_number=number, include_done=True)
     return render(
@@ -220,6 +221,7 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
         t=ticket,
         agents=agents,
         teams=teams,
+        suppliers=suppliers,
         responses=canned,
         todos=todos,
         closed=is_closed(ticket["status"], p.settings.tickets),

@@ -22,7 +22,7 @@ from mailgate.core import sla
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.db.models import Ticket
 from mailgate.tickets import canned_responses as responses
-from mailgate.tickets import changes, fields, messages
+from mailgate.tickets import changes, fields, messages, suppliers
 from mailgate.tickets import merge as merges
 from mailgate.tickets.activities import log_activity
 from mailgate.tickets.actors import Actor
@@ -79,13 +79,29 @@ def reply(
     body: Text = "",
     response: Short = "",
     status: Short = "",
+    to_supplier: Short = "",
 ) -> Response:
     """The typed text, or the chosen canned response; choosing both is refused rather
     than guessing which one the agent meant to send. ``status`` (blank: unchanged) is
-    set in the same step, under the same lock, with the reply's one notice."""
+    set in the same step, under the same lock, with the reply's one notice.
+    ``to_supplier`` (blank: the requester) writes to an attached supplier instead."""
     then = status or None
 
     def send(s: Session, p: Portal, a: Actor) -> Any:
+        if to_supplier:
+            if response or then:
+                raise InvalidValue(
+                    "A message to a supplier is typed text, and it does not change the status."
+                )
+            return suppliers.reply_to_supplier(
+                s,
+                settings=p.settings,
+                number=number,
+                actor=a,
+                supplier=to_supplier,
+                body=body,
+                at=p.now(),
+            )
         if not response:
             return messages.reply(
                 s, settings=p.settings, number=number, actor=a, body=body, at=p.now(), status=then

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.core.settings import Settings
 from mailgate.db import queries, ticket_filters
-from mailgate.db.models import Agent, Customer, Team
+from mailgate.db.models import Agent, Customer, Supplier, Team
 from mailgate.db.store import Store
-from mailgate.tickets import changes, fields, messages, opening
+from mailgate.tickets import changes, fields, messages, opening, suppliers
 from mailgate.tickets.actors import Actor, agent_actor
 from mailgate.tickets.merge import merge
 from mailgate.web import api_tokens
@@ -137,7 +137,11 @@ def list_tickets(
         Literal["created", "updated", "priority", "due"], Query(description="Default: created")
     ] = "created",
     limit: Annotated[int, Query(ge=0, le=500, description="0: all, up to 500")] = 50,
-    q: Annotated[str | None, Query(max_length=500, description=SEARCH_HELP)] = None,
+    # A letter or a digit somewhere: what db.search.terms looks for (no 400 for a q the
+    # schema allows).
+    q: Annotated[
+        str | None, Query(max_length=500, pattern=r"[^\W_]", description=SEARCH_HELP)
+    ] = None,
 ) -> list[dict[str, Any]]:
     """Tickets newest first (or by ``sort``), filtered; with ``q``, the tickets of the
     filters that match the search, best first."""
@@ -239,16 +243,30 @@ def post_reply(request: Request, caller: Integration, number: Number, body: Repl
     p = portal(request)
     try:
         with p.store.transaction() as session:
-            message = messages.reply(
-                session,
-                settings=p.settings,
-                number=number,
-                actor=caller.actor,
-                body=body.body,
-                at=p.now(),
-                via="api",
-                status=body.status,
-            )
+            if body.to_supplier is not None:
+                if body.status is not None:
+                    raise ActionRefused("a message to a supplier does not change the status")
+                message = suppliers.reply_to_supplier(
+                    session,
+                    settings=p.settings,
+                    number=number,
+                    actor=caller.actor,
+                    supplier=body.to_supplier,
+                    body=body.body,
+                    at=p.now(),
+                    via="api",
+                )
+            else:
+                message = messages.reply(
+                    session,
+                    settings=p.settings,
+                    number=number,
+                    actor=caller.actor,
+                    body=body.body,
+                    at=p.now(),
+                    via="api",
+                    status=body.status,
+                )
             return ReplyOut(ticket=number, message_id=message.id, status=message.ticket.status)
     except (NotFound, ActionRefused, InvalidValue) as exc:
         raise errors(exc) from None
@@ -377,10 +395,14 @@ def name_the_choices(app: FastAPI, settings: Settings, store: Store) -> None:
                 session.scalars(select(Agent.email).where(Agent.active).order_by(Agent.email))
             )
             customers = list(session.scalars(select(Customer.name).order_by(Customer.name)))
+            suppliers = list(session.scalars(select(Supplier.name).order_by(Supplier.name)))
         patch["team"]["anyOf"][0]["enum"] = teams
         patch["assignee"]["anyOf"][0]["enum"] = agents
         patch["helpers"]["anyOf"][0]["items"]["enum"] = agents
         patch["departments"]["anyOf"][0]["items"]["enum"] = teams
+        patch["suppliers"]["anyOf"][0]["items"]["enum"] = suppliers
+        reply = schema["components"]["schemas"]["ReplyIn"]["properties"]
+        reply["to_supplier"]["anyOf"][0]["enum"] = suppliers
         # "me" is left out: it needs an agent's token, and the schema is the same for all.
         _query_enum(
             schema,

@@ -113,6 +113,7 @@ class TicketDetail(TicketOut):
     activities: list[ActivityOut]
     helpers: list[str]  # agents helping besides the owner (the assignee), by email
     departments: list[str]  # teams involved besides the ticket's own
+    suppliers: list[str]  # suppliers attached to the ticket, by name
 
 
 class ActivityIn(BaseModel):
@@ -159,6 +160,16 @@ class ReplyIn(BaseModel):
     status: str | None = Field(
         default=None, min_length=1, max_length=64, description="default: the status stays"
     )
+    to_supplier: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description=(
+            "write to this supplier, attached to the ticket, instead of the requester: "
+            "the customer does not see it, each supplier address gets a content-free "
+            "notice, the status stays (no status with it)"
+        ),
+    )
 
 
 class ReplyOut(BaseModel):
@@ -183,9 +194,9 @@ Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,\x00]+$"
 
 class TicketPatch(BaseModel):
     """Fields to change; a field left out stays as it is. ``team`` or ``assignee`` given
-    as null clears it; ``tags``, ``helpers`` (agents besides the owner) and
-    ``departments`` (teams besides the ticket's) replace the ticket's. All changes are
-    made, or, when one is refused, none."""
+    as null clears it; ``tags``, ``helpers`` (agents besides the owner),
+    ``departments`` (teams besides the ticket's) and ``suppliers`` (attached suppliers,
+    by name) replace the ticket's. All changes are made, or, when one is refused, none."""
 
     status: str | None = Field(default=None, min_length=1, max_length=64)
     priority: str | None = Field(default=None, min_length=1, max_length=64)
@@ -197,6 +208,9 @@ class TicketPatch(BaseModel):
         default=None, max_length=50
     )
     departments: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, max_length=50
+    )
+    suppliers: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(
         default=None, max_length=50
     )
 

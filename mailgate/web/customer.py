@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailgate.core.errors import ActionRefused, InvalidValue
+from mailgate.core.states import INTERNAL_DIRECTIONS, SUPPLIER_DIRECTIONS
 from mailgate.core.statuses import is_closed
 from mailgate.db import search
 from mailgate.db.models import Ticket, TicketMessage
@@ -72,6 +73,8 @@ def _may_sign_in(session: Session, request: Request, email: str) -> bool:
     settings = portal(request).settings
     if opening.may_open(session, settings, email) is None:
         return True
+    if access.supplier_of(session, email):
+        return True  # a supplier's contact reads what agents wrote to it (issue 22)
     return (
         session.scalar(select(Ticket.id).where(access.visible_to_customer(session, email)).limit(1))
         is not None
@@ -255,12 +258,18 @@ def customer_ticket_page(
     p = portal(request)
     with p.store.transaction() as session:
         ticket = access.customer_ticket(session, principal.email, number)
+        shown = TicketMessage.direction.not_in(INTERNAL_DIRECTIONS)
+        supplier_view = False
+        if ticket is None:
+            # A supplier's contact: the supplier side only, never the customer's.
+            ticket = access.supplier_ticket(session, principal.email, number)
+            shown, supplier_view = TicketMessage.direction.in_(SUPPLIER_DIRECTIONS), True
         if ticket is None:
             raise HTTPException(404, "There is no such ticket.")
         messages = list(
             session.scalars(
                 select(TicketMessage)
-                .where(TicketMessage.ticket_id == ticket.id, TicketMessage.direction != "note")
+                .where(TicketMessage.ticket_id == ticket.id, shown)
                 .options(selectinload(TicketMessage.attachments))
                 .order_by(TicketMessage.id)
             )
@@ -275,6 +284,7 @@ def customer_ticket_page(
         closed=closed,
         explanation=CLOSED_EXPLANATION,
         error=error,
+        supplier_view=supplier_view,
     )
 
 

@@ -6,6 +6,7 @@ from fastapi import HTTPException
 from sqlalchemy import select
 from starlette.responses import Response
 
+from mailgate.core.states import INTERNAL_DIRECTIONS, SUPPLIER_DIRECTIONS
 from mailgate.db.models import StoredAttachment, Ticket, TicketMessage
 from mailgate.web import access
 from mailgate.web.auth import Principal
@@ -22,6 +23,10 @@ def attachment_response(
             ticket = session.scalar(select(Ticket).where(Ticket.number == number))
         else:
             ticket = access.customer_ticket(session, principal.email, number)
+            supplier_side = False
+            if ticket is None:  # a supplier's contact: the supplier side only (issue 22)
+                ticket = access.supplier_ticket(session, principal.email, number)
+                supplier_side = True
         if ticket is None:
             raise HTTPException(404, "There is no such file.")
         found = session.execute(
@@ -29,7 +34,7 @@ def attachment_response(
             .join(TicketMessage, StoredAttachment.ticket_message_id == TicketMessage.id)
             .where(StoredAttachment.id == attachment_id, TicketMessage.ticket_id == ticket.id)
         ).first()
-        if found is None or (found[1] == "note" and not principal.is_agent):
+        if found is None or not (principal.is_agent or _readable(found[1], supplier_side)):
             raise HTTPException(404, "There is no such file.")
         row = found[0]
         if row.content is None:
@@ -49,3 +54,11 @@ def attachment_response(
             "Cache-Control": "private, no-store",
         },
     )
+
+
+def _readable(direction: str, supplier_side: bool) -> bool:
+    """Whether a customer (or, ``supplier_side``, a supplier's contact) may read a
+    message of ``direction``."""
+    if supplier_side:
+        return direction in SUPPLIER_DIRECTIONS
+    return direction not in INTERNAL_DIRECTIONS

@@ -37,8 +37,10 @@ from mailgate.db.models.tickets import (
 )
 from mailgate.db.models.work import (
     Activity,
+    Supplier,
     TicketDepartment,
     TicketHelper,
+    TicketSupplier,
     Todo,
 )
 
@@ -63,12 +65,14 @@ __all__ = [
     "SignInToken",
     "SlaEvent",
     "StoredAttachment",
+    "Supplier",
     "Team",
     "Ticket",
     "TicketDepartment",
     "TicketHelper",
     "TicketLink",
     "TicketMessage",
+    "TicketSupplier",
     "Todo",
     "UtcDateTime",
     "WebSession",

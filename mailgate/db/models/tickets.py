@@ -130,6 +130,9 @@ class Ticket(Base):
     # reply reads the helpers to tell only when there are some, and spends no
     # statement on the many tickets without (issue 23's statement budget).
     helpers_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Likewise for ticket_suppliers (tickets.suppliers keeps it): only mail to a ticket
+    # with suppliers costs the statement that asks whether its sender is one of them.
+    suppliers_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id"
@@ -163,7 +166,9 @@ class TicketMessage(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     # One inbound message makes at most one ticket message (invariant 2).
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
-    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound | note
+    # inbound | outbound | note, and the supplier side (issue 22), which only agents see:
+    # supplier (a supplier's mail) | to_supplier (an agent's message to a supplier).
+    direction: Mapped[str] = mapped_column(String(16))
     author_email: Mapped[str] = mapped_column(String(320), default="")
     author_name: Mapped[str] = mapped_column(String(255), default="")
     to: Mapped[list[Any]] = mapped_column(default=list)

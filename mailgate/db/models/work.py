@@ -1,9 +1,10 @@
-"""Work on tickets besides their messages (issue 22): activities, to-dos, helpers and
-departments."""
+"""Work on tickets besides their messages (issue 22): activities, to-dos, helpers,
+departments and suppliers."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ForeignKey,
@@ -70,3 +71,26 @@ class TicketDepartment(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
     # The queue's team filter finds a ticket under any of its departments through this.
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True, index=True)
+
+
+class Supplier(Base):
+    """A third party agents work with on tickets (issue 22): its mail, from one of its
+    ``addresses``, to a ticket it is attached to is a supplier message, never a
+    customer's; it is told of agents' messages to it in its ``language``."""
+
+    __tablename__ = "suppliers"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    addresses: Mapped[list[Any]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(16), default="")
+
+
+class TicketSupplier(Base):
+    """A supplier attached to a ticket (issue 22)."""
+
+    __tablename__ = "ticket_suppliers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    # A supplier contact's portal finds the tickets of its supplier through this index.
+    supplier_id: Mapped[int] = mapped_column(
+        ForeignKey("suppliers.id"), primary_key=True, index=True
+    )
