@@ -10,7 +10,7 @@ import click
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.core.states import InboundState
-from mailgate.db import queries, requeue
+from mailgate.db import mail_queries, requeue
 from mailgate.jobs import enqueue_inbound, is_embedded
 from mailgate.tickets.mail import process
 
@@ -43,7 +43,7 @@ def inbound() -> None:
 def list_(ctx: Context, state: str | None, outcome: str | None, limit: int, as_json: bool) -> None:
     """Inbound messages, newest first."""
     with ctx.store.transaction() as session:
-        rows = queries.list_inbound(session, state=state, outcome=outcome, limit=limit)
+        rows = mail_queries.list_inbound(session, state=state, outcome=outcome, limit=limit)
     if as_json:
         emit_json(rows)
     else:
@@ -59,10 +59,10 @@ def show(ctx: Context, inbound_id: int, as_json: bool, raw: bool) -> None:
     """One inbound message: state, outcome, error, headers, notices."""
     with ctx.store.transaction() as session:
         if raw:
-            row = queries.raw_inbound(session, inbound_id)
+            row = mail_queries.raw_inbound(session, inbound_id)
             sys.stdout.buffer.write(row)
             return
-        item = queries.show_inbound(session, inbound_id)
+        item = mail_queries.show_inbound(session, inbound_id)
     if as_json:
         emit_json(item)
         return

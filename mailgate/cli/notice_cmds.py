@@ -9,7 +9,7 @@ from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.core.errors import MailgateError, NotFound
 from mailgate.core.states import NoticeState
-from mailgate.db import queries
+from mailgate.db import mail_queries
 from mailgate.db.models import Notice
 from mailgate.outbound.sender import send_many, send_pending
 
@@ -41,7 +41,7 @@ def notices() -> None:
 def list_(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
     """Notices, newest first."""
     with ctx.store.transaction() as session:
-        rows = queries.list_notices(session, state=state, limit=limit)
+        rows = mail_queries.list_notices(session, state=state, limit=limit)
     if as_json:
         emit_json(rows)
     else:

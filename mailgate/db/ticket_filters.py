@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, false, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import InvalidValue
@@ -122,7 +132,7 @@ def where(session: Session, f: TicketFilter, tickets: TicketSettings) -> Selecti
 
 
 # A sort key: an expression on Ticket and whether it sorts descending.
-SortKey = tuple[ColumnElement[Any], bool]
+SortKey = tuple[SQLColumnExpression[Any], bool]
 
 
 def order(f: TicketFilter, tickets: TicketSettings) -> list[SortKey]:

@@ -120,7 +120,7 @@ def mark_done(request: Request, caller: Integration, todo_id: TodoId) -> dict[st
 def name_the_agents(app: FastAPI, store: Store) -> None:
     """List the active agents as the values ``TodoIn.assignee`` takes in the OpenAPI
     schema, read when the schema is asked for (they change), as the tickets' own
-    ``assignee`` is (``api.name_the_choices``, which this wraps)."""
+    ``assignee`` is (``api_schema.name_the_choices``, which this wraps)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from mailgate.web import (
     agent_todos,
     api,
     api_record,
+    api_schema,
     api_todos,
     customer,
     ops,
@@ -92,7 +93,7 @@ def create_app(
     app.include_router(api_todos.router)
     app.include_router(ops.router)
     app.state.metrics = ops.registry_for(store, now)
-    api.name_the_choices(app, settings, store)
+    api_schema.name_the_choices(app, settings, store)
     api_todos.name_the_agents(app, store)
     app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)
     _error_pages(app)
@@ -116,7 +117,7 @@ def _error_pages(app: FastAPI) -> None:
         if _is_api(request):
             headers = dict(exc.headers or {})
             if exc.status_code == 405:
-                headers["Allow"] = api.allowed_methods(app, request.url.path)
+                headers["Allow"] = api_schema.allowed_methods(app, request.url.path)
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
         title = TITLES.get(exc.status_code, "Something went wrong")
         message = (
