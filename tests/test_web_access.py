@@ -18,7 +18,20 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mailgate.db.models import HistoryEvent, Notice, Ticket, TicketLink, TicketMessage
-from mailgate.web import agent, agent_actions, api, api_tokens, customer, ops, reports
+from mailgate.web import (
+    agent,
+    agent_actions,
+    agent_involvement,
+    agent_new,
+    agent_todos,
+    api,
+    api_record,
+    api_todos,
+    api_tokens,
+    customer,
+    ops,
+    reports,
+)
 from tests.web_support import Site, csrf_from, make_site, sign_in_agent, sign_in_customer
 
 # (method, path, form fields, guard). {n}: Carol's ticket; {a}: its attachment.
@@ -46,6 +59,15 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/agent/tickets/{n}/link", {"other": "2"}, "agent"),
     ("POST", "/agent/tickets/{n}/activity", {"type": "Call", "minutes": "5"}, "agent"),
     ("POST", "/agent/tickets/{n}/merge", {"into": "2", "confirm": "yes"}, "agent"),
+    ("GET", "/agent/new", {}, "agent"),
+    ("POST", "/agent/new", {"requester": "zed@x.test", "subject": "s", "body": "b"}, "agent"),
+    ("POST", "/agent/tickets/{n}/helpers", {"add": "bob@example.com"}, "agent"),
+    ("POST", "/agent/tickets/{n}/departments", {"add": "billing"}, "agent"),
+    ("POST", "/agent/tickets/{n}/suppliers", {"add": "Parts Co"}, "agent"),
+    ("POST", "/agent/tickets/{n}/todos", {"title": "Call back"}, "agent"),
+    ("GET", "/agent/todos", {}, "agent"),
+    ("POST", "/agent/todos", {"title": "Call back"}, "agent"),
+    ("POST", "/agent/todos/{t}/done", {}, "agent"),
     ("GET", "/api/tickets", {}, "api"),
     ("POST", "/api/tickets", {}, "api"),
     ("GET", "/api/tickets/{n}", {}, "api"),
@@ -53,6 +75,11 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/api/tickets/{n}/status", {}, "api"),
     ("POST", "/api/tickets/{n}/merge", {}, "api"),
     ("PATCH", "/api/tickets/{n}", {}, "api"),
+    ("POST", "/api/tickets/{n}/activities", {}, "api"),
+    ("POST", "/api/tickets/{n}/links", {}, "api"),
+    ("GET", "/api/todos", {}, "api"),
+    ("POST", "/api/todos", {}, "api"),
+    ("POST", "/api/todos/{t}/done", {}, "api"),
 ]
 # Open to everyone by design: signing in, signing out, the stylesheet, the API schema.
 PUBLIC = {
@@ -65,6 +92,8 @@ PUBLIC = {
     ("GET", "/agent/sign-in"),
     ("POST", "/agent/sign-in"),
     ("GET", "/static/portal.css"),
+    ("GET", "/static/favicon.svg"),
+    ("GET", "/favicon.ico"),
     ("GET", "/api/openapi.json"),
     # Monitoring: /healthz says only ok or unreachable; /metrics answers only the addresses
     # in web.metrics_allow (404 to everyone else, tests/test_metrics.py).
@@ -90,15 +119,24 @@ def _normalise(path: str) -> str:
 def test_the_table_covers_every_route() -> None:
     """Every route of the app is either in the access table or deliberately public."""
     routes = set()
-    routers = (customer, agent, agent_actions, reports, api, ops)
+    routers = (
+        customer, agent, agent_actions, agent_new, agent_involvement, agent_todos, reports,
+        api, api_record, api_todos, ops,
+    )  # fmt: skip
     for router in (module.router for module in routers):
         for route in router.routes:
             for method in getattr(route, "methods", set()) - {"HEAD"}:
                 routes.add((method, _normalise(route.path)))
-    routes.add(("GET", "/static/portal.css"))
+    routes.update({("GET", "/static/portal.css"), ("GET", "/static/favicon.svg")})
+    routes.add(("GET", "/favicon.ico"))
     routes.add(("GET", "/api/openapi.json"))
     table = {
-        (m, p.replace("{a}", "{attachment_id}").replace("{n}", "{number}"))
+        (
+            m,
+            p.replace("{a}", "{attachment_id}")
+            .replace("{n}", "{number}")
+            .replace("{t}", "{todo_id}"),
+        )
         for m, p, *_ in PROTECTED
     }
     assert routes == table | PUBLIC
@@ -139,7 +177,7 @@ def _state(site: Site) -> tuple[Any, ...]:
 
 def _call(site: Site, client: TestClient, route: tuple[str, str, dict[str, str], str]) -> Any:
     method, template, data, _ = route
-    path = template.format(n=site.numbers["carol"], a=site.attachment_id)
+    path = template.format(n=site.numbers["carol"], a=site.attachment_id, t=1)
     if method == "GET":
         return client.get(path)
     # A valid form token, so the refusal seen is the access check, not CSRF.
@@ -240,7 +278,7 @@ def test_api_needs_a_live_bearer_token(
             api_tokens.revoke(session, name, site.clock())
         headers = {"Authorization": f"Bearer {token}"}
     method, template, _, _ = route
-    path = template.format(n=site.numbers["carol"])
+    path = template.format(n=site.numbers["carol"], t=1)
     body = {"requester": "x@acme.test", "subject": "s", "body": "b", "status": "Open"}
     response = client.request(
         method, path, headers=headers, json=body if method == "POST" else None

@@ -134,7 +134,9 @@ def test_api_responses_set_no_cookie(site: Site) -> None:
     assert "set-cookie" not in response.headers
 
 
-@pytest.mark.parametrize("path", ["/sign-in", "/tickets", "/nowhere", "/static/portal.css"])
+@pytest.mark.parametrize(
+    "path", ["/sign-in", "/tickets", "/nowhere", "/static/portal.css", "/favicon.ico"]
+)
 def test_every_response_carries_the_security_headers(site: Site, path: str) -> None:
     """A restrictive CSP (no script at all), nosniff, no framing, no referrer."""
     response = sign_in_customer(site, "carol@acme.test").get(path)
@@ -266,3 +268,12 @@ def test_content_disposition_encoding(name: str, expected: str) -> None:
 def test_stored_content_type_is_served_only_when_well_formed(stored: str, served: str) -> None:
     """The stored type is kept when it is a valid media type, else octet-stream."""
     assert safe_content_type(stored) == served
+
+
+def test_the_favicon_is_served(site: Site) -> None:
+    """Browsers ask for /favicon.ico on every page: a picture, not a 404."""
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        icon = site.client().get(path)
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert icon.content.startswith(b"<svg")
+    assert 'rel="icon" href="/static/favicon.svg"' in site.client().get("/sign-in").text

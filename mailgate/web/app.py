@@ -96,6 +96,9 @@ def create_app(
     api_schema.name_the_choices(app, settings, store)
     api_todos.name_the_agents(app, store)
     app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)
+    # Browsers ask for /favicon.ico whatever the page says: the same small picture.
+    for path in ("/static/favicon.svg", "/favicon.ico"):
+        app.add_api_route(path, _favicon, include_in_schema=False)
     _error_pages(app)
     return app
 
@@ -103,6 +106,12 @@ def create_app(
 def _stylesheet() -> Response:
     css = (TEMPLATES / "static" / "portal.css").read_text(encoding="utf-8")
     return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _favicon() -> Response:
+    svg = (TEMPLATES / "static" / "favicon.svg").read_bytes()
+    headers = {"Cache-Control": "public, max-age=86400"}
+    return Response(svg, media_type="image/svg+xml", headers=headers)
 
 
 def _is_api(request: Request) -> bool:
