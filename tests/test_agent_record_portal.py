@@ -26,7 +26,7 @@ def test_link_of_a_kind_from_the_ticket_page(site: Site) -> None:
     page = f"/tickets/{carol}"
     assert '<option value="duplicated by">' in client.get(page).text
     sent = form(client, f"/agent/tickets/{carol}/link", page, other=str(dave), kind="parent of")
-    assert (sent.status_code, sent.headers["location"]) == (303, page)
+    assert (sent.status_code, sent.headers["location"].split("?")[0]) == (303, page)
     assert f"#{dave}</a> (parent of)" in client.get(page).text
     assert f"#{carol}</a> (child of)" in client.get(f"/tickets/{dave}").text
     refused = form(client, f"/agent/tickets/{carol}/link", page, other=str(dave), kind="x")
@@ -41,7 +41,7 @@ def test_time_logged_from_the_ticket_page(site: Site) -> None:
     sent = form(
         client, f"/agent/tickets/{n}/activity", page, type="Call", minutes="20", text="rang"
     )
-    assert (sent.status_code, sent.headers["location"]) == (303, page)
+    assert (sent.status_code, sent.headers["location"].split("?")[0]) == (303, page)
     assert "Call, 20 min: rang" in client.get(page).text  # listed on the page
     with site.store.transaction() as session:
         logged = session.scalars(select(Activity)).one()

@@ -101,7 +101,7 @@ def test_portal_merges_after_a_confirmation(site: Site) -> None:
     )
     assert no_token.status_code == 403 and _show(site, carol)["status"] == "New"
     done = form(client, f"/agent/tickets/{carol}/merge", page, into=str(dave), confirm="yes")
-    assert (done.status_code, done.headers["location"]) == (303, f"/tickets/{dave}")
+    assert (done.status_code, done.headers["location"]) == (303, f"/tickets/{dave}?done=merge")
     assert _show(site, carol)["links"] == [{"number": dave, "kind": MERGED_INTO}]
     assert _show(site, carol)["history"][-1]["actor"] == "ann@example.com"
     shown = client.get(page).text

@@ -119,7 +119,7 @@ def test_portal_reply_with_status(site: Site) -> None:
     page = f"/tickets/{n}"
     assert 'id="reply_status" name="status"' in client.get(page).text
     sent = form(client, f"/agent/tickets/{n}/reply", page, body="On it.", status="On Hold")
-    assert (sent.status_code, sent.headers["location"]) == (303, page)
+    assert (sent.status_code, sent.headers["location"]) == (303, page + "?done=reply")
     kept = form(client, f"/agent/tickets/{n}/reply", page, body="Still on it.", status="")
     assert kept.status_code == 303
     state = _state(site, n)

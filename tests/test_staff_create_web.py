@@ -54,7 +54,8 @@ def test_the_agent_portal_form_opens_a_ticket_for_a_stranger(site: Site) -> None
         assignee="bob@example.com",
     )
     assert sent.status_code == 303, sent.text
-    number = int(sent.headers["location"].rsplit("/", 1)[1])
+    assert sent.headers["location"].endswith("?done=new")
+    number = int(sent.headers["location"].split("?")[0].rsplit("/", 1)[1])
     ticket = _show(site, number)
     assert (ticket["requester"], ticket["type"], ticket["priority"]) == (
         STRANGER,

@@ -224,7 +224,7 @@ def test_portal_refusals(site: Site) -> None:
     assert bad.status_code == 400 and "cannot read" in bad.text and f'href="{page}"' in bad.text
     unknown = form(client, "/agent/todos/4040/done", "/agent/todos")
     assert unknown.status_code == 404
-    assert form(client, f"/agent/tickets/{n}/close", page).status_code == 303
+    assert form(client, f"/agent/tickets/{n}/close", page, confirm="yes").status_code == 303
     refused = form(client, f"/agent/tickets/{n}/todos", page, title="late")
     assert refused.status_code == 409 and "closed" in refused.text
     assert f'action="/agent/tickets/{n}/todos"' not in client.get(page).text

@@ -55,7 +55,7 @@ PROTECTED: list[tuple[str, str, dict[str, str], str]] = [
     ("POST", "/agent/tickets/{n}/type", {"type": "Technical"}, "agent"),
     ("POST", "/agent/tickets/{n}/tags", {"add": "vpn"}, "agent"),
     ("POST", "/agent/tickets/{n}/dates", {"follow_up": "2d"}, "agent"),
-    ("POST", "/agent/tickets/{n}/close", {}, "agent"),
+    ("POST", "/agent/tickets/{n}/close", {"confirm": "yes"}, "agent"),
     ("POST", "/agent/tickets/{n}/link", {"other": "2"}, "agent"),
     ("POST", "/agent/tickets/{n}/activity", {"type": "Call", "minutes": "5"}, "agent"),
     ("POST", "/agent/tickets/{n}/merge", {"into": "2", "confirm": "yes"}, "agent"),

@@ -101,7 +101,7 @@ def test_queue_filters_by_status_team_and_assignee(site: Site) -> None:
     ticket = f"/tickets/{carol}"
     form(client, f"/agent/tickets/{carol}/assign", ticket, assignee="ann@example.com")
     form(client, f"/agent/tickets/{dave}/team", f"/tickets/{dave}", team="billing")
-    form(client, f"/agent/tickets/{eve}/close", f"/tickets/{eve}")
+    form(client, f"/agent/tickets/{eve}/close", f"/tickets/{eve}", confirm="yes")
 
     def shown(query: str) -> set[int]:
         text = client.get(f"/agent?{query}").text
@@ -189,7 +189,7 @@ def test_closing_is_final_in_the_portal(site: Site) -> None:
     client = sign_in_agent(site)
     n = site.numbers["carol"]
     page = f"/tickets/{n}"
-    assert form(client, f"/agent/tickets/{n}/close", page).status_code == 303
+    assert form(client, f"/agent/tickets/{n}/close", page, confirm="yes").status_code == 303
     ticket = _ticket(site, n)
     assert ticket.status == "Closed" and ticket.closed_at is not None
     for action, fields in (
@@ -197,7 +197,7 @@ def test_closing_is_final_in_the_portal(site: Site) -> None:
         ("status", {"status": "Resolved"}),  # closed is closed for every closed status
         ("reply", {"body": "one more thing"}),
         ("assign", {"assignee": "bob@example.com"}),
-        ("close", {}),
+        ("close", {}),  # refused at once: nothing to confirm
     ):
         refused = form(client, f"/agent/tickets/{n}/{action}", page, **fields)
         assert refused.status_code == 409, action
@@ -238,3 +238,28 @@ def test_actions_on_a_missing_ticket_are_404(site: Site) -> None:
     client = sign_in_agent(site)
     response = form(client, "/agent/tickets/4040/note", "/agent", body="x")
     assert response.status_code == 404 and "no such ticket" in response.text.lower()
+
+
+def test_each_action_says_it_was_done_and_closing_asks_first(site: Site) -> None:
+    """After an action the ticket page says so (POST-redirect-GET kept: the words come
+    from a fixed list, never from the request); closing, which is final, asks first."""
+    client = sign_in_agent(site)
+    n = site.numbers["dave"]
+    page = f"/tickets/{n}"
+    sent = form(client, f"/agent/tickets/{n}/note", page, body="internal")
+    assert (sent.status_code, sent.headers["location"]) == (303, f"{page}?done=note")
+    assert (
+        '<p class="done" role="status">Note added.</p>' in client.get(sent.headers["location"]).text
+    )
+    assert 'class="done"' not in client.get(f"{page}?done=<script>").text
+    asked = form(client, f"/agent/tickets/{n}/close", page)
+    assert asked.status_code == 200 and f"Close #{n} for good?" in asked.text
+    assert _status(site, n) != "Closed"  # nothing closed by the first post
+    closed = form(client, f"/agent/tickets/{n}/close", page, confirm="yes")
+    assert closed.headers["location"] == f"{page}?done=close"
+    assert _status(site, n) == "Closed"
+
+
+def _status(site: Site, number: int) -> str:
+    with site.store.transaction() as session:
+        return session.scalars(select(Ticket.status).where(Ticket.number == number)).one()

@@ -104,7 +104,7 @@ def _by_agent_portal(site: Site) -> int:
         body=BODY,
     )
     assert sent.status_code == 303, sent.text
-    return int(sent.headers["location"].rsplit("/", 1)[1])
+    return int(sent.headers["location"].split("?")[0].rsplit("/", 1)[1])
 
 
 def _by_agent_token(site: Site) -> int:

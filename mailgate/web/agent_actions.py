@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mailgate.core import sla
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
+from mailgate.core.statuses import is_closed
 from mailgate.db.models import Ticket
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import changes, fields, messages, suppliers
@@ -28,7 +29,7 @@ from mailgate.tickets.activities import log_activity
 from mailgate.tickets.actors import Actor
 from mailgate.web.auth import Principal, agent_only, require_csrf
 from mailgate.web.context import Portal, portal
-from mailgate.web.pages import render
+from mailgate.web.pages import DONE, render
 
 router = APIRouter(include_in_schema=False)
 Csrf = Depends(require_csrf)
@@ -68,7 +69,9 @@ def act(
         return render(
             request, "error.html", 400, title="Please check", message=str(exc), action=back
         )
-    return _redirect(f"/tickets/{then or number}")
+    # A word to say it was done (pages.DONE), named by the action: POST-redirect-GET kept.
+    done = request.url.path.rsplit("/", 1)[-1]
+    return _redirect(f"/tickets/{then or number}" + (f"?done={done}" if done in DONE else ""))
 
 
 @router.post("/agent/tickets/{number:int}/reply", dependencies=[Csrf])
@@ -214,7 +217,20 @@ def tags(
 
 
 @router.post("/agent/tickets/{number:int}/close", dependencies=[Csrf])
-def close(request: Request, number: int, principal: AgentP) -> Response:
+def close(request: Request, number: int, principal: AgentP, confirm: Short = "") -> Response:
+    """Close for good, in two steps: the first post asks (closing cannot be undone); the
+    second, ``confirm=yes``, closes. A ticket closed already is refused at once."""
+    if not 0 < number <= MAX_NUMBER:
+        raise HTTPException(404, "There is no such ticket.")
+    if confirm != "yes":
+        p = portal(request)
+        with p.store.transaction() as session:
+            found = session.scalar(select(Ticket).where(Ticket.number == number))
+            if found is None:
+                raise HTTPException(404, "There is no such ticket.")
+            brief = _brief(found)
+        if not is_closed(brief["status"], p.settings.tickets):
+            return render(request, "agent_close.html", t=brief)
     return act(
         request,
         principal,

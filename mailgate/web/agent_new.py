@@ -91,4 +91,4 @@ def new_ticket(
             number = ticket.number
     except (InvalidValue, ActionRefused) as exc:
         return _form(request, values, 400, str(exc))
-    return RedirectResponse(f"/tickets/{number}", status_code=303)
+    return RedirectResponse(f"/tickets/{number}?done=new", status_code=303)

@@ -79,10 +79,36 @@ def environment() -> Environment:
     return env
 
 
+# What a page says after an action redirected to it (``?done=KEY``): fixed words, never
+# text from the request.
+DONE = {
+    "reply": "Reply sent.",
+    "note": "Note added.",
+    "status": "Status changed.",
+    "assign": "Assignee changed.",
+    "team": "Team changed.",
+    "priority": "Priority changed.",
+    "type": "Type changed.",
+    "tags": "Tags updated.",
+    "dates": "Dates set.",
+    "close": "Ticket closed.",
+    "link": "Tickets linked.",
+    "activity": "Time logged.",
+    "merge": "Tickets merged: the conversation goes on here.",
+    "helpers": "Helpers updated.",
+    "departments": "Departments updated.",
+    "suppliers": "Suppliers updated.",
+    "todos": "To-do added.",
+    "new": "Ticket opened.",
+}
+
+
 def render(request: Request, name: str, code: int = 200, /, **context: Any) -> HTMLResponse:
-    """Render page ``name`` for this request, with the signed-in principal and the form token."""
+    """Render page ``name`` for this request, with the signed-in principal, the form token
+    and the words for an action just done (``?done=``)."""
     p = portal(request)
     principal = getattr(request.state, "principal", None)
+    context.setdefault("done", DONE.get(request.query_params.get("done", ""), ""))
     html = (
         environment()
         .get_template(name)
