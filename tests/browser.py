@@ -33,6 +33,8 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
+    # Screenshots as wide as the window, however long the page (no scrollbar taken off).
+    "--hide-scrollbars",
     # Belt and braces: no name resolves, so nothing can be fetched off this machine.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     "--remote-debugging-pipe",

@@ -77,7 +77,7 @@ def _by_portal(site: Site) -> int:
         },
     )
     assert sent.status_code == 303, sent.text
-    return int(sent.headers["location"].rsplit("/", 1)[1])
+    return int(sent.headers["location"].split("?")[0].rsplit("/", 1)[1])
 
 
 def _by_api(site: Site) -> int:

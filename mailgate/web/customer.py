@@ -239,7 +239,7 @@ def new_ticket(
         return render(
             request, "error.html", 403, title="You cannot open tickets here", message=str(exc)
         )
-    return redirect(f"/tickets/{number}")
+    return redirect(f"/tickets/{number}?done=new")
 
 
 @router.get("/tickets/{number:int}")
@@ -320,7 +320,7 @@ def reply(
         )
     except InvalidValue as exc:
         return customer_ticket_page(request, principal, number, 400, str(exc))
-    return redirect(f"/tickets/{number}#latest")
+    return redirect(f"/tickets/{number}?done=reply#latest")
 
 
 @router.get("/tickets/{number:int}/attachments/{attachment_id:int}")
