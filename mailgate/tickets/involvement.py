@@ -21,7 +21,6 @@ from mailgate.core.settings import Settings
 from mailgate.db.models import Agent, Team, Ticket, TicketDepartment, TicketHelper
 from mailgate.tickets import members
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.records import lock_ticket
 
 
 def _email(text: str) -> str:
@@ -64,6 +63,7 @@ HELPERS = members.MemberKind(
     not_there=lambda email, number: f"{email} does not help on ticket #{number}",
     normalize=_email,
     check=_check_helpers,
+    count="helpers_count",
 )
 DEPARTMENTS = members.MemberKind(
     action="departments",
@@ -89,14 +89,10 @@ def set_helpers(
 ) -> Ticket:
     """Add and remove helpers by email (``exactly``: replace them all). A helper is an
     active agent other than the owner."""
-    ticket = lock_ticket(session, number=number)
-    new = members.change(
-        session, HELPERS, ticket, settings=settings, actor=actor, at=at,
+    return members.set_members(
+        session, HELPERS, settings=settings, number=number, actor=actor, at=at,
         add=add, remove=remove, exactly=exactly,
     )  # fmt: skip
-    if new is not None:
-        ticket.helpers_count = len(new)
-    return ticket
 
 
 def set_departments(
@@ -112,9 +108,7 @@ def set_departments(
 ) -> Ticket:
     """Add and remove involved departments by team name (``exactly``: replace them
     all). The ticket's own team is its owning department, not one of these."""
-    ticket = lock_ticket(session, number=number)
-    members.change(
-        session, DEPARTMENTS, ticket, settings=settings, actor=actor, at=at,
+    return members.set_members(
+        session, DEPARTMENTS, settings=settings, number=number, actor=actor, at=at,
         add=add, remove=remove, exactly=exactly,
     )  # fmt: skip
-    return ticket

@@ -18,7 +18,7 @@ from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import Settings
 from mailgate.db.models import Ticket
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.records import history, refuse_if_closed
+from mailgate.tickets.records import history, lock_ticket, refuse_if_closed
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,32 @@ class MemberKind:
     check: Callable[[Ticket, Sequence[str], Mapping[str, Any], Mapping[str, int]], None] = (
         lambda ticket, names, rows, current: None
     )
+    # A column of Ticket counting them, so that paths that only need to know whether
+    # there are any (a customer's reply) spend no statement on the many without.
+    count: str = ""
+
+
+def set_members(
+    session: Session,
+    kind: MemberKind,
+    *,
+    settings: Settings,
+    number: int,
+    actor: Actor,
+    at: datetime,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    exactly: Sequence[str] | None = None,
+) -> Ticket:
+    """``change`` on ticket ``number``, locked first, keeping ``kind.count`` true."""
+    ticket = lock_ticket(session, number=number)
+    new = change(
+        session, kind, ticket, settings=settings, actor=actor, at=at,
+        add=add, remove=remove, exactly=exactly,
+    )  # fmt: skip
+    if new is not None and kind.count:
+        setattr(ticket, kind.count, len(new))
+    return ticket
 
 
 def current(session: Session, kind: MemberKind, ticket_id: int) -> dict[str, int]:

@@ -200,10 +200,8 @@ def _join_members(session: Session, source: Ticket, target: Ticket) -> dict[str,
             kind.link(ticket_id=target.id, **{kind.link_column: id_}) for id_ in new.values()
         )
         added[kind.action] = list(new)
-        if kind is involvement.HELPERS:
-            target.helpers_count = len(there) + len(new)
-        elif kind is suppliers.SUPPLIERS:
-            target.suppliers_count = len(there) + len(new)
+        if kind.count:
+            setattr(target, kind.count, len(there) + len(new))
     return added
 
 

@@ -47,6 +47,7 @@ SUPPLIERS = members.MemberKind(
     link_column="supplier_id",
     not_there=lambda name, number: f"supplier {name!r} is not attached to ticket #{number}",
     check=_check_suppliers,
+    count="suppliers_count",
 )
 
 
@@ -62,14 +63,10 @@ def set_suppliers(
     exactly: Sequence[str] | None = None,
 ) -> Ticket:
     """Attach and detach suppliers by name (``exactly``: replace them all)."""
-    ticket = lock_ticket(session, number=number)
-    new = members.change(
-        session, SUPPLIERS, ticket, settings=settings, actor=actor, at=at,
+    return members.set_members(
+        session, SUPPLIERS, settings=settings, number=number, actor=actor, at=at,
         add=add, remove=remove, exactly=exactly,
     )  # fmt: skip
-    if new is not None:
-        ticket.suppliers_count = len(new)
-    return ticket
 
 
 def supplier_sender(session: Session, ticket: Ticket, sender: str) -> Supplier | None:
