@@ -107,7 +107,9 @@ def rows(settings: Settings) -> list[InboundMessage]:
 
 def ticket_list(settings: Settings) -> list[dict[str, Any]]:
     with reading(settings) as session:
-        return queries.list_tickets(session, limit=0)
+        return queries.summaries(
+            session, session.scalars(select(Ticket).order_by(Ticket.id.desc()))
+        )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

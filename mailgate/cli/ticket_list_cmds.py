@@ -10,7 +10,6 @@ from mailgate.cli.acting import as_option
 from mailgate.cli.context import Context, utc_now
 from mailgate.cli.output import emit_json, emit_table, limit_option
 from mailgate.core import sla
-from mailgate.db import search as search_tickets
 from mailgate.db import ticket_filters
 from mailgate.db.models import Agent
 
@@ -119,7 +118,10 @@ def search(ctx: Context, query: tuple[str, ...], limit: int, as_json: bool) -> N
     Best first: found in the subject or requester, then in an address, then in a file
     name, then in a message; among equals, the newest."""
     with ctx.store.transaction() as session:
-        rows = search_tickets.search_summaries(session, " ".join(query), limit=limit)
+        rows = ticket_filters.summaries(
+            session, ticket_filters.TicketFilter(), ctx.settings.tickets, limit=limit,
+            query=" ".join(query),
+        )  # fmt: skip
     if as_json:
         emit_json(rows)
     else:

@@ -7,7 +7,7 @@ never rename or remove them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,36 +44,20 @@ def names_by_id(session: Session, model: Any, attr: str) -> dict[int, str]:
     return {row.id: getattr(row, attr) for row in session.scalars(select(model))}
 
 
-def helpers_and_departments(session: Session, ticket_id: int) -> tuple[list[str], list[str]]:
-    """The helpers (agents' emails) and departments (team names) of a ticket, sorted."""
-    helpers = session.scalars(
-        select(Agent.email)
-        .join(TicketHelper, TicketHelper.agent_id == Agent.id)
-        .where(TicketHelper.ticket_id == ticket_id)
-        .order_by(Agent.email)
-    )
-    departments = session.scalars(
-        select(Team.name)
-        .join(TicketDepartment, TicketDepartment.team_id == Team.id)
-        .where(TicketDepartment.ticket_id == ticket_id)
-        .order_by(Team.name)
-    )
-    return list(helpers), list(departments)
-
-
-def supplier_names(session: Session, ticket: Ticket) -> list[str]:
-    """The names of the suppliers attached to ``ticket``, sorted; no statement when it
-    has none (``suppliers_count``)."""
-    if not ticket.suppliers_count:
-        return []
-    return list(
-        session.scalars(
-            select(Supplier.name)
-            .join(TicketSupplier, TicketSupplier.supplier_id == Supplier.id)
-            .where(TicketSupplier.ticket_id == ticket.id)
-            .order_by(Supplier.name)
+def linked_names(session: Session, ticket_id: int, name: Any, link: Any) -> dict[str, int]:
+    """What a link table attaches to a ticket (helpers, departments, suppliers): each
+    row by its ``name`` column (``Agent.email``), with its id, sorted by name. ``link``
+    is the link table's column naming that row (``TicketHelper.agent_id``)."""
+    model, table = name.class_, link.class_
+    return {
+        n: id_
+        for n, id_ in session.execute(
+            select(name, model.id)
+            .join(table, link == model.id)
+            .where(table.ticket_id == ticket_id)
+            .order_by(name)
         )
-    )
+    }
 
 
 def ticket_exists(session: Session, number: int) -> bool:
@@ -106,24 +90,11 @@ def ticket_summary(
     }
 
 
-def list_tickets(
-    session: Session,
-    *,
-    status: str | None = None,
-    type_: str | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Tickets newest first, filtered; ``limit`` 0 means all."""
-    query = select(Ticket).order_by(Ticket.id.desc())
-    if status:
-        query = query.where(Ticket.status == status)
-    if type_:
-        query = query.where(Ticket.type == type_)
-    if limit:
-        query = query.limit(limit)
+def summaries(session: Session, tickets: Iterable[Ticket]) -> list[dict[str, Any]]:
+    """``ticket_summary`` of each ticket, the names of agents, teams and accounts read once."""
     agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
     customers = names_by_id(session, Customer, "name")
-    return [ticket_summary(t, agents, teams, customers) for t in session.scalars(query)]
+    return [ticket_summary(t, agents, teams, customers) for t in tickets]
 
 
 def statuses_in_use(session: Session) -> list[str]:
@@ -234,8 +205,15 @@ def show_ticket(
         raise NotFound(f"no ticket #{number}")
     agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
     out = ticket_summary(ticket, agents, teams, names_by_id(session, Customer, "name"))
-    out["helpers"], out["departments"] = helpers_and_departments(session, ticket.id)
-    out["suppliers"] = supplier_names(session, ticket)
+    out["helpers"] = list(linked_names(session, ticket.id, Agent.email, TicketHelper.agent_id))
+    out["departments"] = list(linked_names(session, ticket.id, Team.name, TicketDepartment.team_id))
+    # No statement for a ticket without suppliers (suppliers_count), most of them.
+    suppliers = TicketSupplier.supplier_id
+    out["suppliers"] = (
+        list(linked_names(session, ticket.id, Supplier.name, suppliers))
+        if ticket.suppliers_count
+        else []
+    )
     clock = sla.TicketClock(ticket.priority, ticket.created_at, closed=False)
     for kind, due in sla.target_times(clock, targets or sla.Targets()).items():
         out[f"{kind}_due_at"] = _iso(due)

@@ -34,15 +34,11 @@ from mailgate.core.errors import InvalidValue
 from mailgate.core.states import INTERNAL_DIRECTIONS
 from mailgate.db import search_index
 from mailgate.db.models import (
-    Agent,
-    Customer,
     Participant,
     StoredAttachment,
-    Team,
     Ticket,
     TicketMessage,
 )
-from mailgate.db.queries import names_by_id, ticket_summary
 
 MAX_TERMS = 8
 MAX_TERM_CHARS = 200
@@ -182,22 +178,3 @@ def search(
     page = (best.limit(limit) if limit else best).subquery("page")
     rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
     return list(session.scalars(rows.order_by(page.c.score.desc(), Ticket.id.desc())))
-
-
-def search_summaries(
-    session: Session,
-    query: str,
-    *,
-    status: str | None = None,
-    type_: str | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """``search`` as staff see it (notes included), optionally of one status and type,
-    each ticket as ``tickets list`` shows it: for `mailgate tickets search` and the API."""
-    where = [Ticket.status == status] if status else []
-    if type_:
-        where.append(Ticket.type == type_)
-    found = search(session, query, where=where, limit=limit)
-    agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
-    customers = names_by_id(session, Customer, "name")
-    return [ticket_summary(t, agents, teams, customers) for t in found]

@@ -247,7 +247,4 @@ def summaries(
             order=order(f, tickets),
             limit=limit or 2**31 - 1,
         )
-    agents = queries.names_by_id(session, Agent, "email")
-    teams = queries.names_by_id(session, Team, "name")
-    customers = queries.names_by_id(session, Customer, "name")
-    return [queries.ticket_summary(t, agents, teams, customers) for t in rows]
+    return queries.summaries(session, rows)

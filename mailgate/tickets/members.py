@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import Settings
+from mailgate.db import queries
 from mailgate.db.models import Ticket
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed
@@ -69,16 +70,9 @@ def set_members(
 
 def current(session: Session, kind: MemberKind, ticket_id: int) -> dict[str, int]:
     """The members of a ticket: name -> id, sorted by name."""
-    name, link = getattr(kind.model, kind.name), getattr(kind.link, kind.link_column)
-    return {
-        n: id_
-        for n, id_ in session.execute(
-            select(name, kind.model.id)
-            .join(kind.link, link == kind.model.id)
-            .where(kind.link.ticket_id == ticket_id)
-            .order_by(name)
-        )
-    }
+    return queries.linked_names(
+        session, ticket_id, getattr(kind.model, kind.name), getattr(kind.link, kind.link_column)
+    )
 
 
 def change(
