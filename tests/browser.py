@@ -126,6 +126,34 @@ class Chromium:
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
         )
 
+    def resize(self, width: int, height: int = 800, *, mobile: bool = False) -> None:
+        """The same page in another window: ``mobile`` as a phone does it (the viewport
+        meta applies, no scrollbars take room)."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+        )
+
+    def axe(self, source: str) -> list[dict[str, Any]]:
+        """axe-core's violations on the page as it is. ``source`` (axe.min.js) goes in by
+        Runtime.evaluate, not a <script>, so the page's CSP and script count stay as served."""
+        if not self.run("typeof axe === 'object'"):
+            self.run(source)
+        result = self.call(
+            "Runtime.evaluate",
+            {
+                "expression": "axe.run(document, {resultTypes: ['violations']})"
+                ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+                " nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)})))",
+                "awaitPromise": True,
+                "returnByValue": True,
+            },
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"axe failed: {result['exceptionDetails']}")
+        found: list[dict[str, Any]] = result["result"]["value"]
+        return found
+
     def _drain(self) -> None:
         while not self.events.empty():
             self.events.get_nowait()
@@ -153,6 +181,17 @@ class Chromium:
         self._drain()
         self.run(script)
         self._wait_for("Page.loadEventFired")
+
+    def set_files(self, selector: str, paths: list[Path]) -> None:
+        """Choose ``paths`` in the file input at ``selector``, as a person does in the
+        file picker: ``DOM.setFileInputFiles`` (a page script cannot fill a file input)."""
+        found = self.call(
+            "Runtime.evaluate", {"expression": f"document.querySelector({selector!r})"}
+        )
+        target = found["result"].get("objectId")
+        if target is None:
+            raise RuntimeError(f"no element {selector}")
+        self.call("DOM.setFileInputFiles", {"files": [str(p) for p in paths], "objectId": target})
 
     def text(self) -> str:
         return str(self.run("document.body.innerText"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -41,4 +44,41 @@ def build(
     for filename, content_type, data in attachments or []:
         maintype, _, subtype = content_type.partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return bytes(msg)
+
+
+def png(width: int = 8, height: int = 6, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """A real PNG of one colour (RFC 2083 chunks, zlib data), small enough to read in a test."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))  # filter 0 each row
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def build_related(*, html: str, images: list[tuple[str, str, bytes, str]], **fields: str) -> bytes:
+    """``build`` with its HTML part made multipart/related (RFC 2387) with ``images``, each
+    (file name, type, bytes, Content-ID without ``<>``), as mail clients send screenshots."""
+    msg = message_from_bytes(build(html=html, **fields), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    html_part = msg.get_body(preferencelist=("html",))
+    assert html_part is not None
+    for filename, content_type, data, cid in images:
+        maintype, _, subtype = content_type.partition("/")
+        html_part.add_related(
+            data,
+            maintype=maintype,
+            subtype=subtype,
+            cid=f"<{cid}>",
+            disposition="inline",
+            filename=filename,
+        )
     return bytes(msg)

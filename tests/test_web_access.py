@@ -22,6 +22,7 @@ from mailgate.web import (
     agent,
     agent_actions,
     agent_involvement,
+    agent_messages,
     agent_new,
     agent_todos,
     api,
@@ -120,8 +121,8 @@ def test_the_table_covers_every_route() -> None:
     """Every route of the app is either in the access table or deliberately public."""
     routes = set()
     routers = (
-        customer, agent, agent_actions, agent_new, agent_involvement, agent_todos, reports,
-        api, api_record, api_todos, ops,
+        customer, agent, agent_actions, agent_messages, agent_new, agent_involvement,
+        agent_todos, reports, api, api_record, api_todos, ops,
     )  # fmt: skip
     for router in (module.router for module in routers):
         for route in router.routes:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from starlette.testclient import TestClient
 
 from mailgate.db.models import HistoryEvent, SignInToken, TicketMessage
-from mailgate.web import agent, agent_actions, api_tokens, customer
+from mailgate.web import agent, agent_actions, agent_messages, api_tokens, customer
 from mailgate.web.downloads import content_disposition, safe_content_type
 from mailgate.web.pages import CSP
 from tests.web_support import (
@@ -26,7 +26,7 @@ from tests.web_support import (
 
 def _form_routes() -> list[str]:
     paths = []
-    for router in (customer.router, agent.router, agent_actions.router):
+    for router in (customer.router, agent.router, agent_actions.router, agent_messages.router):
         for route in router.routes:
             if "POST" in getattr(route, "methods", set()):
                 paths.append(route.path.replace(":int}", "}"))

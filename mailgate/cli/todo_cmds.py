@@ -98,7 +98,9 @@ def list_(
         if mine:
             agent_id = actor_for(session, as_).agent_id
             if agent_id is None:
-                raise InvalidValue(f"--mine lists an agent's to-dos: {as_!r} is no agent (--as)")
+                raise InvalidValue(
+                    "--mine lists an agent's to-dos: %(actor)r is no agent (--as)", actor=as_
+                )
         rows = list_todos(
             session,
             now=now,

@@ -8,13 +8,14 @@ import hashlib
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
 from tnefparse import TNEF
 
+from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import LimitsSettings
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/]+')
@@ -200,3 +201,81 @@ def _capped(
             omitted=f"over limits.max_attachment_bytes ({limits.max_attachment_bytes})",
         )
     return Attachment(filename, content_type, len(data), data, content_id, inline)
+
+
+# Why a file a person attached to a typed message (portal, API) is refused. Mail's
+# attachments over a limit are kept without their content (``_capped``): the sender is
+# gone. A person at a form is there to hear it and choose again, so theirs are refused.
+EMPTY = "empty"
+TOO_LARGE = "too_large"  # over limits.max_attachment_bytes on its own
+TOO_MUCH = "too_much"  # with the files before it, over smtp.max_message_bytes
+TOO_MANY = "too_many"  # more files than limits.max_parts
+# English for the API and the CLI; the portal words a refusal itself (templates/web/
+# _files.html), with the limit in the reader's units.
+_REFUSALS = {
+    EMPTY: "the file %(name)r is empty",
+    TOO_LARGE: "the file %(name)r is larger than %(limit)s bytes, the most one file may be "
+    "(limits.max_attachment_bytes)",
+    TOO_MUCH: "with the file %(name)r the files are larger than %(limit)s bytes together, "
+    "the most one message may carry (smtp.max_message_bytes)",
+    TOO_MANY: "the file %(name)r is one too many: a message carries at most %(limit)s files "
+    "(limits.max_parts)",
+}
+
+
+class FileRefused(InvalidValue):
+    """A file attached to a typed message, refused: ``name`` as the person gave it (the
+    name they will look for), ``reason`` (EMPTY, TOO_LARGE, TOO_MUCH, TOO_MANY) and the
+    ``limit`` it broke (bytes, or files for TOO_MANY). The portal words it itself."""
+
+    def __init__(self, name: str, reason: str, limit: int = 0) -> None:
+        super().__init__(_REFUSALS[reason], name=name, limit=limit)
+        self.name, self.reason, self.limit = name, reason, limit
+
+
+def check_typed_file(
+    name: str,
+    size: int,
+    *,
+    index: int,
+    before: int,
+    limits: LimitsSettings,
+    max_message_bytes: int,
+) -> None:
+    """Refuse file number ``index`` (from 1) of a typed message, ``size`` bytes after
+    ``before`` bytes of the files ahead of it, when it breaks a limit of mail: at most
+    limits.max_parts of them, each within limits.max_attachment_bytes, all together
+    within smtp.max_message_bytes. An empty file is refused too: nothing to attach."""
+    if index > limits.max_parts:
+        raise FileRefused(name, TOO_MANY, limits.max_parts)
+    if size <= 0:
+        raise FileRefused(name, EMPTY)
+    if size > limits.max_attachment_bytes:
+        raise FileRefused(name, TOO_LARGE, limits.max_attachment_bytes)
+    if before + size > max_message_bytes:
+        raise FileRefused(name, TOO_MUCH, max_message_bytes)
+
+
+def typed_attachments(
+    files: Iterable[Attachment], *, limits: LimitsSettings, max_message_bytes: int
+) -> tuple[Attachment, ...]:
+    """``files`` a person attached to a typed message, as they are stored: each checked
+    (``check_typed_file``, in order) and named as safely as mail's (``sanitize_filename``).
+    Checking again what a channel checked while reading is harmless: names stay safe."""
+    out: list[Attachment] = []
+    before = 0
+    for index, file in enumerate(files, 1):
+        content = file.content or b""
+        check_typed_file(
+            file.filename,
+            len(content),
+            index=index,
+            before=before,
+            limits=limits,
+            max_message_bytes=max_message_bytes,
+        )
+        before += len(content)
+        name = sanitize_filename(file.filename, index)
+        kind = file.content_type or "application/octet-stream"
+        out.append(Attachment(name, kind, len(content), content))
+    return tuple(out)

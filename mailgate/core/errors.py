@@ -1,4 +1,14 @@
-"""The error hierarchy: one root, subclasses by what the caller must do."""
+"""The error hierarchy: one root, subclasses by what the caller must do.
+
+A message a person may read in another language is a gettext msgid plus named values,
+``InvalidValue("no team %(team)r", team=name)``: ``str()`` is the English text (the CLI,
+the JSON API, the logs), ``translated(gettext)`` the same words in the reader's language
+(the portal). pybabel extracts these templates (``-k InvalidValue -k ActionRefused``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 # sysexits.h codes, which MTAs (Postfix pipe, procmail) understand.
 EX_DATAERR = 65
@@ -11,9 +21,25 @@ class MailgateError(Exception):
     """Root of every error mailgate raises on purpose.
 
     ``exit_code`` is what the CLI exits with when this reaches it.
+
+    ``template`` is the message as given; with named ``params`` it is a %-format msgid
+    (``%(x)r`` where the words quote a value, ``%(x)s`` otherwise) and the message is
+    ``template % params``. Without params the template is the message as it is (a ``%``
+    in it is no placeholder): the old ``raise X(f"...")`` form, English only.
     """
 
     exit_code = 1
+
+    def __init__(self, *args: object, **params: object) -> None:
+        self.template = str(args[0]) if args else ""
+        self.params = params
+        # args hold the English message: str(), logging and pickling see it as before.
+        super().__init__(*((self.template % params, *args[1:]) if params else args))
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The message in ``gettext``'s language (the English one where no catalog has it)."""
+        words = gettext(self.template)
+        return words % self.params if self.params else words
 
 
 class ConfigError(MailgateError):

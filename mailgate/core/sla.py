@@ -119,7 +119,7 @@ def parse_when(text: str, now: datetime) -> datetime | None:
         return _when(value, now)
     except OverflowError:
         # Past year 9999 (999999w, or 9999-12-31T23:00-05:00 in UTC), or before year 1.
-        raise InvalidValue(f"{text!r} is outside the dates mailgate can store") from None
+        raise InvalidValue("%(when)r is outside the dates mailgate can store", when=text) from None
 
 
 def _when(value: str, now: datetime) -> datetime:
@@ -135,8 +135,9 @@ def _when(value: str, now: datetime) -> datetime:
                 at = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidValue(
-                f"cannot read {value!r} as a date: expected none, 30m, 4h, 2d, 1w, "
-                "2026-01-31 or 2026-01-31T14:00[+01:00]"
+                "cannot read %(value)r as a date: expected none, 30m, 4h, 2d, 1w, "
+                "2026-01-31 or 2026-01-31T14:00[+01:00]",
+                value=value,
             ) from None
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)

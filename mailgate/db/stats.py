@@ -201,12 +201,15 @@ def breaches(
 
 
 def _scope(name: str | None, names: Mapping[int, str], column: Any, what: str) -> list[Scope]:
-    """The condition keeping the tickets of ``name`` (a team or account), none for None."""
+    """The condition keeping the tickets of ``name`` (``what``: a team or a customer
+    account), none for None."""
     if name is None:
         return []
     ids = [id_ for id_, known in names.items() if known == name]
     if not ids:
-        raise InvalidValue(f"no {what} {name!r}")
+        if what == "team":
+            raise InvalidValue("no team %(team)r", team=name)
+        raise InvalidValue("no customer account %(customer)r", customer=name)
     return [column == ids[0]]
 
 

@@ -86,7 +86,9 @@ def statuses(session: Session, wanted: str | None, tickets: TicketSettings) -> l
     known = {s.name for s in tickets.statuses}
     if wanted not in known and wanted not in queries.statuses_in_use(session):
         names = ", ".join([*known, *sorted(categories), OPEN, ALL])
-        raise InvalidValue(f"unknown status {wanted!r} (known: {names})")
+        raise InvalidValue(
+            "unknown status %(status)r (known: %(known)s)", status=wanted, known=names
+        )
     return [wanted]
 
 
@@ -124,7 +126,7 @@ def where(session: Session, f: TicketFilter, tickets: TicketSettings) -> Selecti
     if f.customer is not None:
         found = session.scalar(select(Customer.id).where(Customer.name == f.customer))
         if found is None:
-            raise InvalidValue(f"no customer account {f.customer!r}")
+            raise InvalidValue("no customer account %(customer)r", customer=f.customer)
         out.append(Ticket.customer_id == found)
     if f.due_before is not None:
         out.append(due_at() < f.due_before)
@@ -140,7 +142,9 @@ def order(f: TicketFilter, tickets: TicketSettings) -> list[SortKey]:
     urgent first (priority, in the order of ``tickets.priorities``, last most urgent),
     soonest due first (due; tickets without a date last). The id breaks ties."""
     if f.sort not in SORTS:
-        raise InvalidValue(f"unknown sort {f.sort!r} (known: {', '.join(SORTS)})")
+        raise InvalidValue(
+            "unknown sort %(sort)r (known: %(known)s)", sort=f.sort, known=", ".join(SORTS)
+        )
     newest: SortKey = (Ticket.id, True)
     if f.sort == "updated":
         return [(Ticket.updated_at, True), newest]
@@ -177,7 +181,16 @@ def counts(
 
 def _known(what: str, value: str, known: Sequence[str]) -> None:
     if value not in known:
-        raise InvalidValue(f"unknown {what} {value!r} (known: {', '.join(known)})")
+        # One sentence each, for the translators.
+        if what == "priority":
+            raise InvalidValue(
+                "unknown priority %(priority)r (known: %(known)s)",
+                priority=value,
+                known=", ".join(known),
+            )
+        raise InvalidValue(
+            "unknown type %(type)r (known: %(known)s)", type=value, known=", ".join(known)
+        )
 
 
 def _team(session: Session, name: str) -> tuple[ColumnElement[bool], ...]:
@@ -185,7 +198,7 @@ def _team(session: Session, name: str) -> tuple[ColumnElement[bool], ...]:
         return (Ticket.team_id.is_(None),)
     team_id = session.scalar(select(Team.id).where(Team.name == name))
     if team_id is None:
-        raise InvalidValue(f"no team {name!r}")
+        raise InvalidValue("no team %(team)r", team=name)
     involved = select(TicketDepartment.ticket_id).where(TicketDepartment.team_id == team_id)
     return (Ticket.team_id == team_id, Ticket.id.in_(involved))
 
@@ -202,7 +215,7 @@ def _assignee(session: Session, f: TicketFilter) -> tuple[ColumnElement[bool], .
         return (Ticket.assignee_id == f.me_id, Ticket.id.in_(helping))
     found = session.scalar(select(Agent.id).where(Agent.email == f.assignee.strip().lower()))
     if found is None:
-        raise InvalidValue(f"no agent {f.assignee!r}")
+        raise InvalidValue("no agent %(agent)r", agent=f.assignee)
     return (Ticket.assignee_id == found,)
 
 

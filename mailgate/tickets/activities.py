@@ -35,11 +35,15 @@ def log_activity(
     """Record ``minutes`` of work of ``type_`` on ticket ``number``."""
     if type_ not in settings.tickets.activity_types:
         known = ", ".join(settings.tickets.activity_types)
-        raise InvalidValue(f"unknown activity type {type_!r} (known: {known})")
+        raise InvalidValue(
+            "unknown activity type %(type)r (known: %(known)s)", type=type_, known=known
+        )
     if not 1 <= minutes <= MAX_MINUTES:
-        raise InvalidValue(f"minutes must be from 1 to {MAX_MINUTES}, got {minutes}")
+        raise InvalidValue(
+            "minutes must be from 1 to %(max)s, got %(minutes)s", max=MAX_MINUTES, minutes=minutes
+        )
     if len(text) > MAX_TEXT or "\x00" in text:
-        raise InvalidValue(f"the text must be at most {MAX_TEXT} characters, without NUL")
+        raise InvalidValue("the text must be at most %(max)s characters, without NUL", max=MAX_TEXT)
     ticket = lock_ticket(session, number=number)
     refuse_if_closed(ticket, settings)
     activity = Activity(

@@ -6,12 +6,14 @@ The text rules live in ``response_text``; a reply with a response is an ordinary
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailgate.core.attachments import Attachment
 from mailgate.core.errors import InvalidValue, NotFound
 from mailgate.core.settings import Settings
 from mailgate.db.models import CannedResponse, Ticket, TicketMessage
@@ -51,7 +53,9 @@ def add(
     row = session.scalar(select(CannedResponse).where(CannedResponse.name == name))
     if row is not None:
         if not replace:
-            raise InvalidValue(f"a canned response {name!r} exists; use --replace to change it")
+            raise InvalidValue(
+                "a canned response %(name)r exists; use --replace to change it", name=name
+            )
         row.body, row.updated_at = text, at
         return row, True
     row = CannedResponse(name=name, body=text, created_at=at, updated_at=at, created_by=by)
@@ -89,8 +93,9 @@ def fill(session: Session, name: str, *, ticket: Ticket, actor: Actor) -> str:
     used = set(response_text.placeholders(body))
     if used & {"agent_name", "agent_email"} and actor.agent_id is None:
         raise InvalidValue(
-            f"canned response {name!r} names the agent; reply as one (--as AGENT), "
-            f"not as {actor.label!r}"
+            "canned response %(name)r names the agent; reply as one (--as AGENT), not as %(actor)r",
+            name=name,
+            actor=actor.label,
         )
     values = {
         # A requester without a display name is greeted by address rather than by nothing.
@@ -119,9 +124,11 @@ def reply(
     at: datetime,
     via: str = "portal",
     status: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
     """An agent reply whose text is canned response ``name``, filled in for the ticket
-    (with ``status``: the status it moves to in the same step)."""
+    (with ``status``: the status it moves to in the same step; ``attachments``: files
+    sent with it)."""
     ticket = lock_ticket(session, number=number)
     body = fill(session, name, ticket=ticket, actor=actor)
     return agent_reply(
@@ -134,4 +141,5 @@ def reply(
         via=via,
         response=name,
         status=status,
+        attachments=attachments,
     )

@@ -32,8 +32,9 @@ def check_name(name: str) -> str:
     """A response's name: lower-case letters, digits, ``_ . -``, up to 64 characters."""
     if not NAME.fullmatch(name):
         raise InvalidValue(
-            f"bad response name {name!r}: use 1-64 lower-case letters, digits, '_', '.' "
-            "or '-', starting with a letter or digit"
+            "bad response name %(name)r: use 1-64 lower-case letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit",
+            name=name,
         )
     return name
 
@@ -44,11 +45,13 @@ def check_body(body: str) -> str:
     if not text:
         raise InvalidValue("the response is empty")
     if len(text) > MAX_BODY_CHARS:
-        raise InvalidValue(f"the response is longer than {MAX_BODY_CHARS} characters")
+        raise InvalidValue("the response is longer than %(max)s characters", max=MAX_BODY_CHARS)
     for used in placeholders(text):
         if used not in PLACEHOLDERS:
             raise InvalidValue(
-                f"unknown placeholder {{{{ {used} }}}} (known: {', '.join(PLACEHOLDERS)})"
+                "unknown placeholder {{ %(placeholder)s }} (known: %(known)s)",
+                placeholder=used,
+                known=", ".join(PLACEHOLDERS),
             )
     return text
 
@@ -59,7 +62,9 @@ def placeholders(body: str) -> list[str]:
         tree = _ENV.parse(body)
     except TemplateSyntaxError as exc:
         raise InvalidValue(
-            f"the response does not parse on line {exc.lineno}: {exc.message}"
+            "the response does not parse on line %(line)s: %(problem)s",
+            line=exc.lineno,
+            problem=exc.message,
         ) from None
     return list(_names(tree))
 
@@ -83,8 +88,8 @@ def _dotted(expr: nodes.Node) -> str:
     if isinstance(expr, nodes.Getattr) and isinstance(expr.node, nodes.Name):
         return f"{expr.node.name}.{expr.attr}"
     raise InvalidValue(
-        "only plain {{ placeholder }} substitutions are allowed in a response "
-        f"(known: {', '.join(PLACEHOLDERS)})"
+        "only plain {{ placeholder }} substitutions are allowed in a response (known: %(known)s)",
+        known=", ".join(PLACEHOLDERS),
     )
 
 
@@ -94,4 +99,6 @@ def render(body: str, values: Mapping[str, str], ticket: Mapping[str, str]) -> s
     try:
         return _ENV.from_string(body).render(**values, ticket=dict(ticket))
     except TemplateError as exc:
-        raise InvalidValue(f"the response cannot be filled in: {exc.message}") from None
+        raise InvalidValue(
+            "the response cannot be filled in: %(problem)s", problem=exc.message
+        ) from None

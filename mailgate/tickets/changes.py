@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from mailgate.core import notices, sla
 from mailgate.core import statuses as status_machine
-from mailgate.core.errors import ActionRefused, InvalidValue
+from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import SYSTEM_LINK_KINDS, Settings
 from mailgate.db.models import Agent, HistoryEvent, Team, Ticket, TicketLink
 from mailgate.tickets import sla_check, triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.notify import notify, tell_requester, ticket_event
-from mailgate.tickets.records import CLOSED_EXPLANATION, history, lock_ticket, refuse_if_closed
+from mailgate.tickets.records import closed_refusal, history, lock_ticket, refuse_if_closed
 
 
 def set_status(
@@ -60,7 +60,9 @@ def check_status(settings: Settings, status: str) -> None:
     """Refuse a status that is not configured, naming the ones that are."""
     if status not in {s.name for s in settings.tickets.statuses}:
         known = ", ".join(s.name for s in settings.tickets.statuses)
-        raise InvalidValue(f"unknown status {status!r} (known: {known})")
+        raise InvalidValue(
+            "unknown status %(status)r (known: %(known)s)", status=status, known=known
+        )
 
 
 def enter_status(
@@ -69,7 +71,7 @@ def enter_status(
     """Move ``ticket`` (locked) to ``status`` (configured, not its own) without a notice:
     the caller tells the requester. Refused when the ticket is closed."""
     if not status_machine.can_change(ticket.status, status, settings.tickets):
-        raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
+        raise closed_refusal(ticket)
     event = set_status(session, ticket, status, actor, at)
     if status_machine.is_closed(status, settings.tickets) and ticket.closed_at is None:
         # Closing ends both clocks: a target it passed unseen is still a breach.
@@ -125,7 +127,7 @@ def assign(
     if assignee:
         agent = session.scalar(select(Agent).where(Agent.email == assignee.strip().lower()))
         if agent is None or not agent.active:
-            raise InvalidValue(f"no active agent {assignee!r}")
+            raise InvalidValue("no active agent %(agent)r", agent=assignee)
     new_id = agent.id if agent else None
     if new_id == ticket.assignee_id:
         return ticket
@@ -167,7 +169,7 @@ def set_team(
     if team:
         row = session.scalar(select(Team).where(Team.name == team))
         if row is None:
-            raise InvalidValue(f"no team {team!r}")
+            raise InvalidValue("no team %(team)r", team=team)
     new_id = row.id if row else None
     if new_id == ticket.team_id:
         return ticket
@@ -211,9 +213,13 @@ def set_dates(
     for name, when in dates.items():
         column = DATE_FIELDS.get(name)
         if column is None:
-            raise InvalidValue(f"unknown date {name!r} (known: {', '.join(DATE_FIELDS)})")
+            known = ", ".join(DATE_FIELDS)
+            raise InvalidValue("unknown date %(date)r (known: %(known)s)", date=name, known=known)
         if when is not None and when < at:
-            raise InvalidValue(f"the {name.replace('_', '-')} date {when.isoformat()} is past")
+            # One sentence a date, for the translators.
+            if name == "follow_up":
+                raise InvalidValue("the follow-up date %(when)s is past", when=when.isoformat())
+            raise InvalidValue("the action-required date %(when)s is past", when=when.isoformat())
         old: datetime | None = getattr(ticket, column)
         if old == when:
             continue
@@ -246,20 +252,22 @@ def link(
     if kind in SYSTEM_LINK_KINDS:
         # Written only by what they record: a merge moves the conversation, a link alone
         # would claim it moved.
-        raise InvalidValue(f"{kind!r} links are made by mailgate itself, not by hand")
+        raise InvalidValue("%(kind)r links are made by mailgate itself, not by hand", kind=kind)
     forward, reverse = kind, kind
     if settings is not None:
         pair = settings.tickets.link_pair(kind)
         if pair is None:
             known = ", ".join(settings.tickets.link_kinds)
-            raise InvalidValue(f"unknown link kind {kind!r} (known: {known})")
+            raise InvalidValue(
+                "unknown link kind %(kind)r (known: %(known)s)", kind=kind, known=known
+            )
         forward, reverse = pair
     if number == other_number:
         raise InvalidValue("a ticket cannot be linked to itself")
     ticket = lock_ticket(session, number=number)
     other = session.scalar(select(Ticket).where(Ticket.number == other_number))
     if other is None:
-        raise InvalidValue(f"no ticket #{other_number} to link to")
+        raise InvalidValue("no ticket #%(number)s to link to", number=other_number)
     for a, b, name in ((ticket, other, forward), (other, ticket, reverse)):
         exists = session.scalar(
             select(TicketLink.id).where(

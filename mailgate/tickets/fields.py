@@ -48,7 +48,15 @@ def _set_choice(
 ) -> Ticket:
     known = settings.tickets.priorities if field == "priority" else settings.tickets.types
     if value not in known:
-        raise InvalidValue(f"unknown {field} {value!r} (known: {', '.join(known)})")
+        if field == "priority":
+            raise InvalidValue(
+                "unknown priority %(priority)r (known: %(known)s)",
+                priority=value,
+                known=", ".join(known),
+            )
+        raise InvalidValue(
+            "unknown type %(type)r (known: %(known)s)", type=value, known=", ".join(known)
+        )
     ticket = lock_ticket(session, number=number)
     old = getattr(ticket, field)
     if old == value:
@@ -99,7 +107,9 @@ def _tag(text: str) -> str:
     tag = text.strip().lower()
     if not tag or len(tag) > MAX_TAG_CHARS or any(c.isspace() or c == "," for c in tag):
         raise InvalidValue(
-            f"a tag is one word of 1 to {MAX_TAG_CHARS} characters, without commas: {text!r}"
+            "a tag is one word of 1 to %(max)s characters, without commas: %(text)r",
+            max=MAX_TAG_CHARS,
+            text=text,
         )
     return tag
 
@@ -126,7 +136,9 @@ def apply_fields(
     and ``assignee`` may be None (none); ``tags`` replaces the tags."""
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
-        raise InvalidValue(f"unknown field {unknown[0]!r} (known: {', '.join(FIELDS)})")
+        raise InvalidValue(
+            "unknown field %(field)r (known: %(known)s)", field=unknown[0], known=", ".join(FIELDS)
+        )
     ticket = lock_ticket(session, number=number)
     for name in (f for f in FIELDS if f in fields):
         setter, keyword = _SETTERS[name]

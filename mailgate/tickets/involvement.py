@@ -26,7 +26,7 @@ from mailgate.tickets.actors import Actor
 def _email(text: str) -> str:
     email = text.strip().lower()
     if "@" not in email:
-        raise InvalidValue(f"a helper is an agent's email address, got {text!r}")
+        raise InvalidValue("a helper is an agent's email address, got %(text)r", text=text)
     return email
 
 
@@ -36,9 +36,13 @@ def _check_helpers(
     for email in names:
         agent = rows.get(email)
         if email not in before and (agent is None or not agent.active):
-            raise InvalidValue(f"no active agent {email!r}")
+            raise InvalidValue("no active agent %(agent)r", agent=email)
         if agent is not None and agent.id == ticket.assignee_id:
-            raise ActionRefused(f"{email} owns ticket #{ticket.number}: the owner is not a helper")
+            raise ActionRefused(
+                "%(agent)s owns ticket #%(number)s: the owner is not a helper",
+                agent=email,
+                number=ticket.number,
+            )
 
 
 def _check_departments(
@@ -47,10 +51,12 @@ def _check_departments(
     for name in names:
         team = rows.get(name)
         if team is None:
-            raise InvalidValue(f"no team {name!r}")
+            raise InvalidValue("no team %(team)r", team=name)
         if team.id == ticket.team_id:
             raise ActionRefused(
-                f"{name} is the team of ticket #{ticket.number}, its owning department"
+                "%(team)s is the team of ticket #%(number)s, its owning department",
+                team=name,
+                number=ticket.number,
             )
 
 
@@ -60,7 +66,9 @@ HELPERS = members.MemberKind(
     name="email",
     link=TicketHelper,
     link_column="agent_id",
-    not_there=lambda email, number: f"{email} does not help on ticket #{number}",
+    not_there=lambda email, number: InvalidValue(
+        "%(agent)s does not help on ticket #%(number)s", agent=email, number=number
+    ),
     normalize=_email,
     check=_check_helpers,
     count="helpers_count",
@@ -71,7 +79,9 @@ DEPARTMENTS = members.MemberKind(
     name="name",
     link=TicketDepartment,
     link_column="team_id",
-    not_there=lambda name, number: f"team {name!r} is not a department of ticket #{number}",
+    not_there=lambda name, number: InvalidValue(
+        "team %(team)r is not a department of ticket #%(number)s", team=name, number=number
+    ),
     check=_check_departments,
 )
 

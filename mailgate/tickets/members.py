@@ -32,8 +32,8 @@ class MemberKind:
     name: str
     link: Any
     link_column: str
-    # Says a name to remove is not a member of ticket #number.
-    not_there: Callable[[str, int], str]
+    # The refusal of a name to remove that is not a member of ticket #number.
+    not_there: Callable[[str, int], InvalidValue]
     normalize: Callable[[str], str] = str.strip
     # Refuses (raises) a new list of members; gets the ticket, the rows of the names
     # (found ones only) and the names there before.
@@ -97,7 +97,7 @@ def change(
     dropped = [kind.normalize(n) for n in remove]
     missing = [n for n in dropped if n not in before]
     if missing:
-        raise InvalidValue(kind.not_there(missing[0], ticket.number))
+        raise kind.not_there(missing[0], ticket.number)
     base = [] if exactly is not None else list(before)
     new = [n for n in dict.fromkeys([*base, *wanted]) if n not in dropped]
     if set(new) == set(before):

@@ -46,7 +46,7 @@ from mailgate.tickets import involvement, members, suppliers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import close
 from mailgate.tickets.notify import tell_requester
-from mailgate.tickets.records import CLOSED_EXPLANATION, history, lock_ticket
+from mailgate.tickets.records import closed_refusal, history, lock_ticket
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def merge(
     if number == into:
         # Refused like the other impossible merges (not a malformed value: the API's
         # schema cannot tell two numbers apart, so no 400 for a request it allows).
-        raise ActionRefused(f"ticket #{number} cannot be merged into itself")
+        raise ActionRefused("ticket #%(number)s cannot be merged into itself", number=number)
     source, target = _lock_both(session, number, into)
     _refuse(session, source, target, settings)
     # Closed by the close every close is (SLA clocks end, closed_at set, the status
@@ -156,27 +156,65 @@ def _refuse(session: Session, source: Ticket, target: Ticket, settings: Settings
         went_to = merged_into(session, ticket)
         if went_to is not None:
             now_on = session.scalar(select(Ticket.number).where(Ticket.id == went_to))
-            advice = "" if ticket is source else f"; merge into #{now_on} instead"
-            raise ActionRefused(f"ticket #{ticket.number} was merged into #{now_on}{advice}")
+            if ticket is source:
+                raise ActionRefused(
+                    "ticket #%(number)s was merged into #%(now_on)s",
+                    number=ticket.number,
+                    now_on=now_on,
+                )
+            raise ActionRefused(
+                "ticket #%(number)s was merged into #%(now_on)s; merge into #%(now_on)s instead",
+                number=ticket.number,
+                now_on=now_on,
+            )
     if status_machine.is_closed(source.status, settings.tickets):
-        raise ActionRefused(f"ticket #{source.number} is {source.status}. {CLOSED_EXPLANATION}")
+        raise closed_refusal(source)
     if status_machine.is_closed(target.status, settings.tickets):
         raise ActionRefused(
-            f"ticket #{target.number} is {target.status}: a ticket is merged into an open "
-            "one (a closed ticket never changes)"
+            "ticket #%(number)s is %(status)s: a ticket is merged into an open "
+            "one (a closed ticket never changes)",
+            number=target.number,
+            status=target.status,
         )
     if source.customer_id != target.customer_id:
-        names = [_account(session, t.customer_id) for t in (source, target)]
-        raise ActionRefused(
-            f"ticket #{source.number} ({names[0]}) and #{target.number} ({names[1]}) belong "
-            "to different customer accounts: merged, each side would see the other's "
-            "messages. Link them instead."
+        raise _different_accounts(session, source, target)
+
+
+def _different_accounts(session: Session, source: Ticket, target: Ticket) -> ActionRefused:
+    """The refusal to merge tickets of different customer accounts, naming them; one
+    whole sentence for each case (one side may have no account; never both)."""
+    names = [_account(session, t.customer_id) for t in (source, target)]
+    numbers = {"number": source.number, "other": target.number}
+    if names[0] is None:
+        return ActionRefused(
+            "ticket #%(number)s (no account) and #%(other)s (account %(other_account)s) "
+            "belong to different customer accounts: merged, each side would see the "
+            "other's messages. Link them instead.",
+            **numbers,
+            other_account=names[1],
         )
+    if names[1] is None:
+        return ActionRefused(
+            "ticket #%(number)s (account %(account)s) and #%(other)s (no account) "
+            "belong to different customer accounts: merged, each side would see the "
+            "other's messages. Link them instead.",
+            **numbers,
+            account=names[0],
+        )
+    return ActionRefused(
+        "ticket #%(number)s (account %(account)s) and #%(other)s (account %(other_account)s) "
+        "belong to different customer accounts: merged, each side would see the other's "
+        "messages. Link them instead.",
+        **numbers,
+        account=names[0],
+        other_account=names[1],
+    )
 
 
-def _account(session: Session, customer_id: int | None) -> str:
+def _account(session: Session, customer_id: int | None) -> str | None:
+    """The name of customer account ``customer_id``, or None for none."""
     customer = session.get(Customer, customer_id) if customer_id is not None else None
-    return f"account {customer.name}" if customer is not None else "no account"
+    return customer.name if customer is not None else None
 
 
 def _join_members(session: Session, source: Ticket, target: Ticket) -> dict[str, list[str]]:

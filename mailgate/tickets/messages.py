@@ -7,7 +7,7 @@ history and decides its notices through ``notify``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,17 +22,12 @@ from mailgate.core.errors import InvalidValue
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.core.states import Outcome
-from mailgate.db.models import (
-    HistoryEvent,
-    Notice,
-    Participant,
-    StoredAttachment,
-    Ticket,
-    TicketMessage,
-)
+from mailgate.db import people
+from mailgate.db.models import HistoryEvent, Notice, Participant, Ticket, TicketMessage
 from mailgate.tickets import sla_check, triggers
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.changes import check_status, enter_status, set_status
+from mailgate.tickets.files import attach, typed_files
 from mailgate.tickets.notify import about_message, tell_requester
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
 
@@ -81,7 +76,7 @@ def clean_body(body: str) -> str:
     if not text:
         raise InvalidValue("the message is empty")
     if len(text) > MAX_BODY_CHARS:
-        raise InvalidValue(f"the message is longer than {MAX_BODY_CHARS} characters")
+        raise InvalidValue("the message is longer than %(max)s characters", max=MAX_BODY_CHARS)
     return text
 
 
@@ -119,20 +114,7 @@ def store_message(
     )
     session.add(message)
     session.flush()
-    for attachment in incoming.attachments:
-        session.add(
-            StoredAttachment(
-                ticket_message_id=message.id,
-                filename=attachment.filename,
-                content_type=attachment.content_type[:255],
-                size=attachment.size,
-                sha256=attachment.sha256,
-                content_id=attachment.content_id[:255],
-                inline=attachment.inline,
-                content=attachment.content,
-                omitted=attachment.omitted,
-            )
-        )
+    attach(session, message.id, incoming.attachments)
     return message
 
 
@@ -253,13 +235,16 @@ def agent_reply(
     via: str,
     response: str = "",
     status: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
     """An answer to the requester on ``ticket`` (locked by the caller); they get the
     "agent replied" notice. ``response`` names the canned response the text came from;
-    ``status`` moves the ticket there in the same step ("send and set to Waiting")."""
+    ``status`` moves the ticket there in the same step ("send and set to Waiting");
+    ``attachments``, the files sent with it (``files.typed_files`` checks them)."""
     text = clean_body(body)
     if status is not None:
         check_status(settings, status)
+    files = typed_files(settings, attachments)
     refuse_if_closed(ticket, settings)
     was = ticket.status
     message = typed_message(
@@ -272,6 +257,7 @@ def agent_reply(
         at=at,
         via=via,
         to=[ticket.requester],
+        attachments=files,
     )
     if ticket.first_response_at is None:
         sla_check.record_met_late(session, ticket, settings, sla.FIRST_RESPONSE, at)
@@ -298,10 +284,18 @@ def agent_reply(
 
 
 def add_note(
-    session: Session, ticket: Ticket, *, actor: Actor, body: str, at: datetime, via: str
+    session: Session,
+    ticket: Ticket,
+    *,
+    actor: Actor,
+    body: str,
+    at: datetime,
+    via: str,
+    attachments: tuple[Attachment, ...] = (),
 ) -> TicketMessage:
     """An internal note: agents only, no notice; allowed on a closed ticket (it changes
-    nothing a customer sees)."""
+    nothing a customer sees). Its ``attachments`` (checked: ``files.typed_files``) are
+    as internal as the note: a customer can neither see nor download them."""
     text = clean_body(body)
     message = typed_message(
         session,
@@ -313,6 +307,7 @@ def add_note(
         at=at,
         via=via,
         subject="",
+        attachments=attachments,
     )
     history(session, ticket, at, actor.label, "note", detail={"message": str(message.id)})
     return message
@@ -328,14 +323,19 @@ def customer_reply(
     at: datetime,
     via: str = "portal",
     author_name: str = "",
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
-    """A customer's typed reply (portal, API) to ticket ``number``; refused on a closed
-    ticket. The caller has checked that ``author`` may see the ticket."""
+    """A customer's typed reply (portal, API) to ticket ``number``, with the files
+    attached to it; refused on a closed ticket. The caller has checked that ``author``
+    may see the ticket."""
     text = clean_body(body)
+    files = typed_files(settings, attachments)
     ticket = lock_ticket(session, number=number)
-    incoming = Incoming(
-        author_email=author.strip().lower(), author_name=author_name, text=text, via=via
-    )
+    email = author.strip().lower()
+    # A typed reply has no From name: she is stored under the name her mails gave her on
+    # this ticket, so her messages and her history read as one person's (db.people).
+    name = author_name.strip() or people.customer_names(session, ticket).get(email, "")
+    incoming = Incoming(author_email=email, author_name=name, text=text, via=via, attachments=files)
     added = add_customer_message(
         session,
         ticket,
@@ -358,10 +358,11 @@ def reply(
     via: str = "portal",
     response: str = "",
     status: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
-    """An agent's (or an integration's) reply to ticket ``number``, and the status it
-    moves to with it (``status``): ``agent_reply``, under one lock, in the caller's
-    transaction, so both are made or neither."""
+    """An agent's (or an integration's) reply to ticket ``number``, with its files, and
+    the status it moves to with it (``status``): ``agent_reply``, under one lock, in the
+    caller's transaction, so all are made or none."""
     ticket = lock_ticket(session, number=number)
     return agent_reply(
         session,
@@ -373,6 +374,7 @@ def reply(
         via=via,
         response=response,
         status=status,
+        attachments=attachments,
     )
 
 
@@ -385,8 +387,9 @@ def note(
     body: str,
     at: datetime,
     via: str = "portal",
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
-    """An internal note on ticket ``number``: ``add_note``."""
-    del settings  # a note is the same under any settings; kept for one calling shape
+    """An internal note on ticket ``number``, with its files: ``add_note``."""
+    files = typed_files(settings, attachments)
     ticket = lock_ticket(session, number=number)
-    return add_note(session, ticket, actor=actor, body=body, at=at, via=via)
+    return add_note(session, ticket, actor=actor, body=body, at=at, via=via, attachments=files)

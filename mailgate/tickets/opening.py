@@ -9,6 +9,7 @@ the requester, "assigned" to the agent) with screening and the rate limit.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.core import notices, rules
 from mailgate.core import statuses as status_machine
+from mailgate.core.attachments import Attachment
 from mailgate.core.directory import CustomerView, is_support_address
 from mailgate.core.errors import ActionRefused, InvalidValue
 from mailgate.core.intake_policy import admits
@@ -33,6 +35,7 @@ from mailgate.db.models import (
     TicketMessage,
 )
 from mailgate.tickets import triggers
+from mailgate.tickets.files import typed_files
 from mailgate.tickets.messages import Incoming, clean_body, store_message
 from mailgate.tickets.notify import about_message
 from mailgate.tickets.records import history
@@ -44,11 +47,6 @@ _BLANKS = re.compile(r"[\x00-\x20]+")
 # second "@", a dot in the domain. The API's schema states the same (api_models.EMAIL).
 TYPED_ADDRESS = r'[^@\x00-\x20\x7f<>,;"]+@[^@\x00-\x20\x7f<>,;"]+\.[^@\x00-\x20\x7f<>,;".]+'
 _TYPED_ADDRESS = re.compile(TYPED_ADDRESS)
-# What a customer is told when intake.policy refuses them in the portal or the API.
-_POLICY_WORDS = {
-    "known": "Only addresses of our customer accounts can open tickets.",
-    "admins": "Only the administrators of a customer account can open tickets.",
-}
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ def typed_subject(subject: str) -> str:
     if not subject:
         raise InvalidValue("the subject is empty")
     if len(subject) > MAX_SUBJECT_CHARS:
-        raise InvalidValue(f"the subject is longer than {MAX_SUBJECT_CHARS} characters")
+        raise InvalidValue("the subject is longer than %(max)s characters", max=MAX_SUBJECT_CHARS)
     return subject
 
 
@@ -117,10 +115,18 @@ def intake_verdict(
     return customer, "" if verdict.allowed else verdict.reason
 
 
+def _policy_refusal(policy: str) -> ActionRefused:
+    """What a customer is told when intake.policy refuses them in the portal or the API
+    (``anyone`` refuses no one)."""
+    if policy == "admins":
+        return ActionRefused("Only the administrators of a customer account can open tickets.")
+    return ActionRefused("Only addresses of our customer accounts can open tickets.")
+
+
 def may_open(session: Session, settings: Settings, email: str) -> str | None:
     """None when ``email`` may open tickets itself, else the reason in a customer's words."""
     _, refused = intake_verdict(session, settings, email.strip().lower())
-    return _POLICY_WORDS.get(settings.intake.policy, refused) if refused else None
+    return str(_policy_refusal(settings.intake.policy)) if refused else None
 
 
 def open_ticket(
@@ -143,13 +149,15 @@ def open_ticket(
     priority = new.priority or settings.defaults.priority
     if type_ not in settings.tickets.types:
         known = ", ".join(settings.tickets.types)
-        raise InvalidValue(f"unknown type {type_!r} (known: {known})")
+        raise InvalidValue("unknown type %(type)r (known: %(known)s)", type=type_, known=known)
     if priority not in settings.tickets.priorities:
         known = ", ".join(settings.tickets.priorities)
-        raise InvalidValue(f"unknown priority {priority!r} (known: {known})")
+        raise InvalidValue(
+            "unknown priority %(priority)r (known: %(known)s)", priority=priority, known=known
+        )
     customer, refused = intake_verdict(session, settings, requester)
     if refused and not (new.by_staff or new.accepted_by):
-        raise ActionRefused(_POLICY_WORDS.get(settings.intake.policy, refused))
+        raise _policy_refusal(settings.intake.policy)
     team = _default_team(session, settings) if new.team is None else _team(session, new.team)
     chosen = Chosen(
         team=new.team is not None,
@@ -231,7 +239,7 @@ def _default_team(session: Session, settings: Settings) -> Team | None:
 def _team(session: Session, name: str) -> Team:
     team = session.scalar(select(Team).where(Team.name == name))
     if team is None:
-        raise InvalidValue(f"no team {name!r}")
+        raise InvalidValue("no team %(team)r", team=name)
     return team
 
 
@@ -239,7 +247,7 @@ def _active_agent(session: Session, email: str) -> str:
     address = email.strip().lower()
     agent = session.scalar(select(Agent).where(Agent.email == address))
     if agent is None or not agent.active:
-        raise InvalidValue(f"no active agent {email!r}")
+        raise InvalidValue("no active agent %(agent)r", agent=email)
     return address
 
 
@@ -300,15 +308,28 @@ def typed_ticket(
     by_staff: bool = False,
     team: str | None = None,
     assignee: str | None = None,
+    attachments: Sequence[Attachment] = (),
+    settings: Settings | None = None,
 ) -> NewTicket:
-    """A ticket typed in the portal, the API or the CLI, its subject and text checked.
+    """A ticket typed in the portal, the API or the CLI, its subject, text and files
+    checked.
 
-    ``follow_up_of`` links it to an earlier (typically closed) ticket, both ways."""
+    ``follow_up_of`` links it to an earlier (typically closed) ticket, both ways.
+    ``attachments`` go with the first message, held to ``settings``' limits
+    (``files.typed_files``): settings are needed with files."""
     requester = requester.strip().lower()
     if not _TYPED_ADDRESS.fullmatch(requester) or len(requester) > 320:
-        raise InvalidValue(f"the requester {requester[:80]!r} is not an email address")
+        raise InvalidValue(
+            "the requester %(requester)r is not an email address", requester=requester[:80]
+        )
+    text = clean_body(body)
+    files: tuple[Attachment, ...] = ()
+    if attachments:
+        if settings is None:
+            raise TypeError("typed_ticket: files are checked against settings; none given")
+        files = typed_files(settings, attachments)
     message = Incoming(
-        author_email=requester, author_name=requester_name, text=clean_body(body), via=via
+        author_email=requester, author_name=requester_name, text=text, via=via, attachments=files
     )
     return NewTicket(
         requester=requester,

@@ -13,11 +13,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailgate.core import statuses as status_machine
+from mailgate.core.attachments import Attachment
 from mailgate.core.errors import ActionRefused, NotFound
+from mailgate.core.i18n import N_
 from mailgate.core.settings import Settings
 from mailgate.db.models import HistoryEvent, Ticket, TicketMessage
+from mailgate.tickets.files import attach
 
-CLOSED_EXPLANATION = (
+# Shown alone on a closed ticket's page; ``closed_refusal`` repeats it whole (one msgid).
+CLOSED_EXPLANATION = N_(
     "This ticket is closed and cannot change any more. Please open a new ticket; "
     "it can refer to this one."
 )
@@ -100,9 +104,11 @@ def typed_message(
     via: str,
     to: list[str] | None = None,
     subject: str | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> TicketMessage:
     """A ticket message typed by a person (agent reply, internal note, a customer's
-    portal reply) rather than received by mail: plain text, no headers to keep."""
+    portal reply) rather than received by mail: plain text, no headers to keep, and the
+    files attached to it (checked already: ``files.typed_files``)."""
     message = TicketMessage(
         ticket_id=ticket.id,
         direction=direction,
@@ -119,10 +125,22 @@ def typed_message(
     )
     session.add(message)
     session.flush()  # history and notices name the message by its id
+    attach(session, message.id, attachments)
     return message
 
 
 def refuse_if_closed(ticket: Ticket, settings: Settings) -> None:
     """Closing is final (invariant 4): refuse any change a closed ticket would show."""
     if status_machine.is_closed(ticket.status, settings.tickets):
-        raise ActionRefused(f"ticket #{ticket.number} is {ticket.status}. {CLOSED_EXPLANATION}")
+        raise closed_refusal(ticket)
+
+
+def closed_refusal(ticket: Ticket) -> ActionRefused:
+    """The refusal of a change to closed ``ticket``: its status, then ``CLOSED_EXPLANATION``
+    (spelt out, so that the whole message is one msgid for the translators)."""
+    return ActionRefused(
+        "ticket #%(number)s is %(status)s. This ticket is closed and cannot change any more. "
+        "Please open a new ticket; it can refer to this one.",
+        number=ticket.number,
+        status=ticket.status,
+    )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.core import notices
 from mailgate.core import statuses as status_machine
+from mailgate.core.attachments import Attachment
 from mailgate.core.errors import ActionRefused, InvalidValue
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
@@ -26,6 +27,7 @@ from mailgate.core.states import FROM_SUPPLIER, TO_SUPPLIER, Outcome
 from mailgate.db.models import Supplier, Ticket, TicketMessage, TicketSupplier
 from mailgate.tickets import members
 from mailgate.tickets.actors import Actor
+from mailgate.tickets.files import typed_files
 from mailgate.tickets.messages import Added, Incoming, clean_body, store_message
 from mailgate.tickets.notify import about_message, notify, ticket_event
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
@@ -36,7 +38,7 @@ def _check_suppliers(
 ) -> None:
     for name in names:
         if name not in rows:
-            raise InvalidValue(f"no supplier {name!r} (mailgate suppliers add)")
+            raise InvalidValue("no supplier %(supplier)r (mailgate suppliers add)", supplier=name)
 
 
 SUPPLIERS = members.MemberKind(
@@ -45,7 +47,9 @@ SUPPLIERS = members.MemberKind(
     name="name",
     link=TicketSupplier,
     link_column="supplier_id",
-    not_there=lambda name, number: f"supplier {name!r} is not attached to ticket #{number}",
+    not_there=lambda name, number: InvalidValue(
+        "supplier %(supplier)r is not attached to ticket #%(number)s", supplier=name, number=number
+    ),
     check=_check_suppliers,
     count="suppliers_count",
 )
@@ -141,14 +145,16 @@ def reply_to_supplier(
     body: str,
     at: datetime,
     via: str = "portal",
+    attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
-    """An agent's message to ``supplier``, attached to ticket ``number``: the supplier
-    side, which the customer never sees. It is not an answer to the customer: neither
-    the first response nor the status moves. Each of the supplier's addresses gets a
-    content-free ``supplier_message`` notice, in the supplier's language, pointing to
-    the portal, where a contact signs in with an emailed link and reads the supplier
-    side of the tickets its supplier is attached to."""
+    """An agent's message to ``supplier``, attached to ticket ``number``, with its files
+    (``attachments``): the supplier side, which the customer never sees. It is not an
+    answer to the customer: neither the first response nor the status moves. Each of
+    the supplier's addresses gets a content-free ``supplier_message`` notice, in the
+    supplier's language, pointing to the portal, where a contact signs in with an
+    emailed link and reads the supplier side of the tickets its supplier is attached to."""
     text = clean_body(body)
+    files = typed_files(settings, attachments)
     ticket = lock_ticket(session, number=number)
     refuse_if_closed(ticket, settings)
     name = supplier.strip()
@@ -159,7 +165,11 @@ def reply_to_supplier(
     )
     if found is None:
         # Refused (not invalid): the name may be right, the ticket is not its.
-        raise ActionRefused(f"supplier {name!r} is not attached to ticket #{number}")
+        raise ActionRefused(
+            "supplier %(supplier)r is not attached to ticket #%(number)s",
+            supplier=name,
+            number=number,
+        )
     addresses = [str(a) for a in found.addresses or []]
     message = typed_message(
         session,
@@ -171,6 +181,7 @@ def reply_to_supplier(
         at=at,
         via=via,
         to=addresses,
+        attachments=files,
     )
     ticket.updated_at = at
     detail = {"supplier": found.name, "message": str(message.id)}

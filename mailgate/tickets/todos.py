@@ -31,7 +31,7 @@ def clean_title(title: str) -> str:
     if not value:
         raise InvalidValue("a to-do needs a title")
     if len(value) > MAX_TITLE:
-        raise InvalidValue(f"a to-do's title is at most {MAX_TITLE} characters")
+        raise InvalidValue("a to-do's title is at most %(max)s characters", max=MAX_TITLE)
     if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise InvalidValue("a to-do's title is one line, without control characters")
     return value
@@ -43,14 +43,16 @@ def _storable(when: datetime) -> datetime:
     try:
         return when.astimezone(UTC)
     except OverflowError:
-        raise InvalidValue(f"{when.isoformat()} is outside the dates mailgate can store") from None
+        raise InvalidValue(
+            "%(when)s is outside the dates mailgate can store", when=when.isoformat()
+        ) from None
 
 
 def active_agent(session: Session, email: str) -> Agent:
     """The active agent with address ``email``; refused when there is none."""
     agent = session.scalar(select(Agent).where(Agent.email == email.strip().lower()))
     if agent is None or not agent.active:
-        raise InvalidValue(f"no active agent {email!r}")
+        raise InvalidValue("no active agent %(agent)r", agent=email)
     return agent
 
 

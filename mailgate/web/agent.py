@@ -1,6 +1,6 @@
 """Agent pages: password sign-in, the queue and the ticket page.
 
-The actions on a ticket are in ``agent_actions``.
+The actions on a ticket are in ``agent_actions``; a reply and a note in ``agent_messages``.
 """
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailgate.core import sla
+from mailgate.core.attachments import FileRefused
 from mailgate.core.errors import InvalidValue, NotFound
 from mailgate.core.statuses import is_closed
-from mailgate.db import queries, search, ticket_filters
+from mailgate.db import people, queries, search, ticket_filters
 from mailgate.db import todos as todo_rows
 from mailgate.db.models import Agent, Customer, Supplier, Team, Ticket
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import sign_in as signin
-from mailgate.tickets.records import CLOSED_EXPLANATION
-from mailgate.web import passwords, ratelimit, sessions
+from mailgate.web import history, pages, passwords, ratelimit, sessions
 from mailgate.web.auth import Principal, agent_only, client_ip, current, require_csrf
 from mailgate.web.context import portal
+from mailgate.web.i18n import N_
 from mailgate.web.middleware import with_session
-from mailgate.web.pages import render
+from mailgate.web.pages import error_text, plurals, render
 
 router = APIRouter(include_in_schema=False)
 Csrf = Depends(require_csrf)
@@ -84,24 +85,31 @@ def sign_in(request: Request, email: Short, password: Short, next: Short = "") -
             "agent_sign_in.html",
             401,
             next=next,
-            error="That email and password do not match an active agent.",
+            error=N_("That email and password do not match an active agent."),
         )
     return with_session(request, _redirect(signin.safe_next(next) or "/agent"), sid)
 
 
 def _too_many_failures(request: Request, next: str, turn: ratelimit.PasswordTurn) -> Response:
+    ngettext = plurals(request)
     if turn.refused == "client":
-        minutes = -(-turn.retry_after // 60)
-        error = (
-            "Too many failed sign-ins from your address. "
-            f"Please try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        n = -(-turn.retry_after // 60)
+        words = ngettext(
+            "Too many failed sign-ins from your address. Please try again in %(n)s minute.",
+            "Too many failed sign-ins from your address. Please try again in %(n)s minutes.",
+            n,
         )
     else:
-        seconds = turn.retry_after
-        error = (
+        n = turn.retry_after
+        words = ngettext(
             "Too many failed sign-ins for this account just now. "
-            f"Please wait {seconds} second{'s' if seconds != 1 else ''} and try again."
+            "Please wait %(n)s second and try again.",
+            "Too many failed sign-ins for this account just now. "
+            "Please wait %(n)s seconds and try again.",
+            n,
         )
+    # Translated here (a number in it): the page's _() gets it with its % doubled.
+    error = (words % {"n": n}).replace("%", "%%")
     page = render(request, "agent_sign_in.html", 429, next=next, error=error)
     page.headers["Retry-After"] = str(turn.retry_after)
     return page
@@ -173,7 +181,7 @@ def queue(
             open_now = queries.open_statuses(session, p.settings.tickets)
             by_status, by_assignee = ticket_filters.counts(session, open_now, selection)
         except InvalidValue as exc:
-            error = str(exc)  # a hand-edited link: say what is wrong, keep the page
+            error = error_text(request, exc)  # a hand-edited link: say what is wrong, keep the page
         names = {a.id: a.email for a in agents}
         categories = queries.screening_categories(session, [t.id for t in rows[:PAGE_SIZE]])
     return render(
@@ -201,24 +209,48 @@ def queue(
     )
 
 
-def ticket_page(request: Request, principal: Principal, number: int, status: int = 200) -> Response:
-    """The agent's view of ticket ``number``: every message, notes, history, actions."""
+def ticket_page(
+    request: Request,
+    principal: Principal,
+    number: int,
+    status: int = 200,
+    *,
+    values: dict[str, str] | None = None,
+    refused: FileRefused | None = None,
+    refused_form: str = "",
+) -> Response:
+    """The agent's view of ticket ``number``: every message, notes, history, actions.
+    After a refused file, its form (``refused_form``: reply or note) says which and why,
+    with the words typed in it (``values``) kept."""
     p = portal(request)
     with p.store.transaction() as session:
         try:
             ticket = queries.show_ticket(session, number, sla.Targets.from_settings(p.settings.sla))
         except NotFound:
-            raise HTTPException(404, "There is no such ticket.") from None
+            raise HTTPException(404, N_("There is no such ticket.")) from None
         agents = [a.email for a in session.scalars(select(Agent).order_by(Agent.email)) if a.active]
         teams = list(session.scalars(select(Team.name).order_by(Team.name)))
         suppliers = list(session.scalars(select(Supplier.name).order_by(Supplier.name)))
         canned = responses.names(session)
         todos = todo_rows.list_todos(session, now=p.now(), ticket_number=number, include_done=True)
+        row = session.scalar(select(Ticket).where(Ticket.number == number))
+        assert row is not None  # show_ticket found it, in this transaction
+        names = people.ticket_names(session, row)
+    lang = pages.language(request)
+    reader = history.Reader(
+        gettext=pages.gettext(request),
+        language=lang,
+        names=names,
+        tickets=p.settings.tickets,
+        when=pages.environment(lang).filters["when"],
+    )
     return render(
         request,
         "agent_ticket.html",
         status,
         t=ticket,
+        people=names,
+        history=history.lines(ticket["history"], reader),
         agents=agents,
         teams=teams,
         suppliers=suppliers,
@@ -226,5 +258,8 @@ def ticket_page(request: Request, principal: Principal, number: int, status: int
         todos=todos,
         closed=is_closed(ticket["status"], p.settings.tickets),
         category=queries.first_screening_category(ticket["messages"]),
-        explanation=CLOSED_EXPLANATION,
+        values=values or {},
+        refused=refused,
+        refused_form=refused_form,
+        file_limit=p.settings.limits.max_attachment_bytes,
     )

@@ -1,5 +1,5 @@
-"""The agent's actions on a ticket: reply, note, status, assignee, team, priority, type,
-tags, dates, close, link, merge.
+"""The agent's actions on a ticket: status, assignee, team, priority, type, tags, dates,
+close, link, merge (a reply and a note, with their files, are ``agent_messages``).
 
 Every action is a form post (with the CSRF token) that calls one write-side function
 (``tickets``), the same one the CLI and the API call, then returns to the ticket; a
@@ -19,17 +19,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailgate.core import sla
+from mailgate.core.attachments import FileRefused
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.core.statuses import is_closed
 from mailgate.db.models import Ticket
-from mailgate.tickets import canned_responses as responses
-from mailgate.tickets import changes, fields, messages, suppliers
+from mailgate.tickets import changes, fields
 from mailgate.tickets import merge as merges
 from mailgate.tickets.activities import log_activity
 from mailgate.tickets.actors import Actor
 from mailgate.web.auth import Principal, agent_only, require_csrf
 from mailgate.web.context import Portal, portal
-from mailgate.web.pages import DONE, render
+from mailgate.web.i18n import N_
+from mailgate.web.pages import DONE, error_text, render, say
 
 router = APIRouter(include_in_schema=False)
 Csrf = Depends(require_csrf)
@@ -48,89 +49,46 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def act(
-    request: Request, principal: Principal, number: int, action: Action, *, then: int = 0
+    request: Request,
+    principal: Principal,
+    number: int,
+    action: Action,
+    *,
+    then: int = 0,
+    refused: Callable[[FileRefused], Response] | None = None,
 ) -> Response:
-    """Run ``action`` in one transaction, then go to ticket ``then`` (default: this one)."""
+    """Run ``action`` in one transaction, then go to ticket ``then`` (default: this one).
+    A file the limits refuse is answered by ``refused`` when given (its form, again)."""
     if not 0 < number <= MAX_NUMBER:
-        raise HTTPException(404, "There is no such ticket.")
+        raise HTTPException(404, N_("There is no such ticket."))
     p = portal(request)
     actor = Actor(principal.email, principal.email, principal.name, principal.agent_id)
-    back = (f"/tickets/{number}", f"Back to ticket #{number}")
+    back = back_to_ticket(request, number)
     try:
         with p.store.transaction() as session:
             action(session, p, actor)
     except NotFound:
-        raise HTTPException(404, "There is no such ticket.") from None
+        raise HTTPException(404, N_("There is no such ticket.")) from None
     except ActionRefused as exc:
+        message = error_text(request, exc)
         return render(
-            request, "error.html", 409, title="Not possible", message=str(exc), action=back
+            request, "error.html", 409, title=N_("Not possible"), message=message, action=back
         )
     except InvalidValue as exc:
+        if refused is not None and isinstance(exc, FileRefused):
+            return refused(exc)
+        message = error_text(request, exc)
         return render(
-            request, "error.html", 400, title="Please check", message=str(exc), action=back
+            request, "error.html", 400, title=N_("Please check"), message=message, action=back
         )
     # A word to say it was done (pages.DONE), named by the action: POST-redirect-GET kept.
     done = request.url.path.rsplit("/", 1)[-1]
     return _redirect(f"/tickets/{then or number}" + (f"?done={done}" if done in DONE else ""))
 
 
-@router.post("/agent/tickets/{number:int}/reply", dependencies=[Csrf])
-def reply(
-    request: Request,
-    number: int,
-    principal: AgentP,
-    body: Text = "",
-    response: Short = "",
-    status: Short = "",
-    to_supplier: Short = "",
-) -> Response:
-    """The typed text, or the chosen canned response; choosing both is refused rather
-    than guessing which one the agent meant to send. ``status`` (blank: unchanged) is
-    set in the same step, under the same lock, with the reply's one notice.
-    ``to_supplier`` (blank: the requester) writes to an attached supplier instead."""
-    then = status or None
-
-    def send(s: Session, p: Portal, a: Actor) -> Any:
-        if to_supplier:
-            if response or then:
-                raise InvalidValue(
-                    "A message to a supplier is typed text, and it does not change the status."
-                )
-            return suppliers.reply_to_supplier(
-                s,
-                settings=p.settings,
-                number=number,
-                actor=a,
-                supplier=to_supplier,
-                body=body,
-                at=p.now(),
-            )
-        if not response:
-            return messages.reply(
-                s, settings=p.settings, number=number, actor=a, body=body, at=p.now(), status=then
-            )
-        if body.strip():
-            raise InvalidValue("Send either the text you typed or a canned response, not both.")
-        if response not in responses.names(s):
-            # Not a 404: the ticket is there, the response is gone (removed meanwhile).
-            raise InvalidValue(f"There is no canned response {response!r} any more.")
-        return responses.reply(
-            s, settings=p.settings, number=number, actor=a, name=response, at=p.now(), status=then
-        )
-
-    return act(request, principal, number, send)
-
-
-@router.post("/agent/tickets/{number:int}/note", dependencies=[Csrf])
-def note(request: Request, number: int, principal: AgentP, body: Text) -> Response:
-    return act(
-        request,
-        principal,
-        number,
-        lambda s, p, a: messages.note(
-            s, settings=p.settings, number=number, actor=a, body=body, at=p.now()
-        ),
-    )
+def back_to_ticket(request: Request, number: int) -> tuple[str, str]:
+    """An error page's way back to ticket ``number``: its address and words."""
+    return f"/tickets/{number}", say(request, N_("Back to ticket #%(number)s"), number=number)
 
 
 @router.post("/agent/tickets/{number:int}/status", dependencies=[Csrf])
@@ -221,13 +179,13 @@ def close(request: Request, number: int, principal: AgentP, confirm: Short = "")
     """Close for good, in two steps: the first post asks (closing cannot be undone); the
     second, ``confirm=yes``, closes. A ticket closed already is refused at once."""
     if not 0 < number <= MAX_NUMBER:
-        raise HTTPException(404, "There is no such ticket.")
+        raise HTTPException(404, N_("There is no such ticket."))
     if confirm != "yes":
         p = portal(request)
         with p.store.transaction() as session:
             found = session.scalar(select(Ticket).where(Ticket.number == number))
             if found is None:
-                raise HTTPException(404, "There is no such ticket.")
+                raise HTTPException(404, N_("There is no such ticket."))
             brief = _brief(found)
         if not is_closed(brief["status"], p.settings.tickets):
             return render(request, "agent_close.html", t=brief)
@@ -312,11 +270,12 @@ def merge(
     tickets and what the merge does (it cannot be undone); the second, ``confirm=yes``,
     merges and goes to the ticket the conversation continues on."""
     if not 0 < number <= MAX_NUMBER:
-        raise HTTPException(404, "There is no such ticket.")
+        raise HTTPException(404, N_("There is no such ticket."))
     given = into.strip().lstrip("#")
     target = int(given) if re.fullmatch(r"[0-9]{1,16}", given) else 0
     if not 0 < target <= MAX_NUMBER or target == number:
-        return _check_page(request, number, "Give the number of another ticket to merge into.")
+        message = N_("Give the number of another ticket to merge into.")
+        return _check_page(request, number, message)
     if confirm != "yes":
         with portal(request).store.transaction() as session:
             found = {
@@ -324,9 +283,12 @@ def merge(
                 for t in session.scalars(select(Ticket).where(Ticket.number.in_((number, target))))
             }
         if number not in found:
-            raise HTTPException(404, "There is no such ticket.")
+            raise HTTPException(404, N_("There is no such ticket."))
         if target not in found:
-            return _check_page(request, number, f"There is no ticket #{target} to merge into.")
+            message = say(
+                request, N_("There is no ticket #%(number)s to merge into."), number=target
+            )
+            return _check_page(request, number, message)
         return render(request, "agent_merge.html", source=found[number], target=found[target])
 
     def change(s: Session, p: Portal, a: Actor) -> Any:
@@ -346,5 +308,8 @@ def _brief(ticket: Ticket) -> dict[str, Any]:
 
 
 def _check_page(request: Request, number: int, message: str) -> Response:
-    back = (f"/tickets/{number}", f"Back to ticket #{number}")
-    return render(request, "error.html", 400, title="Please check", message=message, action=back)
+    """``message``: marked ``N_``, or put through ``say`` (words with values)."""
+    back = back_to_ticket(request, number)
+    return render(
+        request, "error.html", 400, title=N_("Please check"), message=message, action=back
+    )

@@ -20,7 +20,7 @@ from mailgate.db.models import Agent, Team
 from mailgate.tickets import opening
 from mailgate.web.auth import Principal, agent_only, require_csrf
 from mailgate.web.context import portal
-from mailgate.web.pages import render
+from mailgate.web.pages import error_text, render
 
 router = APIRouter(include_in_schema=False)
 Csrf = Depends(require_csrf)
@@ -90,5 +90,5 @@ def new_ticket(
             ticket = opening.open_ticket(session, new, settings=p.settings, at=p.now()).ticket
             number = ticket.number
     except (InvalidValue, ActionRefused) as exc:
-        return _form(request, values, 400, str(exc))
+        return _form(request, values, 400, error_text(request, exc))
     return RedirectResponse(f"/tickets/{number}?done=new", status_code=303)

@@ -21,9 +21,11 @@ from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.db import todos as todo_rows
 from mailgate.tickets import todos
 from mailgate.tickets.actors import Actor
+from mailgate.web.agent_actions import back_to_ticket
 from mailgate.web.auth import Principal, agent_only, require_csrf
 from mailgate.web.context import Portal, portal
-from mailgate.web.pages import render
+from mailgate.web.i18n import N_
+from mailgate.web.pages import error_text, render
 
 router = APIRouter(include_in_schema=False)
 Csrf = Depends(require_csrf)
@@ -35,22 +37,31 @@ MINE = "/agent/todos"
 Action = Callable[[Session, Portal, Actor], Any]
 
 
-def _act(request: Request, principal: Principal, back: tuple[str, str], action: Action) -> Response:
-    """Run ``action`` in one transaction and return to ``back`` (path, words)."""
+def _act(
+    request: Request,
+    principal: Principal,
+    back: tuple[str, str],
+    action: Action,
+    missing: str = N_("There is no such to-do."),
+) -> Response:
+    """Run ``action`` in one transaction and return to ``back`` (path, words); ``missing``
+    is the 404 page's words when what it acts on is not there."""
     p = portal(request)
     actor = Actor(principal.email, principal.email, principal.name, principal.agent_id)
     try:
         with p.store.transaction() as session:
             action(session, p, actor)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    except NotFound:
+        raise HTTPException(404, missing) from None
     except ActionRefused as exc:
+        message = error_text(request, exc)
         return render(
-            request, "error.html", 409, title="Not possible", message=str(exc), action=back
+            request, "error.html", 409, title=N_("Not possible"), message=message, action=back
         )
     except InvalidValue as exc:
+        message = error_text(request, exc)
         return render(
-            request, "error.html", 400, title="Please check", message=str(exc), action=back
+            request, "error.html", 400, title=N_("Please check"), message=message, action=back
         )
     return RedirectResponse(back[0], status_code=303)
 
@@ -92,7 +103,8 @@ def add_standalone(
     request: Request, principal: AgentP, title: Short, assignee: Short = "", due: Short = ""
 ) -> Response:
     """A to-do on no ticket; for the signed-in agent unless another one is chosen."""
-    return _act(request, principal, (MINE, "Back to my to-dos"), _add(None, title, assignee, due))
+    back = (MINE, N_("Back to my to-dos"))
+    return _act(request, principal, back, _add(None, title, assignee, due))
 
 
 @router.post("/agent/tickets/{number:int}/todos", dependencies=[Csrf])
@@ -105,23 +117,24 @@ def add_on_ticket(
     due: Short = "",
 ) -> Response:
     if not 0 < number <= MAX_ID:
-        raise HTTPException(404, "There is no such ticket.")
-    back = (f"/tickets/{number}", f"Back to ticket #{number}")
-    return _act(request, principal, back, _add(number, title, assignee, due))
+        raise HTTPException(404, N_("There is no such ticket."))
+    back = back_to_ticket(request, number)
+    missing = N_("There is no such ticket.")
+    return _act(request, principal, back, _add(number, title, assignee, due), missing)
 
 
 @router.post("/agent/todos/{todo_id:int}/done", dependencies=[Csrf])
 def done(request: Request, todo_id: int, principal: AgentP, back: Short = "") -> Response:
     """Mark a to-do done, then back to its ticket (``back=ticket``) or to my to-dos."""
     if not 0 < todo_id <= MAX_ID:
-        raise HTTPException(404, "There is no such to-do.")
+        raise HTTPException(404, N_("There is no such to-do."))
     p = portal(request)
-    target = (MINE, "Back to my to-dos")
+    target = (MINE, N_("Back to my to-dos"))
     if back == "ticket":
         with p.store.transaction() as session:
             number = todo_rows.ticket_number_of(session, todo_id)
         if number is not None:
-            target = (f"/tickets/{number}", f"Back to ticket #{number}")
+            target = back_to_ticket(request, number)
     return _act(
         request,
         principal,

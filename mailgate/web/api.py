@@ -12,19 +12,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, TypeAdapter
 from starlette.requests import Request
 
+from mailgate.core.attachments import EMPTY, FileRefused
 from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.db import queries, ticket_filters
 from mailgate.tickets import changes, fields, messages, opening, suppliers
 from mailgate.tickets.actors import Actor, agent_actor
-from mailgate.tickets.merge import merge
-from mailgate.web import api_tokens
+from mailgate.web import api_tokens, uploads
 from mailgate.web.api_models import (
+    AttachmentOut,
     ErrorOut,
-    MergeIn,
     ReplyIn,
     ReplyOut,
     StatusIn,
     TicketCreate,
+    TicketCreated,
     TicketDetail,
     TicketOut,
     TicketPatch,
@@ -40,6 +41,13 @@ BAD: Responses = {
 }
 REFUSED: Responses = {
     409: {"model": ErrorOut, "description": "The ticket is closed; closing is final"}
+}
+TOO_LARGE: Responses = {
+    413: {
+        "model": ErrorOut,
+        "description": "An attached file, named in the answer, over limits.max_attachment_bytes; "
+        "the files together over smtp.max_message_bytes; or more than limits.max_parts files",
+    }
 }
 Number = Annotated[int, Path(ge=1, le=2**53, description="The ticket's public number")]
 
@@ -79,6 +87,8 @@ def errors(exc: Exception) -> HTTPException:
         return HTTPException(404, str(exc))
     if isinstance(exc, ActionRefused):
         return HTTPException(409, str(exc))
+    if isinstance(exc, FileRefused) and exc.reason != EMPTY:
+        return HTTPException(413, str(exc))
     return HTTPException(400, str(exc))
 
 
@@ -174,11 +184,12 @@ def list_tickets(
 @router.post(
     "/tickets",
     status_code=201,
-    response_model=TicketOut,
-    responses={**BAD, 403: {"model": ErrorOut}},
+    response_model=TicketCreated,
+    responses={**BAD, 403: {"model": ErrorOut}, **TOO_LARGE},
 )
 def create_ticket(request: Request, caller: Integration, body: TicketCreate) -> dict[str, Any]:
-    """Open a ticket for ``requester``, who gets the usual acknowledgement notice.
+    """Open a ticket for ``requester``, who gets the usual acknowledgement notice; the
+    ``attachments`` go with its first message, and the answer lists them as stored.
 
     With an agent's token the agent opens it for the customer: intake.policy does not
     apply, and ``team`` and ``assignee`` may be chosen (they win over the rules)."""
@@ -187,6 +198,7 @@ def create_ticket(request: Request, caller: Integration, body: TicketCreate) -> 
     if not caller.staff and (body.team is not None or body.assignee is not None):
         raise HTTPException(403, "only an agent's token may choose the team or the assignee")
     try:
+        files = uploads.decode_files(body.attachments, settings)
         with p.store.transaction() as session:
             new = opening.typed_ticket(
                 requester=body.requester,
@@ -200,20 +212,28 @@ def create_ticket(request: Request, caller: Integration, body: TicketCreate) -> 
                 by_staff=caller.staff,
                 team=body.team,
                 assignee=body.assignee,
+                attachments=files,
+                settings=settings,
             )
-            ticket = opening.open_ticket(session, new, settings=settings, at=p.now()).ticket
-            number = ticket.number
+            opened = opening.open_ticket(session, new, settings=settings, at=p.now())
+            number = opened.ticket.number
             assert number is not None
-            return _summary(session, number)
+            return {**summary(session, number), "attachments": _stored(opened.message)}
     except ActionRefused as exc:
         raise HTTPException(403, str(exc)) from None
     except InvalidValue as exc:
         raise errors(exc) from None
 
 
-def _summary(session: Any, number: int) -> dict[str, Any]:
+def summary(session: Any, number: int) -> dict[str, Any]:
+    """Ticket ``number`` as ``TicketOut`` lists it: what most calls answer with."""
     detail = queries.show_ticket(session, number)
     return {k: detail[k] for k in TicketOut.model_fields}
+
+
+def _stored(message: Any) -> list[AttachmentOut]:
+    """The files stored with ``message``, as ``GET /api/tickets/{number}`` lists them."""
+    return [AttachmentOut.model_validate(a, from_attributes=True) for a in message.attachments]
 
 
 @router.get("/tickets/{number}", response_model=TicketDetail, responses=NOT_FOUND)
@@ -231,13 +251,15 @@ def get_ticket(request: Request, caller: Integration, number: Number) -> dict[st
     "/tickets/{number}/replies",
     status_code=201,
     response_model=ReplyOut,
-    responses={**NOT_FOUND, **BAD, **REFUSED},
+    responses={**NOT_FOUND, **BAD, **REFUSED, **TOO_LARGE},
 )
 def post_reply(request: Request, caller: Integration, number: Number, body: ReplyIn) -> ReplyOut:
-    """Answer the requester in the integration's name, and with ``status`` move the
-    ticket to that status in the same step (leaving a closed status is refused)."""
+    """Answer the requester in the integration's name, with the files in
+    ``attachments``, and with ``status`` move the ticket to that status in the same step
+    (leaving a closed status is refused)."""
     p = portal(request)
     try:
+        files = uploads.decode_files(body.attachments, p.settings)
         with p.store.transaction() as session:
             if body.to_supplier is not None:
                 if body.status is not None:
@@ -251,6 +273,7 @@ def post_reply(request: Request, caller: Integration, number: Number, body: Repl
                     body=body.body,
                     at=p.now(),
                     via="api",
+                    attachments=files,
                 )
             else:
                 message = messages.reply(
@@ -262,8 +285,14 @@ def post_reply(request: Request, caller: Integration, number: Number, body: Repl
                     at=p.now(),
                     via="api",
                     status=body.status,
+                    attachments=files,
                 )
-            return ReplyOut(ticket=number, message_id=message.id, status=message.ticket.status)
+            return ReplyOut(
+                ticket=number,
+                message_id=message.id,
+                status=message.ticket.status,
+                attachments=_stored(message),
+            )
     except (NotFound, ActionRefused, InvalidValue) as exc:
         raise errors(exc) from None
 
@@ -286,7 +315,7 @@ def change_status(
                 status=body.status,
                 at=p.now(),
             )
-            return _summary(session, number)
+            return summary(session, number)
     except (NotFound, ActionRefused, InvalidValue) as exc:
         raise errors(exc) from None
 
@@ -312,41 +341,7 @@ def patch_ticket(
                 fields=wanted,
                 at=p.now(),
             )
-            return _summary(session, number)
-    except (NotFound, ActionRefused, InvalidValue) as exc:
-        raise errors(exc) from None
-
-
-@router.post(
-    "/tickets/{number}/merge",
-    response_model=TicketOut,
-    responses={
-        404: {"model": ErrorOut, "description": "No such ticket (this one or `into`)"},
-        409: {
-            "model": ErrorOut,
-            "description": "A ticket into itself, either ticket closed or merged, or two "
-            "customer accounts",
-        },
-    },
-)
-def merge_ticket(
-    request: Request, caller: Integration, number: Number, body: MergeIn
-) -> dict[str, Any]:
-    """Merge this ticket into ticket ``into``: its messages, attachments, participants
-    and known Message-IDs move there, it is closed with a "merged into" link, and both
-    requesters get the status notice. Returns ticket ``into``."""
-    p = portal(request)
-    try:
-        with p.store.transaction() as session:
-            merge(
-                session,
-                settings=p.settings,
-                number=number,
-                into=body.into,
-                actor=caller.actor,
-                at=p.now(),
-            )
-            return _summary(session, body.into)
+            return summary(session, number)
     except (NotFound, ActionRefused, InvalidValue) as exc:
         raise errors(exc) from None
 
@@ -365,5 +360,7 @@ def _date_time(name: str, value: str | None) -> datetime | None:
         return _AWARE.validate_python(value)
     except ValueError:
         raise InvalidValue(
-            f"{name}: expected an RFC 3339 date and time, got {value[:64]!r}"
+            "%(name)s: expected an RFC 3339 date and time, got %(value)r",
+            name=name,
+            value=value[:64],
         ) from None

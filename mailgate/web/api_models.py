@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from mailgate.tickets.activities import MAX_MINUTES, MAX_TEXT
 from mailgate.tickets.opening import TYPED_ADDRESS
@@ -18,6 +18,9 @@ NO_NUL = r"^[^\x00]*$"
 # (the rule tickets.messages.clean_body applies, so schema and server agree).
 VISIBLE = r"^[^\x00]*[^\x00-\x20][^\x00]*$"
 EMAIL = f"^{TYPED_ADDRESS}$"
+# Base64 as RFC 4648 section 4 writes it (padded, no line breaks): exactly what
+# web.uploads.decode_files decodes. Empty here; AttachmentIn refuses that, naming the file.
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class ErrorOut(BaseModel):
@@ -54,6 +57,35 @@ class AttachmentOut(BaseModel):
     content_id: str
     inline: bool
     omitted: str
+
+
+class AttachmentIn(BaseModel):
+    """A file sent with a message, as Zammad's API takes one: its name, its media type and
+    its bytes in base64. Held to the limits of a mail's attachments: each file at most
+    limits.max_attachment_bytes, all of a message's together at most
+    smtp.max_message_bytes, at most limits.max_parts of them (413 names the file over a
+    limit). The name is made safe as a mail attachment's is (no folders, no control or
+    reserved characters)."""
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(
+        default="application/octet-stream",
+        max_length=255,
+        description="a media type (type/subtype); anything else is stored as "
+        "application/octet-stream",
+    )
+    data: str = Field(
+        pattern=BASE64,
+        # Stated for clients; checked by _not_empty, so the 422 names the file.
+        json_schema_extra={"minLength": 4},
+        description="the file's bytes in base64 (RFC 4648 section 4); an empty file is refused",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AttachmentIn:
+        if not self.data:
+            raise ValueError(f"the file {self.filename!r} is empty")
+        return self
 
 
 class MessageOut(BaseModel):
@@ -149,6 +181,15 @@ class TicketCreate(BaseModel):
     assignee: str | None = Field(
         default=None, max_length=320, description="an agent's email; default: the strategy's"
     )
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list, description="files sent with the first message"
+    )
+
+
+class TicketCreated(TicketOut):
+    """The ticket just opened, and the files stored with its first message."""
+
+    attachments: list[AttachmentOut]
 
 
 class ReplyIn(BaseModel):
@@ -170,12 +211,18 @@ class ReplyIn(BaseModel):
             "notice, the status stays (no status with it)"
         ),
     )
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list, description="files sent with the message"
+    )
 
 
 class ReplyOut(BaseModel):
     ticket: int
     message_id: int
     status: str
+    attachments: list[AttachmentOut] = Field(
+        default_factory=list, description="the files stored with the message"
+    )
 
 
 class StatusIn(BaseModel):

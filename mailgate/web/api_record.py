@@ -1,5 +1,6 @@
-"""The JSON API's calls on a ticket's record (issue 22): time logged on it and links to
-other tickets, each the write-side function the CLI and the agent portal call."""
+"""The JSON API's calls on a ticket's record (issue 22): time logged on it, links to
+other tickets and merging it into another, each the write-side function the CLI and
+the agent portal call."""
 
 from __future__ import annotations
 
@@ -12,8 +13,26 @@ from mailgate.core.errors import ActionRefused, InvalidValue, NotFound
 from mailgate.db import queries
 from mailgate.tickets import changes
 from mailgate.tickets.activities import log_activity
-from mailgate.web.api import BAD, NOT_FOUND, REFUSED, UNAUTHORIZED, Integration, Number, errors
-from mailgate.web.api_models import ActivityIn, ActivityOut, ErrorOut, LinkIn, LinkOut
+from mailgate.tickets.merge import merge
+from mailgate.web.api import (
+    BAD,
+    NOT_FOUND,
+    REFUSED,
+    UNAUTHORIZED,
+    Integration,
+    Number,
+    errors,
+    summary,
+)
+from mailgate.web.api_models import (
+    ActivityIn,
+    ActivityOut,
+    ErrorOut,
+    LinkIn,
+    LinkOut,
+    MergeIn,
+    TicketOut,
+)
 from mailgate.web.context import portal
 
 router = APIRouter(prefix="/api", tags=["tickets"], responses=UNAUTHORIZED)
@@ -86,3 +105,37 @@ def post_link(request: Request, caller: Integration, number: Number, body: LinkI
         raise errors(exc) from None
     except InvalidValue as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+@router.post(
+    "/tickets/{number}/merge",
+    response_model=TicketOut,
+    responses={
+        404: {"model": ErrorOut, "description": "No such ticket (this one or `into`)"},
+        409: {
+            "model": ErrorOut,
+            "description": "A ticket into itself, either ticket closed or merged, or two "
+            "customer accounts",
+        },
+    },
+)
+def merge_ticket(
+    request: Request, caller: Integration, number: Number, body: MergeIn
+) -> dict[str, Any]:
+    """Merge this ticket into ticket ``into``: its messages, attachments, participants
+    and known Message-IDs move there, it is closed with a "merged into" link, and both
+    requesters get the status notice. Returns ticket ``into``."""
+    p = portal(request)
+    try:
+        with p.store.transaction() as session:
+            merge(
+                session,
+                settings=p.settings,
+                number=number,
+                into=body.into,
+                actor=caller.actor,
+                at=p.now(),
+            )
+            return summary(session, body.into)
+    except (NotFound, ActionRefused, InvalidValue) as exc:
+        raise errors(exc) from None

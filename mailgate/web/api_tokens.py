@@ -29,15 +29,17 @@ def add(session: Session, name: str, at: datetime, agent: str | None = None) -> 
     """Make a token for integration ``name`` (or for ``agent``, who then acts through
     it) and return it; it is never shown again."""
     if not _NAME.match(name):
-        raise InvalidValue(f"token names are letters, digits, '.', '_' and '-', got {name!r}")
+        raise InvalidValue(
+            "token names are letters, digits, '.', '_' and '-', got %(name)r", name=name
+        )
     existing = session.scalar(select(ApiToken).where(ApiToken.name == name))
     if existing is not None:
-        raise InvalidValue(f"a token named {name!r} exists (revoke it first)")
+        raise InvalidValue("a token named %(name)r exists (revoke it first)", name=name)
     agent_id = None
     if agent is not None:
         row = session.scalar(select(Agent).where(Agent.email == agent.strip().lower()))
         if row is None or not row.active:
-            raise InvalidValue(f"no active agent {agent!r}")
+            raise InvalidValue("no active agent %(agent)r", agent=agent)
         agent_id = row.id
     token = PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name, token_hash=_hash(token), created_at=at, agent_id=agent_id))

@@ -19,10 +19,12 @@ from mailgate.core.errors import ConfigError, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.db.store import Store
 from mailgate.jobs import queue_notices_after_commit
+from mailgate.tickets.sign_in import safe_next
 from mailgate.web import (
     agent,
     agent_actions,
     agent_involvement,
+    agent_messages,
     agent_new,
     agent_todos,
     api,
@@ -30,22 +32,25 @@ from mailgate.web import (
     api_schema,
     api_todos,
     customer,
+    i18n,
     ops,
     reports,
 )
 from mailgate.web.auth import SignInRequired
-from mailgate.web.context import Portal
+from mailgate.web.context import Portal, portal
+from mailgate.web.i18n import N_
 from mailgate.web.middleware import PortalMiddleware
 from mailgate.web.pages import TEMPLATES, render, security_headers
 
 log = logging.getLogger(__name__)
+# The words of the error pages, translated by error.html (JSON under /api: English).
 TITLES = {
-    400: "That request was not understood",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    413: "Too large",
-    429: "Too many requests",
+    400: N_("That request was not understood"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Not allowed"),
+    413: N_("Too large"),
+    429: N_("Too many requests"),
 }
 
 
@@ -84,6 +89,7 @@ def create_app(
     app.include_router(customer.router)
     app.include_router(agent.router)
     app.include_router(agent_actions.router)
+    app.include_router(agent_messages.router)
     app.include_router(agent_involvement.router)
     app.include_router(agent_new.router)
     app.include_router(agent_todos.router)
@@ -99,8 +105,26 @@ def create_app(
     # Browsers ask for /favicon.ico whatever the page says: the same small picture.
     for path in ("/static/favicon.svg", "/favicon.ico"):
         app.add_api_route(path, _favicon, include_in_schema=False)
+    app.add_api_route("/language/{code}", _choose_language, include_in_schema=False)
     _error_pages(app)
     return app
+
+
+def _choose_language(request: Request, code: str, next: str = "") -> Response:
+    """The footer's switcher: remember ``code`` in a cookie and go back to the page. The
+    choice is this browser's; it changes no account."""
+    if code not in i18n.LANGUAGES:
+        raise HTTPException(404, N_("No such language."))
+    response = RedirectResponse(safe_next(next) or "/", status_code=303)
+    response.set_cookie(
+        i18n.COOKIE,
+        code,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=portal(request).secure_cookies,
+    )
+    return response
 
 
 def _stylesheet() -> Response:
@@ -128,11 +152,12 @@ def _error_pages(app: FastAPI) -> None:
             if exc.status_code == 405:
                 headers["Allow"] = api_schema.allowed_methods(app, request.url.path)
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
-        title = TITLES.get(exc.status_code, "Something went wrong")
+        title = TITLES.get(exc.status_code, N_("Something went wrong"))
+        # A detail is words marked N_ where raised (error.html translates it).
         message = (
             exc.detail
             if exc.status_code != 404 or exc.detail != "Not Found"
-            else ("There is nothing at this address.")
+            else N_("There is nothing at this address.")
         )
         return render(request, "error.html", exc.status_code, title=title, message=message)
 
@@ -145,7 +170,7 @@ def _error_pages(app: FastAPI) -> None:
             "error.html",
             400,
             title=TITLES[400],
-            message=("A field was missing or too long. Go back and check the form."),
+            message=N_("A field was missing or too long. Go back and check the form."),
         )
 
     async def sign_in_first(request: Request, exc: Exception) -> Response:
@@ -160,14 +185,17 @@ def _error_pages(app: FastAPI) -> None:
         return _failure(
             request,
             503,
-            "Please try again in a moment",
-            "The service is busy or its database is unreachable.",
+            N_("Please try again in a moment"),
+            N_("The service is busy or its database is unreachable."),
         )
 
     async def crashed(request: Request, exc: Exception) -> Response:
         # The traceback goes to the server log (ServerErrorMiddleware re-raises), never here.
         return _failure(
-            request, 500, "Something went wrong", "The error was logged. Please try again later."
+            request,
+            500,
+            N_("Something went wrong"),
+            N_("The error was logged. Please try again later."),
         )
 
     app.add_exception_handler(HTTPException, http_error)

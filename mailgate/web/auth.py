@@ -16,6 +16,7 @@ from starlette.requests import Request
 from mailgate.db.models import Agent
 from mailgate.web import csrf, sessions
 from mailgate.web.context import portal
+from mailgate.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def _from_proxy(request: Request) -> Principal | None:
     with p.store.transaction() as session:
         agent = session.scalar(select(Agent).where(Agent.email == email))
         if agent is None or not agent.active:
-            raise HTTPException(403, "Your sign-in is not an active agent of this portal.")
+            raise HTTPException(403, N_("Your sign-in is not an active agent of this portal."))
         return Principal("agent", agent.email, agent.name, agent.id, "proxy")
 
 
@@ -127,7 +128,7 @@ def agent_only(request: Request) -> Principal:
     if principal is None:
         raise SignInRequired(agent=True)
     if not principal.is_agent:
-        raise HTTPException(403, "This page is for agents.")
+        raise HTTPException(403, N_("This page is for agents."))
     return principal
 
 
@@ -137,7 +138,7 @@ def customer_only(request: Request) -> Principal:
     if principal is None:
         raise SignInRequired(agent=False)
     if principal.is_agent:
-        raise HTTPException(403, "This page is for customers.")
+        raise HTTPException(403, N_("This page is for customers."))
     return principal
 
 
@@ -147,5 +148,6 @@ async def require_csrf(request: Request) -> None:
     secret = portal(request).settings.security.secret
     if not csrf.is_valid(secret, sid(request), form.get(csrf.FIELD)):
         raise HTTPException(
-            403, "This form has expired or came from another site. Go back, reload and try again."
+            403,
+            N_("This form has expired or came from another site. Go back, reload and try again."),
         )

@@ -6,7 +6,7 @@ it gets the agent view of the same ticket.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query
@@ -15,21 +15,23 @@ from sqlalchemy.orm import Session, selectinload
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mailgate.core.attachments import FileRefused
 from mailgate.core.errors import ActionRefused, InvalidValue
 from mailgate.core.states import INTERNAL_DIRECTIONS, SUPPLIER_DIRECTIONS
 from mailgate.core.statuses import is_closed
-from mailgate.db import search
+from mailgate.db import people, search
 from mailgate.db.models import Ticket, TicketMessage
 from mailgate.tickets import messages, opening
 from mailgate.tickets import sign_in as signin
 from mailgate.tickets.records import CLOSED_EXPLANATION
-from mailgate.web import access, agent, ratelimit, sessions
+from mailgate.web import access, agent, ratelimit, sessions, uploads
 from mailgate.web.auth import Principal, current, customer_only, require_csrf, signed_in
 from mailgate.web.auth import client_ip as client_ip_of
 from mailgate.web.context import portal
 from mailgate.web.files import attachment_response
+from mailgate.web.i18n import N_
 from mailgate.web.middleware import with_session
-from mailgate.web.pages import render
+from mailgate.web.pages import error_text, render
 
 router = APIRouter(include_in_schema=False)
 Csrf = Depends(require_csrf)
@@ -46,7 +48,7 @@ def redirect(url: str) -> RedirectResponse:
 
 def check_number(number: int) -> None:
     if not 0 < number <= MAX_NUMBER:
-        raise HTTPException(404, "There is no such ticket.")
+        raise HTTPException(404, N_("There is no such ticket."))
 
 
 @router.get("/")
@@ -87,7 +89,8 @@ def sign_in_request(request: Request, email: Short, next: Short = "") -> Respons
     email = email.strip().lower()
     local, _, domain = email.rpartition("@")
     if not local or "." not in domain or any(ch.isspace() for ch in email):
-        return render(request, "sign_in.html", 400, next=next, error="Enter your email address.")
+        error = N_("Enter your email address.")
+        return render(request, "sign_in.html", 400, next=next, error=error)
     at, web = p.now(), p.settings.web
     limits = {
         ratelimit.bucket("sign-in-address", email): web.sign_in_requests_per_address_per_hour,
@@ -105,8 +108,8 @@ def sign_in_request(request: Request, email: Short, next: Short = "") -> Respons
             request,
             "error.html",
             429,
-            title="Too many requests",
-            message=("Too many sign-in links were asked for. Please wait an hour and try again."),
+            title=N_("Too many requests"),
+            message=N_("Too many sign-in links were asked for. Please wait an hour and try again."),
         )
     return render(request, "sign_in_sent.html", email=email)
 
@@ -127,9 +130,9 @@ def _link_gone(request: Request) -> Response:
         request,
         "error.html",
         410,
-        title="This link no longer works",
-        message=("Sign-in links work once and for a short time. Ask for a new one."),
-        action=("/sign-in", "Send me a new link"),
+        title=N_("This link no longer works"),
+        message=N_("Sign-in links work once and for a short time. Ask for a new one."),
+        action=("/sign-in", N_("Send me a new link")),
     )
 
 
@@ -199,7 +202,10 @@ def ticket_list(
 def new_ticket_form(
     request: Request, principal: Annotated[Principal, Depends(customer_only)], follow_up: int = 0
 ) -> Response:
-    return render(request, "ticket_new.html", follow_up=follow_up or "", values={})
+    limit = portal(request).settings.limits.max_attachment_bytes
+    return render(
+        request, "ticket_new.html", follow_up=follow_up or "", values={}, file_limit=limit
+    )
 
 
 @router.post("/tickets/new", dependencies=[Csrf])
@@ -209,12 +215,18 @@ def new_ticket(
     subject: Short,
     body: Text,
     type: Short,
+    files: uploads.Files,
     follow_up: Short = "",
 ) -> Response:
     p = portal(request)
     values = {"subject": subject, "body": body, "type": type}
+    # Said again on the form when something is refused: the typed words come back, and
+    # ``refused`` names the file and why (a browser cannot refill a file input).
+    limit = p.settings.limits.max_attachment_bytes
+    again: dict[str, Any] = {"values": values, "follow_up": follow_up, "file_limit": limit}
     earlier = int(follow_up) if follow_up.isdigit() and int(follow_up) <= MAX_NUMBER else None
     try:
+        attachments = uploads.read_files(files, p.settings)
         with p.store.transaction() as session:
             if (
                 earlier is not None
@@ -228,17 +240,18 @@ def new_ticket(
                 via="portal",
                 type_=type,
                 follow_up_of=earlier,
+                attachments=attachments,
+                settings=p.settings,
             )
             ticket = opening.open_ticket(session, new, settings=p.settings, at=p.now()).ticket
             number = ticket.number
+    except FileRefused as exc:
+        return render(request, "ticket_new.html", 400, refused=exc, **again)
     except InvalidValue as exc:
-        return render(
-            request, "ticket_new.html", 400, error=str(exc), values=values, follow_up=follow_up
-        )
+        return render(request, "ticket_new.html", 400, error=error_text(request, exc), **again)
     except ActionRefused as exc:
-        return render(
-            request, "error.html", 403, title="You cannot open tickets here", message=str(exc)
-        )
+        title, message = N_("You cannot open tickets here"), error_text(request, exc)
+        return render(request, "error.html", 403, title=title, message=message)
     return redirect(f"/tickets/{number}?done=new")
 
 
@@ -253,8 +266,17 @@ def ticket_page(
 
 
 def customer_ticket_page(
-    request: Request, principal: Principal, number: int, status: int = 200, error: str = ""
+    request: Request,
+    principal: Principal,
+    number: int,
+    status: int = 200,
+    error: str = "",
+    *,
+    values: dict[str, str] | None = None,
+    refused: FileRefused | None = None,
 ) -> Response:
+    """The customer's view of ticket ``number``; after a refused reply, its ``error``
+    (or the ``refused`` file) and the typed words (``values``) on the reply form."""
     p = portal(request)
     with p.store.transaction() as session:
         ticket = access.customer_ticket(session, principal.email, number)
@@ -265,7 +287,7 @@ def customer_ticket_page(
             ticket = access.supplier_ticket(session, principal.email, number)
             shown, supplier_view = TicketMessage.direction.in_(SUPPLIER_DIRECTIONS), True
         if ticket is None:
-            raise HTTPException(404, "There is no such ticket.")
+            raise HTTPException(404, N_("There is no such ticket."))
         messages = list(
             session.scalars(
                 select(TicketMessage)
@@ -275,16 +297,21 @@ def customer_ticket_page(
             )
         )
         closed = is_closed(ticket.status, p.settings.tickets)
+        names = people.ticket_names(session, ticket)
     return render(
         request,
         "ticket.html",
         status,
         ticket=ticket,
         messages=messages,
+        people=names,
         closed=closed,
         explanation=CLOSED_EXPLANATION,
         error=error,
         supplier_view=supplier_view,
+        values=values or {},
+        refused=refused,
+        file_limit=p.settings.limits.max_attachment_bytes,
     )
 
 
@@ -294,13 +321,15 @@ def reply(
     number: int,
     principal: Annotated[Principal, Depends(customer_only)],
     body: Text,
+    files: uploads.Files,
 ) -> Response:
     check_number(number)
     p = portal(request)
     try:
+        attachments = uploads.read_files(files, p.settings)
         with p.store.transaction() as session:
             if access.customer_ticket(session, principal.email, number) is None:
-                raise HTTPException(404, "There is no such ticket.")
+                raise HTTPException(404, N_("There is no such ticket."))
             messages.customer_reply(
                 session,
                 settings=p.settings,
@@ -308,18 +337,23 @@ def reply(
                 author=principal.email,
                 body=body,
                 at=p.now(),
+                attachments=attachments,
             )
     except ActionRefused:
         return render(
             request,
             "error.html",
             409,
-            title="This ticket is closed",
+            title=N_("This ticket is closed"),
             message=CLOSED_EXPLANATION,
-            action=(f"/tickets/new?{urlencode({'follow_up': number})}", "Open a new ticket"),
+            action=(f"/tickets/new?{urlencode({'follow_up': number})}", N_("Open a new ticket")),
         )
+    except FileRefused as exc:
+        kept = {"body": body}
+        return customer_ticket_page(request, principal, number, 400, values=kept, refused=exc)
     except InvalidValue as exc:
-        return customer_ticket_page(request, principal, number, 400, str(exc))
+        error, kept = error_text(request, exc), {"body": body}
+        return customer_ticket_page(request, principal, number, 400, error, values=kept)
     return redirect(f"/tickets/{number}?done=reply#latest")
 
 
@@ -332,5 +366,5 @@ def attachment(
 ) -> Response:
     check_number(number)
     if attachment_id > MAX_NUMBER:
-        raise HTTPException(404, "There is no such file.")
+        raise HTTPException(404, N_("There is no such file."))
     return attachment_response(portal(request), principal, number, attachment_id)

@@ -23,7 +23,7 @@ _DUMMY = _hasher.hash("not-a-password-of-anyone")
 def set_password(session: Session, email: str, password: str, at: datetime) -> Agent:
     """Store a new password hash for agent ``email``; their portal sessions end with the old one."""
     if len(password) < MIN_LENGTH:
-        raise InvalidValue(f"a password needs at least {MIN_LENGTH} characters")
+        raise InvalidValue("a password needs at least %(min)s characters", min=MIN_LENGTH)
     agent = session.scalar(select(Agent).where(Agent.email == email.strip().lower()))
     if agent is None:
         raise NotFound(f"no agent {email!r}")

@@ -5,6 +5,7 @@ inline SVG made here, with no script (the portal's Content-Security-Policy allow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -17,7 +18,8 @@ from mailgate.db import stats
 from mailgate.db.models import Customer, Team
 from mailgate.web.auth import Principal, agent_only
 from mailgate.web.context import portal
-from mailgate.web.pages import render
+from mailgate.web.i18n import N_
+from mailgate.web.pages import error_text, gettext, render
 
 router = APIRouter(include_in_schema=False)  # a page, not part of the API
 AgentP = Annotated[Principal, Depends(agent_only)]
@@ -49,9 +51,10 @@ def reports(
                 customer=customer or None,
             )
         except InvalidValue as exc:
-            back = ("/agent/reports", "All reports")
+            back = ("/agent/reports", N_("All reports"))
+            message = error_text(request, exc)
             return render(
-                request, "error.html", 400, title="Please check", message=str(exc), action=back
+                request, "error.html", 400, title=N_("Please check"), message=message, action=back
             )
     return render(
         request,
@@ -65,7 +68,7 @@ def reports(
         customers=customers,
         periods=PERIODS,
         bars=_bars(result["daily"]),
-        duration=stats.duration,
+        duration=_duration_in(gettext(request)),
         chart=(CHART_WIDTH, CHART_HEIGHT),
     )
 
@@ -89,3 +92,21 @@ def _bars(daily: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for i, d in enumerate(daily)
     ]
+
+
+def _duration_in(_: Callable[[str], str]) -> Callable[[float | None], str]:
+    """``stats.duration`` in the reader's words: ``45 min``, ``3 h 05 min``, ``2 d 4 h``."""
+
+    def duration(seconds: float | None) -> str:
+        if seconds is None:
+            return "-"
+        minutes = round(seconds / 60)
+        if minutes < 60:
+            return _("%(m)s min") % {"m": minutes}
+        hours, minutes = divmod(minutes, 60)
+        if hours < 24:
+            return _("%(h)s h %(m)02d min") % {"h": hours, "m": minutes}
+        days, hours = divmod(hours, 24)
+        return _("%(d)s d %(h)s h") % {"d": days, "h": hours}
+
+    return duration
