@@ -351,7 +351,8 @@ def _more() -> dict[str, str]:
         "defaults.priority": "The priority of a new ticket no rule sets; one of "
         "`tickets.priorities`.",
         "defaults.language": "The language of notices to agents, and to customers when "
-        "neither their account nor their message names one.",
+        "neither their account nor their message names one; of the portal when neither its "
+        "switcher, the account nor the browser names en, fr or es.",
         "teams.name": "The team's name, as `defaults.team`, rules and agents name it.",
         "agents.email": "The agent's address: their sign-in name and where their notices go.",
         "agents.name": "Display name.",
@@ -362,7 +363,8 @@ def _more() -> dict[str, str]:
         "these domains).",
         "customers.addresses": "Single addresses that belong to the account; an address "
         "listed by an account wins over a domain listed by another.",
-        "customers.language": "The language of notices to the account's people.",
+        "customers.language": "The language of notices to the account's people, and of "
+        "the portal for them.",
         "customers.admins": "Addresses that see every ticket of the account in the portal; "
         'under `intake.policy = "admins"`, the only ones who may open tickets.',
         "rules.name": "Unique; the ticket history names the rules that matched.",

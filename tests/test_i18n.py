@@ -126,3 +126,7 @@ def test_every_page_reads_in_the_language(tmp_path: Path, language: str) -> None
     missing = customer.get("/tickets/999999", headers=header)
     assert missing.status_code == 404 and f'<html lang="{language}">' in missing.text
     assert "There is no such ticket" not in missing.text
+    # Starlette's own errors read in the language too, not as "Method Not Allowed".
+    wrong = customer.put("/tickets", headers=header)
+    assert wrong.status_code == 405 and f'<html lang="{language}">' in wrong.text
+    assert "Method Not Allowed" not in wrong.text and "Not allowed" not in wrong.text

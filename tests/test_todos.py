@@ -165,14 +165,14 @@ def test_portal_ticket_page_adds_lists_and_marks_done(site: Site) -> None:
     added = form(
         client, f"/agent/tickets/{n}/todos", page, title="Ring Carol", due="2d", assignee=BOB
     )
-    assert (added.status_code, added.headers["location"]) == (303, page)
+    assert (added.status_code, added.headers["location"]) == (303, page + "?done=todos")
     [todo] = _rows(site)
     assert (todo.title, todo.assignee_id is not None, todo.created_by) == ("Ring Carol", True, ANN)
     assert todo.due_at is not None and todo.due_at.isoformat() == "2026-01-07T09:30:00+00:00"
     shown = client.get(page).text
     assert "Ring Carol" in shown and f'action="/agent/todos/{todo.id}/done"' in shown
     done = form(client, f"/agent/todos/{todo.id}/done", page, back="ticket")
-    assert (done.status_code, done.headers["location"]) == (303, page)
+    assert (done.status_code, done.headers["location"]) == (303, page + "?done=todo_done")
     assert [(a, action) for a, action, _ in _todo_history(site, n)] == [
         (ANN, "todo_added"),
         (ANN, "todo_done"),
@@ -196,7 +196,7 @@ def test_portal_my_todos_page(site: Site) -> None:
     bad = form(client, mine, mine, title="Weekly report", assignee=ANN, due="next week")
     assert bad.status_code == 400 and "cannot read" in bad.text and f'href="{mine}"' in bad.text
     added = form(client, mine, mine, title="Weekly report", assignee=ANN, due="1w")
-    assert (added.status_code, added.headers["location"]) == (303, "/agent/todos")
+    assert (added.status_code, added.headers["location"]) == (303, "/agent/todos?done=todos")
     site.clock.advance(hours=2)  # the VPN one is overdue now
     mine = client.get("/agent/todos")
     assert mine.status_code == 200 and 'href="/agent/todos">My to-dos</a>' in mine.text
@@ -208,7 +208,7 @@ def test_portal_my_todos_page(site: Site) -> None:
     weekly = next(t for t in _rows(site) if t.title == "Weekly report")
     assert weekly.ticket_id is None
     done = form(client, f"/agent/todos/{weekly.id}/done", "/agent/todos", back="todos")
-    assert (done.status_code, done.headers["location"]) == (303, "/agent/todos")
+    assert (done.status_code, done.headers["location"]) == (303, "/agent/todos?done=todo_done")
     assert "Weekly report" not in client.get("/agent/todos").text
 
 

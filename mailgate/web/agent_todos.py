@@ -42,10 +42,12 @@ def _act(
     principal: Principal,
     back: tuple[str, str],
     action: Action,
+    done: str,
     missing: str = N_("There is no such to-do."),
 ) -> Response:
-    """Run ``action`` in one transaction and return to ``back`` (path, words); ``missing``
-    is the 404 page's words when what it acts on is not there."""
+    """Run ``action`` in one transaction and return to ``back`` (path, words), which says
+    it was ``done`` (a key of pages.DONE); ``missing`` is the 404 page's words when what it
+    acts on is not there."""
     p = portal(request)
     actor = Actor(principal.email, principal.email, principal.name, principal.agent_id)
     try:
@@ -63,7 +65,7 @@ def _act(
         return render(
             request, "error.html", 400, title=N_("Please check"), message=message, action=back
         )
-    return RedirectResponse(back[0], status_code=303)
+    return RedirectResponse(f"{back[0]}?done={done}", status_code=303)
 
 
 def _add(number: int | None, title: str, assignee: str, due: str) -> Action:
@@ -104,7 +106,7 @@ def add_standalone(
 ) -> Response:
     """A to-do on no ticket; for the signed-in agent unless another one is chosen."""
     back = (MINE, N_("Back to my to-dos"))
-    return _act(request, principal, back, _add(None, title, assignee, due))
+    return _act(request, principal, back, _add(None, title, assignee, due), "todos")
 
 
 @router.post("/agent/tickets/{number:int}/todos", dependencies=[Csrf])
@@ -120,7 +122,7 @@ def add_on_ticket(
         raise HTTPException(404, N_("There is no such ticket."))
     back = back_to_ticket(request, number)
     missing = N_("There is no such ticket.")
-    return _act(request, principal, back, _add(number, title, assignee, due), missing)
+    return _act(request, principal, back, _add(number, title, assignee, due), "todos", missing)
 
 
 @router.post("/agent/todos/{todo_id:int}/done", dependencies=[Csrf])
@@ -140,4 +142,5 @@ def done(request: Request, todo_id: int, principal: AgentP, back: Short = "") ->
         principal,
         target,
         lambda s, p, a: todos.mark_done(s, todo_id=todo_id, actor=a, at=p.now()),
+        "todo_done",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from urllib.parse import urlencode
 
 from fastapi import FastAPI
@@ -52,6 +53,21 @@ TITLES = {
     413: N_("Too large"),
     429: N_("Too many requests"),
 }
+
+
+# What an error page says where Starlette raised the error with only its status phrase.
+STOCK_WORDS = {
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not take that kind of request."),
+    413: N_("What was sent is larger than this portal takes."),
+}
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
 
 
 def utc_now() -> datetime:
@@ -153,12 +169,11 @@ def _error_pages(app: FastAPI) -> None:
                 headers["Allow"] = api_schema.allowed_methods(app, request.url.path)
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
         title = TITLES.get(exc.status_code, N_("Something went wrong"))
-        # A detail is words marked N_ where raised (error.html translates it).
-        message = (
-            exc.detail
-            if exc.status_code != 404 or exc.detail != "Not Found"
-            else N_("There is nothing at this address.")
-        )
+        # A detail is words marked N_ where raised (error.html translates it); Starlette's
+        # own (the status's English phrase, "Method Not Allowed") gives way to ours.
+        message = exc.detail
+        if exc.detail == _phrase(exc.status_code):
+            message = STOCK_WORDS.get(exc.status_code, N_("This request could not be handled."))
         return render(request, "error.html", exc.status_code, title=title, message=message)
 
     async def bad_request(request: Request, exc: Exception) -> Response:

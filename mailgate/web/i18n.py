@@ -86,6 +86,20 @@ BUILT_IN_NAMES = (
 )
 
 
+# How the screening sorted a ticket's first message (core/screening.py), in words: the
+# queue and the ticket page show these, never the stored value.
+SCREENING = {
+    "bounce": N_("bounce"),
+    "loop": N_("mail loop"),
+    "auto_reply": N_("auto-reply"),
+    "bulk": N_("bulk"),
+    "noreply": N_("no-reply sender"),
+    "null_sender": N_("null sender"),
+    "forged": N_("forged sender"),
+    "ordinary": N_("ordinary"),
+}
+
+
 @cache
 def translations(language: str) -> NullTranslations:
     """The compiled catalog of ``language`` (English: the msgids themselves)."""

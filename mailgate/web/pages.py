@@ -100,6 +100,7 @@ def environment(language: str = "en") -> Environment:
     # A configured name (status, type, priority…): translated when it is a built-in one
     # (i18n.BUILT_IN_NAMES), shown as the operator wrote it otherwise.
     env.filters["label"] = i18n.translations(language).gettext
+    env.filters["screening"] = lambda value: env.filters["label"](i18n.SCREENING.get(value, value))
     env.filters["size"] = lambda value: _size(value, language)
     env.filters["message_body"] = message_body
     return env
@@ -125,6 +126,7 @@ DONE = {  # translated where shown (base.html)
     "departments": N_("Departments updated."),
     "suppliers": N_("Suppliers updated."),
     "todos": N_("To-do added."),
+    "todo_done": N_("To-do marked done."),
     "new": N_("Ticket opened."),
 }
 
