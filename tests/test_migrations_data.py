@@ -1,6 +1,7 @@
 """Each migration since issue 20 upgrades a database with rows in it and keeps them:
 tokens (0014), to-dos (0015), the search index (0016), helpers and departments (0017),
-suppliers (0018); where it has a downgrade, back again. SQLite and PostgreSQL."""
+suppliers (0018), notice channels (0019); where it has a downgrade, back again. SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -230,5 +231,38 @@ def test_0014_keeps_the_tokens_there_as_integrations(db_url: str) -> None:
             )
             rows = conn.execute(sa.text("SELECT name, agent_id FROM api_tokens ORDER BY name"))
             assert [tuple(r) for r in rows] == [("crm", None), ("laptop", 3)]
+    finally:
+        store.engine.dispose()
+
+
+_NOTICE = (
+    "INSERT INTO notices (id, kind, recipient, language, state, cause, message_id, "
+    "in_reply_to, created_at, attempts, last_error, detail, rate_key) VALUES "
+    "(:id, :kind, :recipient, 'en', 'pending', :cause, :cause, '', :at, 0, '', '{}', :recipient)"
+)
+
+
+def test_0019_notice_channels_and_back(db_url: str) -> None:
+    """0019 (issue 24): the notices already there are mail (channel ""); a chat row names
+    its channel; the downgrade drops the column and keeps the rows."""
+    store = Store(db_url)
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    try:
+        store.upgrade("0018_suppliers")
+        with store.engine.begin() as conn:
+            mail = {"id": 1, "kind": "acknowledgement", "recipient": "a@x.test", "cause": "m:1"}
+            conn.execute(sa.text(_NOTICE), {**mail, "at": at})
+        store.upgrade("0019_notice_channels")
+        with store.engine.begin() as conn:
+            chat = {"id": 2, "kind": "assigned", "recipient": "chat:desk", "cause": "m:2"}
+            conn.execute(sa.text(_NOTICE), {**chat, "at": at})
+            conn.execute(sa.text("UPDATE notices SET channel = 'desk' WHERE id = 2"))
+            rows = conn.execute(sa.text("SELECT id, channel FROM notices ORDER BY id"))
+            assert [tuple(r) for r in rows] == [(1, ""), (2, "desk")]
+        store.downgrade("0018_suppliers")
+        with store.engine.begin() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("notices")}
+            assert "channel" not in columns
+            assert conn.execute(sa.text("SELECT count(*) FROM notices")).scalar() == 2
     finally:
         store.engine.dispose()

@@ -2,7 +2,9 @@
 
 Pure: an ``Event`` and a ``NoticeContext`` of plain values in, frozen ``NoticeSpec``s
 out. A suppressed notice is still returned, with its reason, so the outbox records
-why nothing was sent (invariant 5 is visible, not silent).
+why nothing was sent (invariant 5 is visible, not silent). Mail first, then the same
+kinds to the ticket's chat channels and one row per subscribed webhook (issue 24:
+``core.chat_notices``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from mailgate.core.channel_settings import WebhookSetting
+from mailgate.core.chat import ChatChannel
 from mailgate.core.directory import base_address, is_support_address
 
 ACKNOWLEDGEMENT = "acknowledgement"
@@ -39,6 +44,9 @@ SIGN_IN_LINK = "sign_in_link"
 # about its ticket, or about no ticket for a standalone to-do. Never names the to-do.
 TODO_REMINDER = "todo_reminder"
 ALL_KINDS = (*KINDS, INTAKE_REFUSED, SIGN_IN_LINK, TODO_REMINDER)
+# The kind of a [[webhooks]] row (issue 24): one ticket event to one integration. Not a
+# mail kind (no template): its ``detail`` is the payload's system fields.
+WEBHOOK = "webhook"
 
 # Notices that go to the customer side (language of the customer), the rest to agents.
 CUSTOMER_KINDS = frozenset(
@@ -99,6 +107,13 @@ class Event:
     status: str = ""  # the status after the event, for status changes and agent replies
     due: str = ""  # for SLA_DUE: which target or date (sla.KINDS)
     due_at: str = ""  # for SLA_DUE and TODO_DUE: when it fell due, ISO 8601
+    # STATUS_CHANGE raised by the change itself (tickets.notify.tell_webhooks): the status
+    # it left. Only such an event is a ``ticket.status_changed`` for webhooks: the
+    # requester's status notice is also sent where nothing changed (a merge).
+    old_status: str = ""
+    # A fact no person or channel is told of (another notice names it, or none does):
+    # only webhooks get rows, e.g. the status an agent's reply sets.
+    webhooks_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,14 @@ class NoticeContext:
     own_addresses: Collection[str] = ()
     # A reason the caller already has to send nothing (e.g. told within the day).
     suppress: str = ""
+    # Issue 24: the ticket's chat channels (its account's, then its teams'), the limit
+    # per channel (``recent`` holds their counts under ``chat_key``), the webhooks, and
+    # the ticket's system fields for their rows; whether ``event.status`` closes it.
+    chat: Sequence[ChatChannel] = ()
+    chat_max_per_hour: int = 60
+    webhooks: Sequence[WebhookSetting] = ()
+    ticket_facts: Mapping[str, Any] = field(default_factory=dict)
+    status_closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,11 @@ class NoticeSpec:
     due: str = ""
     due_at: str = ""
     suppressed: str = ""  # why it must not be sent; empty when it should go
+    # Chat and webhook rows (issue 24): the channel's or webhook's name, the key their
+    # hourly count is kept under, and (webhooks) the row's whole detail.
+    channel: str = ""
+    rate_key: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 def over_rate_limit(sent_at: Sequence[datetime], *, now: datetime, limit: int) -> bool:
@@ -177,7 +205,9 @@ def _candidates(event: Event) -> list[tuple[str, str]]:
     if event.kind == STATUS_CHANGE:
         return [(STATUS_CHANGED, event.requester)]
     if event.kind == ASSIGNMENT:
-        return [(ASSIGNED, event.assignee)] if event.assignee else []
+        # ``sender``: who assigned it; nobody is told what they did themselves.
+        told = event.assignee and event.assignee != event.sender
+        return [(ASSIGNED, event.assignee)] if told else []
     if event.kind == SLA_DUE:
         # Unassigned: nobody to remind; the history and the queue show it.
         return [(REMINDER, event.assignee)] if event.assignee else []
@@ -239,7 +269,16 @@ def recipients(event: Event) -> tuple[str, ...]:
 
 
 def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
-    """The notices ``event`` produces, each either to send or suppressed with a reason."""
+    """The notices ``event`` produces, each either to send or suppressed with a reason:
+    mail, then the ticket's chat channels, then its webhooks."""
+    # Imported here: chat_notices builds on this module's Event and NoticeSpec.
+    from mailgate.core import chat_notices
+
+    mail = () if event.webhooks_only else _mail(event, ctx)
+    return (*mail, *chat_notices.chat_specs(event, ctx), *chat_notices.webhook_specs(event, ctx))
+
+
+def _mail(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
     specs: list[NoticeSpec] = []
     counts: dict[str, int] = {}
     kinds_seen: set[str] = set()
@@ -281,3 +320,13 @@ def decide(event: Event, ctx: NoticeContext) -> tuple[NoticeSpec, ...]:
 
 def _cause(cause: str, kind: str, recipient: str) -> str:
     return f"{cause}:{kind}:{recipient}" if recipient else f"{cause}:{kind}"
+
+
+def chat_key(channel: str) -> str:
+    """The recipient and the rate key of a chat notice to ``channel``."""
+    return f"chat:{channel}"
+
+
+def webhook_key(name: str) -> str:
+    """The recipient and the rate key (never limited) of a row for webhook ``name``."""
+    return f"webhook:{name}"

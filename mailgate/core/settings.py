@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailgate.core.channel_settings import ChatChannelSetting, WebhookSetting
+
+# Defined in channel_settings (this file is long enough); imported from either module.
+__all__ = ["ChatChannelSetting", "WebhookSetting"]
+
 
 @dataclass(frozen=True)
 class DatabaseSettings:
@@ -103,6 +108,8 @@ class OutboundSettings:
     templates: str = ""
     # Delivery attempts (4xx, connection refused) before a notice is marked failed.
     max_attempts: int = 12
+    # Chat notices to one channel per hour (issue 24), counted like max_per_hour_per_address.
+    chat_max_per_hour: int = 60
     smtp: OutboundSmtpSettings = field(default_factory=OutboundSmtpSettings)
 
 
@@ -248,6 +255,8 @@ class TeamSetting:
     name: str
     assignment: str = "round_robin"
     cap: int = 0
+    # Told of the team's tickets (and those it is a department of): the agents' notices.
+    chat: tuple[ChatChannelSetting, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,6 +276,8 @@ class CustomerSetting:
     owner: str = ""
     language: str = ""
     admins: tuple[str, ...] = ()
+    # Told of the account's tickets: the notices its people get by mail.
+    chat: tuple[ChatChannelSetting, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -364,6 +375,7 @@ class Settings:
     suppliers: tuple[SupplierSetting, ...] = ()
     rules: tuple[RuleSetting, ...] = ()
     triggers: tuple[TriggerSetting, ...] = ()
+    webhooks: tuple[WebhookSetting, ...] = ()
 
     def ticket_url(self, number: int) -> str:
         """The portal link for ticket ``number``: ``portal.ticket_url``, else this portal."""

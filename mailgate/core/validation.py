@@ -1,5 +1,5 @@
 """Cross-field checks on converted settings: choices, references between sections (rules
-and triggers: ``rule_checks``)."""
+and triggers: ``rule_checks``; chat channels and webhooks: ``chat_checks``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+from mailgate.core.chat_checks import check_channels
 from mailgate.core.rule_checks import check_rules, check_triggers
 from mailgate.core.settings import SYSTEM_LINK_KINDS, Settings
 
@@ -79,6 +80,7 @@ def validate(settings: Settings, where: str, *, from_file: bool) -> list[str]:
     _check_people(s, bad)
     check_rules(s, bad)
     check_triggers(s, bad)
+    check_channels(s, bad)
     return problems
 
 

@@ -4,6 +4,9 @@ Everything else reaches the outbox through ``tickets.notify``, which decides fir
 (screening, rate limit, own addresses). A row is written in the same transaction as the
 event that caused it, so a notice exists if and only if its event committed; its
 Message-ID is minted once, here, so every delivery attempt sends the same one.
+
+A chat or webhook row (issue 24) names its ``channel``; its Message-ID is only the
+row's unique delivery id: no reply can come to it, so it is not indexed to the ticket.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.core.notices import NoticeSpec
+from mailgate.core.notices import WEBHOOK, NoticeSpec
 from mailgate.core.settings import Settings
 from mailgate.core.states import PENDING_NOTICES, NoticeState
 from mailgate.db.models import MessageIdEntry, Notice, Ticket
@@ -33,8 +36,8 @@ def write(
     detail: Mapping[str, str] | None = None,
 ) -> list[Notice]:
     """Insert one row per spec not already written (``cause`` is unique: reprocessing an
-    event writes nothing twice); a ticket's notice has its Message-ID indexed as outbound,
-    so a reply to it finds the ticket."""
+    event writes nothing twice); a ticket's mail notice has its Message-ID indexed as
+    outbound, so a reply to it finds the ticket."""
     domain = settings.outbound.from_address.rpartition("@")[2] or "localhost"
     wanted = list(specs)
     if not wanted:
@@ -46,11 +49,12 @@ def write(
     for spec in wanted:
         if spec.cause in written:
             continue
-        if ticket is not None:
+        if ticket is not None and not spec.channel:
             assert ticket.number is not None
             message_id = mint_message_id(ticket.number, settings.security.secret, domain)
         else:
-            # About no ticket: a random Message-ID, so a reply to it threads nowhere.
+            # About no ticket, or not mail: a random Message-ID, so a reply to it
+            # threads nowhere.
             message_id = f"mg.notice.{secrets.token_hex(12)}@{domain}"
         row = Notice(
             ticket_id=ticket.id if ticket is not None else None,
@@ -66,8 +70,14 @@ def write(
             attempts=0,
             next_attempt_at=None if spec.suppressed else now,
             last_error=spec.suppressed,
-            detail={**_system_words(spec), **(detail or {})},
+            # A webhook row's detail is its payload's fields, decided whole.
+            detail=dict(spec.detail)
+            if spec.kind == WEBHOOK
+            else {**_system_words(spec), **(detail or {})},
+            channel=spec.channel,
         )
+        if spec.rate_key:
+            row.rate_key = spec.rate_key  # else the model's default: the mailbox
         session.add(row)
         rows.append(row)
     if rows:
@@ -85,6 +95,7 @@ def write(
                 direction="outbound",
             )
             for row in rows
+            if not row.channel
         )
     return rows
 

@@ -20,20 +20,27 @@ from mailgate.core.settings import SYSTEM_LINK_KINDS, Settings
 from mailgate.db.models import Agent, HistoryEvent, Team, Ticket, TicketLink
 from mailgate.tickets import sla_check, triggers
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.notify import notify, tell_requester, ticket_event
+from mailgate.tickets.notify import notify, tell_requester, tell_webhooks, ticket_event
 from mailgate.tickets.records import closed_refusal, history, lock_ticket, refuse_if_closed
 
 
 def set_status(
-    session: Session, ticket: Ticket, new: str, actor: Actor, at: datetime
+    session: Session, ticket: Ticket, new: str, actor: Actor, at: datetime, *, settings: Settings
 ) -> HistoryEvent:
-    """Set the status of ``ticket`` (locked, checked by the caller) with its history event."""
+    """Set the status of ``ticket`` (locked, checked by the caller) with its history event.
+
+    Webhooks hear of it here, every status change an agent, a trigger or a close makes
+    passing through (a status notice to the requester, if any, is the caller's)."""
     old = ticket.status
     ticket.status = new
     ticket.updated_at = at
-    return history(
+    event = history(
         session, ticket, at, actor.label, "status", field="status", old=old, new=new, flush=True
     )
+    kind, cause = notices.STATUS_CHANGE, f"status:{event.id}"
+    values = {"status": new, "old_status": old}
+    tell_webhooks(session, ticket, kind, cause, settings=settings, now=at, **values)
+    return event
 
 
 def change_status(
@@ -72,7 +79,7 @@ def enter_status(
     the caller tells the requester. Refused when the ticket is closed."""
     if not status_machine.can_change(ticket.status, status, settings.tickets):
         raise closed_refusal(ticket)
-    event = set_status(session, ticket, status, actor, at)
+    event = set_status(session, ticket, status, actor, at, settings=settings)
     if status_machine.is_closed(status, settings.tickets) and ticket.closed_at is None:
         # Closing ends both clocks: a target it passed unseen is still a breach.
         if ticket.first_response_at is None:
@@ -93,6 +100,35 @@ def _move(
     fire = triggers.fire
     fire(session, ticket, "status_changed", settings=settings, actor=actor, at=at, from_status=old)
     return ticket
+
+
+def end_wait(
+    session: Session,
+    ticket: Ticket,
+    change: status_machine.StatusChange,
+    *,
+    author: str,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """A customer's reply (by ``author``) takes ``ticket`` (locked) out of its wait, as
+    ``change`` says: no status notice (the reply's own tells the agents); webhooks hear
+    of it."""
+    ticket.status = change.new
+    moved = history(
+        session,
+        ticket,
+        at,
+        author,
+        "status",
+        field="status",
+        old=change.old,
+        new=change.new,
+        flush=bool(settings.webhooks),  # their rows are named after it
+    )
+    values = {"status": change.new, "old_status": change.old}
+    kind, cause = notices.STATUS_CHANGE, f"status:{moved.id}"
+    tell_webhooks(session, ticket, kind, cause, settings=settings, now=at, **values)
 
 
 def close_status(settings: Settings) -> str:
@@ -145,10 +181,13 @@ def assign(
         new=agent.email if agent else "",
         flush=True,  # the notice is named after it
     )
-    if agent is not None and agent.id != actor.agent_id:
-        assigned = ticket_event(session, ticket, notices.ASSIGNMENT, f"assign:{event.id}")
-        notify(session, assigned, ticket=ticket, settings=settings, now=at)
     if agent is not None:
+        # ``sender``: an agent who took it themselves is not told; its channels and
+        # webhooks are.
+        me = agent.email if agent.id == actor.agent_id else ""
+        cause = f"assign:{event.id}"
+        assigned = ticket_event(session, ticket, notices.ASSIGNMENT, cause, sender=me)
+        notify(session, assigned, ticket=ticket, settings=settings, now=at)
         triggers.fire(session, ticket, "assigned", settings=settings, actor=actor, at=at)
     return ticket
 

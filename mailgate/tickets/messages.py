@@ -26,7 +26,7 @@ from mailgate.db import people
 from mailgate.db.models import HistoryEvent, Notice, Participant, Ticket, TicketMessage
 from mailgate.tickets import sla_check, triggers
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.changes import check_status, enter_status, set_status
+from mailgate.tickets.changes import check_status, end_wait, enter_status, set_status
 from mailgate.tickets.files import attach, typed_files
 from mailgate.tickets.notify import about_message, tell_requester
 from mailgate.tickets.records import history, lock_ticket, refuse_if_closed, typed_message
@@ -157,17 +157,7 @@ def add_customer_message(
         before = status_before_waiting(session, ticket, settings)
         change = status_machine.after_customer_reply(ticket.status, settings.tickets, before)
         if change is not None:
-            ticket.status = change.new
-            history(
-                session,
-                ticket,
-                at,
-                sender,
-                "status",
-                field="status",
-                old=change.old,
-                new=change.new,
-            )
+            end_wait(session, ticket, change, author=sender, settings=settings, at=at)
         ticket.updated_at = at
         known = {p.email for p in ticket.participants} | {ticket.requester}
         if sender and sender not in known:
@@ -265,7 +255,8 @@ def agent_reply(
     if status_machine.category(ticket.status, settings.tickets) == "new":
         # An answered ticket is being worked on (and, when a status follows, that is
         # the status a customer's answer to a wait returns it to).
-        set_status(session, ticket, settings.tickets.first_status("active"), actor, at)
+        active = settings.tickets.first_status("active")
+        set_status(session, ticket, active, actor, at, settings=settings)
     ticket.updated_at = at
     detail = {"message": str(message.id), **({"response": response} if response else {})}
     history(session, ticket, at, actor.label, "agent_reply", detail=detail)

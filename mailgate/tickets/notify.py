@@ -5,6 +5,10 @@ each address, languages, the screening of the inbound message), lets
 ``core.notices.decide`` choose the notices and their suppressions, and writes them in
 the caller's transaction. Notices are content-free (invariant 3): a row names a kind, a
 recipient, a ticket and a language; what the mail says is the template's job.
+
+The same decision writes the rows for the ticket's chat channels and webhooks (issue
+24): this module finds which channels a ticket has (its account's, its teams') and the
+ticket's system fields, as plain values; nothing is read when none are configured.
 """
 
 from __future__ import annotations
@@ -14,15 +18,25 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
-from mailgate.core import notices
+from mailgate.core import chat, notices
 from mailgate.core.notices import Event, NoticeContext
 from mailgate.core.screening import Screening
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
-from mailgate.db.models import Agent, Customer, Notice, Ticket, TicketHelper, TicketMessage
+from mailgate.core.statuses import is_closed
+from mailgate.db.models import (
+    Agent,
+    Customer,
+    Notice,
+    Team,
+    Ticket,
+    TicketDepartment,
+    TicketHelper,
+    TicketMessage,
+)
 from mailgate.tickets import _outbox
 
 
@@ -46,8 +60,15 @@ def notify(
     ticket (a sign-in link, an intake refusal); ``suppress`` is a reason the caller
     already has to send nothing, kept on the rows like any other; ``supplier_language``
     is the language of a supplier's notices (``supplier_message``)."""
-    people = notices.recipients(event)
-    _serialize_per_address(session, [notices.rate_key(p) for p in people if "@" in p])
+    people = () if event.webhooks_only else notices.recipients(event)
+    told = ticket is not None and not event.webhooks_only
+    channels = ticket_channels(session, ticket, settings) if told and ticket else ()
+    webhooks = settings.webhooks if ticket is not None else ()
+    if not people and not channels and not webhooks:
+        return []  # nobody to decide for: no statement spent on it
+    keys = [notices.rate_key(p) for p in people if "@" in p]
+    # A channel's count is serialized as an address's is, under its own key.
+    _serialize_per_address(session, [*keys, *(notices.chat_key(c.name) for c in channels)])
     ctx = NoticeContext(
         now=now,
         automatic=screening.automatic if screening else False,
@@ -58,9 +79,14 @@ def notify(
         supplier_language=supplier_language,
         default_language=settings.defaults.language,
         max_per_hour=settings.outbound.max_per_hour_per_address,
-        recent=recent_notices(session, people, now=now),
+        recent=recent_notices(session, people, now=now, channels=[c.name for c in channels]),
         own_addresses=(*settings.smtp.addresses, settings.outbound.from_address),
         suppress=suppress,
+        chat=channels,
+        chat_max_per_hour=settings.outbound.chat_max_per_hour,
+        webhooks=webhooks,
+        ticket_facts=ticket_facts(session, ticket) if webhooks and ticket else {},
+        status_closed=is_closed(event.status, settings.tickets),
     )
     return _outbox.write(
         session,
@@ -92,12 +118,13 @@ def _serialize_per_address(session: Session, addresses: Iterable[str]) -> None:
 
 
 def recent_notices(
-    session: Session, addresses: Iterable[str], *, now: datetime
+    session: Session, addresses: Iterable[str], *, now: datetime, channels: Iterable[str] = ()
 ) -> dict[str, list[datetime]]:
-    """When each mailbox (``notices.rate_key``: every spelling of an address) was sent
-    notices within the rate-limit window; suppressed notices do not count (they were
-    never sent)."""
-    keys = sorted({notices.rate_key(a) for a in addresses if "@" in a})
+    """When each mailbox (``notices.rate_key``: every spelling of an address) and each
+    chat channel (under ``notices.chat_key``) was sent notices within the rate-limit
+    window; suppressed notices do not count (they were never sent)."""
+    chat_keys = {notices.chat_key(c) for c in channels}
+    keys = sorted({notices.rate_key(a) for a in addresses if "@" in a} | chat_keys)
     if not keys:
         return {}
     # Every spelling of a mailbox (case, plus-detail) has the same rate_key, stored with
@@ -105,16 +132,75 @@ def recent_notices(
     # window. A LIKE on the recipient for the plus spellings used no index and read every
     # notice the address was ever sent (issue 23).
     rows = session.execute(
-        select(Notice.recipient, Notice.created_at).where(
+        select(Notice.recipient, Notice.rate_key, Notice.created_at).where(
             Notice.rate_key.in_(keys),
             Notice.created_at > now - notices.RATE_WINDOW,
             Notice.state != NoticeState.SUPPRESSED,
         )
     ).all()
     out: dict[str, list[datetime]] = {}
-    for recipient, at in rows:
-        out.setdefault(notices.rate_key(recipient), []).append(_aware(at, now))
+    for recipient, key, at in rows:
+        mailbox = key if key in chat_keys else notices.rate_key(recipient)
+        out.setdefault(mailbox, []).append(_aware(at, now))
     return out
+
+
+def ticket_channels(
+    session: Session, ticket: Ticket, settings: Settings
+) -> tuple[chat.ChatChannel, ...]:
+    """The chat channels told of ``ticket``: its customer account's, then those of its
+    team and of the teams it is a department of. A side none of whose owners has a
+    channel costs no statement."""
+    configured = chat.channels(settings).values()
+    accounts = [c for c in configured if c.owner_kind == chat.CUSTOMER]
+    teams = [c for c in configured if c.owner_kind == chat.TEAM]
+    out: list[chat.ChatChannel] = []
+    if accounts and ticket.customer_id is not None:
+        customer = session.get(Customer, ticket.customer_id)  # the session has it, mostly
+        out += [c for c in accounts if customer is not None and c.owner == customer.name]
+    if teams:
+        departments = select(TicketDepartment.team_id).where(
+            TicketDepartment.ticket_id == ticket.id
+        )
+        names = set(
+            session.scalars(
+                select(Team.name).where(or_(Team.id == ticket.team_id, Team.id.in_(departments)))
+            )
+        )
+        out += [c for c in teams if c.owner in names]
+    return tuple(out)
+
+
+def ticket_facts(session: Session, ticket: Ticket) -> dict[str, Any]:
+    """The system fields a webhook row carries: never a subject, a text or a name."""
+    team = session.get(Team, ticket.team_id) if ticket.team_id is not None else None
+    return {
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "type": ticket.type,
+        "team": team.name if team is not None else "",
+        "assignee_id": ticket.assignee_id if ticket.assignee_id is not None else "",
+    }
+
+
+def tell_webhooks(
+    session: Session,
+    ticket: Ticket,
+    kind: str,
+    cause: str,
+    *,
+    settings: Settings,
+    now: datetime,
+    **values: Any,
+) -> list[Notice]:
+    """Write the webhook rows of a fact that no notice to a person names (the status an
+    agent's reply or a trigger sets, a customer's reply ending a wait, a target met
+    late): the door is ``notify``, with an event only webhooks hear. Nothing is read
+    when no webhook is configured."""
+    if not settings.webhooks:
+        return []
+    event = ticket_event(session, ticket, kind, cause, webhooks_only=True, **values)
+    return notify(session, event, ticket=ticket, settings=settings, now=now)
 
 
 def mark_bounced(session: Session, message_ids: Iterable[str], reason: str) -> list[int]:

@@ -27,7 +27,7 @@ from mailgate.db import queries
 from mailgate.db.models import SlaEvent, Ticket
 from mailgate.db.store import Store
 from mailgate.tickets import triggers
-from mailgate.tickets.notify import notify, ticket_event
+from mailgate.tickets.notify import notify, tell_webhooks, ticket_event
 from mailgate.tickets.records import history, lock_ticket
 from mailgate.tickets.todo_reminders import Reminded, remind_overdue
 
@@ -41,6 +41,8 @@ class Fired:
     kind: str
     due_at: datetime
     notice_id: int | None  # None: unassigned, or the reminder was not written
+    # The chat and webhook rows it wrote to send (issue 24), sent right away as well.
+    channel_notice_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class CheckReport:
     @property
     def notice_ids(self) -> list[int]:
         ids = [f.notice_id for f in self.fired] + [r.notice_id for r in self.reminded]
+        ids += [i for f in self.fired for i in f.channel_notice_ids]
         return [i for i in ids if i is not None]
 
 
@@ -151,15 +154,22 @@ def record_met_late(
     )
     if event is None or not _insert_once(session, ticket.id, event, at):
         return False
-    history(
+    due = event.due_at.isoformat()
+    entry = history(
         session,
         ticket,
         at,
         ACTOR,
         "sla_breached",
         field=event.kind,
-        new=event.due_at.isoformat(),
+        new=due,
         detail={"summary": f"{event.summary} (met late)"},
+        flush=bool(settings.webhooks),  # their rows are named after it
+    )
+    # No reminder, but a breach all the same for the webhooks that count them.
+    cause = f"sla:{entry.id}"
+    tell_webhooks(
+        session, ticket, SLA_DUE, cause, settings=settings, now=at, due=event.kind, due_at=due
     )
     return True
 
@@ -192,8 +202,10 @@ def fire_ticket(session: Session, ticket_id: int, settings: Settings, now: datet
             session, ticket, SLA_DUE, f"sla:{entry.id}", due=event.kind, due_at=due
         )
         notices = notify(session, reminder, ticket=ticket, settings=settings, now=now)
-        sent = [n.id for n in notices if n.state == NoticeState.PENDING]
-        fired.append(Fired(ticket.number, event.kind, event.due_at, sent[0] if sent else None))
+        sent = [n.id for n in notices if n.state == NoticeState.PENDING and not n.channel]
+        others = tuple(n.id for n in notices if n.state == NoticeState.PENDING and n.channel)
+        at = event.due_at
+        fired.append(Fired(ticket.number, event.kind, at, sent[0] if sent else None, others))
         if event.breached:
             breached = True
     if breached:

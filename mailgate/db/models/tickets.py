@@ -282,6 +282,10 @@ class Notice(Base):
         server_default="",
         sort_order=2,
     )
+    # Issue 24: the chat channel or [[webhooks]] entry the row goes to, by its name in the
+    # configuration (whose environment holds the URL: never stored); "" for mail.
+    # Migration 0019 added it last (so sort_order), with its server default.
+    channel: Mapped[str] = mapped_column(String(64), default="", server_default="", sort_order=3)
 
 
 class SlaEvent(Base):
