@@ -10,14 +10,21 @@ from mailgate.ops import doctor as checks
 
 
 @click.command()
+@click.option(
+    "--network",
+    is_flag=True,
+    help="Also connect to each chat channel's and webhook's host (TCP, and TLS for "
+    "https); no message is sent.",
+)
 @click.pass_obj
-def doctor(ctx: Context) -> None:
-    """Check database, migrations, broker, IMAP logins, smarthost, templates and
-    secret; one line per check, exit 1 if any fails."""
+def doctor(ctx: Context, network: bool) -> None:
+    """Check database, migrations, broker, IMAP logins, smarthost, templates, secret,
+    and the variables and URLs of chat channels and webhooks; one line per check, exit 1
+    if any fails."""
     path = config.resolve_path(ctx.config_path)
     settings = config.load(path, check=False)
     failed = 0
-    for check in checks.run_checks(settings, from_file=path is not None):
+    for check in checks.run_checks(settings, from_file=path is not None, network=network):
         click.echo(check.line())
         failed += not check.ok
     if failed:

@@ -1,4 +1,5 @@
-"""``mailgate notices``: the operator's view of the outbox, and retrying what failed."""
+"""``mailgate notices``: the operator's view of the outbox, retrying what failed, and
+trying a chat channel or webhook."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ LIST_COLUMNS = (
     ("id", "ID"),
     ("ticket", "TICKET"),
     ("kind", "KIND"),
+    ("channel", "CHANNEL"),
     ("state", "STATE"),
     ("attempts", "TRIES"),
     ("recipient", "RECIPIENT"),
@@ -39,13 +41,15 @@ def notices() -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of objects, for scripts.")
 @pass_context
 def list_(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
-    """Notices, newest first."""
+    """Notices, newest first. CHANNEL is the chat channel or webhook a row goes to,
+    "-" for mail."""
     with ctx.store.transaction() as session:
         rows = mail_queries.list_notices(session, state=state, limit=limit)
     if as_json:
         emit_json(rows)
     else:
-        emit_table(rows, LIST_COLUMNS, empty="no notices")
+        shown = [{**row, "channel": row["channel"] or "-"} for row in rows]
+        emit_table(shown, LIST_COLUMNS, empty="no notices")
 
 
 @notices.command()
@@ -93,3 +97,23 @@ def send(ctx: Context, limit: int) -> None:
         # The rest of the batch went out; the exit code says some did not (`notices list
         # --state failed` shows which, with the reason).
         raise SystemExit(1)
+
+
+@notices.command("test-channel")
+@click.argument("name")
+@pass_context
+def test_channel(ctx: Context, name: str) -> None:
+    """Send a harmless test message to the chat channel or webhook NAME now.
+
+    Not through the outbox: nothing is stored. Prints the HTTP status; exits 1 when
+    NAME is unknown, its variables are not set or the service refuses."""
+    from mailgate.outbound.chat_delivery import send_test
+
+    try:
+        status = send_test(ctx.settings, name, now=utc_now())
+    except NotFound:
+        raise  # names the channels there are; exit 1
+    except MailgateError as exc:  # a refusal, a timeout or an unset variable alike: exit 1
+        click.echo(f"mailgate: test message to {name} failed: {exc}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{name}: HTTP {status}, test message sent")

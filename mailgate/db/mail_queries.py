@@ -22,6 +22,9 @@ def notice_summary(row: Notice, number: int | None) -> dict[str, Any]:
         "id": row.id,
         "ticket": number,
         "kind": row.kind,
+        # The chat channel or webhook (issue 24); "" for mail. Only a name: the URL is
+        # in an environment variable, never in the database.
+        "channel": row.channel,
         "recipient": row.recipient,
         "language": row.language,
         "state": row.state,

@@ -195,8 +195,11 @@ def check_rendering(settings: Settings) -> Iterator[Check]:
         yield Check("templates", True, "every template renders")
 
 
-def run_checks(settings: Settings, *, from_file: bool) -> Iterator[Check]:
-    """Every check in order, each result as soon as it is known."""
+def run_checks(settings: Settings, *, from_file: bool, network: bool = False) -> Iterator[Check]:
+    """Every check in order, each result as soon as it is known. ``network``: also
+    connect to each chat channel's and webhook's host (``channel_checks``)."""
+    from mailgate.ops.channel_checks import check_channels  # it builds on Check, above
+
     steps: list[Callable[[], Iterator[Check]]] = [
         lambda: check_config(settings, from_file=from_file),
         lambda: check_database(settings),
@@ -204,6 +207,7 @@ def run_checks(settings: Settings, *, from_file: bool) -> Iterator[Check]:
         lambda: (check_mailbox(box) for box in settings.imap.mailboxes),
         lambda: check_outbound(settings),
         lambda: check_rendering(settings),
+        lambda: check_channels(settings, network=network),
     ]
     for step in steps:
         yield from step()

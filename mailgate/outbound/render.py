@@ -120,6 +120,15 @@ class Renderer:
             html=self.env.get_template(f"{lang}/{kind}.html").render(context),
         )
 
+    def subject(self, kind: str, language: str, values: NoticeValues) -> str:
+        """The subject line alone: what a chat message says (``outbound.chat_delivery``),
+        content-free like every template."""
+        if kind not in ALL_KINDS:
+            raise ValueError(f"unknown notice kind {kind!r}")
+        lang = self.language_for(kind, language)
+        subject = self.env.get_template(f"{lang}/{kind}.subject").render(asdict(values))
+        return " ".join(subject.split())
+
 
 @functools.lru_cache(maxsize=8)
 def renderer_for(own_folder: str = "", default_language: str = "en") -> Renderer:

@@ -3,7 +3,11 @@
 ``send_notice`` claims the row with ``UPDATE ... WHERE state = 'pending'`` inside the
 transaction that later marks it sent: the update takes the row lock (the write lock on
 SQLite), so two senders never both deliver one notice, and a crash before the commit
-leaves it pending to be sent again with the same Message-ID.
+leaves it pending to be sent again with the same Message-ID (or, for a chat or webhook
+row, the same delivery id, by which receivers drop a repeat).
+
+Mail rows go through the configured transport (file outbox or smarthost); rows with a
+``channel`` are POSTed to their chat service or webhook (``outbound.chat_delivery``).
 """
 
 from __future__ import annotations
@@ -11,9 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from urllib.parse import urlsplit
+from datetime import datetime
 
 import jinja2
 from sqlalchemy import or_, select, update
@@ -21,14 +23,14 @@ from sqlalchemy.orm import Session
 
 from mailgate.core.backoff import next_attempt
 from mailgate.core.errors import NotFound, PermanentFailure, TemporaryFailure
-from mailgate.core.notices import SIGN_IN_LINK, TODO_REMINDER
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
-from mailgate.core.statuses import is_closed
 from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
-from mailgate.outbound.compose import Envelope, compose
-from mailgate.outbound.render import NoticeValues, Renderer, renderer_for
+from mailgate.outbound import chat_delivery
+from mailgate.outbound.chat_transport import RetryAfter
+from mailgate.outbound.notice_message import build_message, own_link
+from mailgate.outbound.render import Renderer, renderer_for
 from mailgate.outbound.transport import FileTransport, Transport, make_transport
 
 log = logging.getLogger(__name__)
@@ -45,111 +47,6 @@ class SendReport:
     skipped: int = 0
 
 
-def values_for(
-    notice: Notice, ticket: Ticket | None, settings: Settings, link: str = ""
-) -> NoticeValues:
-    """The only values a template sees: reference, link, system vocabulary, dates.
-    ``link`` is the URL of a notice about no ticket (the sign-in link)."""
-    if ticket is None:  # intake_refused, sign_in_link, a standalone to-do's reminder
-        return NoticeValues(
-            number=None,
-            tag="",
-            url=link or _portal_home(settings.ticket_url(0)),
-            status="",
-            type="",
-            priority="",
-            recipient=notice.recipient,
-            date=notice.created_at.date().isoformat(),
-            contact=str(notice.detail.get("contact") or settings.outbound.from_address),
-            due_at=_when(str(notice.detail.get("due_at") or "")),
-        )
-    assert ticket.number is not None
-    number = ticket.number
-    return NoticeValues(
-        number=number,
-        tag=f"[{settings.tickets.subject_tag_prefix}{number}]",
-        url=settings.ticket_url(number),
-        status=str(notice.detail.get("status") or ticket.status),
-        type=ticket.type,
-        priority=ticket.priority,
-        recipient=notice.recipient,
-        date=notice.created_at.date().isoformat(),
-        due=str(notice.detail.get("due") or ""),
-        due_at=_when(str(notice.detail.get("due_at") or "")),
-    )
-
-
-def _when(iso: str) -> str:
-    """An ISO time as a reminder shows it: ``2026-01-05 10:30 UTC``."""
-    if not iso:
-        return ""
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _sign_in_link(session: Session, settings: Settings, notice: Notice) -> str:
-    if notice.kind != SIGN_IN_LINK:
-        return ""
-    from mailgate.tickets.sign_in import link_for_notice  # the portal rebuilds it from the secret
-
-    link = link_for_notice(session, settings, notice)
-    if link is None:
-        raise PermanentFailure("the sign-in link behind this notice is gone")
-    return link
-
-
-def _own_link(session: Session, settings: Settings, notice: Notice) -> str:
-    """The link of a notice about no ticket: the sign-in link, or a standalone to-do's
-    reminder's "My to-dos" page on this mailgate's own portal (where agents sign in)."""
-    if notice.kind == TODO_REMINDER:
-        return settings.web.base_url.rstrip("/") + "/agent/todos"
-    return _sign_in_link(session, settings, notice)
-
-
-def _portal_home(ticket_url: str) -> str:
-    parts = urlsplit(ticket_url)
-    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else ""
-
-
-def _about_closed(notice: Notice, ticket: Ticket, settings: Settings) -> bool:
-    """Is the ticket closed now, or in the status this notice announces?"""
-    announced = str(notice.detail.get("status") or "")
-    return (
-        ticket.closed_at is not None
-        or is_closed(ticket.status, settings.tickets)
-        or is_closed(announced, settings.tickets)
-    )
-
-
-def build_message(
-    notice: Notice,
-    ticket: Ticket | None,
-    *,
-    settings: Settings,
-    renderer: Renderer,
-    now: datetime,
-    link: str = "",
-) -> EmailMessage:
-    """The composed message for one notice row."""
-    values = values_for(notice, ticket, settings, link)
-    rendered = renderer.render(notice.kind, notice.language, values)
-    envelope = Envelope(
-        notice_id=notice.id,
-        kind=notice.kind,
-        recipient=notice.recipient,
-        ticket_number=ticket.number if ticket is not None else None,
-        message_id=notice.message_id,
-        in_reply_to=notice.in_reply_to,
-        ticket_closed=ticket is not None and _about_closed(notice, ticket, settings),
-    )
-    return compose(
-        envelope,
-        rendered,
-        from_address=settings.outbound.from_address,
-        secret=settings.security.secret,
-        now=now,
-    )
-
-
 def send_notice(
     store: Store,
     notice_id: int,
@@ -162,6 +59,23 @@ def send_notice(
     """Try to deliver notice ``notice_id`` once; returns its state afterwards. A notice
     that is not pending (sent, failed, bounced, suppressed) is left alone."""
     renderer = renderer or renderer_for(settings.outbound.templates, settings.defaults.language)
+    state, _ = _send_one(
+        store, notice_id, settings=settings, transport=transport, now=now, renderer=renderer
+    )
+    return state
+
+
+def _send_one(
+    store: Store,
+    notice_id: int,
+    *,
+    settings: Settings,
+    transport: Transport,
+    now: Callable[[], datetime],
+    renderer: Renderer,
+) -> tuple[str, bool]:
+    """Claim and deliver one notice: its state afterwards, and whether it was claimed
+    (False: it was not pending, and was left alone)."""
     at = now()
     with store.transaction() as session:
         claimed = session.execute(
@@ -173,9 +87,9 @@ def send_notice(
         if notice is None:
             raise NotFound(f"no notice #{notice_id}")
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
-            return notice.state
+            return notice.state, False
         ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
-        return _deliver(
+        state = _deliver(
             session,
             notice,
             ticket,
@@ -184,6 +98,7 @@ def send_notice(
             renderer=renderer,
             at=at,
         )
+        return state, True
 
 
 def _send_batch(
@@ -195,15 +110,17 @@ def _send_batch(
     now: Callable[[], datetime],
     renderer: Renderer,
 ) -> list[str]:
-    """``send_notice`` for several notices in one transaction: one statement claims them
-    all, one reads their tickets, one commit records every outcome. Only for a transport
-    whose resend is harmless and quick (the file outbox overwrites ``notice-<id>.eml``):
-    a crash before the commit sends the whole batch again, with the same Message-IDs."""
+    """``send_notice`` for several mail notices in one transaction: one statement claims
+    them all, one reads their tickets, one commit records every outcome. Only for a
+    transport whose resend is harmless and quick (the file outbox overwrites
+    ``notice-<id>.eml``): a crash before the commit sends the whole batch again, with the
+    same Message-IDs. Chat and webhook rows are not claimed here (they come back
+    "skipped"): each is POSTed in a transaction of its own, like mail to a smarthost."""
     at = now()
     with store.transaction() as session:
         claimed = session.scalars(
             update(Notice)
-            .where(Notice.id.in_(notice_ids), Notice.state == PENDING)
+            .where(Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == "")
             .values(attempts=Notice.attempts + 1)
             .returning(Notice)
             .execution_options(populate_existing=True)
@@ -229,6 +146,22 @@ def _send_batch(
     return [states.get(notice_id, "skipped") for notice_id in notice_ids]
 
 
+def _send_alone(
+    store: Store,
+    notice_id: int,
+    *,
+    settings: Settings,
+    transport: Transport,
+    now: Callable[[], datetime],
+    renderer: Renderer,
+) -> str:
+    """A notice a batch left, in its own transaction; "skipped" if it was not pending."""
+    state, claimed = _send_one(
+        store, notice_id, settings=settings, transport=transport, now=now, renderer=renderer
+    )
+    return state if claimed else "skipped"
+
+
 def _deliver(
     session: Session,
     notice: Notice,
@@ -240,13 +173,31 @@ def _deliver(
     at: datetime,
 ) -> str:
     """Compose and hand over one claimed notice; its state afterwards."""
+    hand_over: Callable[[], object]
     try:
-        link = _own_link(session, settings, notice)
-        message = build_message(
-            notice, ticket, settings=settings, renderer=renderer, now=at, link=link
-        )
-        # Headers are checked when written out: fail here, not mid-send.
-        data = message.as_bytes()
+        if notice.channel:
+            post = chat_delivery.prepare(
+                session, notice, ticket, settings=settings, renderer=renderer, at=at
+            )
+            hand_over = post.send
+        else:
+            message = build_message(
+                notice,
+                ticket,
+                settings=settings,
+                renderer=renderer,
+                now=at,
+                link=own_link(session, settings, notice),
+            )
+            # Headers are checked when written out: fail here, not mid-send.
+            data = message.as_bytes()
+            hand_over = lambda: transport.send(  # noqa: E731 - one call, named for the try below
+                notice.id,
+                message,
+                sender=settings.outbound.from_address,
+                recipient=notice.recipient,
+                data=data,
+            )
     except jinja2.TemplateError as exc:
         # A broken template is the operator's to fix (check-config names it); retry.
         _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
@@ -258,22 +209,23 @@ def _deliver(
         # at once with the reason, so it neither loops nor blocks the rest of a batch.
         return _fail(notice, f"cannot be composed: {type(exc).__name__}: {exc}")
     try:
-        transport.send(
-            notice.id,
-            message,
-            sender=settings.outbound.from_address,
-            recipient=notice.recipient,
-            data=data,
-        )
+        hand_over()
     except PermanentFailure as exc:
         _fail(notice, str(exc))
+    except RetryAfter as exc:
+        _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings, exc.not_before)
     except TemporaryFailure as exc:
         _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
     else:
         notice.state, notice.sent_at, notice.last_error = SENT, at, ""
         notice.next_attempt_at = None
-        log.info("notice %s (%s) sent", notice.id, notice.kind)
+        log.info("notice %s (%s%s) sent", notice.id, notice.kind, _to(notice))
     return notice.state
+
+
+def _to(notice: Notice) -> str:
+    """Where a notice went, for the log: a channel's name, never its URL."""
+    return f" to {notice.channel}" if notice.channel else ""
 
 
 def _fail(notice: Notice, reason: str) -> str:
@@ -282,14 +234,23 @@ def _fail(notice: Notice, reason: str) -> str:
     return notice.state
 
 
-def _retry_later(notice: Notice, error: str, at: datetime, settings: Settings) -> None:
+def _retry_later(
+    notice: Notice,
+    error: str,
+    at: datetime,
+    settings: Settings,
+    not_before: datetime | None = None,
+) -> None:
+    """Pending again, due after the backoff, or at ``not_before`` (a 429's Retry-After)
+    when that is later."""
     notice.last_error = error[:2000]
     if notice.attempts >= settings.outbound.max_attempts:
         notice.state, notice.next_attempt_at = FAILED, None
         notice.last_error = f"gave up after {notice.attempts} attempts: {error}"[:2000]
         log.warning("notice %s failed after %s attempts", notice.id, notice.attempts)
         return
-    notice.next_attempt_at = next_attempt(notice.attempts, at)
+    backoff = next_attempt(notice.attempts, at)
+    notice.next_attempt_at = max(backoff, not_before) if not_before else backoff
     log.info("notice %s will be retried: %s", notice.id, error)
 
 
@@ -344,6 +305,17 @@ def send_many(
                 states = _send_batch(
                     store, chunk, settings=settings, transport=transport, now=now, renderer=renderer
                 )
+                # What the batch left: chat and webhook rows, and rows no longer pending.
+                for i, state in enumerate(states):
+                    if state == "skipped":
+                        states[i] = _send_alone(
+                            store,
+                            chunk[i],
+                            settings=settings,
+                            transport=transport,
+                            now=now,
+                            renderer=renderer,
+                        )
             for state in states:
                 key = {"sent": "sent", "failed": "failed", "pending": "retrying"}
                 counts[key.get(state, "skipped")] += 1

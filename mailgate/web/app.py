@@ -114,7 +114,7 @@ def create_app(
     app.include_router(api_record.router)
     app.include_router(api_todos.router)
     app.include_router(ops.router)
-    app.state.metrics = ops.registry_for(store, now)
+    app.state.metrics = ops.registry_for(store, now, settings)
     api_schema.name_the_choices(app, settings, store)
     api_todos.name_the_agents(app, store)
     app.add_api_route("/static/portal.css", _stylesheet, include_in_schema=False)

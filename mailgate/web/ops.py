@@ -26,11 +26,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mailgate.core.settings import Settings
 from mailgate.core.sla import BREACH_KINDS
 from mailgate.core.states import InboundState
 from mailgate.db import rejection_counts as rejections
 from mailgate.db.models import ImapCursor, InboundMessage, Notice, SlaEvent
 from mailgate.db.store import Store
+from mailgate.outbound.chat_delivery import targets
 from mailgate.web.auth import client_ip
 from mailgate.web.context import portal
 
@@ -50,9 +52,16 @@ FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 class DatabaseCollector(Collector):
     """Counts read from the database on each scrape."""
 
-    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: Store, now: Callable[[], datetime], settings: Settings | None = None
+    ) -> None:
         self.store = store
         self.now = now
+        # Which kind of service each chat channel and webhook is, from the config (the
+        # rows hold only the name): the label of mailgate_channel_notices_total.
+        self.channel_kinds = (
+            {name: t.kind for name, t in targets(settings).items()} if settings else {}
+        )
 
     def collect(self) -> Iterator[Metric]:
         inbound = GaugeMetricFamily(
@@ -65,9 +74,16 @@ class DatabaseCollector(Collector):
         )
         notices = GaugeMetricFamily(
             "mailgate_notices_total",
-            "Notices in the outbox, by kind and state (pending, sent, failed, bounced, "
+            "Mail notices in the outbox, by kind and state (pending, sent, failed, bounced, "
             "suppressed).",
             labels=["kind", "state"],
+        )
+        channel_notices = GaugeMetricFamily(
+            "mailgate_channel_notices_total",
+            "Chat and webhook notices in the outbox, by notice kind (webhook for a signed "
+            "webhook's), channel kind (slack, mattermost, teams, webhook, signed_webhook; "
+            "unknown for a channel no longer configured) and state.",
+            labels=["kind", "channel_kind", "state"],
         )
         since_poll = GaugeMetricFamily(
             "mailgate_imap_seconds_since_poll",
@@ -102,9 +118,21 @@ class DatabaseCollector(Collector):
                     waiting += count
             pending.add_metric([], waiting)
             for kind, state, count in session.execute(
-                select(Notice.kind, Notice.state, func.count()).group_by(Notice.kind, Notice.state)
+                select(Notice.kind, Notice.state, func.count())
+                .where(Notice.channel == "")
+                .group_by(Notice.kind, Notice.state)
             ):
                 notices.add_metric([kind, state], count)
+            by_channel: dict[tuple[str, str, str], int] = {}
+            for channel, kind, state, count in session.execute(
+                select(Notice.channel, Notice.kind, Notice.state, func.count())
+                .where(Notice.channel != "")
+                .group_by(Notice.channel, Notice.kind, Notice.state)
+            ):
+                key = (kind, self.channel_kinds.get(channel, "unknown"), state)
+                by_channel[key] = by_channel.get(key, 0) + count
+            for labels, count in sorted(by_channel.items()):
+                channel_notices.add_metric(list(labels), count)
             for mailbox, updated_at in session.execute(
                 select(ImapCursor.mailbox, ImapCursor.updated_at)
             ):
@@ -132,6 +160,7 @@ class DatabaseCollector(Collector):
         yield pending
         yield latency
         yield notices
+        yield channel_notices
         yield since_poll
         yield rejected
         yield breaches
@@ -159,10 +188,12 @@ def _latency(rows: Any) -> HistogramMetricFamily:
     )
 
 
-def registry_for(store: Store, now: Callable[[], datetime]) -> CollectorRegistry:
+def registry_for(
+    store: Store, now: Callable[[], datetime], settings: Settings | None = None
+) -> CollectorRegistry:
     """A registry of this app's own: nothing of the process-global default registry."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(store, now))
+    registry.register(DatabaseCollector(store, now, settings))
     return registry
 
 
