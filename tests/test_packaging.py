@@ -43,9 +43,16 @@ def _packaged_data() -> set[str]:
         f"mailgate/db/migrations/versions/{p.name}"
         for p in (REPO / "mailgate" / "db" / "migrations" / "versions").glob("*.py")
     }
+    # The portal's French and Spanish words (web/i18n.py reads them from the package).
+    catalogs = {
+        f"mailgate/locale/{p.relative_to(REPO / 'mailgate' / 'locale')}"
+        for p in (REPO / "mailgate" / "locale").rglob("*.po")
+    }
+    assert len(catalogs) == 2, catalogs
     return {
         *templates,
         *migrations,
+        *catalogs,
         "mailgate/db/migrations/env.py",
         "mailgate/db/migrations/script.py.mako",
         "mailgate/example_config.toml",
