@@ -142,7 +142,7 @@ def test_a_new_ticket_and_its_assignment_tell_the_channels_and_the_webhooks(site
         "priority": "Normal",
         "type": "General",
         "team": "support",
-        "assignee_id": "",
+        "assignee_id": None,
     }
     assert mail.id in indexed and not indexed & {r.id for r in first}
 

@@ -163,7 +163,7 @@ def _detail(name: str, event: Event, ctx: NoticeContext) -> dict[str, Any]:
         "priority": facts.get("priority", ""),
         "type": facts.get("type", ""),
         "team": facts.get("team", ""),
-        "assignee_id": facts.get("assignee_id", ""),
+        "assignee_id": facts.get("assignee_id"),
     }
     if name in (webhook_events.STATUS_CHANGED, webhook_events.CLOSED):
         out["old_status"] = event.old_status

@@ -179,7 +179,8 @@ def ticket_facts(session: Session, ticket: Ticket) -> dict[str, Any]:
         "priority": ticket.priority,
         "type": ticket.type,
         "team": team.name if team is not None else "",
-        "assignee_id": ticket.assignee_id if ticket.assignee_id is not None else "",
+        # null when nobody owns it: a receiver reads a number or nothing, never "".
+        "assignee_id": ticket.assignee_id,
     }
 
 
