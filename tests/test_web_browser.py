@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from mailgate.db.models import Ticket, TicketMessage
 from tests.browser import Chromium, find_chromium, listening_socket, serving
 from tests.mail import build_related, png
 from tests.servers import IN_CI
-from tests.web_support import PDF, make_site, sign_in_link
+from tests.web_support import PDF, Site, make_site, sign_in_link
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 REPLY = "The fire is out, but the printer smells of smoke."
@@ -26,6 +29,31 @@ def chromium_binary() -> str:
             pytest.fail("chromium is not installed; CI must provide it (.ci/run installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium) to run the browser test")
     return binary
+
+
+@contextmanager
+def customer_on(
+    binary: str, tmp_path: Path, sock: socket.socket, site: Site, path: str
+) -> Iterator[Chromium]:
+    """Chromium on ``path`` of ``site`` served on ``sock``, signed in as Carol by her
+    mailed link the way a person does it; the browser and the store closed after."""
+    base = site.settings.web.base_url
+    with serving(site.app, sock):
+        browser = Chromium(binary, tmp_path / "profile", tmp_path / "chromium.log")
+        try:
+            browser.open_page()
+            browser.goto(f"{base}{path}")
+            browser.submit(
+                "document.querySelector('#email').value = 'carol@acme.test';"
+                "document.querySelector('form[action=\"/sign-in\"] button').click()"
+            )
+            browser.goto(base + sign_in_link(site, "carol@acme.test"))
+            browser.submit("document.querySelector('#confirm').click()")
+            assert browser.run("location.pathname") == path
+            yield browser
+        finally:
+            browser.close()
+            site.store.engine.dispose()
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -102,29 +130,13 @@ def test_customer_sees_a_mailed_screenshot_in_place(chromium_binary: str, tmp_pa
             images=[("shot.png", "image/png", png(40, 30), "shot@acme.test")],
         )
     )
-    browser = None
-    try:
-        with serving(site.app, sock):
-            browser = Chromium(chromium_binary, tmp_path / "profile", tmp_path / "chromium.log")
-            browser.open_page()
-            browser.goto(f"{base}/tickets/{number}")
-            browser.submit(
-                "document.querySelector('#email').value = 'carol@acme.test';"
-                "document.querySelector('form[action=\"/sign-in\"] button').click()"
-            )
-            browser.goto(base + sign_in_link(site, "carol@acme.test"))
-            browser.submit("document.querySelector('#confirm').click()")
-            assert browser.run("location.pathname") == f"/tickets/{number}"
-            # The load event waits for images: by now the screenshot is drawn or broken.
-            assert browser.run("document.querySelector('article img').naturalWidth") == 40
-            assert browser.run("document.querySelectorAll('article img').length") == 1
-            assert "Remote images in this message were blocked." in browser.text()
-            assert browser.run("document.querySelectorAll('script').length") == 0
-            browser.screenshot(ARTIFACTS / "ticket-inline-image.png")
-    finally:
-        if browser is not None:
-            browser.close()
-        site.store.engine.dispose()
+    with customer_on(chromium_binary, tmp_path, sock, site, f"/tickets/{number}") as browser:
+        # The load event waits for images: by now the screenshot is drawn or broken.
+        assert browser.run("document.querySelector('article img').naturalWidth") == 40
+        assert browser.run("document.querySelectorAll('article img').length") == 1
+        assert "Remote images in this message were blocked." in browser.text()
+        assert browser.run("document.querySelectorAll('script').length") == 0
+        browser.screenshot(ARTIFACTS / "ticket-inline-image.png")
 
 
 def test_customer_attaches_files_to_a_reply_and_a_new_ticket(
@@ -143,45 +155,29 @@ def test_customer_attaches_files_to_a_reply_and_a_new_ticket(
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     site = make_site(f"sqlite:///{tmp_path / 'mailgate.db'}", base_url=base)
     number = site.numbers["carol"]
-    browser = None
-    try:
-        with serving(site.app, sock):
-            browser = Chromium(chromium_binary, tmp_path / "profile", tmp_path / "chromium.log")
-            browser.open_page()
-            browser.goto(f"{base}/tickets/{number}")
-            browser.submit(
-                "document.querySelector('#email').value = 'carol@acme.test';"
-                "document.querySelector('form[action=\"/sign-in\"] button').click()"
-            )
-            browser.goto(base + sign_in_link(site, "carol@acme.test"))
-            browser.submit("document.querySelector('#confirm').click()")
-            assert browser.run("location.pathname") == f"/tickets/{number}"
-            browser.set_files("#files", [log])
-            assert browser.run("document.querySelector('#files').files.length") == 1
-            browser.submit(
-                "document.querySelector('#body').value = 'The log is attached.';"
-                "document.querySelector('#send').click()"
-            )
-            assert browser.run("location.pathname") == f"/tickets/{number}"
-            page = browser.text()
-            assert "The log is attached." in page and "printer.log" in page
-            browser.goto(f"{base}/tickets/new")
-            browser.set_files("#files", [photo, invoice])
-            browser.submit(
-                "document.querySelector('#subject').value = 'Smoke in room 4';"
-                "document.querySelector('#body').value = 'A photo and the invoice.';"
-                "document.querySelector('form[action=\"/tickets/new\"] button').click()"
-            )
-            opened = int(str(browser.run("location.pathname")).rsplit("/", 1)[-1])
-            page = browser.text()
-            assert "Smoke in room 4" in page and "smoke photo.png" in page
-            assert "invoice.pdf" in page
-            assert browser.run("document.querySelectorAll('script').length") == 0
-            browser.screenshot(ARTIFACTS / "ticket-with-files.png")
-    finally:
-        if browser is not None:
-            browser.close()
-        site.store.engine.dispose()
+    with customer_on(chromium_binary, tmp_path, sock, site, f"/tickets/{number}") as browser:
+        browser.set_files("#files", [log])
+        assert browser.run("document.querySelector('#files').files.length") == 1
+        browser.submit(
+            "document.querySelector('#body').value = 'The log is attached.';"
+            "document.querySelector('#send').click()"
+        )
+        assert browser.run("location.pathname") == f"/tickets/{number}"
+        page = browser.text()
+        assert "The log is attached." in page and "printer.log" in page
+        browser.goto(f"{base}/tickets/new")
+        browser.set_files("#files", [photo, invoice])
+        browser.submit(
+            "document.querySelector('#subject').value = 'Smoke in room 4';"
+            "document.querySelector('#body').value = 'A photo and the invoice.';"
+            "document.querySelector('form[action=\"/tickets/new\"] button').click()"
+        )
+        opened = int(str(browser.run("location.pathname")).rsplit("/", 1)[-1])
+        page = browser.text()
+        assert "Smoke in room 4" in page and "smoke photo.png" in page
+        assert "invoice.pdf" in page
+        assert browser.run("document.querySelectorAll('script').length") == 0
+        browser.screenshot(ARTIFACTS / "ticket-with-files.png")
     with site.store.transaction() as session:
         reply = session.scalars(
             select(TicketMessage).where(TicketMessage.body_text == "The log is attached.")

@@ -7,10 +7,12 @@ import os
 import random
 import re
 import resource
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,3 +219,36 @@ def wait_for(check, timeout: float = 60.0, what: str = "condition"):  # type: ig
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
     return value
+
+
+def kill_bursts_at(
+    config: Path,
+    cwd: Path,
+    points: list[int],
+    progress: Callable[[], int],
+    rng: random.Random,
+) -> list[int]:
+    """For each of ``points``: start `mailgate worker --burst`, SIGKILL it once
+    ``progress()`` reached the point (or it ended), a random moment later so the kill
+    lands inside a transaction; returns ``progress()`` after each kill."""
+    after: list[int] = []
+    for point in points:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mailgate", "--config", str(config), "worker", "--burst"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_env(),
+            cwd=cwd,
+        )
+        try:
+            wait_for(
+                lambda p=point, w=worker: progress() >= p or w.poll() is not None,
+                timeout=120,
+                what=f"progress {point}",
+            )
+            time.sleep(rng.uniform(0, 0.02))
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.communicate(timeout=30)
+        after.append(progress())
+    return after

@@ -8,9 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -26,13 +23,12 @@ from mailgate.inbound.intake import Envelope, accept
 from tests.chat_receiver import Receiver, receiving
 from tests.faults.load import load_message
 from tests.faults.support import (
-    _env,
     fault_seed,
     free_port,
+    kill_bursts_at,
     read_ledger,
     run_mailgate,
     scaled,
-    wait_for,
     write_config,
 )
 from tests.worker_support import ready_store
@@ -122,26 +118,8 @@ def test_receiver_down_while_worker_sigkilled_gets_each_row_once(
         delivering = rng.randrange(total + 5, 3 * total - 5)
         kill_at = sorted([delivering, *rng.sample(span, kills - 1)])
         started = time.monotonic()
-        at_kill: list[int] = []
-        for point in kill_at:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "mailgate", "--config", str(config), "worker", "--burst"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=_env(),
-                cwd=tmp_path,
-            )
-            try:
-                wait_for(
-                    lambda p=point, w=worker: progress() >= p or w.poll() is not None,
-                    timeout=120,
-                    what=f"progress {point}",
-                )
-                time.sleep(rng.uniform(0, 0.02))  # inside a transaction, or a POST
-            finally:
-                worker.send_signal(signal.SIGKILL)
-                worker.communicate(timeout=30)
-            at_kill.append(progress())
+        # Each kill lands inside a transaction, or a POST.
+        at_kill = kill_bursts_at(config, tmp_path, kill_at, progress, rng)
         # The last burst before the receiver is up: every row tried (and refused).
         down = run_mailgate(config, "worker", "--burst")
         assert down.returncode == 0, down.stderr

@@ -4,9 +4,6 @@ check the ledger (invariants 1 and 2: nothing acknowledged is lost, nothing doub
 from __future__ import annotations
 
 import random
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +15,12 @@ from mailgate.inbound.intake import Envelope, accept
 from tests.faults.load import Client, load_message
 from tests.faults.support import (
     Receiver,
-    _env,
     fault_seed,
     free_port,
+    kill_bursts_at,
     read_ledger,
     run_mailgate,
     scaled,
-    wait_for,
     write_config,
 )
 from tests.worker_support import ready_store
@@ -111,26 +107,7 @@ def test_worker_sigkilled_mid_drain_loses_and_doubles_nothing(tmp_path: Path, db
         ledger = read_ledger(db_url, mids)
         return sum(1 for found in ledger.rows.values() for s, _ in found if s != "received")
 
-    done_at_kill = []
-    for point in kill_at:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "mailgate", "--config", str(config), "worker", "--burst"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=_env(),
-            cwd=tmp_path,
-        )
-        try:
-            wait_for(
-                lambda p=point, w=worker: processed() >= p or w.poll() is not None,
-                timeout=120,
-                what=f"{point} processed",
-            )
-            time.sleep(rng.uniform(0, 0.02))
-        finally:
-            worker.send_signal(signal.SIGKILL)
-            worker.communicate(timeout=30)
-        done_at_kill.append(processed())
+    done_at_kill = kill_bursts_at(config, tmp_path, kill_at, processed, rng)
     burst = run_mailgate(config, "worker", "--burst")
     assert burst.returncode == 0, burst.stderr
     ledger = read_ledger(db_url, mids)
