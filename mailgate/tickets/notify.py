@@ -110,11 +110,18 @@ def _serialize_per_address(session: Session, addresses: Iterable[str]) -> None:
         # SQLite: every caller has written (and so holds the one write lock) before it
         # notifies: the ticket's lock, a new ticket, a sign-in token, the inbound row.
         return
-    for address in wanted:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"mailgate.notices:{address}"},
-        )
+    # One statement for all of them, taken in the order of the lock keys themselves (the
+    # target list is evaluated after the sort), so two transactions always take shared
+    # keys in the same order. The key holds the schema: advisory locks are per database,
+    # and two mailgates (or two test schemas) in one database count their own mailboxes.
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended("
+            "current_schema() || '/mailgate.notices/' || a, 0) AS k "
+            "FROM unnest(CAST(:keys AS text[])) AS a) AS wanted ORDER BY k"
+        ),
+        {"keys": wanted},
+    )
 
 
 def recent_notices(
