@@ -213,15 +213,21 @@ def _scope(name: str | None, names: Mapping[int, str], column: Any, what: str) -
     return [column == ids[0]]
 
 
-def duration(seconds: float | None) -> str:
-    """A duration for people: ``-``, ``45m``, ``3h 05m``, ``2d 4h``."""
+# How a duration is written: minutes; hours and minutes; days and hours (%-formats with
+# named values). The CLI's own; the Reports page passes them translated.
+DURATION_WORDS = ("%(m)sm", "%(h)sh %(m)02dm", "%(d)sd %(h)sh")
+
+
+def duration(seconds: float | None, words: tuple[str, str, str] = DURATION_WORDS) -> str:
+    """A duration for people: ``-``, ``45m``, ``3h 05m``, ``2d 4h`` (in ``words``)."""
     if seconds is None:
         return "-"
+    in_minutes, in_hours, in_days = words
     minutes = round(seconds / 60)
     if minutes < 60:
-        return f"{minutes}m"
+        return in_minutes % {"m": minutes}
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours}h {minutes:02d}m"
+        return in_hours % {"h": hours, "m": minutes}
     days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+    return in_days % {"d": days, "h": hours}

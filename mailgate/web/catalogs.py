@@ -102,9 +102,10 @@ def update(languages: Iterable[str] = LANGUAGES[1:]) -> dict[str, list[str]]:
 def check(languages: Iterable[str] = LANGUAGES[1:]) -> dict[str, list[str]]:
     """What each catalog lacks, writing nothing."""
     template = extract()
+    catalogs = {language: load(language) for language in languages}
     return {
-        language: untranslated(load(language), template) + problems(load(language))
-        for language in languages
+        language: untranslated(catalog, template) + problems(catalog)
+        for language, catalog in catalogs.items()
     }
 
 

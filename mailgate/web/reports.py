@@ -96,17 +96,5 @@ def _bars(daily: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _duration_in(_: Callable[[str], str]) -> Callable[[float | None], str]:
     """``stats.duration`` in the reader's words: ``45 min``, ``3 h 05 min``, ``2 d 4 h``."""
-
-    def duration(seconds: float | None) -> str:
-        if seconds is None:
-            return "-"
-        minutes = round(seconds / 60)
-        if minutes < 60:
-            return _("%(m)s min") % {"m": minutes}
-        hours, minutes = divmod(minutes, 60)
-        if hours < 24:
-            return _("%(h)s h %(m)02d min") % {"h": hours, "m": minutes}
-        days, hours = divmod(hours, 24)
-        return _("%(d)s d %(h)s h") % {"d": days, "h": hours}
-
-    return duration
+    words = (_("%(m)s min"), _("%(h)s h %(m)02d min"), _("%(d)s d %(h)s h"))
+    return lambda seconds: stats.duration(seconds, words)
