@@ -82,6 +82,9 @@ def test_the_switcher_remembers_a_choice_over_the_browser(tmp_path: Path) -> Non
     assert "HttpOnly" in chosen.headers["set-cookie"]
     page = client.get("/sign-in", headers=french)
     assert '<html lang="es">' in page.text
+    # Back to the same view: a queue's filters kept, an action's confirmation not again.
+    page = client.get("/sign-in?next=/tickets/7&done=reply")
+    assert 'href="/language/fr?next=/sign-in%3Fnext%3D/tickets/7"' in page.text
     # Not a way to send people elsewhere, and only the three languages.
     away = client.get("/language/fr?next=//evil.test/x", follow_redirects=False)
     assert away.headers["location"] == "/"

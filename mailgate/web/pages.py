@@ -12,6 +12,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
@@ -185,6 +186,13 @@ def say(request: Request, msgid: str, /, **params: object) -> Markup:
     return _for_template(gettext(request)(msgid) % params)
 
 
+def _here(request: Request) -> str:
+    """This page's path and query, for the language switcher to come back to: the queue's
+    filters are kept; the confirmation of an action (``done``) is not shown twice."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "done"]
+    return request.url.path + (f"?{urlencode(query, safe='/')}" if query else "")
+
+
 def render(request: Request, name: str, code: int = 200, /, **context: Any) -> HTMLResponse:
     """Render page ``name`` for this request, in its language, with the signed-in principal,
     the form token and the words for an action just done (``?done=``)."""
@@ -201,7 +209,7 @@ def render(request: Request, name: str, code: int = 200, /, **context: Any) -> H
             tickets_settings=p.settings.tickets,
             lang=lang,
             languages=i18n.NAMES,
-            here=request.url.path,
+            here=_here(request),
             **context,
         )
     )
