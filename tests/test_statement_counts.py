@@ -22,15 +22,19 @@ from mailgate.tickets.mail import process
 from tests.builders import build, ready_store
 from tests.conftest import fixed_clock, make_settings
 
-# Measured on this code with round-robin assignment and the assignee to notify (SQLite;
-# PostgreSQL needs fewer: 20 for the new ticket). The issue's target is ≤ 12 and ≤ 10 for
-# a message with its acknowledgement: the reply meets it without an assignee (10, below);
-# the new ticket does not yet (18 without an assignee).
-NEW_TICKET_STATEMENTS = 22
-REPLY_STATEMENTS = 15
+# Measured on this code: (new ticket, reply) per database, with default settings
+# ("plain": nobody to assign) and with round-robin assignment and the assignee to notify.
+# The issue's target, ≤ 12 and ≤ 10 for a message with its acknowledgement, holds on
+# SQLite. PostgreSQL spends one more statement wherever a notice is decided (the
+# per-address advisory lock; SQLite's one write lock is already held) and writes several
+# notices in one INSERT where SQLite needs one each (it must read each id back).
+STATEMENTS = {
+    ("sqlite", "plain"): (12, 10),
+    ("postgresql", "plain"): (13, 10),
+    ("sqlite", "assigned"): (16, 13),
+    ("postgresql", "assigned"): (16, 14),
+}
 COMMITS = 1
-PLAIN_NEW_TICKET_STATEMENTS = 18
-PLAIN_REPLY_STATEMENTS = 10
 
 
 @pytest.fixture(params=["assigned", "plain"])
@@ -73,9 +77,8 @@ def test_statements_and_commits_per_message(
 ) -> None:
     """A new ticket (acknowledgement and assignment notices) and a reply stay within
     their measured number of SQL statements and commits, on SQLite and PostgreSQL."""
-    assigned = bool(counted[1].agents)
-    new_limit = NEW_TICKET_STATEMENTS if assigned else PLAIN_NEW_TICKET_STATEMENTS
-    reply_limit = REPLY_STATEMENTS if assigned else PLAIN_REPLY_STATEMENTS
+    database = counted[0].engine.dialect.name
+    new_limit, reply_limit = STATEMENTS[database, "assigned" if counted[1].agents else "plain"]
     opened = _cost(counted, build(message_id="<count-1@customer.test>"))
     assert opened[2] == "new_ticket"
     assert opened[0] <= new_limit and opened[1] <= COMMITS, opened

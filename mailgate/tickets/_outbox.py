@@ -12,7 +12,7 @@ row's unique delivery id: no reply can come to it, so it is not indexed to the t
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -34,17 +34,24 @@ def write(
     now: datetime,
     inbound_id: int | None = None,
     detail: Mapping[str, str] | None = None,
+    checked: tuple[Collection[str], set[str]] | None = None,
 ) -> list[Notice]:
     """Insert one row per spec not already written (``cause`` is unique: reprocessing an
     event writes nothing twice); a ticket's mail notice has its Message-ID indexed as
-    outbound, so a reply to it finds the ticket."""
+    outbound, so a reply to it finds the ticket.
+
+    ``checked``: causes the caller already looked up, and those of them it found
+    written; only causes outside them are asked (``notify`` reads them with the rate
+    limit's counts, in one statement)."""
     domain = settings.outbound.from_address.rpartition("@")[2] or "localhost"
     wanted = list(specs)
     if not wanted:
         return []
-    written = set(
-        session.scalars(select(Notice.cause).where(Notice.cause.in_([s.cause for s in wanted])))
-    )
+    asked, found = checked if checked is not None else ((), set())
+    unknown = [s.cause for s in wanted if s.cause not in asked]
+    written = set(found)
+    if unknown:
+        written |= set(session.scalars(select(Notice.cause).where(Notice.cause.in_(unknown))))
     rows: list[Notice] = []
     for spec in wanted:
         if spec.cause in written:

@@ -33,7 +33,7 @@ from mailgate.tickets.intake_refusal import record_refusal
 from mailgate.tickets.messages import Incoming, add_customer_message
 from mailgate.tickets.notify import mark_bounced
 from mailgate.tickets.opening import Link, NewTicket, intake_verdict, open_ticket
-from mailgate.tickets.records import lock_ticket
+from mailgate.tickets.records import insert_pending, lock_ticket
 
 log = logging.getLogger(__name__)
 # "failed" is final until an operator retries it (`mailgate inbound retry` resets it).
@@ -123,6 +123,8 @@ def apply_locked(
         row.processed_at = now()
         return ProcessResult(row.id, row.state, row.outcome, None, reason)
     number, written = _apply(session, row, prepared, settings=settings, now=now)
+    # The message's own Message-ID and its notices': one INSERT, not one per entry.
+    insert_pending(session, MessageIdEntry)
     session.flush()
     pending = tuple(n.id for n in written if n.state == NoticeState.PENDING)
     return ProcessResult(row.id, row.state, row.outcome, number, row.last_error, pending)

@@ -13,12 +13,12 @@ ticket's system fields, as plain values; nothing is read when none are configure
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import ColumnElement, and_, case, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from mailgate.core import chat, notices
@@ -69,7 +69,7 @@ def notify(
     keys = [notices.rate_key(p) for p in people if "@" in p]
     # A channel's count is serialized as an address's is, under its own key.
     _serialize_per_address(session, [*keys, *(notices.chat_key(c.name) for c in channels)])
-    ctx = NoticeContext(
+    base = NoticeContext(
         now=now,
         automatic=screening.automatic if screening else False,
         answerable=screening.answerable if screening else True,
@@ -79,7 +79,6 @@ def notify(
         supplier_language=supplier_language,
         default_language=settings.defaults.language,
         max_per_hour=settings.outbound.max_per_hour_per_address,
-        recent=recent_notices(session, people, now=now, channels=[c.name for c in channels]),
         own_addresses=(*settings.smtp.addresses, settings.outbound.from_address),
         suppress=suppress,
         chat=channels,
@@ -88,14 +87,22 @@ def notify(
         ticket_facts=ticket_facts(session, ticket) if webhooks and ticket else {},
         status_closed=is_closed(event.status, settings.tickets),
     )
+    # The rows the decision may write are named before the recent counts are known (the
+    # counts only suppress, they add or rename no row): one statement reads both the
+    # counts and which of those rows an earlier run wrote.
+    causes = {spec.cause for spec in notices.decide(event, base)}
+    recent, written = recent_and_written(
+        session, people, now=now, channels=[c.name for c in channels], causes=causes
+    )
     return _outbox.write(
         session,
-        notices.decide(event, ctx),
+        notices.decide(event, replace(base, recent=recent)),
         ticket=ticket,
         settings=settings,
         now=now,
         inbound_id=inbound_id,
         detail=detail,
+        checked=(causes, written),
     )
 
 
@@ -130,26 +137,56 @@ def recent_notices(
     """When each mailbox (``notices.rate_key``: every spelling of an address) and each
     chat channel (under ``notices.chat_key``) was sent notices within the rate-limit
     window; suppressed notices do not count (they were never sent)."""
+    return recent_and_written(session, addresses, now=now, channels=channels)[0]
+
+
+def recent_and_written(
+    session: Session,
+    addresses: Iterable[str],
+    *,
+    now: datetime,
+    channels: Iterable[str] = (),
+    causes: Collection[str] = (),
+) -> tuple[dict[str, list[datetime]], set[str]]:
+    """``recent_notices``, and which of ``causes`` name a notice already written, in one
+    statement (issue 23's budget: the outbox would otherwise ask a second time)."""
     chat_keys = {notices.chat_key(c) for c in channels}
     keys = sorted({notices.rate_key(a) for a in addresses if "@" in a} | chat_keys)
-    if not keys:
-        return {}
+    if not keys and not causes:
+        return {}, set()
     # Every spelling of a mailbox (case, plus-detail) has the same rate_key, stored with
     # the row: one range of ix_notices_rate_key_created_at per mailbox, bounded to the
     # window. A LIKE on the recipient for the plus spellings used no index and read every
-    # notice the address was ever sent (issue 23).
+    # notice the address was ever sent (issue 23). The causes are a second index (the
+    # unique one), ORed in: the database reads each range and merges them.
+    in_window = and_(
+        Notice.rate_key.in_(keys),
+        Notice.created_at > now - notices.RATE_WINDOW,
+        Notice.state != NoticeState.SUPPRESSED,
+    )
+    # Which condition a row met is computed by the database, as the WHERE does.
+    if keys and causes:
+        flag: ColumnElement[int] = case((in_window, 1), else_=0)
+        where = or_(in_window, Notice.cause.in_(causes))
+    elif keys:
+        flag, where = literal_column("1"), in_window
+    else:
+        flag, where = literal_column("0"), Notice.cause.in_(causes)
     rows = session.execute(
-        select(Notice.recipient, Notice.rate_key, Notice.created_at).where(
-            Notice.rate_key.in_(keys),
-            Notice.created_at > now - notices.RATE_WINDOW,
-            Notice.state != NoticeState.SUPPRESSED,
+        select(Notice.recipient, Notice.rate_key, Notice.created_at, flag, Notice.cause).where(
+            where
         )
     ).all()
     out: dict[str, list[datetime]] = {}
-    for recipient, key, at in rows:
-        mailbox = key if key in chat_keys else notices.rate_key(recipient)
-        out.setdefault(mailbox, []).append(_aware(at, now))
-    return out
+    written: set[str] = set()
+    wanted = set(causes)
+    for recipient, key, at, recent, cause in rows:
+        if recent:
+            mailbox = key if key in chat_keys else notices.rate_key(recipient)
+            out.setdefault(mailbox, []).append(_aware(at, now))
+        if cause in wanted:
+            written.add(cause)
+    return out, written
 
 
 def ticket_channels(

@@ -12,8 +12,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from mailgate.core import notices, rules
@@ -27,6 +28,7 @@ from mailgate.core.settings import Settings
 from mailgate.db.directory import customer_of
 from mailgate.db.models import (
     Agent,
+    HistoryEvent,
     Notice,
     Participant,
     Team,
@@ -38,8 +40,8 @@ from mailgate.tickets import triggers
 from mailgate.tickets.files import typed_files
 from mailgate.tickets.messages import Incoming, clean_body, store_message
 from mailgate.tickets.notify import about_message
-from mailgate.tickets.records import history
-from mailgate.tickets.triage import Chosen, route_new_ticket
+from mailgate.tickets.records import history, insert_pending
+from mailgate.tickets.triage import Chosen, route_new_ticket, team_and_agents
 
 MAX_SUBJECT_CHARS = 500
 _BLANKS = re.compile(r"[\x00-\x20]+")
@@ -164,7 +166,8 @@ def open_ticket(
         assignee=_active_agent(session, new.assignee) if new.assignee else "",
         by=new.actor or requester,
     )
-    ticket = Ticket(
+    ticket = _insert_numbered(
+        session,
         customer_id=customer.id if customer else None,
         requester=requester,
         requester_name=new.requester_name.strip()[:255],
@@ -180,12 +183,9 @@ def open_ticket(
         created_at=at,
         updated_at=at,
     )
-    session.add(ticket)
-    session.flush()  # its id is its number
     # Everything below goes in with the message's flush, one statement per table: the
     # queries the rules and the assignment make must not flush it piecemeal first.
     with session.no_autoflush:
-        ticket.number = ticket.id
         _add_participants(session, ticket, new.cc, settings)
         actor = new.actor or requester
         created = {"via": new.message.via, **dict(new.history_detail)}
@@ -204,6 +204,8 @@ def open_ticket(
             at=at,
             chosen=chosen,
         )
+    # Its history (created, the rules, the assignment): one INSERT, not one per event.
+    insert_pending(session, HistoryEvent)
     message = store_message(session, ticket, new.message, at=at, after_close=False)
     if settings.triggers:
         # After the rules and the assignment, before the acknowledgement (it names the
@@ -225,13 +227,35 @@ def open_ticket(
     return Opened(ticket, message, tuple(written))
 
 
+def _insert_numbered(session: Session, **values: Any) -> Ticket:
+    """Insert a ticket whose number is its id, both chosen by the INSERT itself: one
+    statement, where a flush and then ``UPDATE … SET number`` took two.
+
+    PostgreSQL: the id sequence's next value, drawn once (a CTE calling a volatile
+    function is evaluated once, however often it is referred to), so numbers are unique
+    whatever runs at the same time, exactly as the column default made them. SQLite: one
+    more than the largest id, which is what SQLite itself gives a rowid; the statement
+    holds the database's only write lock, so no other writer can take the same value."""
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(Ticket.__tablename__, "id")
+        drawn = select(func.nextval(sequence).label("id")).cte("next_ticket")
+        value = select(drawn.c.id).scalar_subquery()
+        statement = insert(Ticket).add_cte(drawn)
+    else:
+        value = select(func.coalesce(func.max(Ticket.id), 0) + 1).scalar_subquery()
+        statement = insert(Ticket)
+    return session.scalars(
+        statement.values(id=value, number=value, **values).returning(Ticket)
+    ).one()
+
+
 def _default_team(session: Session, settings: Settings) -> Team | None:
     """The default team's row, read once per transaction (a bulk import opens a hundred
-    tickets in one). Held in the session: assignment reads it next, without a query."""
+    tickets in one), with the agents the assignment reads next (``team_and_agents``).
+    Held in the session: assignment reads it next, without a query."""
     key = f"default_team:{settings.defaults.team}"
     if key not in session.info:
-        team = session.scalar(select(Team).where(Team.name == settings.defaults.team))
-        session.info[key] = team
+        session.info[key] = team_and_agents(session, settings.defaults.team)
     team_row: Team | None = session.info[key]
     return team_row
 

@@ -8,16 +8,18 @@ messages the same way for every channel (``typed_message``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Column, Table, insert, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from mailgate.core import statuses as status_machine
 from mailgate.core.attachments import Attachment
 from mailgate.core.errors import ActionRefused, NotFound
 from mailgate.core.i18n import N_
 from mailgate.core.settings import Settings
-from mailgate.db.models import HistoryEvent, Ticket, TicketMessage
+from mailgate.db.models import Base, HistoryEvent, Ticket, TicketMessage
 from mailgate.tickets.files import attach
 
 # Shown alone on a closed ticket's page; ``closed_refusal`` repeats it whole (one msgid).
@@ -90,6 +92,44 @@ def history(
     if flush:
         session.flush()
     return event
+
+
+def insert_pending(session: Session, model: type[Base]) -> None:
+    """Insert the session's pending rows of ``model`` in one statement, in the order they
+    were added; they leave the session, without their ids (for rows nobody reads back).
+
+    The ORM inserts several new rows of a table one statement each on SQLite: it must
+    read each id back, and SQLite does not promise the order of a multi-row RETURNING.
+    One multi-row ``INSERT … VALUES (…), (…)`` is one statement on both databases (an
+    executemany would be one call, but one statement per row on PostgreSQL)."""
+    rows = [row for row in session.new if isinstance(row, model)]
+    if not rows:
+        return
+    mapper = inspect(model)
+    table = cast(Table, mapper.local_table)
+    columns = [
+        (mapper.get_property_by_column(column).key, column)
+        for column in table.columns
+        if not column.primary_key
+    ]
+    values = [{column.name: _value(row, key, column) for key, column in columns} for row in rows]
+    for row in rows:
+        session.expunge(row)
+    # The table, not the ORM's bulk INSERT: that leaves out None values (one statement
+    # per set of columns) and reads ids back on PostgreSQL; nobody needs them here.
+    session.execute(insert(table).values(values))
+
+
+def _value(row: Base, key: str, column: Column[Any]) -> Any:
+    """The value ``row`` was given for ``key``; one never given gets the column's
+    default, as a flush would give it (a callable default is called without the
+    statement's context, which the models' defaults, ``dict`` and ``list``, ignore)."""
+    if key in inspect(row).dict:
+        return getattr(row, key)
+    default = column.default
+    if isinstance(default, CallableColumnDefault):
+        return cast(Any, default.arg)(None)
+    return default.arg if isinstance(default, ScalarElementColumnDefault) else None
 
 
 def typed_message(

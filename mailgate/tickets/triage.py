@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from mailgate.core import rules
-from mailgate.core.assignment import AgentView, Choice, choose
+from mailgate.core.assignment import AgentView, Choice, choose, team_members
 from mailgate.core.directory import CustomerView
 from mailgate.core.settings import Settings
 from mailgate.db import queries
@@ -140,13 +140,17 @@ def assign_new_ticket(
         choice = Choice(None, note + "ticket has no team")
         _record(session, ticket, None, choice, settings=settings, at=at)
         return
-    if team.assignment in _LOCKING:
+    # Nobody to choose from (no available member): no cursor or count can change that,
+    # so no lock is taken; every new ticket of the team would otherwise wait on its row
+    # for nothing. The agents are the same either way, read once, before any lock.
+    members = team_members(agents, team.name)
+    if team.assignment in _LOCKING and members:
         # A row lock of the NO KEY UPDATE kind (lock_row's UPDATE): inserting the ticket
         # already took a KEY SHARE lock on the team row (its foreign key), which a plain
         # FOR UPDATE would wait on, so two workers would deadlock.
         team = lock_row(session, Team, team.id, touch=Team.rr_last_agent_id)
     open_counts: dict[int, int] = {}
-    if team.assignment == "least_open":
+    if team.assignment == "least_open" and members:
         open_counts = _open_counts(session, settings)
     owner = by_id.get(customer.owner_id) if customer and customer.owner_id else None
     choice = choose(
@@ -183,9 +187,34 @@ def _agent_views(session: Session) -> tuple[AgentView, ...]:
     only through the directory's commands, never inside a ticket's transaction)."""
     views: tuple[AgentView, ...] | None = session.info.get("agent_views")
     if views is None:
-        views = tuple(_view(a) for a in session.scalars(select(Agent)))
-        session.info["agent_views"] = views
+        views = _keep_agents(session, list(session.scalars(select(Agent))))
     return views
+
+
+def _keep_agents(session: Session, rows: list[Agent]) -> tuple[AgentView, ...]:
+    views = tuple(_view(a) for a in rows)
+    session.info["agent_views"] = views
+    # Held, so the session keeps them: the assignee's notice then finds its agent
+    # without a query (the session holds its rows only while they are referenced).
+    session.info["agent_rows"] = rows
+    return views
+
+
+def team_and_agents(session: Session, name: str) -> Team | None:
+    """Team ``name``'s row, and every agent for the assignment that follows: one
+    statement, the team joined to each agent (a team and a few dozen agents), where the
+    two reads were two. None when there is no such team (the agents are then read only
+    if the assignment needs them)."""
+    if "agent_views" in session.info:
+        return session.scalar(select(Team).where(Team.name == name))
+    rows = session.execute(
+        select(Team, Agent).join_from(Team, Agent, true(), isouter=True).where(Team.name == name)
+    ).all()
+    if not rows:
+        return None
+    _keep_agents(session, [agent for _, agent in rows if agent is not None])
+    team: Team = rows[0][0]
+    return team
 
 
 def _view(agent: Agent) -> AgentView:
