@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 
 from mailgate.core.settings import SecuritySettings, Settings
@@ -19,11 +20,32 @@ from tests.servers import require
 CORPUS = Path(__file__).resolve().parent / "data" / "zammad"  # see its SOURCE.md
 DATA = Path(__file__).resolve().parent / "data"
 SECRET = "test-secret-that-is-long-enough-0123456789"
+# The lowest cost argon2-cffi accepts: see _quick_password_hashes.
+QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 def fixed_clock(at: datetime | None = None) -> Callable[[], datetime]:
     moment = at or datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
     return lambda: moment
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashes() -> Iterator[None]:
+    """argon2id at its cheapest parameters for in-process tests.
+
+    Hashing is slow on purpose (about 0.1 s of CPU a check at the library's defaults),
+    and hundreds of tests sign an agent in: that was a minute of the suite's CPU. The
+    hashes stay real argon2id, verified by the same code; only their cost parameters
+    differ, and a mailgate run as a subprocess keeps the defaults.
+    """
+    from mailgate.web import passwords
+
+    saved = passwords._hasher, passwords._DUMMY
+    passwords._hasher = QUICK_HASHER
+    passwords._DUMMY = QUICK_HASHER.hash("not-a-password-of-anyone")
+    assert isinstance(saved[0], PasswordHasher)
+    yield
+    passwords._hasher, passwords._DUMMY = saved
 
 
 @pytest.fixture

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import re
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
@@ -23,7 +28,7 @@ from mailgate.tickets import sign_in as signin
 from mailgate.tickets.actors import Actor
 from mailgate.tickets.mail import process
 from mailgate.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import QUICK_HASHER, make_settings
 from tests.databases import migrate
 from tests.mail import build
 
@@ -112,15 +117,74 @@ def make_site(
     settings = portal_settings(db_url, **web)
     if adjust is not None:
         settings = adjust(settings)
-    migrate(db_url)
+    seeded = _SeededCopies.key(settings, db_url) if seed else None
+    copied = seeded is not None and _SEEDED.copy_to(seeded, db_url)
+    if not copied:
+        migrate(db_url)
     store = open_store(settings)
     clock = Clock()
     site = Site(settings, store, clock, create_app(settings, store, now=clock))
-    if seed:
+    if copied:
+        assert seeded is not None
+        _SEEDED.restore(seeded, site)
+    elif seed:
         _seed(site)
         with store.transaction() as session:
             site.notice_baseline = session.scalar(select(func.max(Notice.id))) or 0
+        if seeded is not None:
+            _SEEDED.keep(seeded, site, db_url)
     return site
+
+
+class _SeededCopies:
+    """Seeded SQLite databases kept per settings, copied for the next site that asks.
+
+    Seeding runs three messages through the mail path and a note through the write
+    side; hundreds of portal tests start from exactly that, so each worker seeds once
+    per distinct settings and copies the file after (as tests/databases.py does for the
+    migrated schema). The copy is the very database seeding made, numbers and all.
+    """
+
+    def __init__(self) -> None:
+        self._folder: Path | None = None
+        self._kept: dict[str, tuple[Path, dict[str, int], int, int]] = {}
+
+    @staticmethod
+    def key(settings: Settings, db_url: str) -> str | None:
+        """The settings as text, without the database's address; None off SQLite files."""
+        if not db_url.startswith("sqlite:///") or ":memory:" in db_url:
+            return None
+        return repr(
+            dataclasses.replace(settings, database=dataclasses.replace(settings.database, url=""))
+        )
+
+    def copy_to(self, key: str, db_url: str) -> bool:
+        kept = self._kept.get(key)
+        target = Path(db_url.removeprefix("sqlite:///"))
+        if kept is None or target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept[0], target)
+        return True
+
+    def restore(self, key: str, site: Site) -> None:
+        _, numbers, attachment_id, baseline = self._kept[key]
+        site.numbers = dict(numbers)
+        site.attachment_id, site.notice_baseline = attachment_id, baseline
+
+    def keep(self, key: str, site: Site, db_url: str) -> None:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="mailgate-seeded-"))
+            atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+        copy = self._folder / f"{len(self._kept)}.db"
+        # SQLite's online backup: one consistent file, whatever is still in the WAL.
+        source = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        with closing(source), closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+        self._kept[key] = (copy, dict(site.numbers), site.attachment_id, site.notice_baseline)
+
+
+_SEEDED = _SeededCopies()
 
 
 def _seed(site: Site) -> None:
@@ -166,10 +230,10 @@ def set_agent_passwords(site: Site) -> None:
 
 @cache
 def _password_hashes() -> dict[str, str]:
-    """Real argon2 hashes, made once per run: hashing is slow on purpose."""
+    """Real argon2id hashes at the suite's cheap parameters (conftest.QUICK_HASHER)."""
     return {
-        "ann@example.com": PasswordHasher().hash(ANN_PASSWORD),
-        "bob@example.com": PasswordHasher().hash(ANN_PASSWORD + "!"),
+        "ann@example.com": QUICK_HASHER.hash(ANN_PASSWORD),
+        "bob@example.com": QUICK_HASHER.hash(ANN_PASSWORD + "!"),
     }
 
 
