@@ -208,6 +208,7 @@ def _tables(d: Dialect) -> dict[str, tuple[int, dict[str, str]]]:
             "follow_up_at": "NULL",
             "action_required_at": "NULL",
             "helpers_count": "0",
+            "suppliers_count": "0",
         }),
         "ticket_participants": (2, {
             "id": f"{tid} + j",
@@ -287,6 +288,7 @@ def _tables(d: Dialect) -> dict[str, tuple[int, dict[str, str]]]:
                           "'customer_replied'", default="'status_changed'"),
             "recipient": "CASE WHEN j IN (1, 3) THEN agent ELSE requester END",
             "rate_key": "CASE WHEN j IN (1, 3) THEN agent ELSE mailbox END",
+            "channel": "''",
             "language": "'en'",
             "state": "'sent'",
             "cause": _case(

@@ -6,9 +6,11 @@
 For each backend the real migrations build an empty database (SQLite in --workdir,
 PostgreSQL as database ``mailgate_scale`` on 127.0.0.1, dropped at the end), which
 ``_scale_fill.py`` then grows to each size in turn with rows shaped like mailgate's own
-(1 k, then 9 k more, ...). The newest thousand tickets, with the 40 open ones and the last
-30 days, are the same at every size: only the history grows. At each size it times, in
-milliseconds, the lowest of three medians of --runs (after a warm-up), taken in turn:
+(1 k, then 9 k more, ...), and ``_search_kinds.extra_rows`` gives one ticket in five an
+attachment, one in ten an internal note. The newest thousand tickets, with the 40 open
+ones and the last 30 days, are the same at every size: only the history grows. At each
+size it times, in milliseconds, the lowest of three medians of --runs (after a warm-up),
+taken in turn:
 
 - processing a customer's reply found by References and by reply token, and a new ticket
   (``intake.accept`` + ``mail.process``, as benchmarks/pipeline.py does), and the notices'
@@ -18,12 +20,16 @@ milliseconds, the lowest of three medians of --runs (after a warm-up), taken in 
   processes (start-up included);
 - the agent queue page with each filter (the real app through TestClient, signed in by
   the trusted proxy header), and the queue query alone;
+- full-text search (``search.search``, the best 50) as the agent's search box runs it,
+  and as a customer's portal does (their tickets only): a subject's invoice number, an
+  address, a file name, a word in every ticket, no match (``_search_kinds``; p50 and p99
+  of more kinds at one size: benchmarks/search.py);
 - for reference, the queries these replaced (marked "old").
 
-Search has its own benchmark, benchmarks/search.py. The table gives, per operation, the
-time at each size and the largest size's over 1 k's ("ok" within 1.5x). --plans prints the
-plans (EXPLAIN QUERY PLAN, or EXPLAIN ANALYZE on PostgreSQL) of the main queries at the
-largest size.
+The table gives, per operation, the time at each size and the largest size's over 1 k's
+("ok" within 1.5x), and how many tickets each search found. --plans prints the plans
+(EXPLAIN QUERY PLAN, or EXPLAIN ANALYZE on PostgreSQL) of the main queries, a search's
+among them, at the largest size.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ sys.path.insert(0, str(REPO))
 
 import _scale_fill as filler  # noqa: E402 - beside this file
 from _scale_report import explain_all, old_queries, print_table  # noqa: E402
+from _search_kinds import extra_rows, found_counts, scale_operations  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from mailgate.core import config  # noqa: E402 - after the path is set
@@ -194,6 +201,7 @@ def grow(bench: Bench, size: int, filled: int) -> None:
             ids=bench.ids,
             progress=lambda what: print(f"    {what}", file=sys.stderr, flush=True),
         )  # fmt: skip
+        extra_rows(conn, dialect.sqlite, bench.base - size + 1, bench.base - filled)
         if not dialect.sqlite:
             # The rows came with their ids: each sequence goes on after the largest.
             for table in Base.metadata.sorted_tables:
@@ -289,6 +297,7 @@ def operations(bench: Bench, size: int, step: int) -> dict[str, Callable[[], obj
     ops["queue query (open)"] = lambda: _read(store, _open_queue, settings)
     for name, args in (("tickets list", ("tickets", "list")), ("stats", ("stats",))):
         ops[f"CLI process: {name}"] = functools.partial(_cli, bench, args)
+    ops |= scale_operations(store, bench.base)
     return ops | old_queries(store, settings, clock, [requester, "a1@example.com"])
 
 
@@ -372,7 +381,8 @@ def main() -> None:
                 grow(bench, size, filled)
                 filled = size
                 measure(bench, size, step, args.runs)
-                bench.note(f"{size:,} tickets measured")
+                found = found_counts(scale_operations(bench.store, bench.base))
+                bench.note(f"{size:,} tickets measured; searches found {found}")
             print_table(bench, sizes, ROUNDS)
             if args.plans:
                 explain_all(bench, operations(bench, sizes[-1], len(sizes)))

@@ -7,17 +7,19 @@ For each backend the real migrations build an empty database (SQLite in --workdi
 PostgreSQL as database ``mailgate_search`` on 127.0.0.1, dropped at the end), which
 ``_scale_fill.py`` fills with --tickets tickets shaped like mailgate's own (three
 messages and two participants each; the search index kept by the database as it is on
-every write); then one ticket in five gets an attachment and one in ten an internal
-note. The texts are few and repeated (every first message is the same VPN story), so a
-word of them is in every ticket: the worst case a search has, timed as its own kind.
+every write), one ticket in five with an attachment and one in ten with an internal note
+(``_search_kinds.extra_rows``, in scale.py's fill). The texts are few and repeated
+(every first message is the same VPN story), so a word of them is in every ticket: the
+worst case a search has, timed as its own kind.
 
 Each kind of search runs --runs times with a different ticket's words each time (after a
 warm-up), as `mailgate tickets search` and the agent's search box run it: the best 50.
-A customer's search is the one their portal runs (their tickets only, no notes). Prints
-p50 and p99 per kind and over all, in milliseconds.
+A customer's search is the one their portal runs (their tickets only, no notes): both are
+``_search_kinds.find``, which scale.py times too, at every size, for a few of these kinds.
+Prints p50 and p99 per kind and over all, in milliseconds.
 """
 
-# ruff: noqa: S608, S311 - statements of this file's constants; seeded randomness to pick tickets
+# ruff: noqa: S311 - seeded randomness to pick tickets
 from __future__ import annotations
 
 import argparse
@@ -37,49 +39,11 @@ sys.path.insert(0, str(BENCHMARKS.parent))
 
 import _scale_fill as filler  # noqa: E402 - beside this file
 import scale  # noqa: E402
+from _search_kinds import EVERY_TICKET, LIMIT, find  # noqa: E402
 
-from mailgate.db import search  # noqa: E402 - after the path is set
-from mailgate.db.models import Ticket  # noqa: E402
-from mailgate.web import access  # noqa: E402
+from mailgate.db.models import Ticket  # noqa: E402 - after the path is set
 
 scale.PG_DATABASE = "mailgate_search"  # its own database: scale.py may run beside it
-LIMIT = 50
-
-
-def _extra_rows(bench: scale.Bench) -> None:
-    """An attachment on one ticket in five, an internal note on one in ten: the rows
-    _scale_fill does not make (the note's id in a free slot of its ticket's, t * 8 + 3)."""
-    sqlite = bench.backend == "sqlite"
-    false = "0" if sqlite else "FALSE"
-
-    def json(text: str) -> str:
-        return f"'{text}'" if sqlite else f"CAST('{text}' AS json)"
-
-    statements = (
-        "INSERT INTO attachments (id, ticket_message_id, filename, content_type, size, sha256, "
-        "content_id, inline, content, omitted) "
-        "SELECT id, id, CASE ticket_id % 2 WHEN 0 THEN 'invoice-' || ticket_id || '.pdf' "
-        "ELSE 'screenshot-' || ticket_id || '.png' END, 'application/octet-stream', 1, '', '', "
-        f"{false}, NULL, '' FROM ticket_messages WHERE id % 8 = 0 AND ticket_id % 5 = 0",
-        "INSERT INTO ticket_messages (id, ticket_id, inbound_id, direction, author_email, "
-        'author_name, "to", cc, subject, body_text, body_html, body_reply, message_id, '
-        'content_sha256, in_reply_to, "references", thread_method, after_close, screening, '
-        "created_at) "
-        "SELECT id * 8 + 3, id, NULL, 'note', 'a0@example.com', 'Agent 0', "
-        f"{json('[]')}, {json('[]')}, '', 'Escalated to the vendor as case V' || id || '.', "
-        f"'', '', '', '', {json('[]')}, {json('[]')}, 'portal', {false}, {json('{}')}, "
-        "created_at FROM tickets WHERE id % 10 = 3",
-    )
-    with scale._engine(bench.url) as engine, engine.connect() as conn:
-        for statement in statements:
-            filler._run(conn, statement)  # ``%`` is modulo here, no placeholder
-        conn.connection.commit()  # the driver's own transaction: SQLAlchemy began none
-    if not sqlite:
-        with (
-            scale._engine(bench.url, isolation_level="AUTOCOMMIT") as engine,
-            engine.connect() as conn,
-        ):
-            conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 def _kinds(bench: scale.Bench, tickets: int, rng: random.Random) -> dict[str, Callable[[], str]]:
@@ -103,7 +67,7 @@ def _kinds(bench: scale.Bench, tickets: int, rng: random.Random) -> dict[str, Ca
         "attachment name": lambda: f"invoice-{ticket(0, 10)}.pdf",
         "note words (staff)": lambda: f"vendor V{ticket(3, 10)}",
         "two words, 1 ticket in 4": lambda: rng.choice(["printer jammed", "VPN down"]),
-        "a word in every ticket": lambda: rng.choice(["certificate", "finance", "handshake"]),
+        "a word in every ticket": lambda: rng.choice([EVERY_TICKET, "finance", "handshake"]),
         "no such word": lambda: f"zebra{rng.randint(0, 999)}",
     }
 
@@ -111,13 +75,8 @@ def _kinds(bench: scale.Bench, tickets: int, rng: random.Random) -> dict[str, Ca
 def _time(bench: scale.Bench, query: str, customer: str | None) -> tuple[float, int]:
     """How long one search took, in milliseconds, and how many tickets it found."""
     started = time.perf_counter()
-    with bench.store.transaction() as session:
-        if customer is None:
-            found = search.search(session, query, limit=LIMIT)
-        else:
-            visible = access.visible_to_customer(session, customer)
-            found = search.search(session, query, within=visible, internal=False, limit=LIMIT)
-    return (time.perf_counter() - started) * 1000, len(found)
+    found = find(bench.store, query, customer)
+    return (time.perf_counter() - started) * 1000, found
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -170,8 +129,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         bench = scale.open_bench(backend, args.tickets, args.workdir)
         try:
-            scale.grow(bench, args.tickets, 0)
-            _extra_rows(bench)
+            scale.grow(bench, args.tickets, 0)  # with the attachments and notes
             report(bench, args.tickets, measure(bench, args.tickets, args.runs))
         finally:
             bench.store.engine.dispose()
