@@ -147,7 +147,7 @@ class Participant(Base):
     __table_args__ = (UniqueConstraint("ticket_id", "email"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(String(320), index=True)  # a customer's tickets
     role: Mapped[str] = mapped_column(String(16), default="cc")
 
 
