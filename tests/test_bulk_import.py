@@ -148,3 +148,42 @@ def test_groups_hold_at_most_group_messages_or_group_bytes() -> None:
     grouped = list(_groups(big + huge + small[:2]))
     assert [len(g) for g in grouped] == [3, 3, 1, 1, 2]
     assert [m.ref for g in grouped for m in g] == [m.ref for m in big + huge + small[:2]]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"no separator\n",
+        b"From a Mon\nSubject: 1\n\nbody\n\nFrom b Tue\nSubject: 2\n\nx\n",
+        b"From a\nx\nFrom b\n\n\nFrom c",
+        b"preamble\n\nFrom a\r\nS: 1\r\n\r\nb\r\n\r\nFrom b\n>From not\n From no\nFrom\n",
+        b"From a\n\n",
+        b"\nFrom a\nFrom \n",
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1 << 20])
+def test_mbox_messages_split_as_the_mailbox_module_does(
+    tmp_path: Path, data: bytes, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mbox is split where ``mailbox.mbox`` splits it, with the same refs, wherever
+    the chunks it is read in happen to end."""
+    from mailgate.inbound import files
+    from mailgate.inbound.files import mbox_messages
+
+    monkeypatch.setattr(files, "TOC_CHUNK", chunk)
+
+    path = tmp_path / "in.mbox"
+    path.write_bytes(data)
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        expected = []
+        for key in box.iterkeys():
+            raw = box.get_bytes(key, from_=True)
+            raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+            expected.append((raw, f"mbox:{path.resolve()}#{key}"))
+    finally:
+        box.close()
+    count, messages = mbox_messages(path)
+    assert count == len(expected)
+    assert [(m.raw, m.ref) for m in messages] == expected

@@ -221,3 +221,27 @@ def test_strip_reply_prefix() -> None:
     """Reply and forward prefixes in several languages are stripped."""
     assert strip_reply_prefix("Re: AW: Fwd: hello") == "hello"
     assert strip_reply_prefix("RE[2]: SV: hello") == "hello"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: a\nX-A: 1\n\nbody\nX-B: 2\n",
+        b"Subject: a\r\nX-A: =?utf-8?q?=C3=A9?=\r\n\r\nbody\r\n",
+        b"Subject: a\rX-A: 1\r\rbody\r",
+        b"From x@y Mon\nSubject: a\n folded\nnot a header\nX-B: 2\n\nbody",
+        b"Subject: a\nX-A: 1",
+        b"\nSubject: not a header\n\n",
+        b"Subject: a\n\r\nX-B: body\n",
+        b"Subject: a\x0cb\nX-A: 1\x0b\n\nbody\n\n",
+    ],
+)
+def test_all_headers_reads_only_the_header_section(
+    raw: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every header field, decoded, as when the whole message is handed to the parser."""
+    from mailgate.core import prepared
+
+    section = prepared.all_headers(raw)
+    monkeypatch.setattr(prepared, "_header_section", lambda whole: whole)
+    assert section == prepared.all_headers(raw)

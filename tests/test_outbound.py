@@ -164,3 +164,31 @@ def test_notices_cli_list_and_retry(cli: Callable[..., Result], tmp_path: Path) 
     failed = json.loads(cli("notices", "list", "--state", "failed", "--json").output)
     assert failed == []
     assert "no notice #7" in cli("notices", "retry", "7").output
+
+
+def test_composed_bytes_are_those_of_policy_smtp() -> None:
+    """The registry that shares parsed and folded headers between notices writes what the
+    standard SMTP policy writes, byte for byte, however often a value comes back."""
+    import email.policy
+    import random
+    from email.message import EmailMessage
+
+    from mailgate.outbound import compose as composing
+
+    renderer = Renderer()
+
+    def written(message: EmailMessage, policy: email.policy.EmailPolicy | None) -> bytes:
+        random.seed(7)  # the MIME boundary is drawn when the message is written
+        return message.as_bytes(policy=policy)
+
+    for i, kind in enumerate([*KINDS, *KINDS]):
+        rendered = renderer.render(kind, LANGUAGES[i % 3], SAMPLE)
+        notice = Envelope(i, kind, "Zoë <zoe@exämple.test>" if i % 2 else "c@x.test", 123, "m@x")
+        ours = compose(notice, rendered, from_address="s@x.test", secret=SECRET, now=NOW)
+        composing.POLICY, saved = email.policy.SMTP, composing.POLICY
+        try:
+            theirs = compose(notice, rendered, from_address="s@x.test", secret=SECRET, now=NOW)
+        finally:
+            composing.POLICY = saved
+        for policy in (None, email.policy.SMTPUTF8):
+            assert written(ours, policy) == written(theirs, policy)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mailparser_reply import EmailReplyParser
 
-from mailgate.core import quotes
+from mailgate.core import quote_patterns, quotes
 from mailgate.core.message import parse
 from mailgate.core.quotes import new_text
 from mailgate.core.settings import LimitsSettings
@@ -67,6 +67,20 @@ _PIECES = [
     "Sent from my iPhone",
     "",
     "   ",
+    # Where the signature pattern may start, or nearly: dashes, separators, phrases.
+    "- an item",
+    "---",
+    "__",
+    "_" * 40,
+    " " + "-" * 32,
+    "> Thanks,",
+    "Kind Regards",
+    "Gesendet von meinem Telefon",
+    "CAUTION: external mail",
+    "\u00a0",
+    "x -----Oprindelig meddelelse-----",
+    "Fra: Support",
+    "Emne: VPN",
 ]
 
 
@@ -92,3 +106,47 @@ def test_windowed_search_agrees_on_the_corpus() -> None:
         assert (ours.content, ours.body) == (theirs.content, theirs.body), box.name
         compared += 1
     assert compared > 100
+
+
+def _library_signature(text: str) -> str:
+    found = quote_patterns.patterns(tuple(quotes._parser.languages)).signature.search(text)
+    return found.group() if found else ""
+
+
+def test_the_library_patterns_have_the_known_shape() -> None:
+    """mail-parser-reply's patterns are the ones the cheaper searches were made for;
+    another version falls back to the library's whole-text searches (slower)."""
+    found = quote_patterns.patterns(tuple(quotes._parser.languages))
+    assert found.signature_line is not None
+    assert found.header_start is not None
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=30), st.integers(0, 2000), st.integers(0, 2000))
+@settings(max_examples=300, deadline=None)
+def test_header_search_finds_what_finditer_finds(lines: list[str], start: int, size: int) -> None:
+    """Trying the header pattern only where a match can start finds what ``finditer``
+    finds, in any part of the text."""
+    found = quote_patterns.patterns(tuple(quotes._parser.languages))
+    body = "\n".join(lines)
+    start = min(start, len(body))
+    end = min(len(body), start + size)
+    ours = quote_patterns.matches(found.header, found.header_start, body, start, end)
+    theirs = found.header.finditer(body, start, end)
+    assert [(m.span(), m.groups()) for m in ours] == [(m.span(), m.groups()) for m in theirs]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.sampled_from(["\n", "\n\n", " \n"]))
+@settings(max_examples=400, deadline=None)
+def test_signature_search_finds_what_the_library_finds(lines: list[str], joint: str) -> None:
+    """Trying the signature pattern only around the lines where it can start finds the
+    match the library's search over every character finds."""
+    found = quote_patterns.patterns(tuple(quotes._parser.languages))
+    body = joint.join(lines)
+    assert quote_patterns.signature(found, body) == _library_signature(body)
+
+
+def test_signature_search_agrees_on_the_corpus() -> None:
+    found = quote_patterns.patterns(tuple(quotes._parser.languages))
+    for box in sorted(CORPUS.glob("*.box")):
+        body = parse(box.read_bytes(), LimitsSettings()).text
+        assert quote_patterns.signature(found, body) == _library_signature(body), box.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.errors
 import email.header
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def _sender(mail: Any, charsets: tuple[str, ...]) -> Address | None:
             # Raw 8-bit bytes are UTF-8 addresses (RFC 6532) or legacy names: decode
             # them, but leave RFC 2047 words alone until the address is split off.
             text = repair_text(str(value), charsets)
-            for name, found in email.utils.getaddresses([text]):
+            for name, found in _getaddresses(text):
                 addr = found.strip()
                 if "@" in addr and " " not in addr and not _has_surrogates(addr):
                     return Address(_header_text(name, charsets), addr)
@@ -244,7 +245,7 @@ def _from_ambiguity(message: Any, charsets: tuple[str, ...]) -> str:
     if re.search(r"\r(?!\n)", raw):
         return "a bare CR in the From field"
     text = repair_text(raw, charsets)
-    pairs = [(n, a) for n, a in email.utils.getaddresses([text]) if a or n]
+    pairs = [(n, a) for n, a in _getaddresses(text) if a or n]
     if len(pairs) > 1:
         return "more than one address in the From field"
     if re.search(r"^[^<\"]*:[^<]*;", text) and "@" in text:
@@ -267,8 +268,18 @@ def _declared_charsets(message: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
+# getaddresses (strict, so it parses twice) runs on the same From in _sender and
+# _from_ambiguity, and the same senders write again and again in an import.
+@functools.lru_cache(maxsize=256)
+def _getaddresses(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(email.utils.getaddresses([text]))
+
+
+_SURROGATES = re.compile("[\udc80-\udcff]")
+
+
 def _has_surrogates(value: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
+    return not value.isascii() and _SURROGATES.search(value) is not None
 
 
 def repair_text(value: str, charsets: tuple[str, ...]) -> str:

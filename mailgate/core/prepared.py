@@ -7,11 +7,15 @@ from __future__ import annotations
 import email.header
 import email.parser
 import email.policy
+import re
 from dataclasses import dataclass
 
 from mailgate.core import quotes
 from mailgate.core.message import ParsedMessage, ParseRefused, parse
 from mailgate.core.settings import Settings
+
+# An empty line (LF, CR or CRLF endings, or a mix): the header section ends at or before it.
+_EMPTY_LINE = re.compile(rb"\n[\r\n]|\r\r")
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,9 @@ def all_headers(raw: bytes) -> tuple[tuple[str, str], ...]:
 
     The parsed view keeps only the headers the core reads; rules may name any.
     """
-    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        _header_section(raw)
+    )
     out = []
     for name, value in message.items():
         try:
@@ -47,3 +53,11 @@ def all_headers(raw: bytes) -> tuple[tuple[str, str], ...]:
             text = str(value)
         out.append((name.lower(), " ".join(text.split())))
     return tuple(out)
+
+
+def _header_section(raw: bytes) -> bytes:
+    """``raw`` up to its first empty line, which ends the header section (or ends after
+    it, when a line that is no header field ends it first): the header parser reads the
+    same header lines from it, without splitting the whole body into lines it drops."""
+    empty = _EMPTY_LINE.search(raw)
+    return raw[: empty.end()] if empty else raw

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections.abc import Iterator
 
 from mailparser_reply import EmailReplyParser
-from mailparser_reply.parser import EmailMessage
+from mailparser_reply.parser import EmailMessage, EmailReply
+
+from mailgate.core import quote_patterns
 
 # Languages whose reply headers are recognised, whatever the message declares.
 LANGUAGES = ("en", "fr", "es", "de", "it", "nl", "sv", "da", "pl")
@@ -27,8 +29,9 @@ log = logging.getLogger(__name__)
 # a dashed separator ("-----Original Message-----"). Its one big pattern, with IGNORECASE
 # and a dozen languages, costs about 0.8 µs per character of the whole body (5 ms on a
 # 7 KB reply with a pasted log); run only on a few lines around such lines, it finds the
-# same headers at a fraction of that (tests/test_replytext.py compares the two).
-_CANDIDATE = re.compile(r"[>* ]*(?:[^\W\d_]{1,14} ?)?:|.*(?::$|-----)")
+# same headers at a fraction of that (tests/test_replytext.py compares the two). Matched
+# at each line start (MULTILINE) in one pass: ``.`` and ``$`` keep it inside the line.
+_CANDIDATE = re.compile(r"^(?=[>* ]*(?:[^\W\d_]{1,14} ?)?:|.*(?::$|-----))", re.MULTILINE)
 # A header spans at most a few lines around its candidate line: "On" up to three lines
 # above "wrote:", a field's value one or two lines below its name.
 _MARGIN = 4
@@ -39,51 +42,93 @@ class _WindowedHeaders:
     windows of lines around candidate lines, and returns what ``findall`` over the
     whole text would (the groups of each match)."""
 
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern = pattern
+    def __init__(self, found: quote_patterns.Patterns) -> None:
+        self.found = found
 
     def findall(self, text: str) -> list[tuple[str, ...]]:
-        found: list[tuple[str, ...]] = []
-        for start, end in _windows(text):
-            found += [
-                tuple(g or "" for g in m.groups()) for m in self.pattern.finditer(text, start, end)
-            ]
-        return found
+        return list(self.finditer(text))
 
-
-def _windows(text: str) -> list[tuple[int, int]]:
-    """Character ranges, each from a line start to a line end, covering every candidate
-    line with ``_MARGIN`` lines on each side; overlapping ranges merged."""
-    lines = text.split("\n")
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line) + 1)
-    ranges: list[tuple[int, int]] = []
-    for i, line in enumerate(lines):
-        if not _CANDIDATE.match(line):
-            continue
-        first, last = max(0, i - _MARGIN), min(len(lines) - 1, i + _MARGIN)
-        if ranges and first <= ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], last)
-        else:
-            ranges.append((first, last))
-    # The end of a window is the end of a line (before its newline), so ``$`` matches
-    # there only where it would in the whole text.
-    return [(starts[first], starts[last + 1] - 1) for first, last in ranges]
+    def finditer(self, text: str) -> Iterator[tuple[str, ...]]:
+        """``findall``'s items one by one: the windows further down are searched only
+        if the caller asks for more."""
+        for start, end in quote_patterns.windows(text, _CANDIDATE, _MARGIN):
+            found = self.found
+            for m in quote_patterns.matches(found.header, found.header_start, text, start, end):
+                yield tuple(g or "" for g in m.groups())
 
 
 class _Message(EmailMessage):  # type: ignore[misc]
+    """The library's message, reading only as far as its first reply (all that
+    ``new_text`` uses) with the patterns compiled once per process."""
+
+    text: str  # the library's field (an annotation only: no dataclass here)
+
     @property
-    def HEADER_REGEX(self) -> Any:  # the library's name for it
-        return _WindowedHeaders(super().HEADER_REGEX)
+    def _patterns(self) -> quote_patterns.Patterns:
+        return quote_patterns.patterns(tuple(self.languages))
+
+    @property
+    def HEADER_REGEX(self) -> _WindowedHeaders:  # the library's name for it
+        return _WindowedHeaders(self._patterns)
+
+    @property
+    def SIGNATURE_REGEX(self) -> re.Pattern[str]:
+        return self._patterns.signature
+
+    @property
+    def DISCLAIMERS_REGEX(self) -> re.Pattern[str]:
+        return self._patterns.disclaimers
+
+    def _normalize_text(self) -> None:
+        if quote_patterns.may_hold_separator(self.text):
+            super()._normalize_text()
+            return
+        # The library's steps without its separator substitution, which has nothing to
+        # change in a text with no run of 32 dashes or underscores.
+        text = self.text.replace("\r\n", "\n")
+        self.text = "\n".join([line.strip() for line in text.split("\n")])
 
     def _process_signatures_disclaimers(self, text: str) -> tuple[list[str], str]:
         # Only the first reply is used: the older ones down the thread keep their
         # signatures rather than pay two more patterns over every quoted message.
         if self.replies:
             return [], ""
-        result: tuple[list[str], str] = super()._process_signatures_disclaimers(text)
-        return result
+        found = self._patterns
+        disclaimers: list[str] = found.disclaimers.findall(text)
+        return disclaimers, quote_patterns.signature(found, text)
+
+    def read(self) -> _Message:
+        """The library's ``read`` (mail-parser-reply 1.36), stopped once the first reply
+        is found: ``replies[0]`` is what the library gives, later replies are not read."""
+        position = current = 0
+        previous = ""
+        for groups in self.HEADER_REGEX.finditer(self.text):
+            for header in (g for g in groups if g):
+                position = self.text.find(header, current + 1 if current > 0 else current)
+                disclaimers, signatures = self._process_signatures_disclaimers(
+                    self.text[current:position]
+                )
+                reply = EmailReply(
+                    headers=previous,
+                    content=self.text[current:position],
+                    signatures=signatures,
+                    disclaimers=disclaimers,
+                )
+                current = position if position >= 0 else 0
+                previous = header
+                if reply.content:
+                    self.replies.append(reply)
+                    return self
+        disclaimers, signatures = self._process_signatures_disclaimers(self.text[current:])
+        self.replies.append(
+            EmailReply(
+                headers=previous,
+                content=self.text[current:],
+                signatures=signatures,
+                disclaimers=disclaimers,
+            )
+        )
+        return self
 
 
 class _Parser(EmailReplyParser):  # type: ignore[misc]

@@ -6,12 +6,15 @@ values with line breaks, so nothing can inject a header.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from typing import Any
 
 from mailgate.core.loop import LOOP_HEADER, loop_marker
 from mailgate.core.notices import ANSWER_KINDS, CLOSED_TICKET, CUSTOMER_KINDS, SUPPLIER_KINDS
@@ -22,6 +25,54 @@ from mailgate.threading.tokens import reply_token
 # customer's Message-ID is echoed so their client threads our notice (DESIGN §3); only
 # an id of this strict shape is, so no free text can ride along.
 _MSG_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,200}@[A-Za-z0-9.\[\]:-]{1,200}$")
+
+
+class _Headers(HeaderRegistry):
+    """The standard header registry, without its per-header costs in a batch of
+    notices: it builds a new class on every lookup (twice per header set), and parses
+    and folds the same values (our From, Auto-Submitted, the parts' Content-Type ...)
+    for every notice. A parsed header is never changed afterwards (a new value is a new
+    header), so one can be shared between messages and its folded text kept with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[type, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        base = self.registry.get(name.lower(), self.default_class)
+        made = self._classes.get(base)
+        if made is None:  # one per header class: a dozen at most
+            # The class the standard registry makes, with ``fold`` remembering its result.
+            made = type("_" + base.__name__, (base, self.base_class), {"fold": _fold})
+            made = self._classes.setdefault(base, made)
+        return made
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if type(value) is str:
+            return _parsed(self, name, value)
+        header: BaseHeader = super().__call__(name, value)
+        return header
+
+
+@functools.lru_cache(maxsize=512)  # bounded; lru_cache is safe across threads
+def _parsed(registry: _Headers, name: str, value: str) -> BaseHeader:
+    header: BaseHeader = HeaderRegistry.__call__(registry, name, value)
+    return header
+
+
+def _fold(header: BaseHeader, *, policy: Any) -> str:
+    """``BaseHeader.fold``, once per header and line format: the result depends only on
+    the header and these three policy settings (``_header_value_parser._refold_parse_tree``)."""
+    key = (policy.max_line_length, policy.linesep, policy.utf8)
+    folds: dict[tuple[Any, ...], str] = header.__dict__.setdefault("_mailgate_folds", {})
+    folded = folds.get(key)
+    if folded is None:
+        folded = folds[key] = BaseHeader.fold(header, policy=policy)
+    return folded
+
+
+# Policy SMTP, with the registry above: what it writes is the same, byte for byte.
+POLICY = SMTP.clone(header_factory=_Headers())
 
 
 @dataclass(frozen=True)
@@ -47,7 +98,7 @@ def compose(
     now: datetime,
 ) -> EmailMessage:
     """The notice as a message: text and HTML alternatives, our headers only."""
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = from_address
     msg["To"] = envelope.recipient
     msg["Date"] = format_datetime(now)
