@@ -163,6 +163,25 @@ def test_many_visible_tickets_are_searched_the_other_way_alike(
     assert [customer_finds(site, email, query) for email, query in queries] == few
 
 
+def test_a_rare_term_bounds_the_search_with_the_same_answers(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search of several terms looks first for one found in few tickets and searches
+    only those; with the bound always (one ticket is "few"), never (none is), or when
+    the probe reads only a row, the answers and their order are the same."""
+    carol, dave, eve = (site.numbers[k] for k in ("carol", "dave", "eve"))
+    queries = ["invoice 7", "acme printer", "acme test", "room 4 fire", "acme zebra", "vpn 9am"]
+    plain = [found(site, query) for query in queries]
+    assert plain == [[eve], [carol], [dave, carol], [carol], [], [dave]]
+    staff = customer_finds(site, "boss@acme.test", "acme test")
+    for few, probe in ((1, 4), (0, 4), (1, 1), (1000, 4000)):
+        monkeypatch.setattr(search, "FEW_TICKETS", few)
+        monkeypatch.setattr(search, "PROBE_ROWS", probe)
+        assert [found(site, query) for query in queries] == plain, (few, probe)
+        assert customer_finds(site, "boss@acme.test", "acme test") == staff
+    assert search._rare_first(["invoice", "7", "acme", "4711"]) == ["4711", "7", "invoice", "acme"]
+
+
 def test_the_customer_portal_search_box(site: Site) -> None:
     """The customer's list has a search box; its results are their own tickets, of any
     status, found by the agents' replies too but not by notes."""

@@ -46,6 +46,9 @@ MAX_TERM_CHARS = 200
 # one; more, and it reads every row that has the word and keeps theirs, which is then
 # quicker (measured at 100,000 tickets: benchmarks/search.py).
 FEW_TICKETS = 1000
+# A search of several terms first looks for one found in few tickets (``_few_tickets``):
+# this many index rows at most for each term it tries.
+PROBE_ROWS = 4 * FEW_TICKETS
 # A ticket's score for a term is where it was found at best; the scores of the terms
 # add up, and equal scores list the newest ticket first.
 WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_messages": 1}
@@ -106,6 +109,15 @@ def _hits(
 ) -> Subquery:
     """Each ticket where ``term`` was found, with the best weight of where it was; only
     in the rows of the tickets whose ids ``within`` lists, when given."""
+    hits = union_all(*_found(sqlite, term, internal=internal, within=within)).subquery()
+    best = func.max(hits.c.weight).label("weight")
+    return select(hits.c.ticket_id, best).group_by(hits.c.ticket_id).subquery(name)
+
+
+def _found(
+    sqlite: bool, term: str, *, internal: bool, within: BindParameter[Any] | None
+) -> list[Select[Any]]:
+    """Per source, its rows where ``term`` is found: (ticket id, weight)."""
     pieces = []
     for source, (rows, key, ticket_id) in _sources(internal).items():
         weight = literal(WEIGHTS[source]).label("weight")
@@ -124,9 +136,21 @@ def _hits(
                 # each checked for the word, or the word's rows from the GIN index.
                 found = found.where(ticket_id.in_(within))
         pieces.append(found.add_columns(weight))
-    hits = union_all(*pieces).subquery()
-    best = func.max(hits.c.weight).label("weight")
-    return select(hits.c.ticket_id, best).group_by(hits.c.ticket_id).subquery(name)
+    return pieces
+
+
+def _few_tickets(session: Session, sqlite: bool, term: str, *, internal: bool) -> list[int] | None:
+    """The ids of the tickets where ``term`` is found when they are at most
+    ``FEW_TICKETS``, else None; reading at most ``PROBE_ROWS`` rows of the index."""
+    rows = union_all(*_found(sqlite, term, internal=internal, within=None)).subquery()
+    found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
+    ids = set(found)
+    return sorted(ids) if len(found) < PROBE_ROWS and len(ids) <= FEW_TICKETS else None
+
+
+def _rare_first(wanted: list[str]) -> list[str]:
+    """The terms most likely found in few tickets first: with a digit, then the longest."""
+    return sorted(wanted, key=lambda t: (not any(ch.isdigit() for ch in t), -len(t)))
 
 
 def search(
@@ -162,6 +186,17 @@ def search(
             own = bindparam("own", ids, expanding=True, literal_execute=True)
         else:
             where = [*where, within]
+    if own is None and len(wanted) > 1:
+        # "invoice 4711": every ticket found has every term, so one found in few
+        # tickets bounds the search to those, and the others (a word in a quarter of
+        # all tickets) are looked up in their rows only, not read from the whole index.
+        for term in _rare_first(wanted):
+            few = _few_tickets(session, sqlite, term, internal=internal)
+            if few is not None:
+                if not few:
+                    return []
+                own = bindparam("own", few, expanding=True, literal_execute=True)
+                break
     found = [
         _hits(sqlite, term, internal=internal, within=own, name=f"term{i}")
         for i, term in enumerate(wanted)
