@@ -174,11 +174,16 @@ def test_a_rare_term_bounds_the_search_with_the_same_answers(
     plain = [found(site, query) for query in queries]
     assert plain == [[eve], [carol], [dave, carol], [carol], [], [dave]]
     staff = customer_finds(site, "boss@acme.test", "acme test")
+    assert staff == [dave, carol]
+    assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
+    monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # a customer's search probes too
     for few, probe in ((1, 4), (0, 4), (1, 1), (1000, 4000)):
         monkeypatch.setattr(search, "FEW_TICKETS", few)
         monkeypatch.setattr(search, "PROBE_ROWS", probe)
         assert [found(site, query) for query in queries] == plain, (few, probe)
         assert customer_finds(site, "boss@acme.test", "acme test") == staff
+        assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
+        assert customer_finds(site, "chief@globex.test", "invoice 7") == [eve]
     assert search._rare_first(["invoice", "7", "acme", "4711"]) == ["4711", "7", "invoice", "acme"]
 
 

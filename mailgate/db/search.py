@@ -49,6 +49,8 @@ FEW_TICKETS = 1000
 # A search of several terms first looks for one found in few tickets (``_few_tickets``):
 # this many index rows at most for each term it tries.
 PROBE_ROWS = 4 * FEW_TICKETS
+# Up to this many tickets a customer may see, their rows are looked up without a probe.
+LOOKED_UP_DIRECTLY = 100
 # A ticket's score for a term is where it was found at best; the scores of the terms
 # add up, and equal scores list the newest ticket first.
 WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_messages": 1}
@@ -174,29 +176,32 @@ def search(
     if not wanted:
         raise InvalidValue("nothing to search for: give a word, an address or a file name")
     sqlite = session.get_bind().dialect.name == "sqlite"
-    own: BindParameter[Any] | None = None
+    visible: list[int] | None = None  # the tickets ``within`` lists, when few
     if within is not None:
         ids = list(session.scalars(select(Ticket.id).where(within)))
         if not ids:
             return []
         if len(ids) <= FEW_TICKETS:
-            # Written into the statement as numbers (no limit on parameters): PostgreSQL
-            # then plans for exactly these tickets; it guessed half the table for the
-            # condition itself.
-            own = bindparam("own", ids, expanding=True, literal_execute=True)
+            visible = ids
         else:
             where = [*where, within]
-    if own is None and len(wanted) > 1:
+    bound = visible
+    if len(wanted) > 1 and (visible is None or len(visible) > LOOKED_UP_DIRECTLY):
         # "invoice 4711": every ticket found has every term, so one found in few
         # tickets bounds the search to those, and the others (a word in a quarter of
         # all tickets) are looked up in their rows only, not read from the whole index.
         for term in _rare_first(wanted):
             few = _few_tickets(session, sqlite, term, internal=internal)
             if few is not None:
-                if not few:
+                bound = few if visible is None else sorted(set(few).intersection(visible))
+                if not bound:
                     return []
-                own = bindparam("own", few, expanding=True, literal_execute=True)
                 break
+    # Written into the statement as numbers (no limit on parameters): PostgreSQL then
+    # plans for exactly these tickets; it guessed half the table for ``within`` itself.
+    own: BindParameter[Any] | None = None
+    if bound is not None:
+        own = bindparam("own", bound, expanding=True, literal_execute=True)
     found = [
         _hits(sqlite, term, internal=internal, within=own, name=f"term{i}")
         for i, term in enumerate(wanted)
