@@ -76,8 +76,7 @@ def test_run_turns_mail_into_a_ticket_and_drains_on_sigterm(tmp_path: Path) -> N
     config = write_config(tmp_path, smtp_port, web_port)
     proc = mailgate(config, "run")
     try:
-        wait_until(lambda: reachable("127.0.0.1", smtp_port), 30, "smtp role listening")
-        wait_until(lambda: reachable("127.0.0.1", web_port), 30, "web role listening")
+        wait_listening(proc, smtp_port, web_port)
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
             client.sendmail(
                 "carol@customer.test",
@@ -90,11 +89,28 @@ def test_run_turns_mail_into_a_ticket_and_drains_on_sigterm(tmp_path: Path) -> N
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, err.decode()
     assert not reachable("127.0.0.1", smtp_port) and not reachable("127.0.0.1", web_port)
+
+
+def wait_listening(proc: subprocess.Popen[bytes], smtp_port: int, web_port: int) -> None:
+    """Until run's receiver and portal answer; if they never do, the failure shows what
+    run wrote (a role that could not start says why there)."""
+    try:
+        wait_until(lambda: reachable("127.0.0.1", smtp_port), 30, "smtp role listening")
+        wait_until(lambda: reachable("127.0.0.1", web_port), 30, "web role listening")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; mailgate run wrote:\n{stop(proc).decode()}") from None
+
+
+def stop(proc: subprocess.Popen[bytes]) -> bytes:
+    """Kill ``proc`` if it still runs; what is left of its stderr, with both pipes closed
+    (a pipe left open is a ResourceWarning in whichever test the collector runs in)."""
+    if proc.poll() is None:
+        proc.kill()
+    _, err = proc.communicate(timeout=60)
+    return err or b""
 
 
 def stderr_until_exit(proc: subprocess.Popen[bytes]) -> tuple[list[tuple[float, str]], float]:
@@ -121,9 +137,7 @@ def test_role_that_cannot_start_stops_run_at_once(tmp_path: Path) -> None:
         try:
             lines, ended = stderr_until_exit(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     text = "\n".join(line for _, line in lines)
     assert proc.returncode == 1, text
     error = f"mailgate: {config}: web.listen: cannot listen on 127.0.0.1:{web_port}: Address already in use"
@@ -141,8 +155,7 @@ def test_a_second_run_on_busy_ports_stops_at_once(tmp_path: Path) -> None:
     first = mailgate(config, "run")
     second: subprocess.Popen[bytes] | None = None
     try:
-        wait_until(lambda: reachable("127.0.0.1", smtp_port), 30, "smtp role listening")
-        wait_until(lambda: reachable("127.0.0.1", web_port), 30, "web role listening")
+        wait_listening(first, smtp_port, web_port)
         second = mailgate(config, "run")
         lines, ended = stderr_until_exit(second)
         text = "\n".join(line for _, line in lines)
@@ -164,9 +177,8 @@ def test_a_second_run_on_busy_ports_stops_at_once(tmp_path: Path) -> None:
         assert first.returncode == 0, err.decode()
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            if proc is not None:
+                stop(proc)
 
 
 def test_roles_have_their_own_process_group(tmp_path: Path) -> None:
