@@ -38,18 +38,15 @@ _MARGIN = 4
 
 
 class _WindowedHeaders:
-    """Stands in for the library's header pattern: ``findall`` searches only the
-    windows of lines around candidate lines, and returns what ``findall`` over the
-    whole text would (the groups of each match)."""
+    """Stands in for the library's header pattern (``_Message.read``): searches only
+    the windows of lines around candidate lines, and yields what the pattern's
+    ``findall`` over the whole text would (the groups of each match)."""
 
     def __init__(self, found: quote_patterns.Patterns) -> None:
         self.found = found
 
-    def findall(self, text: str) -> list[tuple[str, ...]]:
-        return list(self.finditer(text))
-
     def finditer(self, text: str) -> Iterator[tuple[str, ...]]:
-        """``findall``'s items one by one: the windows further down are searched only
+        """The matches' groups one by one: the windows further down are searched only
         if the caller asks for more."""
         for start, end in quote_patterns.windows(text, _CANDIDATE, _MARGIN):
             found = self.found
@@ -70,14 +67,6 @@ class _Message(EmailMessage):  # type: ignore[misc]
     @property
     def HEADER_REGEX(self) -> _WindowedHeaders:  # the library's name for it
         return _WindowedHeaders(self._patterns)
-
-    @property
-    def SIGNATURE_REGEX(self) -> re.Pattern[str]:
-        return self._patterns.signature
-
-    @property
-    def DISCLAIMERS_REGEX(self) -> re.Pattern[str]:
-        return self._patterns.disclaimers
 
     def _normalize_text(self) -> None:
         if quote_patterns.may_hold_separator(self.text):
