@@ -5,13 +5,23 @@ gets a copy of, and a PostgreSQL schema whose migration SQL is recorded and repl
 into each test's schema. So every test still starts from exactly what the migrations
 build (not from the models), at a fraction of the cost: migrating step by step took
 most of a typical test's time.
+
+PostgreSQL schemas live in a database of this test process's own, created on first use
+and dropped at exit. Every schema made and dropped leaves dead rows in the system
+catalogs, and a server with autovacuum off (as this project's CI machine runs it) never
+clears them: in the shared ``test`` database they had grown to 466 MB of
+``pg_attribute`` over many runs, and building one test schema there took 0.32 s of the
+server's CPU against 0.08 s in a new database. Dropping the database drops its catalogs.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
+import os
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Generator
@@ -23,7 +33,11 @@ import sqlalchemy as sa
 
 from mailgate.db.store import Store
 
-PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+# The database the machine provides; the suite only connects to it to create its own.
+PG_MAINTENANCE = f"{PG_SERVER}/test"
+# mailgate_test_<host>_<pid>: the host, so that a sweep never drops another machine's.
+_OWN_PREFIX = "mailgate_test_" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 _SQLITE = "sqlite:///"
 
 
@@ -47,7 +61,53 @@ def migrate(url: str) -> None:
 
 def pg_schema_url(schema: str) -> str:
     """The URL of ``schema`` in the test database: every table name resolves there."""
-    return f"{PG_DSN}?options=-csearch_path%3D{schema}"
+    return f"{pg_dsn()}?options=-csearch_path%3D{schema}"
+
+
+@functools.cache
+def pg_dsn() -> str:
+    """The URL of this process's own test database, made on first use, dropped at exit.
+
+    Databases that an earlier process on this host left behind (it was killed before
+    its exit handlers ran) are dropped first.
+    """
+    name = f"{_OWN_PREFIX}_{os.getpid()}"
+    maintenance = sa.create_engine(PG_MAINTENANCE, isolation_level="AUTOCOMMIT")
+    try:
+        with maintenance.connect() as conn:
+            for stale in conn.execute(_OWN_DATABASES, {"prefix": f"{_OWN_PREFIX}\\_%"}).scalars():
+                if stale == name or not _process_alive(stale):
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        maintenance.dispose()
+    # Registered before any engine on the database is, so it runs after they are disposed.
+    atexit.register(_drop_database, name)
+    return f"{PG_SERVER}/{name}"
+
+
+_OWN_DATABASES = sa.text("SELECT datname FROM pg_database WHERE datname LIKE :prefix")
+
+
+def _process_alive(database: str) -> bool:
+    pid = int(database.rsplit("_", 1)[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _drop_database(name: str) -> None:
+    maintenance = sa.create_engine(PG_MAINTENANCE, isolation_level="AUTOCOMMIT")
+    try:
+        with maintenance.connect() as conn:
+            # FORCE: a subprocess's pooled connection may outlive the test that made it.
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        maintenance.dispose()
 
 
 def pg_schema() -> Generator[str, None, None]:
@@ -66,7 +126,7 @@ def pg_schema() -> Generator[str, None, None]:
 def _pg_admin() -> sa.Engine:
     # One pooled engine for the whole session: a new connection per schema made and
     # dropped cost more than the statements themselves.
-    engine = sa.create_engine(PG_DSN)
+    engine = sa.create_engine(pg_dsn())
     atexit.register(engine.dispose)
     return engine
 
