@@ -25,13 +25,13 @@ import socket
 import tempfile
 import uuid
 from collections.abc import Generator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from mailgate.db.store import Store
+from tests.pg_spares import Spares
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 # The database the machine provides; the suite only connects to it to create its own.
@@ -111,15 +111,26 @@ def _drop_database(name: str) -> None:
 
 
 def pg_schema() -> Generator[str, None, None]:
-    """A throwaway, empty schema in PostgreSQL, dropped afterwards; yields its URL."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with _pg_admin().begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    """A throwaway, empty schema in PostgreSQL, yields its URL; afterwards it is reset for
+    another test (when it still has exactly the migrated tables) or dropped."""
+    schema = _create_schema()
     try:
         yield pg_schema_url(schema)
     finally:
-        with _pg_admin().begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        if not _SPARES.give_back(schema):
+            _drop_schema(schema)
+
+
+def _create_schema() -> str:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin().begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    return schema
+
+
+def _drop_schema(schema: str) -> None:
+    with _pg_admin().begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @functools.cache
@@ -175,22 +186,22 @@ def _pg_schema_of(url: str) -> str | None:
 def _replay_pg_template(url: str) -> bool:
     """Give the empty schema of ``url`` the migrated tables; False if it is not empty.
 
-    The tables come from a spare schema that was built ahead, while the previous test
-    ran (PostgreSQL builds it on the other core): the empty schema is dropped and the
-    spare renamed in its place. A rename changes no table, sequence or default, as they
-    refer to each other by OID. Then the next spare is started.
+    The tables come from a spare schema: one that an earlier test used, reset, or one
+    built while the previous test ran (PostgreSQL builds it on the other core). The
+    empty schema is dropped and the spare renamed in its place. A rename changes no
+    table, sequence or default, as they refer to each other by OID.
     """
     schema = _pg_schema_of(url)
     with _pg_admin().begin() as conn:
         if conn.execute(_HAS_OBJECTS, {"schema": schema}).scalar_one():
             return False
-        spare = _SPARE.take()
-        if spare is None:  # the first one of the session
+        spare = _SPARES.take()
+        if spare is None:  # none ready: the first one of the session, or after a drop
             _replay(conn, schema)
         else:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}"')
             conn.exec_driver_sql(f'ALTER SCHEMA "{spare}" RENAME TO "{schema}"')
-    _SPARE.start()
+    _SPARES.keep_one_ahead()
     return True
 
 
@@ -202,44 +213,15 @@ _HAS_OBJECTS = sa.text(
 )
 
 
-class _Spare:
-    """One migrated schema built in a background thread for the next test to take."""
-
-    def __init__(self) -> None:
-        self._builder: ThreadPoolExecutor | None = None
-        self._next: Future[str] | None = None
-
-    def take(self) -> str | None:
-        """The spare's name once it is built (raising what building raised); None if
-        none was started."""
-        spare, self._next = self._next, None
-        return None if spare is None else spare.result()
-
-    def start(self) -> None:
-        if self._builder is None:
-            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-spare")
-            atexit.register(self._drop)
-        self._next = self._builder.submit(self._build)
-
-    @staticmethod
-    def _build() -> str:
-        spare = f"t_{uuid.uuid4().hex[:12]}"
-        with _pg_admin().begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{spare}"')
-            _replay(conn, spare)
-        return spare
-
-    def _drop(self) -> None:
-        """At exit: the spare that no test took."""
-        if self._builder is not None:
-            self._builder.shutdown(wait=True)
-        spare, self._next = self._next, None
-        if spare is not None and spare.exception() is None:
-            with _pg_admin().begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{spare.result()}" CASCADE')
+def _build() -> str:
+    spare = f"t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin().begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{spare}"')
+        _replay(conn, spare)
+    return spare
 
 
-_SPARE = _Spare()
+_SPARES = Spares(admin=_pg_admin, build=_build)
 
 
 def _replay(conn: sa.Connection, schema: str | None) -> None:
@@ -269,9 +251,8 @@ def _pg_template() -> tuple[tuple[str, Any, bool], ...]:
     """Every statement that migrating an empty schema to head sent, in order, with its
     parameters (``_NO_PARAMETERS`` when it was sent without) and whether it was many."""
     recorded: list[tuple[str, Any, bool]] = []
-    source = pg_schema()
-    url = next(source)
-    store = Store(url)
+    schema = _create_schema()
+    store = Store(pg_schema_url(schema))
 
     @sa.event.listens_for(store.engine, "before_cursor_execute")
     def record(
@@ -284,5 +265,5 @@ def _pg_template() -> tuple[tuple[str, Any, bool], ...]:
         store.upgrade()
     finally:
         store.engine.dispose()
-        source.close()  # the template schema is dropped: only its SQL is kept
+        _drop_schema(schema)  # only its SQL is kept
     return tuple(recorded)
