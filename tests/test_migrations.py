@@ -248,3 +248,28 @@ def test_a_start_on_an_up_to_date_database_does_not_import_alembic(tmp_path: Pat
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.postgres
+def test_a_schema_a_test_is_done_with_comes_back_as_new(pg_url: str) -> None:
+    """tests/pg_spares.py: a PostgreSQL schema is reset for the next test, rows and
+    sequences as the migrations left them; one whose structure a test changed is not
+    reused."""
+    del pg_url  # only the server, through the fixture's skip or failure
+    expected: dict[str, Any] | None = None
+    for round_ in range(3):
+        made = pg_schema()
+        url = next(made)
+        migrate(url)
+        expected = expected or _schema(url)
+        assert _schema(url) == expected
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM tickets").scalar() == 0
+            assert conn.exec_driver_sql("SELECT nextval('tickets_id_seq')").scalar() == 1
+            assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+            conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('left over')")
+            if round_ == 1:
+                conn.exec_driver_sql("ALTER TABLE teams ADD COLUMN left_over integer")
+        engine.dispose()
+        next(made, None)  # reset and kept, or (round 1) dropped
