@@ -23,7 +23,6 @@ import os
 import shutil
 import socket
 import tempfile
-import uuid
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mailgate.db.store import Store
-from tests.pg_spares import Spares
+from tests.pg_spares import Spares, new_schema_name
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 # The database the machine provides; the suite only connects to it to create its own.
@@ -96,7 +95,7 @@ def _process_alive(database: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's
-        return True
+        pass
     return True
 
 
@@ -113,7 +112,8 @@ def _drop_database(name: str) -> None:
 def pg_schema() -> Generator[str, None, None]:
     """A throwaway, empty schema in PostgreSQL, yields its URL; afterwards it is reset for
     another test (when it still has exactly the migrated tables) or dropped."""
-    schema = _create_schema()
+    with _pg_admin().begin() as conn:
+        schema = _create_schema(conn)
     try:
         yield pg_schema_url(schema)
     finally:
@@ -121,10 +121,10 @@ def pg_schema() -> Generator[str, None, None]:
             _drop_schema(schema)
 
 
-def _create_schema() -> str:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with _pg_admin().begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+def _create_schema(conn: sa.Connection) -> str:
+    """A new, empty schema, made in ``conn``'s transaction; returns its name."""
+    schema = new_schema_name()
+    conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     return schema
 
 
@@ -214,9 +214,9 @@ _HAS_OBJECTS = sa.text(
 
 
 def _build() -> str:
-    spare = f"t_{uuid.uuid4().hex[:12]}"
+    """A new schema with the migrated tables, in one transaction; returns its name."""
     with _pg_admin().begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{spare}"')
+        spare = _create_schema(conn)
         _replay(conn, spare)
     return spare
 
@@ -251,7 +251,8 @@ def _pg_template() -> tuple[tuple[str, Any, bool], ...]:
     """Every statement that migrating an empty schema to head sent, in order, with its
     parameters (``_NO_PARAMETERS`` when it was sent without) and whether it was many."""
     recorded: list[tuple[str, Any, bool]] = []
-    schema = _create_schema()
+    with _pg_admin().begin() as conn:
+        schema = _create_schema(conn)
     store = Store(pg_schema_url(schema))
 
     @sa.event.listens_for(store.engine, "before_cursor_execute")

@@ -42,6 +42,11 @@ _SEQUENCES = sa.text(
 )
 
 
+def new_schema_name() -> str:
+    """A name no other schema in the test database has."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
 @dataclass(frozen=True)
 class _Pristine:
     """A migrated schema no test ever gets: what a reset schema must equal."""
@@ -90,7 +95,7 @@ class Spares:
     def give_back(self, schema: str) -> bool:
         """Reset ``schema`` and keep it as a spare; False if it cannot be (drop it)."""
         pristine = self._pristine_schema
-        spare = f"t_{uuid.uuid4().hex[:12]}"
+        spare = new_schema_name()
         try:
             with self._admin().begin() as conn:
                 # A lock held by a process that outlived its test: drop instead of wait.
