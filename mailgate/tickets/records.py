@@ -100,8 +100,9 @@ def insert_pending(session: Session, model: type[Base]) -> None:
 
     The ORM inserts several new rows of a table one statement each on SQLite: it must
     read each id back, and SQLite does not promise the order of a multi-row RETURNING.
-    One multi-row ``INSERT … VALUES (…), (…)`` is one statement on both databases (an
-    executemany would be one call, but one statement per row on PostgreSQL)."""
+    On PostgreSQL that is one multi-row ``INSERT … VALUES (…), (…)`` (an executemany
+    would be one statement per row there); on SQLite one executemany, which steps one
+    prepared statement per row inside SQLite."""
     rows = [row for row in session.new if isinstance(row, model)]
     if not rows:
         return
@@ -117,7 +118,13 @@ def insert_pending(session: Session, model: type[Base]) -> None:
         session.expunge(row)
     # The table, not the ORM's bulk INSERT: that leaves out None values (one statement
     # per set of columns) and reads ids back on PostgreSQL; nobody needs them here.
-    session.execute(insert(table).values(values))
+    if len(values) == 1 or session.get_bind().dialect.name == "sqlite":
+        # One cached statement, executed once per row by the driver in one call: SQLite
+        # steps its prepared statement again for each row, and SQLAlchemy compiles the
+        # statement once, not once per number of rows with every value in its cache key.
+        session.execute(insert(table), values)
+    else:
+        session.execute(insert(table).values(values))
 
 
 def _value(row: Base, key: str, column: Column[Any]) -> Any:
