@@ -139,6 +139,30 @@ def test_idle_survives_a_dovecot_restart(
     )
 
 
+def test_mail_arriving_during_a_pass_is_read_before_idle(
+    dovecot: Dovecot, stores: Stores, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mail appended between a pass's SELECT and its UID SEARCH is not in the search
+    result, and Dovecot announces it with the SEARCH reply, never again in IDLE: the
+    poller must still read it before it idles (the race behind a flaky restart test)."""
+    settings, store = setup(stores, sqlite_url, mailbox(dovecot, poll_interval=3600))
+    search = imap_folder.uids_after
+    appended = threading.Event()
+
+    def append_then_search(client: IMAPClient, last_uid: int) -> list[int]:
+        if not appended.is_set():
+            appended.set()
+            dovecot.append("INBOX", [message(1)])
+        return search(client, last_uid)
+
+    monkeypatch.setattr(imap_folder, "uids_after", append_then_search)
+    with running(
+        ImapPoller(settings.imap.mailboxes[0], store=store, settings=settings, timing=FAST)
+    ):
+        wait_until(lambda: dovecot.count("Processed") == 1, what="the mail from mid-pass")
+    assert appended.is_set() and count_rows(store, Ticket) == 1
+
+
 def test_idle_is_reissued_before_the_server_limit(
     dovecot: Dovecot, stores: Stores, sqlite_url: str
 ) -> None:

@@ -26,6 +26,7 @@ from mailgate.inbound.handoff import hand_off
 from mailgate.inbound.imap import cursor as imap_cursor
 from mailgate.inbound.imap import folder as imap_folder
 from mailgate.inbound.imap.cursor import Cursor
+from mailgate.inbound.imap.folder import Selected
 from mailgate.inbound.intake import Envelope, accept, refusal_reason
 
 log = logging.getLogger("mailgate.inbound.imap.poller")
@@ -42,6 +43,8 @@ class PassResult:
     refused: int = 0
     # Set when another poller holds the mailbox's lease and this pass did nothing.
     held_by: str = ""
+    # The folder as this pass's SELECT found it; None when it did not select (held_by).
+    selected: Selected | None = None
 
 
 @dataclass
@@ -69,7 +72,8 @@ class FolderPass:
     def run(self, client: IMAPClient, stop: threading.Event) -> PassResult:
         """Read every UID above the cursor, batch by batch, until done or ``stop``."""
         box = self.box
-        uidvalidity = imap_folder.select(client, box.folder, mailbox=box.name)
+        selected = imap_folder.select(client, box.folder, mailbox=box.name)
+        uidvalidity = selected.uidvalidity
         last_uid = self._start_uid(uidvalidity)
         uids = imap_folder.uids_after(client, last_uid)
         tally = _Tally(found=len(uids))
@@ -99,7 +103,9 @@ class FolderPass:
                 tally.refused,
                 box.folder,
             )
-        return PassResult(box.name, tally.found, tally.stored, tally.duplicates, tally.refused)
+        return PassResult(
+            box.name, tally.found, tally.stored, tally.duplicates, tally.refused, selected=selected
+        )
 
     def _start_uid(self, uidvalidity: int) -> int:
         """The last UID handled, or 0 on a first pass or after a UIDVALIDITY change."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -14,8 +15,30 @@ from mailgate.inbound.imap.connect import ImapRefused, describe
 SIZE_CHUNK = 1000
 
 
-def select(client: IMAPClient, folder: str, *, mailbox: str) -> int:
-    """Select ``folder`` read-write and return its UIDVALIDITY.
+@dataclass(frozen=True)
+class Selected:
+    """What SELECT reported about the folder."""
+
+    uidvalidity: int
+    # None where a server leaves UIDNEXT out of its SELECT reply.
+    uidnext: int | None
+    exists: int
+
+    def gained_mail_since(self, earlier: Selected) -> bool:
+        """Whether mail may have been added between ``earlier`` and this SELECT.
+
+        UIDNEXT changes whenever mail is added, even mail expunged since, and
+        only then (RFC 3501 §2.3.1.1); without it the message count stands in.
+        """
+        if self.uidvalidity != earlier.uidvalidity:
+            return True
+        if self.uidnext is not None and earlier.uidnext is not None:
+            return self.uidnext != earlier.uidnext
+        return self.exists != earlier.exists
+
+
+def select(client: IMAPClient, folder: str, *, mailbox: str) -> Selected:
+    """Select ``folder`` read-write and return its UIDVALIDITY, UIDNEXT and size.
 
     Selected anew on every pass: RFC 3501 §2.3.1.1 lets a server announce a new
     UIDVALIDITY only at SELECT, and a re-SELECT also shows mail that arrived.
@@ -26,7 +49,12 @@ def select(client: IMAPClient, folder: str, *, mailbox: str) -> int:
         if client.folder_exists(folder):
             raise
         raise ImapRefused(f"mailbox {mailbox}: folder {folder!r} does not exist") from exc
-    return int(status[b"UIDVALIDITY"])
+    uidnext = status.get(b"UIDNEXT")
+    return Selected(
+        uidvalidity=int(status[b"UIDVALIDITY"]),
+        uidnext=None if uidnext is None else int(uidnext),
+        exists=int(status[b"EXISTS"]),
+    )
 
 
 def uids_after(client: IMAPClient, last_uid: int) -> list[int]:

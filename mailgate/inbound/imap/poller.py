@@ -174,14 +174,16 @@ class ImapPoller:
         with self._connection() as client:
             use_idle = self.box.idle and client.has_capability("IDLE")
             while not stop.is_set():
-                found = self._pass(client, stop).found
+                result = self._pass(client, stop)
                 self._failures = self._refusals = 0
-                if found or stop.is_set():
+                if result.found or stop.is_set():
                     # Read again until a pass finds nothing: mail that arrived
                     # meanwhile may have been announced during our own commands,
                     # and IDLE would not announce it a second time.
                     continue
                 if use_idle:
+                    if self._arrived_during(client, result):
+                        continue
                     self._idle(client, stop)
                 else:
                     self._wait(self.box.poll_interval, stop)
@@ -216,6 +218,24 @@ class ImapPoller:
                 self.box.name,
                 state.holder if state else "?",
             )
+        return True
+
+    def _arrived_during(self, client: IMAPClient, result: PassResult) -> bool:
+        """Whether mail reached the folder after the SELECT of a pass that found nothing.
+
+        Such mail is not in the pass's UID SEARCH result, yet the server may
+        announce it (EXISTS) with the SEARCH reply, which imapclient sets aside
+        unread; IDLE then reports nothing new and the mail would wait for
+        idle_restart. Likeliest right after a reconnect, as mail held up by the
+        outage arrives. A fresh SELECT tells, and nothing arriving after it goes
+        unannounced: IDLE is the next command, and reports it.
+        """
+        if result.selected is None:
+            return False
+        now = imap_folder.select(client, self.box.folder, mailbox=self.box.name)
+        if not now.gained_mail_since(result.selected):
+            return False
+        log.debug("mailbox %s: mail arrived during the pass; reading again", self.box.name)
         return True
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
