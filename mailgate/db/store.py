@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from mailgate.core.errors import ConfigError, DatabaseBusy, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
-from mailgate.db import search_index
+from mailgate.db import search_index, write_turns
 from mailgate.db.models import Agent, Base, Customer, Supplier, Team
 
 # Alembic (with Mako and Pygments) is imported only to migrate, stamp or report: a start
@@ -149,8 +149,14 @@ class Store:
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True
             )
+        options: dict[str, Any] = {}
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            # Writers of the file take turns (db.write_turns), so a waiting one goes as
+            # soon as a transaction ends instead of when SQLite's busy handler wakes it.
+            factory = write_turns.connection_class(sqlite_busy_timeout_ms / 1000)
+            options["connect_args"] = {"factory": factory}
         try:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_pre_ping=True, **options)
         except (ImportError, ModuleNotFoundError) as exc:
             raise ConfigError(
                 [

@@ -1,0 +1,151 @@
+"""Writers of one SQLite file take turns, and the next one goes as soon as a turn ends.
+
+SQLite lets one connection write at a time. A connection that finds the write lock held
+sleeps and tries again, in growing steps (1, 2, 5, 10 … up to 100 ms: sqlite3's busy
+handler, which Python's sqlite3 does not let us replace). Beside a writer that starts
+its next transaction at once, as a worker with a backlog does, a waiting writer seldom
+finds the lock free when it wakes: `mailgate run`'s receiver acknowledged mail at 0.28 x
+a bare aiosmtpd handler while its worker had work, against 0.50 x alone
+(benchmarks/smtp_accept.py), each acknowledgement waiting out the worker's next message.
+
+So a connection first takes the file's turn: an exclusive ``flock`` on
+``<database>-turn``, asked again every millisecond at most while another connection of
+any process holds it; it gives the turn back the moment its transaction ends (commit,
+rollback, close). A waiter then goes next within a millisecond, and the two take turns.
+
+The turn only orders the waiting. SQLite's lock still decides who writes, and a writer
+that does not use turns (the ``sqlite3`` shell, an older mailgate) is waited for by
+SQLite as before. A turn not had within the busy timeout is given up on, and the
+connection goes on to SQLite's own wait: a stuck holder costs no more than before.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+import time
+from typing import Any
+
+# Statements that begin a write transaction, or write outside one (pysqlite begins a
+# transaction before INSERT, UPDATE, DELETE and REPLACE; BEGIN and DDL may come as text).
+_WRITES = re.compile(
+    r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE|BEGIN|CREATE|DROP|ALTER|VACUUM|REINDEX)\b"
+    r"|^\s*WITH\b.*\b(?:INSERT|UPDATE|DELETE|REPLACE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+# How often a waiter asks again, at most: the longest a turn stays unused once it ends.
+_LONGEST_POLL_SECONDS = 0.001
+
+
+def is_write(statement: str) -> bool:
+    """Whether ``statement`` may take SQLite's write lock."""
+    return _WRITES.match(statement) is not None
+
+
+def connection_class(wait_seconds: float) -> type[sqlite3.Connection]:
+    """A ``sqlite3.connect(factory=…)`` class whose connections take turns to write,
+    waiting at most ``wait_seconds`` for one."""
+    return type("TurnTakingConnection", (TurnTakingConnection,), {"wait_seconds": wait_seconds})
+
+
+class TurnTakingConnection(sqlite3.Connection):
+    """A sqlite3 connection that holds its file's turn while it writes (module docstring)."""
+
+    wait_seconds = 30.0
+
+    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        name = os.fsdecode(database) if isinstance(database, str | bytes | os.PathLike) else ""
+        # One file per database; none for memory databases or URIs (no file of ours).
+        self._turn_path = (
+            ""
+            if not name or name == ":memory:" or kwargs.get("uri") or name.startswith("file:")
+            else name + "-turn"
+        )
+        self._turn_fd: int | None = None
+
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory or _TurnTakingCursor)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._end_turn()
+
+    def take_turn(self) -> None:
+        """Hold the file's turn, waiting for it at most ``wait_seconds``; no-op if held."""
+        if self._turn_fd is not None or not self._turn_path:
+            return
+        fd = os.open(self._turn_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + self.wait_seconds
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)  # go on without it: SQLite's own lock still decides
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, _LONGEST_POLL_SECONDS)
+                continue
+            except OSError:
+                os.close(fd)  # a file system without flock: SQLite's wait alone, as before
+                return
+            self._turn_fd = fd
+            return
+
+    def _end_turn(self) -> None:
+        fd, self._turn_fd = self._turn_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    def end_turn_unless_writing(self) -> None:
+        """Give the turn back when no transaction is open (a statement ended one)."""
+        if self._turn_fd is not None and not self.in_transaction:
+            self._end_turn()
+
+
+class _TurnTakingCursor(sqlite3.Cursor):
+    connection: TurnTakingConnection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _TurnTakingCursor:
+        if is_write(sql):
+            self.connection.take_turn()
+        try:
+            super().execute(sql, parameters)
+        finally:
+            self.connection.end_turn_unless_writing()
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _TurnTakingCursor:
+        if is_write(sql):
+            self.connection.take_turn()
+        try:
+            super().executemany(sql, seq_of_parameters)
+        finally:
+            self.connection.end_turn_unless_writing()
+        return self
+
+    def executescript(self, sql_script: str, /) -> _TurnTakingCursor:
+        self.connection.take_turn()
+        try:
+            super().executescript(sql_script)
+        finally:
+            self.connection.end_turn_unless_writing()
+        return self

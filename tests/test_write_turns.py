@@ -1,0 +1,149 @@
+"""SQLite writers take turns (mailgate/db/write_turns.py): a connection holds its file's
+turn exactly while it writes, a waiting writer goes once the turn is given back, and a
+turn held too long is given up on, leaving the wait to SQLite as before."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mailgate.db.store import Store
+from mailgate.db.write_turns import is_write
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"sqlite:///{tmp_path / 'turns.db'}", sqlite_busy_timeout_ms=30_000)
+    with opened.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    yield opened
+    opened.engine.dispose()
+
+
+def _turn_file(store: Store) -> str:
+    return store.url.removeprefix("sqlite:///") + "-turn"
+
+
+def _turn_is_free(store: Store) -> bool:
+    """Whether nobody holds the file's turn: asked the way another process would."""
+    fd = os.open(_turn_file(store), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the probe's own lock, if it got it
+    return True
+
+
+@contextmanager
+def _held_turn(store: Store) -> Iterator[None]:
+    """The turn held by another open file, as another process would hold it."""
+    fd = os.open(_turn_file(store), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("statement", "writes"),
+    [
+        ("INSERT INTO t (v) VALUES ('a')", True),
+        ("  update t SET v = 'b'", True),
+        ("DELETE FROM t", True),
+        ("REPLACE INTO t (id, v) VALUES (1, 'c')", True),
+        ("BEGIN IMMEDIATE", True),
+        ("CREATE INDEX ix ON t (v)", True),
+        ("WITH n AS (SELECT 1) INSERT INTO t (v) SELECT 'd' FROM n", True),
+        ("SELECT * FROM t", False),
+        ("WITH n AS (SELECT 1) SELECT * FROM n", False),
+        ("PRAGMA journal_mode", False),
+        ("SELECT 'INSERT INTO t'", False),
+    ],
+)
+def test_which_statements_take_a_turn(statement: str, writes: bool) -> None:
+    assert is_write(statement) is writes
+
+
+def test_the_turn_is_held_from_the_first_write_to_the_commit(store: Store) -> None:
+    with store.transaction() as session:
+        session.execute(text("SELECT count(*) FROM t")).scalar_one()
+        assert _turn_is_free(store), "a read takes no turn"
+        session.execute(text("INSERT INTO t (v) VALUES ('a')"))
+        assert not _turn_is_free(store), "a write holds the turn until its transaction ends"
+    assert _turn_is_free(store)
+
+
+def test_a_rollback_and_a_failed_write_give_the_turn_back(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as session:
+        session.execute(text("INSERT INTO t (v) VALUES ('a')"))
+        raise RuntimeError("the caller fails half-way")
+    assert _turn_is_free(store)
+    with store.engine.connect() as conn:
+        with pytest.raises(Exception, match="no such table"):
+            conn.execute(text("INSERT INTO missing (v) VALUES ('a')"))
+        assert _turn_is_free(store), "a write that could not begin holds no turn"
+    assert _turn_is_free(store)
+    with store.transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+
+
+def test_a_writer_waits_for_the_turn_and_goes_once_it_is_given_back(store: Store) -> None:
+    wrote = threading.Event()
+
+    def write() -> None:
+        with store.transaction() as session:
+            session.execute(text("INSERT INTO t (v) VALUES ('waited')"))
+        wrote.set()
+
+    with _held_turn(store):
+        writer = threading.Thread(target=write)
+        writer.start()
+        # SQLite's own lock is free: only the turn holds the writer back.
+        assert not wrote.wait(0.5), "the write went ahead while another held the turn"
+    assert wrote.wait(10), "the write did not go once the turn was given back"
+    writer.join()
+    with store.transaction() as session:
+        assert session.execute(text("SELECT v FROM t")).scalars().all() == ["waited"]
+
+
+def test_a_turn_held_past_the_busy_timeout_is_given_up_on(tmp_path: Path) -> None:
+    quick = Store(f"sqlite:///{tmp_path / 'quick.db'}", sqlite_busy_timeout_ms=200)
+    try:
+        with _held_turn(quick):
+            # The holder never gives it back; SQLite's lock is free, so the write goes.
+            with quick.transaction() as session:
+                session.execute(text("CREATE TABLE t (v TEXT)"))
+                session.execute(text("INSERT INTO t (v) VALUES ('anyway')"))
+            with quick.transaction() as session:
+                assert session.execute(text("SELECT v FROM t")).scalar_one() == "anyway"
+    finally:
+        quick.engine.dispose()
+
+
+def test_writers_in_many_threads_each_write_once(store: Store) -> None:
+    """Many connections of one process taking turns: nothing lost, nothing stuck."""
+
+    def write(n: int) -> None:
+        for i in range(20):
+            with store.transaction() as session:
+                session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"{n}-{i}"})
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    with store.transaction() as session:
+        assert session.execute(text("SELECT count(DISTINCT v) FROM t")).scalar_one() == 120
+    assert _turn_is_free(store)
