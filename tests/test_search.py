@@ -9,10 +9,11 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from mailgate.db import search
 from mailgate.db.models import StoredAttachment, Ticket, TicketMessage
@@ -185,6 +186,58 @@ def test_a_rare_term_bounds_the_search_with_the_same_answers(
         assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
         assert customer_finds(site, "chief@globex.test", "invoice 7") == [eve]
     assert search._rare_first(["invoice", "7", "acme", "4711"]) == ["4711", "7", "invoice", "acme"]
+
+
+def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every term is in many tickets ("error" in all of them) the search scores the
+    newest tickets first and stops once no older one can make the page: the same
+    tickets in the same order as scoring them all, on every page, for staff and for a
+    customer who may see many tickets; and it stops early when it can."""
+    carol, dave, eve = (site.numbers[k] for k in ("carol", "dave", "eve"))
+    fred = site.ingest(build(sender="Fred <fred@acme.test>", subject="Toner", body="printer fire"))
+    gina = site.ingest(build(sender="Gina <gina@acme.test>", subject="Printer again", body="x"))
+    queries = ["acme", "test", "printer", "acme printer", "fire", "acme test", "zebra", "vpn"]
+    pages = [(0, 50), (0, 1), (1, 1), (2, 1), (3, 2), (1, 3), (9, 1)]
+    plain = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
+    assert plain[("test", 0, 50)] == [gina, fred, eve, dave, carol]  # every ticket
+    assert plain[("printer", 0, 50)] == [gina, carol, fred]  # subjects first
+    assert plain[("acme printer", 1, 3)] == [carol, fred]
+    boss = customer_finds(site, "boss@acme.test", "acme test")
+    scans: list[list[int] | None] = []
+    newest_first = search._newest_first
+
+    def spied(*args: Any, **kwargs: Any) -> list[int] | None:
+        scans.append(newest_first(*args, **kwargs))
+        return scans[-1]
+
+    monkeypatch.setattr(search, "_newest_first", spied)
+    monkeypatch.setattr(search, "FEW_TICKETS", 0)  # no term bounds it, nor the visible ones
+    for probe, first, most in ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100)):
+        monkeypatch.setattr(search, "PROBE_ROWS", probe)
+        monkeypatch.setattr(search, "SCAN_FIRST", first)
+        monkeypatch.setattr(search, "SCAN_MOST", most)
+        again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
+        assert again == plain, (probe, first, most)
+        assert customer_finds(site, "boss@acme.test", "acme test") == boss
+    assert any(scan is not None for scan in scans), "the newest-first ranking never ran"
+    # "acme" is in four tickets; the newest, Gina's, scores the most a ticket can.
+    scored: list[int] = []
+    ranked = search._ranked
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        scored.extend(kwargs["within"] or [])
+        return ranked(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_ranked", counted)
+    monkeypatch.setattr(search, "PROBE_ROWS", 1)
+    monkeypatch.setattr(search, "SCAN_FIRST", 1)
+    monkeypatch.setattr(search, "SCAN_MOST", 100)
+    assert found(site, "acme", limit=1) == [gina]
+    with site.store.transaction() as session:
+        tickets = session.scalar(select(func.count()).select_from(Ticket))
+    assert 0 < len(scored) < tickets
 
 
 def test_the_customer_portal_search_box(site: Site) -> None:

@@ -51,6 +51,12 @@ FEW_TICKETS = 1000
 PROBE_ROWS = 4 * FEW_TICKETS
 # Up to this many tickets a customer may see, their rows are looked up without a probe.
 LOOKED_UP_DIRECTLY = 100
+# A search whose every term is in many tickets scores the newest tickets first, in
+# batches growing from SCAN_FIRST to SCAN_BATCH_MOST tickets; past SCAN_MOST tickets
+# scored it scores them all instead (the terms are then in too few of them).
+SCAN_FIRST = 256
+SCAN_BATCH_MOST = 4096
+SCAN_MOST = 16384
 # A ticket's score for a term is where it was found at best; the scores of the terms
 # add up, and equal scores list the newest ticket first.
 WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_messages": 1}
@@ -197,11 +203,39 @@ def search(
                 if not bound:
                     return []
                 break
+    if bound is None and visible is None and limit:
+        # No term is found in few tickets ("error" in every ticket): rank from the newest
+        # tickets back, and stop once no older ticket can make the page.
+        newest = _newest_first(
+            session, sqlite, wanted, internal=internal, where=where, k=offset + limit
+        )
+        if newest is not None:
+            chosen = newest[offset : offset + limit]
+            read = session.scalars(select(Ticket).where(Ticket.id.in_(chosen)))
+            by_id = {ticket.id: ticket for ticket in read}
+            return [by_id[i] for i in chosen if i in by_id]
     # Written into the statement as numbers (no limit on parameters): PostgreSQL then
     # plans for exactly these tickets; it guessed half the table for ``within`` itself.
+    best = _ranked(sqlite, wanted, internal=internal, within=bound, where=where).offset(offset)
+    # The page is chosen from the ids and scores alone; only its tickets are read.
+    page = (best.limit(limit) if limit else best).subquery("page")
+    rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
+    return list(session.scalars(rows.order_by(page.c.score.desc(), Ticket.id.desc())))
+
+
+def _ranked(
+    sqlite: bool,
+    wanted: list[str],
+    *,
+    internal: bool,
+    within: list[int] | None,
+    where: Collection[ColumnElement[bool]],
+) -> Select[Any]:
+    """(ticket id, score) of each ticket that has every term (only among ``within``,
+    when given) and meets ``where``, best first."""
     own: BindParameter[Any] | None = None
-    if bound is not None:
-        own = bindparam("own", bound, expanding=True, literal_execute=True)
+    if within is not None:
+        own = bindparam("own", within, expanding=True, literal_execute=True)
     found = [
         _hits(sqlite, term, internal=internal, within=own, name=f"term{i}")
         for i, term in enumerate(wanted)
@@ -213,8 +247,66 @@ def search(
         best = best.join(hits, hits.c.ticket_id == first.c.ticket_id)
     if where:
         best = best.join(Ticket, Ticket.id == first.c.ticket_id).where(*where)
-    best = best.order_by(score.desc(), first.c.ticket_id.desc()).offset(offset)
-    # The page is chosen from the ids and scores alone; only its tickets are read.
-    page = (best.limit(limit) if limit else best).subquery("page")
-    rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
-    return list(session.scalars(rows.order_by(page.c.score.desc(), Ticket.id.desc())))
+    return best.order_by(score.desc(), first.c.ticket_id.desc())
+
+
+def _newest_first(
+    session: Session,
+    sqlite: bool,
+    wanted: list[str],
+    *,
+    internal: bool,
+    where: Collection[ColumnElement[bool]],
+    k: int,
+) -> list[int] | None:
+    """The ids of the best ``k`` tickets for terms found in many tickets, ranked as
+    ``_ranked`` ranks them, without scoring every ticket that has them; None when that
+    would take longer than scoring them all (the terms are in too few of the tickets).
+
+    Where a term is rare (at most ``PROBE_ROWS`` rows of a source have it), those rows'
+    tickets are scored first. Every other ticket can score at most the sum, over the
+    terms, of the best weight among the sources where the term is common. The tickets
+    are then scored in batches from the newest back, and the search stops when the
+    ``k``-th best so far scores more than that, or as much and is newer than every
+    ticket not yet scored: a word in every ticket then costs the newest few hundred."""
+    ceiling = 0
+    known: set[int] = set()  # tickets where a term was found in a source it is rare in
+    for term in wanted:
+        best_common = 0
+        pieces = _found(sqlite, term, internal=internal, within=None)
+        for source, piece in zip(_sources(internal), pieces, strict=True):
+            rows = piece.subquery()
+            found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
+            if len(found) < PROBE_ROWS:
+                known.update(found)
+            else:
+                best_common = max(best_common, WEIGHTS[source])
+        if not best_common:
+            return None  # every ticket with this term is known: the bounded search is quicker
+        ceiling += best_common
+
+    def scored(ids: Collection[int]) -> list[tuple[int, int]]:
+        if not ids:
+            return []
+        query = _ranked(sqlite, wanted, internal=internal, within=sorted(ids), where=where)
+        return [(score, ticket_id) for ticket_id, score in session.execute(query)]
+
+    pool = scored(known)
+    batch, scanned, below = SCAN_FIRST, 0, None
+    while True:
+        newest = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)
+        if below is not None:
+            newest = newest.where(Ticket.id < below)
+        ids = list(session.scalars(newest))
+        if not ids:
+            break
+        below, scanned = ids[-1], scanned + len(ids)
+        pool += scored([i for i in ids if i not in known])
+        pool.sort(reverse=True)
+        del pool[k:]
+        if len(pool) == k and (pool[-1][0], pool[-1][1]) > (ceiling, below - 1):
+            break  # no ticket older than ``below`` can score enough to make the page
+        if scanned >= SCAN_MOST:
+            return None  # the terms are in too few of the tickets: score them all instead
+        batch = min(batch * 2, SCAN_BATCH_MOST)
+    return [ticket_id for _, ticket_id in pool]
