@@ -222,6 +222,8 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
         assert again == plain, (probe, first, most)
         assert customer_finds(site, "boss@acme.test", "acme test") == boss
     assert any(scan is not None for scan in scans), "the newest-first ranking never ran"
+    weights = list(search.WEIGHTS.values())  # probed best first, stopping at a common one
+    assert list(search.WEIGHTS) == list(search._sources(True)) and weights == sorted(weights)[::-1]
     # "acme" is in four tickets; the newest, Gina's, scores the most a ticket can.
     scored: list[int] = []
     ranked = search._ranked

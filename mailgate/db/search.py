@@ -59,6 +59,7 @@ SCAN_BATCH_MOST = 4096
 SCAN_MOST = 16384
 # A ticket's score for a term is where it was found at best; the scores of the terms
 # add up, and equal scores list the newest ticket first.
+# Best first, as ``_sources`` lists them too: ``_newest_first`` relies on the order.
 WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_messages": 1}
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 
@@ -265,7 +266,8 @@ def _newest_first(
 
     Where a term is rare (at most ``PROBE_ROWS`` rows of a source have it), those rows'
     tickets are scored first. Every other ticket can score at most the sum, over the
-    terms, of the best weight among the sources where the term is common. The tickets
+    terms, of the best weight among the sources where the term is common (the sources
+    are probed best first, up to the first where it is common). The tickets
     are then scored in batches from the newest back, and the search stops when the
     ``k``-th best so far scores more than that, or as much and is newer than every
     ticket not yet scored: a word in every ticket then costs the newest few hundred."""
@@ -280,7 +282,9 @@ def _newest_first(
             if len(found) < PROBE_ROWS:
                 known.update(found)
             else:
-                best_common = max(best_common, WEIGHTS[source])
+                # The sources come best first: the rest can add no more than this one.
+                best_common = WEIGHTS[source]
+                break
         if not best_common:
             return None  # every ticket with this term is known: the bounded search is quicker
         ceiling += best_common
