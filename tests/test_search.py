@@ -205,6 +205,24 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     assert plain[("printer", 0, 50)] == [gina, carol, fred]  # subjects first
     assert plain[("acme printer", 1, 3)] == [carol, fred]
     boss = customer_finds(site, "boss@acme.test", "acme test")
+
+    def boss_pages() -> list[list[int]]:
+        """Boss's search, a ticket a page: more visible tickets than a page shows."""
+        with site.store.transaction() as session:
+            visible = access.visible_to_customer(session, "boss@acme.test")
+            return [
+                [
+                    t.number or 0
+                    for t in search.search(
+                        session, q, within=visible, internal=False, offset=o, limit=1
+                    )
+                ]
+                for q in ("acme", "test", "printer", "acme printer")
+                for o in range(4)
+            ]
+
+    boss_plain = boss_pages()
+    assert boss_plain[:4] == [[gina], [fred], [dave], [carol]]
     scans: list[list[int] | None] = []
     newest_first = search._newest_first
 
@@ -221,6 +239,10 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
         again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
         assert again == plain, (probe, first, most)
         assert customer_finds(site, "boss@acme.test", "acme test") == boss
+        monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)
+        monkeypatch.setattr(search, "FEW_TICKETS", 1000)  # boss's few tickets, one a page
+        assert boss_pages() == boss_plain, (probe, first, most)
+        monkeypatch.setattr(search, "FEW_TICKETS", 0)
     assert any(scan is not None for scan in scans), "the newest-first ranking never ran"
     weights = list(search.WEIGHTS.values())  # probed best first, stopping at a common one
     assert list(search.WEIGHTS) == list(search._sources(True)) and weights == sorted(weights)[::-1]

@@ -206,11 +206,16 @@ def search(
                 if not bound:
                     return []
                 break
-    if bound is None and visible is None and limit:
+    many_visible = visible is not None and len(visible) > max(LOOKED_UP_DIRECTLY, offset + limit)
+    if limit and (bound is None or (bound is visible and many_visible)):
         # No term is found in few tickets ("error" in every ticket): rank from the newest
-        # tickets back, and stop once no older ticket can make the page.
+        # tickets back (of those the customer may see), and stop once no older ticket
+        # can make the page.
+        scope = list(where)
+        if visible is not None:
+            scope.append(Ticket.id.in_(bindparam("seen", visible, literal_execute=True)))
         newest = _newest_first(
-            session, sqlite, wanted, internal=internal, where=where, k=offset + limit
+            session, sqlite, wanted, internal=internal, where=scope, k=offset + limit
         )
         if newest is not None:
             chosen = newest[offset : offset + limit]
