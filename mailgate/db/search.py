@@ -26,6 +26,7 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    text,
     union_all,
 )
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -284,6 +285,9 @@ def _newest_first(
         best_common = 0
         pieces = _found(sqlite, term, internal=internal, within=None)
         for source, piece in zip(_sources(internal), pieces, strict=True):
+            if not sqlite and _common_by_statistics(session, source, term):
+                best_common = WEIGHTS[source]
+                break
             rows = piece.subquery()
             found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
             if len(found) < PROBE_ROWS:
@@ -321,3 +325,34 @@ def _newest_first(
             return None  # the terms are in too few of the tickets: score them all instead
         batch = min(batch * 2, SCAN_BATCH_MOST)
     return [ticket_id for _, ticket_id in pool]
+
+
+_WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)
+
+
+def _common_by_statistics(session: Session, source: str, term: str) -> bool:
+    """PostgreSQL: whether ANALYZE's sample found every word of ``term`` in at least
+    ``PROBE_ROWS`` rows of ``source`` (its search index's most common elements).
+
+    Probing such a word reads rows until ``PROBE_ROWS`` have it, and the planner rightly
+    reads them from the table, computing each row's vector: 320 ms for a word in every
+    message at 100,000 tickets. This only ever says common: a word the statistics do not
+    list is probed, and a phrase of common words called common when it is rare only
+    makes the ranking score more tickets (its tickets are not known ahead)."""
+    words = set(term.translate(_WORDS).lower().split())
+    if not words:
+        return False
+    found = session.execute(
+        text(
+            "SELECT u.word, u.freq * c.reltuples FROM pg_stats s"
+            " JOIN pg_namespace n ON n.nspname = s.schemaname"
+            " JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = n.oid"
+            " CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[],"
+            " s.most_common_elem_freqs) AS u(word, freq)"
+            " WHERE s.schemaname = current_schema() AND s.tablename = :index"
+            " AND u.word = ANY(:words)"
+        ),
+        {"index": search_index.pg_index(source), "words": sorted(words)},
+    ).all()
+    rows = {word: estimate for word, estimate in found if estimate is not None}
+    return words <= rows.keys() and min(rows[w] for w in words) >= PROBE_ROWS
