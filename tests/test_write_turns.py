@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,3 +148,42 @@ def test_writers_in_many_threads_each_write_once(store: Store) -> None:
     with store.transaction() as session:
         assert session.execute(text("SELECT count(DISTINCT v) FROM t")).scalar_one() == 120
     assert _turn_is_free(store)
+
+
+def test_the_turn_file_takes_the_database_files_mode_and_owner(tmp_path: Path) -> None:
+    """Made as SQLite makes its -wal: with the database's mode, and by root given to
+    the database's owner, so one `sudo mailgate …` leaves nothing the service cannot open."""
+    database = tmp_path / "owned.db"
+    sqlite3.connect(database).close()
+    database.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(database, 65534, 65534)
+    owned = Store(f"sqlite:///{database}")
+    try:
+        with owned.transaction() as session:
+            session.execute(text("CREATE TABLE t (v TEXT)"))
+        turn = os.stat(f"{database}-turn")
+        assert turn.st_mode & 0o777 == 0o640 & ~_umask()
+        if os.geteuid() == 0:
+            assert (turn.st_uid, turn.st_gid) == (65534, 65534)
+    finally:
+        owned.engine.dispose()
+
+
+def test_a_turn_file_that_cannot_be_opened_stops_no_write(tmp_path: Path) -> None:
+    (tmp_path / "blocked.db-turn").mkdir()  # opened for writing, a directory fails
+    blocked = Store(f"sqlite:///{tmp_path / 'blocked.db'}")
+    try:
+        with blocked.transaction() as session:
+            session.execute(text("CREATE TABLE t (v TEXT)"))
+            session.execute(text("INSERT INTO t (v) VALUES ('written')"))
+        with blocked.transaction() as session:
+            assert session.execute(text("SELECT v FROM t")).scalar_one() == "written"
+    finally:
+        blocked.engine.dispose()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -21,6 +21,7 @@ connection goes on to SQLite's own wait: a stuck holder costs no more than befor
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -91,7 +92,9 @@ class TurnTakingConnection(sqlite3.Connection):
         """Hold the file's turn, waiting for it at most ``wait_seconds``; no-op if held."""
         if self._turn_fd is not None or not self._turn_path:
             return
-        fd = os.open(self._turn_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _open_turn_file(self._turn_path)
+        if fd is None:
+            return  # no turns to be had here: SQLite's own wait alone, as before
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.00005
         while True:
@@ -119,6 +122,29 @@ class TurnTakingConnection(sqlite3.Connection):
         """Give the turn back when no transaction is open (a statement ended one)."""
         if self._turn_fd is not None and not self.in_transaction:
             self._end_turn()
+
+
+def _open_turn_file(path: str) -> int | None:
+    """The turn file, made beside the database when missing; None when it cannot be
+    opened (say, made by another user), which must not stop a write.
+
+    Made with the database file's mode and, by root, given to the database's owner, as
+    SQLite does with its -wal and -shm files: `sudo mailgate …` once must not leave a
+    file the service's own user cannot open."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            database = os.stat(path.removesuffix("-turn"))
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, database.st_mode & 0o666)
+        except OSError:
+            return None
+        if os.geteuid() == 0:
+            with contextlib.suppress(OSError):
+                os.fchown(fd, database.st_uid, database.st_gid)
+    except OSError:
+        return None
+    return fd
 
 
 class _TurnTakingCursor(sqlite3.Cursor):
