@@ -200,6 +200,8 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     gina = site.ingest(build(sender="Gina <gina@acme.test>", subject="Printer again", body="x"))
     queries = ["acme", "test", "printer", "acme printer", "fire", "acme test", "zebra", "vpn"]
     pages = [(0, 50), (0, 1), (1, 1), (2, 1), (3, 2), (1, 3), (9, 1)]
+    newest_first = search._newest_first
+    monkeypatch.setattr(search, "_newest_first", lambda *args, **kwargs: None)  # score all
     plain = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
     assert plain[("test", 0, 50)] == [gina, fred, eve, dave, carol]  # every ticket
     assert plain[("printer", 0, 50)] == [gina, carol, fred]  # subjects first
@@ -224,7 +226,6 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     boss_plain = boss_pages()
     assert boss_plain[:4] == [[gina], [fred], [dave], [carol]]
     scans: list[list[int] | None] = []
-    newest_first = search._newest_first
 
     def spied(*args: Any, **kwargs: Any) -> list[int] | None:
         scans.append(newest_first(*args, **kwargs))
@@ -232,7 +233,8 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
 
     monkeypatch.setattr(search, "_newest_first", spied)
     monkeypatch.setattr(search, "FEW_TICKETS", 0)  # no term bounds it, nor the visible ones
-    for probe, first, most in ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100)):
+    settings = ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100), (4000, 1, 100))
+    for probe, first, most in settings:
         monkeypatch.setattr(search, "PROBE_ROWS", probe)
         monkeypatch.setattr(search, "SCAN_FIRST", first)
         monkeypatch.setattr(search, "SCAN_MOST", most)

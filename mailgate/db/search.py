@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -268,37 +269,20 @@ def _newest_first(
     where: Collection[ColumnElement[bool]],
     k: int,
 ) -> list[int] | None:
-    """The ids of the best ``k`` tickets for terms found in many tickets, ranked as
-    ``_ranked`` ranks them, without scoring every ticket that has them; None when that
-    would take longer than scoring them all (the terms are in too few of the tickets).
+    """The ids of the best ``k`` tickets, ranked as ``_ranked`` ranks them, without
+    scoring every ticket that has the terms; None when that would take longer than
+    scoring them all (the terms are in many tickets, but too few of them).
 
-    Where a term is rare (at most ``PROBE_ROWS`` rows of a source have it), those rows'
-    tickets are scored first. Every other ticket can score at most the sum, over the
-    terms, of the best weight among the sources where the term is common (the sources
-    are probed best first, up to the first where it is common). The tickets
-    are then scored in batches from the newest back, and the search stops when the
-    ``k``-th best so far scores more than that, or as much and is newer than every
-    ticket not yet scored: a word in every ticket then costs the newest few hundred."""
-    ceiling = 0
-    known: set[int] = set()  # tickets where a term was found in a source it is rare in
-    for term in wanted:
-        best_common = 0
-        pieces = _found(sqlite, term, internal=internal, within=None)
-        for source, piece in zip(_sources(internal), pieces, strict=True):
-            if not sqlite and _common_by_statistics(session, source, term):
-                best_common = WEIGHTS[source]
-                break
-            rows = piece.subquery()
-            found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
-            if len(found) < PROBE_ROWS:
-                known.update(found)
-            else:
-                # The sources come best first: the rest can add no more than this one.
-                best_common = WEIGHTS[source]
-                break
-        if not best_common:
-            return None  # every ticket with this term is known: the bounded search is quicker
-        ceiling += best_common
+    Each term's sources are probed best first, up to the first where the term is common
+    (more than ``PROBE_ROWS`` rows). Where a term is common nowhere, only the tickets
+    the probes found can match: they are scored from the newest back, and the search
+    stops once the ``k``-th best so far beats what any older one could score (each
+    term's best weight among the sources it was found in). Otherwise the tickets found
+    where a term is rare are scored first; any other ticket scores at most the sum of
+    each term's weight where it is common, and all tickets are scored from the newest
+    back until the ``k``-th best beats that: a word in every ticket costs a page."""
+    probed = _probe(session, sqlite, wanted, internal=internal)
+    ceiling, most, known, only = probed.ceiling, probed.most, probed.known, probed.only
 
     def scored(ids: Collection[int]) -> list[tuple[int, int]]:
         if not ids:
@@ -306,25 +290,71 @@ def _newest_first(
         query = _ranked(sqlite, wanted, internal=internal, within=sorted(ids), where=where)
         return [(score, ticket_id) for ticket_id, score in session.execute(query)]
 
+    if only is not None:
+        newest = sorted(only, reverse=True)
+        pool: list[tuple[int, int]] = []
+        batch = max(k, SCAN_FIRST)
+        while newest:
+            ids, newest = newest[:batch], newest[batch:]
+            pool = sorted(pool + scored(ids), reverse=True)[:k]
+            if len(pool) == k and pool[-1] > (most, ids[-1] - 1):
+                break  # no ticket older than ``ids[-1]`` can score enough to make the page
+            batch = min(batch * 2, SCAN_BATCH_MOST)
+        return [ticket_id for _, ticket_id in pool]
+
     pool = scored(known)
     batch, scanned, below = max(k, SCAN_FIRST), 0, None
     while True:
-        newest = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)
+        query = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)
         if below is not None:
-            newest = newest.where(Ticket.id < below)
-        ids = list(session.scalars(newest))
+            query = query.where(Ticket.id < below)
+        ids = list(session.scalars(query))
         if not ids:
             break
         below, scanned = ids[-1], scanned + len(ids)
-        pool += scored([i for i in ids if i not in known])
-        pool.sort(reverse=True)
-        del pool[k:]
-        if len(pool) == k and (pool[-1][0], pool[-1][1]) > (ceiling, below - 1):
+        pool = sorted(pool + scored([i for i in ids if i not in known]), reverse=True)[:k]
+        if len(pool) == k and pool[-1] > (ceiling, below - 1):
             break  # no ticket older than ``below`` can score enough to make the page
         if scanned >= SCAN_MOST:
             return None  # the terms are in too few of the tickets: score them all instead
         batch = min(batch * 2, SCAN_BATCH_MOST)
     return [ticket_id for _, ticket_id in pool]
+
+
+@dataclass
+class _Probed:
+    """What probing each term's sources found (``_newest_first``)."""
+
+    ceiling: int = 0  # the most a ticket the probes did not find can score
+    most: int = 0  # the most any ticket can score
+    known: set[int] = field(default_factory=set)  # found where a term is rare
+    only: set[int] | None = None  # with a term common nowhere: the only tickets that can match
+
+
+def _probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool) -> _Probed:
+    """Each term's sources, best first, up to the first where it is common."""
+    probed = _Probed()
+    for term in wanted:
+        common, best, found_in = 0, 0, set()
+        pieces = _found(sqlite, term, internal=internal, within=None)
+        for source, piece in zip(_sources(internal), pieces, strict=True):
+            if not sqlite and _common_by_statistics(session, source, term):
+                common = WEIGHTS[source]
+            else:
+                rows = piece.subquery()
+                found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
+                if len(found) >= PROBE_ROWS:
+                    common = WEIGHTS[source]
+                found_in.update(found)
+            if found_in or common:
+                best = max(best, WEIGHTS[source])
+            if common:
+                break  # the sources come best first: the rest can add no more than this one
+        probed.known |= found_in
+        probed.ceiling, probed.most = probed.ceiling + common, probed.most + best
+        if not common:
+            probed.only = found_in if probed.only is None else probed.only & found_in
+    return probed
 
 
 _WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)
