@@ -344,8 +344,9 @@ def _probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool)
                 rows = piece.subquery()
                 found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
                 if len(found) >= PROBE_ROWS:
-                    common = WEIGHTS[source]
-                found_in.update(found)
+                    common = WEIGHTS[source]  # its tickets are not all known: none is kept
+                else:
+                    found_in.update(found)
             if found_in or common:
                 best = max(best, WEIGHTS[source])
             if common:
