@@ -210,9 +210,9 @@ def search(
                 break
     many_visible = visible is not None and len(visible) > max(LOOKED_UP_DIRECTLY, offset + limit)
     if limit and (bound is None or (bound is visible and many_visible)):
-        # No term is found in few tickets ("error" in every ticket): rank from the newest
-        # tickets back (of those the customer may see), and stop once no older ticket
-        # can make the page.
+        # No term bounds the search to few tickets: rank from the newest tickets back
+        # (of those the customer may see), and stop once no older ticket can make the
+        # page ("error" in every ticket costs a page, not every ticket).
         scope = list(where)
         if visible is not None:
             scope.append(Ticket.id.in_(bindparam("seen", visible, literal_execute=True)))
