@@ -15,17 +15,35 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from mailgate.db import write_turns
 from mailgate.db.store import Store
 from mailgate.db.write_turns import is_write
 
 
+@contextmanager
+def _opened(database: Path, *, busy_timeout_ms: int = 30_000) -> Iterator[Store]:
+    opened = Store(f"sqlite:///{database}", sqlite_busy_timeout_ms=busy_timeout_ms)
+    try:
+        yield opened
+    finally:
+        opened.engine.dispose()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"sqlite:///{tmp_path / 'turns.db'}", sqlite_busy_timeout_ms=30_000)
-    with opened.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
-    yield opened
-    opened.engine.dispose()
+    with _opened(tmp_path / "turns.db") as opened:
+        with opened.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        yield opened
+
+
+def _write_then_read(store: Store, value: str) -> str:
+    """Make table t, store ``value`` in it in one transaction, and read it back."""
+    with store.transaction() as session:
+        session.execute(text("CREATE TABLE t (v TEXT)"))
+        session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+    with store.transaction() as session:
+        return str(session.execute(text("SELECT v FROM t")).scalar_one())
 
 
 def _turn_file(store: Store) -> str:
@@ -117,18 +135,29 @@ def test_a_writer_waits_for_the_turn_and_goes_once_it_is_given_back(store: Store
         assert session.execute(text("SELECT v FROM t")).scalars().all() == ["waited"]
 
 
-def test_a_turn_held_past_the_busy_timeout_is_given_up_on(tmp_path: Path) -> None:
-    quick = Store(f"sqlite:///{tmp_path / 'quick.db'}", sqlite_busy_timeout_ms=200)
-    try:
-        with _held_turn(quick):
-            # The holder never gives it back; SQLite's lock is free, so the write goes.
-            with quick.transaction() as session:
-                session.execute(text("CREATE TABLE t (v TEXT)"))
-                session.execute(text("INSERT INTO t (v) VALUES ('anyway')"))
-            with quick.transaction() as session:
-                assert session.execute(text("SELECT v FROM t")).scalar_one() == "anyway"
-    finally:
-        quick.engine.dispose()
+def test_a_turn_held_past_the_busy_timeout_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write goes on without it, and the transaction's later writes do not wait
+    for a turn again."""
+    asked: list[str] = []
+    open_turn_file = write_turns._open_turn_file
+
+    def counted(path: str) -> int | None:
+        asked.append(path)
+        return open_turn_file(path)
+
+    monkeypatch.setattr(write_turns, "_open_turn_file", counted)
+    with _opened(tmp_path / "quick.db", busy_timeout_ms=200) as quick:
+        assert _write_then_read(quick, "before") == "before"
+        asked.clear()
+        # The holder never gives it back; SQLite's lock is free, so the writes go.
+        with _held_turn(quick), quick.transaction() as session:
+            session.execute(text("INSERT INTO t (v) VALUES ('anyway')"))
+            session.execute(text("INSERT INTO t (v) VALUES ('and again')"))
+        with quick.transaction() as session:
+            assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 3
+    assert len(asked) == 1, "the second write of the transaction waited for a turn again"
 
 
 def test_writers_in_many_threads_each_write_once(store: Store) -> None:
@@ -158,29 +187,19 @@ def test_the_turn_file_takes_the_database_files_mode_and_owner(tmp_path: Path) -
     database.chmod(0o640)
     if os.geteuid() == 0:
         os.chown(database, 65534, 65534)
-    owned = Store(f"sqlite:///{database}")
-    try:
+    with _opened(database) as owned:
         with owned.transaction() as session:
             session.execute(text("CREATE TABLE t (v TEXT)"))
         turn = os.stat(f"{database}-turn")
         assert turn.st_mode & 0o777 == 0o640 & ~_umask()
         if os.geteuid() == 0:
             assert (turn.st_uid, turn.st_gid) == (65534, 65534)
-    finally:
-        owned.engine.dispose()
 
 
 def test_a_turn_file_that_cannot_be_opened_stops_no_write(tmp_path: Path) -> None:
     (tmp_path / "blocked.db-turn").mkdir()  # opened for writing, a directory fails
-    blocked = Store(f"sqlite:///{tmp_path / 'blocked.db'}")
-    try:
-        with blocked.transaction() as session:
-            session.execute(text("CREATE TABLE t (v TEXT)"))
-            session.execute(text("INSERT INTO t (v) VALUES ('written')"))
-        with blocked.transaction() as session:
-            assert session.execute(text("SELECT v FROM t")).scalar_one() == "written"
-    finally:
-        blocked.engine.dispose()
+    with _opened(tmp_path / "blocked.db") as blocked:
+        assert _write_then_read(blocked, "written") == "written"
 
 
 def _umask() -> int:

@@ -66,6 +66,9 @@ class TurnTakingConnection(sqlite3.Connection):
             else name + "-turn"
         )
         self._turn_fd: int | None = None
+        # This transaction went on without a turn (none to be had in time): its later
+        # writes go on without one too, rather than each waiting as long again.
+        self._without_turn = False
 
     def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory or _TurnTakingCursor)
@@ -90,11 +93,12 @@ class TurnTakingConnection(sqlite3.Connection):
 
     def take_turn(self) -> None:
         """Hold the file's turn, waiting for it at most ``wait_seconds``; no-op if held."""
-        if self._turn_fd is not None or not self._turn_path:
+        if self._turn_fd is not None or self._without_turn or not self._turn_path:
             return
         fd = _open_turn_file(self._turn_path)
         if fd is None:
-            return  # no turns to be had here: SQLite's own wait alone, as before
+            self._without_turn = True  # no turns to be had here: SQLite's own wait alone
+            return
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.00005
         while True:
@@ -103,24 +107,27 @@ class TurnTakingConnection(sqlite3.Connection):
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)  # go on without it: SQLite's own lock still decides
+                    self._without_turn = True
                     return
                 time.sleep(pause)
                 pause = min(pause * 2, _LONGEST_POLL_SECONDS)
                 continue
             except OSError:
                 os.close(fd)  # a file system without flock: SQLite's wait alone, as before
+                self._without_turn = True
                 return
             self._turn_fd = fd
             return
 
     def _end_turn(self) -> None:
+        self._without_turn = False
         fd, self._turn_fd = self._turn_fd, None
         if fd is not None:
             os.close(fd)  # closing the only descriptor releases the flock
 
     def end_turn_unless_writing(self) -> None:
         """Give the turn back when no transaction is open (a statement ended one)."""
-        if self._turn_fd is not None and not self.in_transaction:
+        if (self._turn_fd is not None or self._without_turn) and not self.in_transaction:
             self._end_turn()
 
 
