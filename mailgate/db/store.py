@@ -145,12 +145,11 @@ class Store:
     def __init__(self, url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
+        options: dict[str, Any] = {}
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True
             )
-        options: dict[str, Any] = {}
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             # Writers of the file take turns (db.write_turns), so a waiting one goes as
             # soon as a transaction ends instead of when SQLite's busy handler wakes it.
             factory = write_turns.connection_class(sqlite_busy_timeout_ms / 1000)
