@@ -1,0 +1,32 @@
+"""The search tests' site and the searches they run, as staff and as a customer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mailgate.db import search
+from mailgate.web import access
+from tests.web_support import Site, make_site
+
+
+def search_site(db_url: str) -> Iterator[Site]:
+    """Carol's "Printer on fire" (with report ü.pdf and Ann's note) and Dave's "VPN is
+    down", of account Acme (admin boss@acme.test); Eve's "Invoice wrong", of Globex."""
+    s = make_site(db_url)
+    yield s
+    s.store.engine.dispose()
+
+
+def found(site: Site, query: str, *, offset: int = 0, limit: int = 50) -> list[int]:
+    """Ticket numbers of a staff search, in order."""
+    with site.store.transaction() as session:
+        rows = search.search(session, query, offset=offset, limit=limit)
+        return [t.number or 0 for t in rows]
+
+
+def customer_finds(site: Site, email: str, query: str) -> list[int]:
+    """What customer ``email`` finds: their search, as the portal runs it."""
+    with site.store.transaction() as session:
+        visible = access.visible_to_customer(session, email)
+        found = search.search(session, query, within=visible, internal=False)
+        return [t.number or 0 for t in found]

@@ -1,0 +1,157 @@
+"""Search's ways of ranking (mailgate/db/search.py) give the same tickets in the same
+order as scoring every ticket: bounded by a rare term, by a customer's visible tickets,
+or ranked from the newest tickets back when every term is in many. SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mailgate.db import search
+from mailgate.db.models import Ticket
+from mailgate.web import access
+from tests.mail import build
+from tests.search_support import customer_finds, found, search_site
+from tests.web_support import Site
+
+site_fixture = pytest.fixture(name="site")(search_site)
+
+
+def test_many_visible_tickets_are_searched_the_other_way_alike(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past search.FEW_TICKETS visible tickets the search reads every hit and keeps the
+    visible ones, instead of looking up each visible ticket's rows: the same answers."""
+    queries = [
+        ("boss@acme.test", "acme"),
+        ("carol@acme.test", "grumpy"),
+        ("dave@acme.test", "printer"),
+    ]
+    few = [customer_finds(site, email, query) for email, query in queries]
+    assert few == [[site.numbers["dave"], site.numbers["carol"]], [], []]
+    monkeypatch.setattr(search, "FEW_TICKETS", 0)
+    assert [customer_finds(site, email, query) for email, query in queries] == few
+
+
+def test_a_rare_term_bounds_the_search_with_the_same_answers(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search of several terms looks first for one found in few tickets and searches
+    only those; with the bound always (one ticket is "few"), never (none is), or when
+    the probe reads only a row, the answers and their order are the same."""
+    carol, dave, eve = (site.numbers[k] for k in ("carol", "dave", "eve"))
+    queries = ["invoice 7", "acme printer", "acme test", "room 4 fire", "acme zebra", "vpn 9am"]
+    plain = [found(site, query) for query in queries]
+    assert plain == [[eve], [carol], [dave, carol], [carol], [], [dave]]
+    staff = customer_finds(site, "boss@acme.test", "acme test")
+    assert staff == [dave, carol]
+    assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
+    monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # a customer's search probes too
+    for few, probe in ((1, 4), (0, 4), (1, 1), (1000, 4000)):
+        monkeypatch.setattr(search, "FEW_TICKETS", few)
+        monkeypatch.setattr(search, "PROBE_ROWS", probe)
+        assert [found(site, query) for query in queries] == plain, (few, probe)
+        assert customer_finds(site, "boss@acme.test", "acme test") == staff
+        assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
+        assert customer_finds(site, "chief@globex.test", "invoice 7") == [eve]
+    assert search._rare_first(["invoice", "7", "acme", "4711"]) == ["4711", "7", "invoice", "acme"]
+
+
+def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every term is in many tickets ("error" in all of them) the search scores the
+    newest tickets first and stops once no older one can make the page: the same
+    tickets in the same order as scoring them all, on every page, for staff and for a
+    customer who may see many tickets; and it stops early when it can."""
+    carol, dave, eve = (site.numbers[k] for k in ("carol", "dave", "eve"))
+    fred = site.ingest(build(sender="Fred <fred@acme.test>", subject="Toner", body="printer fire"))
+    gina = site.ingest(build(sender="Gina <gina@acme.test>", subject="Printer again", body="x"))
+    queries = ["acme", "test", "printer", "acme printer", "fire", "acme test", "zebra", "vpn"]
+    pages = [(0, 50), (0, 1), (1, 1), (2, 1), (3, 2), (1, 3), (9, 1)]
+    newest_first = search._newest_first
+    monkeypatch.setattr(search, "_newest_first", lambda *args, **kwargs: None)  # score all
+    plain = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
+    assert plain[("test", 0, 50)] == [gina, fred, eve, dave, carol]  # every ticket
+    assert plain[("printer", 0, 50)] == [gina, carol, fred]  # subjects first
+    assert plain[("acme printer", 1, 3)] == [carol, fred]
+    boss = customer_finds(site, "boss@acme.test", "acme test")
+
+    def boss_pages() -> list[list[int]]:
+        """Boss's search, a ticket a page: more visible tickets than a page shows."""
+        with site.store.transaction() as session:
+            visible = access.visible_to_customer(session, "boss@acme.test")
+            return [
+                [
+                    t.number or 0
+                    for t in search.search(
+                        session, q, within=visible, internal=False, offset=o, limit=1
+                    )
+                ]
+                for q in ("acme", "test", "printer", "acme printer")
+                for o in range(4)
+            ]
+
+    boss_plain = boss_pages()
+    assert boss_plain[:4] == [[gina], [fred], [dave], [carol]]
+    scans: list[list[int] | None] = []
+
+    def spied(*args: Any, **kwargs: Any) -> list[int] | None:
+        scans.append(newest_first(*args, **kwargs))
+        return scans[-1]
+
+    monkeypatch.setattr(search, "_newest_first", spied)
+    monkeypatch.setattr(search, "FEW_TICKETS", 0)  # no term bounds it, nor the visible ones
+    settings = ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100), (4000, 1, 100))
+    for probe, first, most in settings:
+        monkeypatch.setattr(search, "PROBE_ROWS", probe)
+        monkeypatch.setattr(search, "SCAN_FIRST", first)
+        monkeypatch.setattr(search, "SCAN_MOST", most)
+        again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
+        assert again == plain, (probe, first, most)
+        assert customer_finds(site, "boss@acme.test", "acme test") == boss
+        monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)
+        monkeypatch.setattr(search, "FEW_TICKETS", 1000)  # boss's few tickets, one a page
+        assert boss_pages() == boss_plain, (probe, first, most)
+        monkeypatch.setattr(search, "FEW_TICKETS", 0)
+    assert any(scan is not None for scan in scans), "the newest-first ranking never ran"
+    if not site.store.is_sqlite:
+        # PostgreSQL's statistics tell a common word without reading its rows: the same
+        # answers once ANALYZE has seen these words in a row or more (PROBE_ROWS 1).
+        with site.store.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        told: list[bool] = []
+        by_statistics = search._common_by_statistics
+
+        def asked(*args: Any) -> bool:
+            told.append(by_statistics(*args))
+            return told[-1]
+
+        monkeypatch.setattr(search, "_common_by_statistics", asked)
+        monkeypatch.setattr(search, "PROBE_ROWS", 1)
+        monkeypatch.setattr(search, "SCAN_FIRST", 1)
+        monkeypatch.setattr(search, "SCAN_MOST", 100)
+        again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
+        assert again == plain
+        assert True in told and False in told  # "acme" is common, "zebra" is in no row
+    weights = list(search.WEIGHTS.values())  # probed best first, stopping at a common one
+    assert list(search.WEIGHTS) == list(search._sources(True)) and weights == sorted(weights)[::-1]
+    # "acme" is in four tickets; the newest, Gina's, scores the most a ticket can.
+    scored: list[int] = []
+    ranked = search._ranked
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        scored.extend(kwargs["within"] or [])
+        return ranked(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_ranked", counted)
+    monkeypatch.setattr(search, "PROBE_ROWS", 1)
+    monkeypatch.setattr(search, "SCAN_FIRST", 1)
+    monkeypatch.setattr(search, "SCAN_MOST", 100)
+    assert found(site, "acme", limit=1) == [gina]
+    with site.store.transaction() as session:
+        tickets = session.scalar(select(func.count()).select_from(Ticket))
+    assert len(scored) == 1 < tickets  # Gina's alone: no probe row is scored ahead of it
