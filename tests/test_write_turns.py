@@ -154,9 +154,12 @@ def test_a_turn_held_past_the_busy_timeout_is_given_up_on(
         # The holder never gives it back; SQLite's lock is free, so the writes go.
         with _held_turn(quick), quick.transaction() as session:
             session.execute(text("INSERT INTO t (v) VALUES ('anyway')"))
+            # The busy timeout was spent on the turn: SQLite is not to wait as long again.
+            assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 0
             session.execute(text("INSERT INTO t (v) VALUES ('and again')"))
         with quick.transaction() as session:
             assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 3
+            assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 200
     assert len(asked) == 1, "the second write of the transaction waited for a turn again"
 
 

@@ -69,6 +69,7 @@ class TurnTakingConnection(sqlite3.Connection):
         # This transaction went on without a turn (none to be had in time): its later
         # writes go on without one too, rather than each waiting as long again.
         self._without_turn = False
+        self._waited_out = False  # and SQLite's own wait was set to nil for it
 
     def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory or _TurnTakingCursor)
@@ -107,7 +108,7 @@ class TurnTakingConnection(sqlite3.Connection):
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)  # go on without it: SQLite's own lock still decides
-                    self._without_turn = True
+                    self._spent_the_wait()
                     return
                 time.sleep(pause)
                 pause = min(pause * 2, _LONGEST_POLL_SECONDS)
@@ -119,8 +120,19 @@ class TurnTakingConnection(sqlite3.Connection):
             self._turn_fd = fd
             return
 
+    def _spent_the_wait(self) -> None:
+        """Go on without a turn, having waited the whole busy timeout for one: SQLite is
+        not to wait as long again (``database.sqlite_busy_timeout_ms`` bounds the wait
+        for a lock, turn and all), so its wait is nil until the transaction ends."""
+        self.execute("PRAGMA busy_timeout = 0")  # first: no transaction is open to end yet
+        self._without_turn = self._waited_out = True
+
     def _end_turn(self) -> None:
         self._without_turn = False
+        if self._waited_out:
+            self._waited_out = False
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed: nothing to restore
+                self.execute(f"PRAGMA busy_timeout = {round(self.wait_seconds * 1000)}")
         fd, self._turn_fd = self._turn_fd, None
         if fd is not None:
             os.close(fd)  # closing the only descriptor releases the flock
