@@ -16,7 +16,8 @@ rollback, close). A waiter then goes next within a millisecond, and the two take
 The turn only orders the waiting. SQLite's lock still decides who writes, and a writer
 that does not use turns (the ``sqlite3`` shell, an older mailgate) is waited for by
 SQLite as before. A turn not had within the busy timeout is given up on, and the
-connection goes on to SQLite's own wait: a stuck holder costs no more than before.
+transaction goes on without one, SQLite's own wait set to nil since the timeout is
+spent: a stuck holder costs no more than before.
 """
 
 from __future__ import annotations
