@@ -11,6 +11,7 @@ tsquery syntax: each term is bound as a value and quoted as one phrase.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +49,7 @@ MAX_TERM_CHARS = 200
 # one; more, and it reads every row that has the word and keeps theirs, which is then
 # quicker (measured at 100,000 tickets: benchmarks/search.py).
 FEW_TICKETS = 1000
-# A search of several terms first looks for one found in few tickets (``_few_tickets``):
-# this many index rows at most for each term it tries.
+# A term is common in a source where it is in more rows than this (``_probe``).
 PROBE_ROWS = 4 * FEW_TICKETS
 # Up to this many tickets a customer may see, their rows are looked up without a probe.
 LOOKED_UP_DIRECTLY = 100
@@ -152,20 +152,6 @@ def _found(
     return pieces
 
 
-def _few_tickets(session: Session, sqlite: bool, term: str, *, internal: bool) -> list[int] | None:
-    """The ids of the tickets where ``term`` is found when they are at most
-    ``FEW_TICKETS``, else None; reading at most ``PROBE_ROWS`` rows of the index."""
-    rows = union_all(*_found(sqlite, term, internal=internal, within=None)).subquery()
-    found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
-    ids = set(found)
-    return sorted(ids) if len(found) < PROBE_ROWS and len(ids) <= FEW_TICKETS else None
-
-
-def _rare_first(wanted: list[str]) -> list[str]:
-    """The terms most likely found in few tickets first: with a digit, then the longest."""
-    return sorted(wanted, key=lambda t: (not any(ch.isdigit() for ch in t), -len(t)))
-
-
 def search(
     session: Session,
     query: str,
@@ -196,37 +182,26 @@ def search(
             visible = ids
         else:
             where = [*where, within]
-    bound = visible
-    if len(wanted) > 1 and (visible is None or len(visible) > LOOKED_UP_DIRECTLY):
-        # "invoice 4711": every ticket found has every term, so one found in few
-        # tickets bounds the search to those, and the others (a word in a quarter of
-        # all tickets) are looked up in their rows only, not read from the whole index.
-        for term in _rare_first(wanted):
-            few = _few_tickets(session, sqlite, term, internal=internal)
-            if few is not None:
-                bound = few if visible is None else sorted(set(few).intersection(visible))
-                if not bound:
-                    return []
-                break
     many_visible = visible is not None and len(visible) > max(LOOKED_UP_DIRECTLY, offset + limit)
-    if limit and (bound is None or (bound is visible and many_visible)):
-        # No term bounds the search to few tickets: rank from the newest tickets back
-        # (of those the customer may see), and stop once no older ticket can make the
-        # page ("error" in every ticket costs a page, not every ticket).
+    if visible is None or many_visible:
+        # Rank from the newest tickets back (of those the customer may see), and stop
+        # once no older ticket can make the page: "error" in every ticket costs a page,
+        # not every ticket; "invoice 4711" costs the tickets "4711" is found in.
         scope = list(where)
         if visible is not None:
             scope.append(Ticket.id.in_(bindparam("seen", visible, literal_execute=True)))
-        newest = _newest_first(
-            session, sqlite, wanted, internal=internal, where=scope, k=offset + limit
-        )
+        k = offset + limit if limit else None
+        newest = _all_in_subjects(session, sqlite, wanted, where=scope, k=k)
+        if newest is None:
+            newest = _newest_first(session, sqlite, wanted, internal=internal, where=scope, k=k)
         if newest is not None:
-            chosen = newest[offset : offset + limit]
+            chosen = newest[offset : offset + limit] if limit else newest[offset:]
             read = session.scalars(select(Ticket).where(Ticket.id.in_(chosen)))
             by_id = {ticket.id: ticket for ticket in read}
             return [by_id[i] for i in chosen if i in by_id]
     # Written into the statement as numbers (no limit on parameters): PostgreSQL then
     # plans for exactly these tickets; it guessed half the table for ``within`` itself.
-    best = _ranked(sqlite, wanted, internal=internal, within=bound, where=where).offset(offset)
+    best = _ranked(sqlite, wanted, internal=internal, within=visible, where=where).offset(offset)
     # The page is chosen from the ids and scores alone; only its tickets are read.
     page = (best.limit(limit) if limit else best).subquery("page")
     rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
@@ -260,6 +235,35 @@ def _ranked(
     return best.order_by(score.desc(), first.c.ticket_id.desc())
 
 
+def _all_in_subjects(
+    session: Session,
+    sqlite: bool,
+    wanted: list[str],
+    *,
+    where: Collection[ColumnElement[bool]],
+    k: int | None,
+) -> list[int] | None:
+    """The ids of the newest ``k`` tickets with every term in their subject or
+    requester, when there are that many, else None: no ticket can score more than they
+    do, so they are the best ``k``. A customer's address in 2,500 tickets costs the 50
+    newest of them, read newest first from the index."""
+    if k is None:
+        return None
+    if sqlite:
+        # One FTS5 query of the terms, each quoted as a phrase (as ``_sqlite_match``),
+        # read in the index's own order: FTS5 reads rowids (ticket ids) newest first.
+        fts = table(search_index.fts_table("tickets"), column("rowid"))
+        phrases = " AND ".join('"' + term.replace('"', '""') + '"' for term in wanted)
+        matched = literal_column(fts.name).op("MATCH")(literal(phrases))
+        query = select(Ticket.id).join(fts, fts.c.rowid == Ticket.id).where(matched)
+        query = query.order_by(fts.c.rowid.desc())
+    else:
+        query = select(Ticket.id).where(*(_pg_match("tickets", term) for term in wanted))
+        query = query.order_by(Ticket.id.desc())
+    ids = list(session.scalars(query.where(*where).limit(k)))
+    return ids if len(ids) == k else None
+
+
 def _newest_first(
     session: Session,
     sqlite: bool,
@@ -267,43 +271,49 @@ def _newest_first(
     *,
     internal: bool,
     where: Collection[ColumnElement[bool]],
-    k: int,
+    k: int | None,
 ) -> list[int] | None:
-    """The ids of the best ``k`` tickets, ranked as ``_ranked`` ranks them, without
-    scoring every ticket that has the terms; None when that would take longer than
-    scoring them all (the terms are in many tickets, but too few of them).
+    """The ids of the best ``k`` tickets (None: all), ranked as ``_ranked`` ranks them,
+    without scoring every ticket that has the terms; None when that would take longer
+    than scoring them all (the terms are in many tickets, but too few of them).
 
     Each term's sources are probed best first, up to the first where the term is common
-    (more than ``PROBE_ROWS`` rows). Where a term is common nowhere, only the tickets
-    the probes found can match: they are scored from the newest back, and the search
-    stops once the ``k``-th best so far beats what any older one could score (each
-    term's best weight among the sources it was found in). Otherwise the tickets found
-    where a term is rare are scored first; any other ticket scores at most the sum of
-    each term's weight where it is common, and all tickets are scored from the newest
-    back until the ``k``-th best beats that: a word in every ticket costs a page."""
+    (more than ``PROBE_ROWS`` rows). The tickets the probes found are scored from the
+    newest back until the ``k``-th best so far beats what any older one could score (each
+    term's best weight among the sources it was found in). Where a term is common
+    nowhere, no other ticket can match. Otherwise any other ticket scores at most the sum
+    of each term's weight where it is common, and, unless the page already beats that,
+    all tickets are scored from the newest back until it does: a word in every ticket
+    costs a page."""
     probed = _probe(session, sqlite, wanted, internal=internal)
-    ceiling, most, known, only = probed.ceiling, probed.most, probed.known, probed.only
+    want = k if k is not None else sys.maxsize
+    pool: list[tuple[int, int]] = []  # (score, ticket id) of the best so far, best first
 
-    def scored(ids: Collection[int]) -> list[tuple[int, int]]:
-        if not ids:
-            return []
-        query = _ranked(sqlite, wanted, internal=internal, within=sorted(ids), where=where)
-        return [(score, ticket_id) for ticket_id, score in session.execute(query)]
+    def score(ids: Collection[int]) -> None:
+        nonlocal pool
+        if ids:
+            query = _ranked(sqlite, wanted, internal=internal, within=sorted(ids), where=where)
+            found = [(score, ticket_id) for ticket_id, score in session.execute(query)]
+            pool = sorted(pool + found, reverse=True)[:want]
 
-    if only is not None:
-        newest = sorted(only, reverse=True)
-        pool: list[tuple[int, int]] = []
-        batch = max(k, SCAN_FIRST)
-        while newest:
-            ids, newest = newest[:batch], newest[batch:]
-            pool = sorted(pool + scored(ids), reverse=True)[:k]
-            if len(pool) == k and pool[-1] > (most, ids[-1] - 1):
-                break  # no ticket older than ``ids[-1]`` can score enough to make the page
-            batch = min(batch * 2, SCAN_BATCH_MOST)
-        return [ticket_id for _, ticket_id in pool]
+    def settled(ceiling: int, below: int) -> bool:
+        """Whether no ticket older than ``below`` scoring at most ``ceiling`` can make
+        the page: equal scores list the newest first."""
+        return len(pool) == want and pool[-1] > (ceiling, below - 1)
 
-    pool = scored(known)
-    batch, scanned, below = max(k, SCAN_FIRST), 0, None
+    # Where a term is common nowhere, only the tickets it was found in can match.
+    found = sorted(probed.known if probed.only is None else probed.only, reverse=True)
+    batch = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST)
+    while found:
+        ids, found = found[:batch], found[batch:]
+        score(ids)
+        if settled(probed.most, ids[-1]):
+            break  # the older tickets the probes found cannot make the page
+        batch = min(batch * 2, SCAN_BATCH_MOST)
+    if probed.only is not None or settled(probed.ceiling, sys.maxsize):
+        return [ticket_id for _, ticket_id in pool]  # no ticket the probes missed can
+
+    batch, scanned, below = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST), 0, None
     while True:
         query = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)
         if below is not None:
@@ -312,8 +322,8 @@ def _newest_first(
         if not ids:
             break
         below, scanned = ids[-1], scanned + len(ids)
-        pool = sorted(pool + scored([i for i in ids if i not in known]), reverse=True)[:k]
-        if len(pool) == k and pool[-1] > (ceiling, below - 1):
+        score([i for i in ids if i not in probed.known])
+        if settled(probed.ceiling, below):
             break  # no ticket older than ``below`` can score enough to make the page
         if scanned >= SCAN_MOST:
             return None  # the terms are in too few of the tickets: score them all instead
