@@ -71,7 +71,7 @@ def find(store: Store, query: str, customer: str | None = None) -> int:
         if customer is None:
             found = search.search(session, query, limit=LIMIT)
         else:
-            visible = access.visible_to_customer(session, customer)
+            visible = access.customer_scope(session, customer)
             found = search.search(session, query, within=visible, internal=False, limit=LIMIT)
     return len(found)
 

@@ -27,6 +27,6 @@ def found(site: Site, query: str, *, offset: int = 0, limit: int = 50) -> list[i
 def customer_finds(site: Site, email: str, query: str) -> list[int]:
     """What customer ``email`` finds: their search, as the portal runs it."""
     with site.store.transaction() as session:
-        visible = access.visible_to_customer(session, email)
+        visible = access.customer_scope(session, email)
         found = search.search(session, query, within=visible, internal=False)
         return [t.number or 0 for t in found]

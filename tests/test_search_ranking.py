@@ -23,8 +23,9 @@ site_fixture = pytest.fixture(name="site")(search_site)
 def test_many_visible_tickets_are_searched_the_other_way_alike(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past search.FEW_TICKETS visible tickets the search reads every hit and keeps the
-    visible ones, instead of looking up each visible ticket's rows: the same answers."""
+    """Past search.LOOKED_UP_DIRECTLY visible tickets the search ranks the customer's
+    tickets from the newest back (their condition keeping what the index finds to
+    theirs), instead of looking up each visible ticket's rows: the same answers."""
     queries = [
         ("boss@acme.test", "acme"),
         ("carol@acme.test", "grumpy"),
@@ -32,7 +33,7 @@ def test_many_visible_tickets_are_searched_the_other_way_alike(
     ]
     few = [customer_finds(site, email, query) for email, query in queries]
     assert few == [[site.numbers["dave"], site.numbers["carol"]], [], []]
-    monkeypatch.setattr(search, "FEW_TICKETS", 0)
+    monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)
     assert [customer_finds(site, email, query) for email, query in queries] == few
 
 
@@ -50,10 +51,9 @@ def test_a_rare_term_bounds_the_search_with_the_same_answers(
     assert staff == [dave, carol]
     assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
     monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # a customer's search probes too
-    for few, probe in ((1, 4), (0, 4), (1, 1), (1000, 4000)):
-        monkeypatch.setattr(search, "FEW_TICKETS", few)
+    for probe in (4, 1, 4000):
         monkeypatch.setattr(search, "PROBE_ROWS", probe)
-        assert [found(site, query) for query in queries] == plain, (few, probe)
+        assert [found(site, query) for query in queries] == plain, probe
         assert customer_finds(site, "boss@acme.test", "acme test") == staff
         assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
         assert customer_finds(site, "chief@globex.test", "invoice 7") == [eve]
@@ -83,7 +83,7 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     def boss_pages() -> list[list[int]]:
         """Boss's search, a ticket a page: more visible tickets than a page shows."""
         with site.store.transaction() as session:
-            visible = access.visible_to_customer(session, "boss@acme.test")
+            visible = access.customer_scope(session, "boss@acme.test")
             return [
                 [
                     t.number or 0
@@ -105,7 +105,6 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
 
     monkeypatch.setattr(search, "_newest_first", spied)
     monkeypatch.setattr(search, "_all_in_subjects", all_in_subjects)
-    monkeypatch.setattr(search, "FEW_TICKETS", 0)  # no term bounds it, nor the visible ones
     settings = ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100), (4000, 1, 100))
     for probe, first, most in settings:
         monkeypatch.setattr(search, "PROBE_ROWS", probe)
@@ -114,10 +113,9 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
         again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
         assert again == plain, (probe, first, most)
         assert customer_finds(site, "boss@acme.test", "acme test") == boss
-        monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)
-        monkeypatch.setattr(search, "FEW_TICKETS", 1000)  # boss's few tickets, one a page
+        monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # boss's tickets, newest first
         assert boss_pages() == boss_plain, (probe, first, most)
-        monkeypatch.setattr(search, "FEW_TICKETS", 0)
+        monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 100)
     assert any(scan is not None for scan in scans), "the newest-first ranking never ran"
     if not site.store.is_sqlite:
         # PostgreSQL's statistics tell a common word without reading its rows: the same

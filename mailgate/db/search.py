@@ -42,17 +42,18 @@ from mailgate.db.models import (
     Ticket,
     TicketMessage,
 )
+from mailgate.db.ticket_scope import TicketScope
 
 MAX_TERMS = 8
 MAX_TERM_CHARS = 200
-# Up to this many tickets ``within``, a search looks up their rows in the index one by
-# one; more, and it reads every row that has the word and keeps theirs, which is then
-# quicker (measured at 100,000 tickets: benchmarks/search.py).
-FEW_TICKETS = 1000
 # A term is common in a source where it is in more rows than this (``_probe``).
-PROBE_ROWS = 4 * FEW_TICKETS
+PROBE_ROWS = 4000
 # Up to this many tickets a customer may see, their rows are looked up without a probe.
 LOOKED_UP_DIRECTLY = 100
+# Scoring some tickets on SQLite reads the index's rows numbered up to this many per
+# ticket after their first row as one range (``_found``): at most 64 rows read for
+# each row wanted, which costs less than the lookup of one row alone.
+RANGE_ROWS = 64
 # A search whose every term is in many tickets scores the newest tickets first, in
 # batches growing from the page's end (at least SCAN_FIRST) to SCAN_BATCH_MOST tickets:
 # looking a ticket's rows up in the index costs about 0.25 ms at 100,000 tickets, so a
@@ -83,14 +84,17 @@ def _sqlite_match(source: str, term: str) -> ColumnElement[bool]:
     return literal_column(search_index.fts_table(source)).op("MATCH")(literal(phrase))
 
 
-def _pg_match(source: str, term: str) -> ColumnElement[bool]:
+def _pg_match(source: str, term: str, *, phrase: bool = True) -> ColumnElement[bool]:
+    """``term`` in a row of ``source``: its words together, or only each of them
+    (``phrase`` False), which the GIN index answers alone, without reading each row
+    that has them again to compare the words' positions."""
     # The vector spelt exactly as the GIN index's expression, so the index serves it.
     vector: ColumnElement[Any] = literal_column(
         search_index.pg_vector(search_index.SOURCES[source])
     )
     words = func.translate(literal(term), search_index.PUNCTUATION, search_index.SPACES)
-    query = func.phraseto_tsquery(literal_column("'simple'"), words)
-    return vector.op("@@")(query)
+    to_query = func.phraseto_tsquery if phrase else func.plainto_tsquery
+    return vector.op("@@")(to_query(literal_column("'simple'"), words))
 
 
 def _sources(
@@ -118,19 +122,33 @@ def _sources(
 
 
 def _hits(
-    sqlite: bool, term: str, *, internal: bool, within: BindParameter[Any] | None, name: str
+    sqlite: bool,
+    term: str,
+    *,
+    internal: bool,
+    within: BindParameter[Any] | None,
+    span: int = 0,
+    name: str,
 ) -> Subquery:
     """Each ticket where ``term`` was found, with the best weight of where it was; only
     in the rows of the tickets whose ids ``within`` lists, when given."""
-    hits = union_all(*_found(sqlite, term, internal=internal, within=within)).subquery()
+    pieces = _found(sqlite, term, internal=internal, within=within, span=span)
+    hits = union_all(*pieces).subquery()
     best = func.max(hits.c.weight).label("weight")
     return select(hits.c.ticket_id, best).group_by(hits.c.ticket_id).subquery(name)
 
 
 def _found(
-    sqlite: bool, term: str, *, internal: bool, within: BindParameter[Any] | None
+    sqlite: bool,
+    term: str,
+    *,
+    internal: bool,
+    within: BindParameter[Any] | None,
+    span: int = 0,
 ) -> list[Select[Any]]:
-    """Per source, its rows where ``term`` is found: (ticket id, weight)."""
+    """Per source, its rows where ``term`` is found: (ticket id, weight); only those of
+    the tickets ``within`` lists, when given, SQLite reading the ``span`` rows after
+    their first as a range."""
     pieces = []
     for source, (rows, key, ticket_id) in _sources(internal).items():
         weight = literal(WEIGHTS[source]).label("weight")
@@ -138,10 +156,18 @@ def _found(
             fts = table(search_index.fts_table(source), column("rowid"))
             found = rows.join(fts, fts.c.rowid == key).where(_sqlite_match(source, term))
             if within is not None:
-                # Those tickets' rows by id: FTS5 looks each one up in the index rather
-                # than reading every row that has the word.
+                # Those tickets' rows by id, not every row that has the word. FTS5 pays
+                # about 40 us to set up each lookup (a million tickets), and reads a
+                # word's rows in a range for about 0.1 us each: the rows numbered close
+                # after their first (the newest page's) are read as one range, those
+                # further on (a reply long after) are looked up one by one.
                 own = rows.with_only_columns(key).where(ticket_id.in_(within))
-                found = found.where(fts.c.rowid.in_(own))
+                # (0 when they have no row: FTS5 reads a NULL bound as no bound at all.)
+                first = own.with_only_columns(func.coalesce(func.min(key), 0))
+                end = first.scalar_subquery() + span
+                near = found.where(fts.c.rowid.between(end - span, end), ticket_id.in_(within))
+                pieces.append(near.add_columns(weight))
+                found = found.where(fts.c.rowid.in_(own.where(key > end)))
         else:
             found = rows.where(_pg_match(source, term))
             if within is not None:
@@ -157,43 +183,46 @@ def search(
     query: str,
     *,
     where: Collection[ColumnElement[bool]] = (),
-    within: ColumnElement[bool] | None = None,
+    within: TicketScope | None = None,
     internal: bool = True,
     offset: int = 0,
     limit: int = 50,
 ) -> list[Ticket]:
     """The tickets that match every term of ``query`` and every condition in ``where``
     (on ``Ticket``: a status, a type), best first: rows ``offset`` to ``offset + limit``
-    (``limit`` 0: all). ``within`` (on ``Ticket``) is what a customer may see: only those
-    tickets are looked in, which is quicker when they are few. ``internal`` False (a
-    customer's search) does not look in notes or their attachments.
+    (``limit`` 0: all). ``within`` is what a customer may see: only those tickets are
+    looked in. ``internal`` False (a customer's search) does not look in notes or their
+    attachments.
 
     Raises ``InvalidValue`` when ``query`` has no term to look for."""
     wanted = terms(query)
     if not wanted:
         raise InvalidValue("nothing to search for: give a word, an address or a file name")
     sqlite = session.get_bind().dialect.name == "sqlite"
-    visible: list[int] | None = None  # the tickets ``within`` lists, when few
+    if not sqlite:
+        # A plan for these words and these tickets, never one for any: psycopg prepares a
+        # statement run five times, and PostgreSQL then plans it for unknown values, which
+        # took a customer's search from 30 to 140 ms from its eleventh run on.
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    visible: list[int] | None = None  # the tickets ``within`` holds, when few
     if within is not None:
-        ids = list(session.scalars(select(Ticket.id).where(within)))
-        if not ids:
+        seen = within.newest(session, LOOKED_UP_DIRECTLY + 1)
+        if not seen:
             return []
-        if len(ids) <= FEW_TICKETS:
-            visible = ids
+        if len(seen) <= LOOKED_UP_DIRECTLY:
+            visible = seen
         else:
-            where = [*where, within]
-    many_visible = visible is not None and len(visible) > max(LOOKED_UP_DIRECTLY, offset + limit)
-    if visible is None or many_visible:
+            where = [*where, within.row]
+    if visible is None:
         # Rank from the newest tickets back (of those the customer may see), and stop
         # once no older ticket can make the page: "error" in every ticket costs a page,
         # not every ticket; "invoice 4711" costs the tickets "4711" is found in.
-        scope = list(where)
-        if visible is not None:
-            scope.append(Ticket.id.in_(bindparam("seen", visible, literal_execute=True)))
         k = offset + limit if limit else None
-        newest = _all_in_subjects(session, sqlite, wanted, where=scope, k=k)
+        newest = _all_in_subjects(session, sqlite, wanted, where=where, k=k)
         if newest is None:
-            newest = _newest_first(session, sqlite, wanted, internal=internal, where=scope, k=k)
+            newest = _newest_first(
+                session, sqlite, wanted, internal=internal, where=where, scope=within, k=k
+            )
         if newest is not None:
             chosen = newest[offset : offset + limit] if limit else newest[offset:]
             read = session.scalars(select(Ticket).where(Ticket.id.in_(chosen)))
@@ -221,8 +250,9 @@ def _ranked(
     own: BindParameter[Any] | None = None
     if within is not None:
         own = bindparam("own", within, expanding=True, literal_execute=True)
+    span = RANGE_ROWS * len(within or ())
     found = [
-        _hits(sqlite, term, internal=internal, within=own, name=f"term{i}")
+        _hits(sqlite, term, internal=internal, within=own, span=span, name=f"term{i}")
         for i, term in enumerate(wanted)
     ]
     first = found[0]
@@ -257,10 +287,18 @@ def _all_in_subjects(
         matched = literal_column(fts.name).op("MATCH")(literal(phrases))
         query = select(Ticket.id).join(fts, fts.c.rowid == Ticket.id).where(matched)
         query = query.order_by(fts.c.rowid.desc())
+        ids = list(session.scalars(query.where(*where).limit(k)))
     else:
-        query = select(Ticket.id).where(*(_pg_match("tickets", term) for term in wanted))
-        query = query.order_by(Ticket.id.desc())
-    ids = list(session.scalars(query.where(*where).limit(k)))
+        # The newest k with each word, then whether the words stand together in each:
+        # the index finds a phrase's rows without their positions, and reading them
+        # again for the positions cost 29 ms for an address in 2,500 tickets.
+        each = select(Ticket.id).where(*(_pg_match("tickets", t, phrase=False) for t in wanted))
+        newest = list(session.scalars(each.where(*where).order_by(Ticket.id.desc()).limit(k)))
+        if len(newest) < k:
+            return None
+        together = (_pg_match("tickets", term) for term in wanted)
+        query = select(Ticket.id).where(Ticket.id.in_(newest), *together)
+        ids = list(session.scalars(query.order_by(Ticket.id.desc())))
     return ids if len(ids) == k else None
 
 
@@ -271,6 +309,7 @@ def _newest_first(
     *,
     internal: bool,
     where: Collection[ColumnElement[bool]],
+    scope: TicketScope | None,
     k: int | None,
 ) -> list[int] | None:
     """The ids of the best ``k`` tickets (None: all), ranked as ``_ranked`` ranks them,
@@ -315,10 +354,13 @@ def _newest_first(
 
     batch, scanned, below = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST), 0, None
     while True:
-        query = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)
-        if below is not None:
-            query = query.where(Ticket.id < below)
-        ids = list(session.scalars(query))
+        if scope is not None:  # the customer's tickets, not every ticket, newest first
+            ids = scope.newest(session, batch, below=below)
+        else:
+            query = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)
+            if below is not None:
+                query = query.where(Ticket.id < below)
+            ids = list(session.scalars(query))
         if not ids:
             break
         below, scanned = ids[-1], scanned + len(ids)
@@ -342,9 +384,15 @@ class _Probed:
 
 
 def _probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool) -> _Probed:
-    """Each term's sources, best first, up to the first where it is common."""
+    """Each term's sources, best first, up to the first where it is common. Terms
+    likely in few tickets go first (with a digit, then the longest): once one is common
+    nowhere, the tickets it was found in are the only ones that can match, and the other
+    terms are not probed ("Invoice" in a quarter of all subjects, with its number)."""
     probed = _Probed()
-    for term in wanted:
+    for term in sorted(wanted, key=lambda t: (not any(ch.isdigit() for ch in t), -len(t))):
+        if probed.only is not None:
+            probed.most += WEIGHTS["tickets"]  # the most it can add: the best source's
+            continue
         common, best, found_in = 0, 0, set()
         pieces = _found(sqlite, term, internal=internal, within=None)
         for source, piece in zip(_sources(internal), pieces, strict=True):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, union
+from sqlalchemy import ColumnElement, Select, exists, or_, select
 from sqlalchemy.orm import Session
 
 from mailgate.db.models import Customer, Participant, Supplier, Ticket, TicketSupplier
+from mailgate.db.ticket_scope import TicketScope
 
 
 def admin_of(session: Session, email: str) -> list[int]:
@@ -22,17 +23,23 @@ def admin_of(session: Session, email: str) -> list[int]:
 
 def visible_to_customer(session: Session, email: str) -> ColumnElement[bool]:
     """A WHERE condition on ``Ticket`` selecting what customer ``email`` may see."""
+    return customer_scope(session, email).condition()
+
+
+def customer_scope(session: Session, email: str) -> TicketScope:
+    """What customer ``email`` may see, as a search reads it (``db.ticket_scope``)."""
     email = email.lower()
-    # One id list from each index, not ``requester = … OR id IN (…)``: PostgreSQL cannot
-    # combine an OR with a subquery on indexes, and read all 1,000,000 tickets for it.
-    seen: list[Select[Any]] = [
+    parts: list[Select[Any]] = [
         select(Ticket.id).where(Ticket.requester == email),
         select(Participant.ticket_id).where(Participant.email == email),
     ]
+    taking_part = exists().where(Participant.ticket_id == Ticket.id, Participant.email == email)
+    rows: list[ColumnElement[bool]] = [Ticket.requester == email, taking_part]
     accounts = admin_of(session, email)
     if accounts:
-        seen.append(select(Ticket.id).where(Ticket.customer_id.in_(accounts)))
-    return Ticket.id.in_(union(*seen))
+        parts.append(select(Ticket.id).where(Ticket.customer_id.in_(accounts)))
+        rows.append(Ticket.customer_id.in_(accounts))
+    return TicketScope(parts=tuple(parts), row=or_(*rows))
 
 
 def customer_ticket(session: Session, email: str, number: int) -> Ticket | None:

@@ -183,7 +183,7 @@ def ticket_list(
     if search.terms(q):
         # Only in what this customer may see, and never in internal notes.
         with p.store.transaction() as session:
-            visible = access.visible_to_customer(session, principal.email)
+            visible = access.customer_scope(session, principal.email)
             rows = search.search(session, q, within=visible, internal=False, limit=SEARCH_LIMIT)
         return render(request, "tickets.html", tickets=rows, status=status, type=type, q=q.strip())
     with p.store.transaction() as session:

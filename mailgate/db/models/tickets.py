@@ -144,10 +144,14 @@ class Participant(Base):
     """An address taking part in a ticket: requester, Cc'd customer, or agent."""
 
     __tablename__ = "ticket_participants"
-    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+    # Migration 0021: a customer's tickets, newest first (db/ticket_scope.py).
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "email"),
+        Index("ix_ticket_participants_email_ticket_id", "email", "ticket_id"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
-    email: Mapped[str] = mapped_column(String(320), index=True)  # a customer's tickets
+    email: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(16), default="cc")
 
 
