@@ -394,17 +394,19 @@ def _probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool)
             probed.most += WEIGHTS["tickets"]  # the most it can add: the best source's
             continue
         common, best, found_in = 0, 0, set()
-        pieces = _found(sqlite, term, internal=internal, within=None)
-        for source, piece in zip(_sources(internal), pieces, strict=True):
-            if not sqlite and _common_by_statistics(session, source, term):
-                common = WEIGHTS[source]
+        pieces = [] if sqlite else _found(sqlite, term, internal=internal, within=None)
+        for i, source in enumerate(_sources(internal)):
+            if sqlite:
+                found = _sqlite_probe(session, source, term, internal=internal)
+            elif _common_by_statistics(session, source, term):
+                found = None
             else:
-                rows = piece.subquery()
+                rows = pieces[i].subquery()
                 found = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
-                if len(found) >= PROBE_ROWS:
-                    common = WEIGHTS[source]  # its tickets are not all known: none is kept
-                else:
-                    found_in.update(found)
+            if found is None or len(found) >= PROBE_ROWS:
+                common = WEIGHTS[source]  # its tickets are not all known: none is kept
+            else:
+                found_in.update(found)
             if found_in or common:
                 best = max(best, WEIGHTS[source])
             if common:
@@ -414,6 +416,21 @@ def _probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool)
         if not common:
             probed.only = found_in if probed.only is None else probed.only & found_in
     return probed
+
+
+def _sqlite_probe(session: Session, source: str, term: str, *, internal: bool) -> list[int] | None:
+    """The tickets of the rows of ``source`` where ``term`` is found, or None when they
+    are ``PROBE_ROWS`` or more. Counted in the index alone first: a word in every
+    message is then 4,000 index rows read, not 4,000 messages as well (2.7 ms)."""
+    fts = table(search_index.fts_table(source), column("rowid"))
+    index_rows = select(fts.c.rowid).where(_sqlite_match(source, term)).limit(PROBE_ROWS)
+    keys = list(session.execute(index_rows).scalars())
+    if len(keys) >= PROBE_ROWS:
+        return None
+    if not keys or source == "tickets":  # a ticket's own row is numbered as the ticket
+        return keys
+    rows, key, _ = _sources(internal)[source]
+    return list(session.scalars(rows.where(key.in_(keys))))
 
 
 _WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)

@@ -100,16 +100,20 @@ class Ticket(Base):
     # newest first (``queries.queue``), alone or with its team or assignee filter, from
     # one of these three without a sort; the two dates (index=True below) bound the
     # period queries of `mailgate stats`.
+    # Migration 0021: a customer's tickets newest first, by requester or by account
+    # (db/ticket_scope.py).
     __table_args__ = (
         Index("ix_tickets_status_id", "status", "id"),
         Index("ix_tickets_team_id_status_id", "team_id", "status", "id"),
         Index("ix_tickets_assignee_id_status_id", "assignee_id", "status", "id"),
+        Index("ix_tickets_requester_id", "requester", "id"),
+        Index("ix_tickets_customer_id_id", "customer_id", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # The public reference; equal to id, kept apart so it can be renumbered on import.
     number: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
-    requester: Mapped[str] = mapped_column(String(320), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    requester: Mapped[str] = mapped_column(String(320))
     requester_name: Mapped[str] = mapped_column(String(255), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     type: Mapped[str] = mapped_column(String(64))
@@ -144,7 +148,7 @@ class Participant(Base):
     """An address taking part in a ticket: requester, Cc'd customer, or agent."""
 
     __tablename__ = "ticket_participants"
-    # Migration 0021: a customer's tickets, newest first (db/ticket_scope.py).
+    # Migration 0021: a customer's tickets newest first (db/ticket_scope.py).
     __table_args__ = (
         UniqueConstraint("ticket_id", "email"),
         Index("ix_ticket_participants_email_ticket_id", "email", "ticket_id"),
