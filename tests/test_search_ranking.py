@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailgate.db import search
+from mailgate.db import search, search_probe, search_statements
 from mailgate.db.models import Ticket
 from mailgate.web import access
 from tests.mail import build
@@ -52,7 +52,7 @@ def test_a_rare_term_bounds_the_search_with_the_same_answers(
     assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
     monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # a customer's search probes too
     for probe in (4, 1, 4000):
-        monkeypatch.setattr(search, "PROBE_ROWS", probe)
+        monkeypatch.setattr(search_probe, "PROBE_ROWS", probe)
         assert [found(site, query) for query in queries] == plain, probe
         assert customer_finds(site, "boss@acme.test", "acme test") == staff
         assert customer_finds(site, "dave@acme.test", "acme test") == [dave]
@@ -107,7 +107,7 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     monkeypatch.setattr(search, "_all_in_subjects", all_in_subjects)
     settings = ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100), (4000, 1, 100))
     for probe, first, most in settings:
-        monkeypatch.setattr(search, "PROBE_ROWS", probe)
+        monkeypatch.setattr(search_probe, "PROBE_ROWS", probe)
         monkeypatch.setattr(search, "SCAN_FIRST", first)
         monkeypatch.setattr(search, "SCAN_MOST", most)
         again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
@@ -123,34 +123,39 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
         with site.store.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
         told: list[bool] = []
-        by_statistics = search._common_by_statistics
+        by_statistics = search_probe._common_by_statistics
 
         def asked(*args: Any) -> bool:
             told.append(by_statistics(*args))
             return told[-1]
 
-        monkeypatch.setattr(search, "_common_by_statistics", asked)
-        monkeypatch.setattr(search, "PROBE_ROWS", 1)
+        monkeypatch.setattr(search_probe, "_common_by_statistics", asked)
+        monkeypatch.setattr(search_probe, "PROBE_ROWS", 1)
         monkeypatch.setattr(search, "SCAN_FIRST", 1)
         monkeypatch.setattr(search, "SCAN_MOST", 100)
         again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
         assert again == plain
         assert True in told and False in told  # "acme" is common, "zebra" is in no row
-    weights = list(search.WEIGHTS.values())  # probed best first, stopping at a common one
-    assert list(search.WEIGHTS) == list(search._sources(True)) and weights == sorted(weights)[::-1]
+    weights = list(
+        search_statements.WEIGHTS.values()
+    )  # probed best first, stopping at a common one
+    assert (
+        list(search_statements.WEIGHTS) == list(search_statements.sources(True))
+        and weights == sorted(weights)[::-1]
+    )
     # "acme" is in four tickets; the newest, Gina's, scores the most a ticket can.
     scored: list[int] = []
-    ranked = search._ranked
+    ranked = search.ranked
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         scored.extend(kwargs["within"] or [])
         return ranked(*args, **kwargs)
 
-    monkeypatch.setattr(search, "_ranked", counted)
+    monkeypatch.setattr(search, "ranked", counted)
     assert found(site, "acme", limit=1) == [gina]  # the newest with "acme" in its requester
     assert scored == []  # ...needs no scoring: no ticket can score more
     monkeypatch.setattr(search, "_all_in_subjects", lambda *args, **kwargs: None)
-    monkeypatch.setattr(search, "PROBE_ROWS", 1)
+    monkeypatch.setattr(search_probe, "PROBE_ROWS", 1)
     monkeypatch.setattr(search, "SCAN_FIRST", 1)
     monkeypatch.setattr(search, "SCAN_MOST", 100)
     assert found(site, "acme", limit=1) == [gina]
@@ -162,15 +167,15 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     # reads: the tickets found by subject are scored newest first, and Gina's, scoring
     # more than any ticket found only by message can (Hank's, newer), is all a page needs.
     hank = site.ingest(build(sender="hank@acme.test", subject="Jam", body="printer, printer"))
-    probe = search._probe
-    probed: list[search._Probed] = []
+    probe = search.probe
+    probed: list[search_probe.Probed] = []
 
-    def recorded(*args: Any, **kwargs: Any) -> search._Probed:
+    def recorded(*args: Any, **kwargs: Any) -> search_probe.Probed:
         probed.append(probe(*args, **kwargs))
         return probed[-1]
 
-    monkeypatch.setattr(search, "_probe", recorded)
-    monkeypatch.setattr(search, "PROBE_ROWS", 3)
+    monkeypatch.setattr(search, "probe", recorded)
+    monkeypatch.setattr(search_probe, "PROBE_ROWS", 3)
     assert found(site, "printer") == [gina, carol, hank, fred]
     scored.clear()
     assert found(site, "printer", limit=1) == [gina]

@@ -1,0 +1,107 @@
+"""Probing a search's terms (``search.py``): in which sources each term is common, and
+the tickets where it is not, read from the index without scoring anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import column, select, table, text
+from sqlalchemy.orm import Session
+
+from mailgate.db import search_index
+from mailgate.db.search_statements import WEIGHTS, found, sources, sqlite_match
+
+# A term is common in a source where it is in more rows than this.
+PROBE_ROWS = 4000
+
+
+@dataclass
+class Probed:
+    """What probing each term's sources found (``_newest_first``)."""
+
+    ceiling: int = 0  # the most a ticket the probes did not find can score
+    most: int = 0  # the most any ticket can score
+    known: set[int] = field(default_factory=set)  # found where a term is rare
+    only: set[int] | None = None  # with a term common nowhere: the only tickets that can match
+
+
+def probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool) -> Probed:
+    """Each term's sources, best first, up to the first where it is common. Terms
+    likely in few tickets go first (with a digit, then the longest): once one is common
+    nowhere, the tickets it was found in are the only ones that can match, and the other
+    terms are not probed ("Invoice" in a quarter of all subjects, with its number)."""
+    probed = Probed()
+    for term in sorted(wanted, key=lambda t: (not any(ch.isdigit() for ch in t), -len(t))):
+        if probed.only is not None:
+            probed.most += WEIGHTS["tickets"]  # the most it can add: the best source's
+            continue
+        common, best, found_in = 0, 0, set()
+        pieces = [] if sqlite else found(sqlite, term, internal=internal, within=None)
+        for i, source in enumerate(sources(internal)):
+            tickets: list[int] | None
+            if sqlite:
+                tickets = _sqlite_probe(session, source, term, internal=internal)
+            elif _common_by_statistics(session, source, term):
+                tickets = None
+            else:
+                rows = pieces[i].subquery()
+                tickets = list(session.scalars(select(rows.c.ticket_id).limit(PROBE_ROWS)))
+            if tickets is None or len(tickets) >= PROBE_ROWS:
+                common = WEIGHTS[source]  # its tickets are not all known: none is kept
+            else:
+                found_in.update(tickets)
+            if found_in or common:
+                best = max(best, WEIGHTS[source])
+            if common:
+                break  # the sources come best first: the rest can add no more than this one
+        probed.known |= found_in
+        probed.ceiling, probed.most = probed.ceiling + common, probed.most + best
+        if not common:
+            probed.only = found_in if probed.only is None else probed.only & found_in
+    return probed
+
+
+def _sqlite_probe(session: Session, source: str, term: str, *, internal: bool) -> list[int] | None:
+    """The tickets of the rows of ``source`` where ``term`` is found, or None when they
+    are ``PROBE_ROWS`` or more. Counted in the index alone first: a word in every
+    message is then 4,000 index rows read, not 4,000 messages as well (2.7 ms)."""
+    fts = table(search_index.fts_table(source), column("rowid"))
+    index_rows = select(fts.c.rowid).where(sqlite_match(source, term)).limit(PROBE_ROWS)
+    keys = list(session.execute(index_rows).scalars())
+    if len(keys) >= PROBE_ROWS:
+        return None
+    if not keys or source == "tickets":  # a ticket's own row is numbered as the ticket
+        return keys
+    rows, key, _ = sources(internal)[source]
+    return list(session.scalars(rows.where(key.in_(keys))))
+
+
+_WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)
+
+
+def _common_by_statistics(session: Session, source: str, term: str) -> bool:
+    """PostgreSQL: whether ANALYZE's sample found every word of ``term`` in at least
+    ``PROBE_ROWS`` rows of ``source`` (its search index's most common elements).
+
+    Probing such a word reads rows until ``PROBE_ROWS`` have it, and the planner rightly
+    reads them from the table, computing each row's vector: 320 ms for a word in every
+    message at 100,000 tickets. This only ever says common: a word the statistics do not
+    list is probed, and a phrase of common words called common when it is rare only
+    makes the ranking score more tickets (its tickets are not known ahead)."""
+    words = set(term.translate(_WORDS).lower().split())
+    if not words:
+        return False
+    found = session.execute(
+        text(
+            "SELECT u.word, u.freq * c.reltuples FROM pg_stats s"
+            " JOIN pg_namespace n ON n.nspname = s.schemaname"
+            " JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = n.oid"
+            " CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[],"
+            " s.most_common_elem_freqs) AS u(word, freq)"
+            " WHERE s.schemaname = current_schema() AND s.tablename = :index"
+            " AND u.word = ANY(:words)"
+        ),
+        {"index": search_index.pg_index(source), "words": sorted(words)},
+    ).all()
+    rows = {word: estimate for word, estimate in found if estimate is not None}
+    return words <= rows.keys() and min(rows[w] for w in words) >= PROBE_ROWS

@@ -1,0 +1,169 @@
+"""The statements a search is made of (``search.py``): per source, the rows where a term
+is found, and each ticket's score for the terms.
+
+A ticket's score for a term is where it was found at best; the scores of the terms add
+up, and equal scores list the newest ticket first. The user's text never reaches FTS5
+or tsquery syntax: each term is bound as a value and quoted as one phrase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Subquery,
+    bindparam,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+    union_all,
+)
+from sqlalchemy.orm import QueryableAttribute
+
+from mailgate.core.states import INTERNAL_DIRECTIONS
+from mailgate.db import search_index
+from mailgate.db.models import Participant, StoredAttachment, Ticket, TicketMessage
+
+# Best first, as ``sources`` lists them too: the ranking from the newest back
+# (``search._newest_first``) and the probes (``search_probe``) rely on the order.
+WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_messages": 1}
+# Scoring some tickets on SQLite reads the index's rows numbered up to this many per
+# ticket after their first row as one range (``found``): at most 64 rows read for
+# each row wanted, which costs less than the lookup of one row alone.
+RANGE_ROWS = 64
+
+
+def sqlite_match(source: str, term: str) -> ColumnElement[bool]:
+    # One FTS5 phrase: inside double quotes (doubled within) FTS5 reads no operator,
+    # column filter or prefix, only words, split by the table's own tokenizer.
+    phrase = '"' + term.replace('"', '""') + '"'
+    return literal_column(search_index.fts_table(source)).op("MATCH")(literal(phrase))
+
+
+def pg_match(source: str, term: str, *, phrase: bool = True) -> ColumnElement[bool]:
+    """``term`` in a row of ``source``: its words together, or only each of them
+    (``phrase`` False), which the GIN index answers alone, without reading each row
+    that has them again to compare the words' positions."""
+    # The vector spelt exactly as the GIN index's expression, so the index serves it.
+    vector: ColumnElement[Any] = literal_column(
+        search_index.pg_vector(search_index.SOURCES[source])
+    )
+    words = func.translate(literal(term), search_index.PUNCTUATION, search_index.SPACES)
+    to_query = func.phraseto_tsquery if phrase else func.plainto_tsquery
+    return vector.op("@@")(to_query(literal_column("'simple'"), words))
+
+
+def sources(
+    internal: bool,
+) -> dict[str, tuple[Select[Any], QueryableAttribute[int], QueryableAttribute[int]]]:
+    """Per source table: the ticket ids of its rows (leaving out the rows of notes and
+    the supplier side unless ``internal``), the column the index knows each row by, and
+    its ticket's id."""
+    public = () if internal else (TicketMessage.direction.not_in(INTERNAL_DIRECTIONS),)
+    of_message = TicketMessage.ticket_id
+    return {
+        "tickets": (select(Ticket.id.label("ticket_id")), Ticket.id, Ticket.id),
+        "ticket_participants": (
+            select(Participant.ticket_id),
+            Participant.id,
+            Participant.ticket_id,
+        ),
+        "attachments": (
+            select(of_message).join_from(StoredAttachment, TicketMessage).where(*public),
+            StoredAttachment.id,
+            of_message,
+        ),
+        "ticket_messages": (select(of_message).where(*public), TicketMessage.id, of_message),
+    }
+
+
+def _hits(
+    sqlite: bool,
+    term: str,
+    *,
+    internal: bool,
+    within: BindParameter[Any] | None,
+    span: int = 0,
+    name: str,
+) -> Subquery:
+    """Each ticket where ``term`` was found, with the best weight of where it was; only
+    in the rows of the tickets whose ids ``within`` lists, when given."""
+    pieces = found(sqlite, term, internal=internal, within=within, span=span)
+    hits = union_all(*pieces).subquery()
+    best = func.max(hits.c.weight).label("weight")
+    return select(hits.c.ticket_id, best).group_by(hits.c.ticket_id).subquery(name)
+
+
+def found(
+    sqlite: bool,
+    term: str,
+    *,
+    internal: bool,
+    within: BindParameter[Any] | None,
+    span: int = 0,
+) -> list[Select[Any]]:
+    """Per source, its rows where ``term`` is found: (ticket id, weight); only those of
+    the tickets ``within`` lists, when given, SQLite reading the ``span`` rows after
+    their first as a range."""
+    pieces = []
+    for source, (rows, key, ticket_id) in sources(internal).items():
+        weight = literal(WEIGHTS[source]).label("weight")
+        if sqlite:
+            fts = table(search_index.fts_table(source), column("rowid"))
+            found = rows.join(fts, fts.c.rowid == key).where(sqlite_match(source, term))
+            if within is not None:
+                # Those tickets' rows by id, not every row that has the word. FTS5 pays
+                # about 40 us to set up each lookup (a million tickets), and reads a
+                # word's rows in a range for about 0.1 us each: the rows numbered close
+                # after their first (the newest page's) are read as one range, those
+                # further on (a reply long after) are looked up one by one.
+                own = rows.with_only_columns(key).where(ticket_id.in_(within))
+                # (0 when they have no row: FTS5 reads a NULL bound as no bound at all.)
+                first = own.with_only_columns(func.coalesce(func.min(key), 0))
+                end = first.scalar_subquery() + span
+                near = found.where(fts.c.rowid.between(end - span, end), ticket_id.in_(within))
+                pieces.append(near.add_columns(weight))
+                found = found.where(fts.c.rowid.in_(own.where(key > end)))
+        else:
+            found = rows.where(pg_match(source, term))
+            if within is not None:
+                # PostgreSQL then picks: those tickets' rows by their ticket_id index,
+                # each checked for the word, or the word's rows from the GIN index.
+                found = found.where(ticket_id.in_(within))
+        pieces.append(found.add_columns(weight))
+    return pieces
+
+
+def ranked(
+    sqlite: bool,
+    wanted: list[str],
+    *,
+    internal: bool,
+    within: list[int] | None,
+    where: Collection[ColumnElement[bool]],
+) -> Select[Any]:
+    """(ticket id, score) of each ticket that has every term (only among ``within``,
+    when given) and meets ``where``, best first."""
+    own: BindParameter[Any] | None = None
+    if within is not None:
+        own = bindparam("own", within, expanding=True, literal_execute=True)
+    span = RANGE_ROWS * len(within or ())
+    found = [
+        _hits(sqlite, term, internal=internal, within=own, span=span, name=f"term{i}")
+        for i, term in enumerate(wanted)
+    ]
+    first = found[0]
+    score = sum((hits.c.weight for hits in found[1:]), first.c.weight).label("score")
+    best = select(first.c.ticket_id, score)
+    for hits in found[1:]:
+        best = best.join(hits, hits.c.ticket_id == first.c.ticket_id)
+    if where:
+        best = best.join(Ticket, Ticket.id == first.c.ticket_id).where(*where)
+    return best.order_by(score.desc(), first.c.ticket_id.desc())
