@@ -15,8 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from mailgate.db import search_index
+from mailgate.db.migration_scripts import head_from_files
 from mailgate.db.models import Base
-from mailgate.db.store import Store, _head_from_files
+from mailgate.db.store import Store
 from tests.databases import migrate, pg_schema
 
 
@@ -226,7 +227,7 @@ def test_test_databases_are_the_migrated_schema(
 
 def test_the_head_read_from_the_scripts_is_alembics() -> None:
     """The head that a start compares with, read without Alembic, is Alembic's own."""
-    assert _head_from_files() == Store("sqlite://").head_revision()
+    assert head_from_files() == Store("sqlite://").head_revision()
 
 
 def test_a_start_on_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from mailgate.core.errors import ConfigError, DatabaseBusy, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
-from mailgate.db import search_index, write_turns
+from mailgate.db import migration_scripts, search_index, write_turns
 from mailgate.db.models import Agent, Base, Customer, Supplier, Team
 
 # Alembic (with Mako and Pygments) is imported only to migrate, stamp or report: a start
@@ -26,7 +23,6 @@ from mailgate.db.models import Agent, Base, Customer, Supplier, Team
 # `mailgate` process's start.
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
@@ -79,50 +75,6 @@ def _free_bytes(folder: Path) -> int | None:
     except OSError:
         return None
     return st.f_bavail * st.f_frsize
-
-
-def _alembic_config() -> AlembicConfig:
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(files("mailgate") / "db" / "migrations"))
-    return cfg
-
-
-@functools.cache
-def _scripts() -> ScriptDirectory:
-    # Reading the revision files costs milliseconds, and every store asks for the head;
-    # the files do not change while a process runs.
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_alembic_config())
-
-
-_REVISION = re.compile(r"^revision\b[^=\n]*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"^down_revision\b[^=\n]*=(.*)$", re.MULTILINE)
-
-
-@functools.cache
-def _head_from_files() -> str | None:
-    """The head revision read straight from the scripts' ``revision`` and
-    ``down_revision`` lines, without Alembic: the one revision no other script follows.
-
-    None when a script is not understood or there is not exactly one head; the caller
-    then asks Alembic. tests/test_migrations.py checks it agrees with Alembic.
-    """
-    revisions: set[str] = set()
-    followed: set[str] = set()
-    for script in (files("mailgate") / "db" / "migrations" / "versions").iterdir():
-        if not script.name.endswith(".py"):
-            continue
-        source = script.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
-        if revision is None or down is None:
-            return None
-        revisions.add(revision.group(1))
-        followed.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
-    heads = revisions - followed
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
@@ -227,7 +179,7 @@ class Store:
     def _at_head(self) -> bool:
         """True if the database is stamped with the head revision, found without
         Alembic; False if not, or not known that way (then Alembic is asked)."""
-        head = _head_from_files()
+        head = migration_scripts.head_from_files()
         if head is None:
             return False
         with self.engine.connect() as conn:
@@ -237,7 +189,7 @@ class Store:
         return [row[0] for row in stamped] == [head]
 
     def head_revision(self) -> str | None:
-        return _scripts().get_current_head()
+        return migration_scripts.scripts().get_current_head()
 
     def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
         """Apply every pending migration; returns (before, after) revisions."""
@@ -265,7 +217,7 @@ class Store:
                     conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
                     conn.commit()
                 with conn.begin():
-                    cfg = _alembic_config()
+                    cfg = migration_scripts.alembic_config()
                     cfg.attributes["connection"] = conn
                     step(cfg, revision)
                 if self.is_sqlite:
@@ -318,7 +270,7 @@ class Store:
             return False
         Base.metadata.create_all(conn)
         search_index.create(conn)  # not tables of the models: FTS5 tables, GIN indexes
-        MigrationContext.configure(conn).stamp(_scripts(), "head")
+        MigrationContext.configure(conn).stamp(migration_scripts.scripts(), "head")
         return True
 
     def ensure_schema(self) -> None:
