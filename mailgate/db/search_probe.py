@@ -37,11 +37,12 @@ def probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool) 
             continue
         common, best, found_in = 0, 0, set()
         pieces = [] if sqlite else found(sqlite, term, internal=internal, within=None)
+        known_common = set() if sqlite else _common_by_statistics(session, term)
         for i, source in enumerate(sources(internal)):
             tickets: list[int] | None
             if sqlite:
                 tickets = _sqlite_probe(session, source, term, internal=internal)
-            elif _common_by_statistics(session, source, term):
+            elif source in known_common:
                 tickets = None
             else:
                 rows = pieces[i].subquery()
@@ -79,9 +80,10 @@ def _sqlite_probe(session: Session, source: str, term: str, *, internal: bool) -
 _WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)
 
 
-def _common_by_statistics(session: Session, source: str, term: str) -> bool:
-    """PostgreSQL: whether ANALYZE's sample found every word of ``term`` in at least
-    ``PROBE_ROWS`` rows of ``source`` (its search index's most common elements).
+def _common_by_statistics(session: Session, term: str) -> set[str]:
+    """PostgreSQL: the sources where ANALYZE's sample found every word of ``term`` in at
+    least ``PROBE_ROWS`` rows (their search indexes' most common elements), in one
+    statement for all sources (one each cost 0.5 ms at a million tickets).
 
     Probing such a word reads rows until ``PROBE_ROWS`` have it, and the planner rightly
     reads them from the table, computing each row's vector: 320 ms for a word in every
@@ -90,18 +92,22 @@ def _common_by_statistics(session: Session, source: str, term: str) -> bool:
     makes the ranking score more tickets (its tickets are not known ahead)."""
     words = set(term.translate(_WORDS).lower().split())
     if not words:
-        return False
+        return set()
+    by_index = {search_index.pg_index(source): source for source in WEIGHTS}
     found = session.execute(
         text(
-            "SELECT u.word, u.freq * c.reltuples FROM pg_stats s"
+            "SELECT s.tablename, u.word, u.freq * c.reltuples FROM pg_stats s"
             " JOIN pg_namespace n ON n.nspname = s.schemaname"
             " JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = n.oid"
             " CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[],"
             " s.most_common_elem_freqs) AS u(word, freq)"
-            " WHERE s.schemaname = current_schema() AND s.tablename = :index"
+            " WHERE s.schemaname = current_schema() AND s.tablename = ANY(:indexes)"
             " AND u.word = ANY(:words)"
         ),
-        {"index": search_index.pg_index(source), "words": sorted(words)},
+        {"indexes": sorted(by_index), "words": sorted(words)},
     ).all()
-    rows = {word: estimate for word, estimate in found if estimate is not None}
-    return words <= rows.keys() and min(rows[w] for w in words) >= PROBE_ROWS
+    common: dict[str, set[str]] = {}
+    for index, word, estimate in found:
+        if estimate is not None and estimate >= PROBE_ROWS:
+            common.setdefault(by_index[index], set()).add(word)
+    return {source for source, known in common.items() if known >= words}
