@@ -180,3 +180,9 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     assert found(site, "printer", limit=1) == [gina]
     assert probed[-1].only is None and probed[-1].known == {ids[gina], ids[carol]}
     assert scored == [ids[gina]]
+    # A condition no ticket found meets (a status none has) is asked of the tickets'
+    # own rows before any is scored.
+    scored.clear()
+    with site.store.transaction() as session:
+        assert search.search(session, "printer", where=[Ticket.status == "Nowhere"]) == []
+    assert scored == []

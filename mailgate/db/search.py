@@ -14,14 +14,14 @@ import re
 import sys
 from collections.abc import Collection
 
-from sqlalchemy import ColumnElement, column, literal, literal_column, select, table, text
+from sqlalchemy import BindParameter, ColumnElement, bindparam, column, select, table, text
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import InvalidValue
 from mailgate.db import search_index
 from mailgate.db.models import Ticket
 from mailgate.db.search_probe import probe
-from mailgate.db.search_statements import pg_match, ranked
+from mailgate.db.search_statements import pg_match, ranked, sqlite_match
 from mailgate.db.ticket_scope import TicketScope
 
 MAX_TERMS = 8
@@ -36,6 +36,9 @@ LOOKED_UP_DIRECTLY = 100
 SCAN_FIRST = 32
 SCAN_BATCH_MOST = 4096
 SCAN_MOST = 16384
+# The newest tickets with every term in their subject or requester are the page when
+# enough of them meet the search's conditions among this many index rows a ticket wanted.
+SUBJECT_ROWS_READ = 4
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 
 
@@ -121,14 +124,15 @@ def _all_in_subjects(
     if k is None:
         return None
     if sqlite:
-        # One FTS5 query of the terms, each quoted as a phrase (as ``sqlite_match``),
-        # read in the index's own order: FTS5 reads rowids (ticket ids) newest first.
+        # In the index's own order, FTS5 reads rowids (ticket ids) newest first; at most
+        # SUBJECT_ROWS_READ a ticket wanted, so that a condition few of them meet (a
+        # status, a customer's) costs a few rows, not every row with the words.
         fts = table(search_index.fts_table("tickets"), column("rowid"))
-        phrases = " AND ".join('"' + term.replace('"', '""') + '"' for term in wanted)
-        matched = literal_column(fts.name).op("MATCH")(literal(phrases))
-        query = select(Ticket.id).join(fts, fts.c.rowid == Ticket.id).where(matched)
-        query = query.order_by(fts.c.rowid.desc())
-        ids = list(session.scalars(query.where(*where).limit(k)))
+        read = max(k, SCAN_FIRST) * (SUBJECT_ROWS_READ if where else 1)
+        matched = select(fts.c.rowid).where(sqlite_match("tickets", *wanted))
+        rows = matched.order_by(fts.c.rowid.desc()).limit(read).subquery()
+        query = select(Ticket.id).join(rows, rows.c.rowid == Ticket.id).where(*where)
+        ids = list(session.scalars(query.order_by(Ticket.id.desc()).limit(k)))
     else:
         # The newest k with each word, then whether the words stand together in each:
         # the index finds a phrase's rows without their positions, and reading them
@@ -160,11 +164,11 @@ def _newest_first(
     Each term's sources are probed best first, up to the first where the term is common
     (``search_probe``). The tickets the probes found are scored from the newest back
     until the ``k``-th best so far beats what any older one could score (each term's
-    best weight among the sources it was found in). Where a term is common
-    nowhere, no other ticket can match. Otherwise any other ticket scores at most the sum
-    of each term's weight where it is common, and, unless the page already beats that,
-    all tickets are scored from the newest back until it does: a word in every ticket
-    costs a page."""
+    best weight among the sources it was found in). Where a term is common nowhere, no
+    other ticket can match. Otherwise any other ticket scores at most the sum of each
+    term's weight where it is common, and, unless the page already beats that, all
+    tickets are scored from the newest back until it does: a word in every ticket costs
+    a page."""
     probed = probe(session, sqlite, wanted, internal=internal)
     want = k if k is not None else sys.maxsize
     pool: list[tuple[int, int]] = []  # (score, ticket id) of the best so far, best first
@@ -181,12 +185,21 @@ def _newest_first(
         the page: equal scores list the newest first."""
         return len(pool) == want and pool[-1] > (ceiling, below - 1)
 
+    def meeting(ids: list[int]) -> list[int]:
+        """Those of ``ids`` that meet ``where``, by the tickets' own rows: scoring looks
+        each ticket's rows up in the index (an address in 2,500 tickets with a status
+        none has: 710 ms scored, 10 ms asked first)."""
+        if not where:
+            return ids
+        given: BindParameter[int] = bindparam("given", ids, expanding=True, literal_execute=True)
+        return list(session.scalars(select(Ticket.id).where(Ticket.id.in_(given), *where)))
+
     # Where a term is common nowhere, only the tickets it was found in can match.
     found = sorted(probed.known if probed.only is None else probed.only, reverse=True)
     batch = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST)
     while found:
         ids, found = found[:batch], found[batch:]
-        score(ids)
+        score(meeting(ids))
         if settled(probed.most, ids[-1]):
             break  # the older tickets the probes found cannot make the page
         batch = min(batch * 2, SCAN_BATCH_MOST)

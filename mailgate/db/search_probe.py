@@ -21,8 +21,10 @@ class Probed:
 
     ceiling: int = 0  # the most a ticket the probes did not find can score
     most: int = 0  # the most any ticket can score
-    known: set[int] = field(default_factory=set)  # found where a term is rare
-    only: set[int] | None = None  # with a term common nowhere: the only tickets that can match
+    # Found where a term is rare (on PostgreSQL perhaps more: those with its words).
+    known: set[int] = field(default_factory=set)
+    # With a term common nowhere: the only tickets that can match.
+    only: set[int] | None = None
 
 
 def probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool) -> Probed:
@@ -36,7 +38,10 @@ def probe(session: Session, sqlite: bool, wanted: list[str], *, internal: bool) 
             probed.most += WEIGHTS["tickets"]  # the most it can add: the best source's
             continue
         common, best, found_in = 0, 0, set()
-        pieces = [] if sqlite else found(sqlite, term, internal=internal, within=None)
+        # PostgreSQL: the rows with its words, which the index gives without reading
+        # each row again for their positions (30 ms for an address in 2,500 tickets):
+        # more tickets than have the phrase, which scoring then leaves out.
+        pieces = [] if sqlite else found(False, term, internal=internal, within=None, phrase=False)
         known_common = set() if sqlite else _common_by_statistics(session, term)
         for i, source in enumerate(sources(internal)):
             tickets: list[int] | None

@@ -40,11 +40,12 @@ WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_mes
 RANGE_ROWS = 64
 
 
-def sqlite_match(source: str, term: str) -> ColumnElement[bool]:
-    # One FTS5 phrase: inside double quotes (doubled within) FTS5 reads no operator,
+def sqlite_match(source: str, *terms: str) -> ColumnElement[bool]:
+    """Every one of ``terms`` in a row of ``source``'s FTS5 table."""
+    # One FTS5 phrase each: inside double quotes (doubled within) FTS5 reads no operator,
     # column filter or prefix, only words, split by the table's own tokenizer.
-    phrase = '"' + term.replace('"', '""') + '"'
-    return literal_column(search_index.fts_table(source)).op("MATCH")(literal(phrase))
+    phrases = " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    return literal_column(search_index.fts_table(source)).op("MATCH")(literal(phrases))
 
 
 def pg_match(source: str, term: str, *, phrase: bool = True) -> ColumnElement[bool]:
@@ -108,10 +109,12 @@ def found(
     internal: bool,
     within: BindParameter[Any] | None,
     span: int = 0,
+    phrase: bool = True,
 ) -> list[Select[Any]]:
     """Per source, its rows where ``term`` is found: (ticket id, weight); only those of
     the tickets ``within`` lists, when given, SQLite reading the ``span`` rows after
-    their first as a range."""
+    their first as a range. ``phrase`` False (PostgreSQL): rows with each of its words,
+    where they may not stand together."""
     pieces = []
     for source, (rows, key, ticket_id) in sources(internal).items():
         weight = literal(WEIGHTS[source]).label("weight")
@@ -132,7 +135,7 @@ def found(
                 pieces.append(near.add_columns(weight))
                 found = found.where(fts.c.rowid.in_(own.where(key > end)))
         else:
-            found = rows.where(pg_match(source, term))
+            found = rows.where(pg_match(source, term, phrase=phrase))
             if within is not None:
                 # PostgreSQL then picks: those tickets' rows by their ticket_id index,
                 # each checked for the word, or the word's rows from the GIN index.
