@@ -107,9 +107,10 @@ def test_failed_transaction_fails_every_waiter(store: Store, now: Callable[[], d
 
     results = asyncio.run(hand_in())
     # SQLite reports a missing table as OperationalError (TemporaryFailure), PostgreSQL
-    # as ProgrammingError; either way one failure, heard by all five.
-    assert isinstance(results[0], TemporaryFailure | ProgrammingError)
-    assert all(r is results[0] for r in results)
+    # as ProgrammingError. All five hear it, though not always as one failure: the commit
+    # thread may take the first message alone before the others are queued (one
+    # clean-clone CI run did), and each batch then fails on its own.
+    assert all(isinstance(r, TemporaryFailure | ProgrammingError) for r in results)
     with store.engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM inbound_away")).scalar() == 0
         conn.execute(text("ALTER TABLE inbound_away RENAME TO inbound_messages"))
