@@ -199,7 +199,7 @@ def _newest_first(
 
     # Where a term is common nowhere, only the tickets it was found in can match.
     found = sorted(probed.known if probed.only is None else probed.only, reverse=True)
-    batch = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST)
+    first_batch = batch = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST)
     while found:
         ids, found = found[:batch], found[batch:]
         score(meeting(ids))
@@ -209,7 +209,7 @@ def _newest_first(
     if probed.only is not None or settled(probed.ceiling, sys.maxsize):
         return [ticket_id for _, ticket_id in pool]  # no ticket the probes missed can
 
-    batch, scanned, below = min(max(want, SCAN_FIRST), SCAN_BATCH_MOST), 0, None
+    batch, scanned, below = first_batch, 0, None
     while True:
         if scope is not None:  # the customer's tickets, not every ticket, newest first
             ids = scope.newest(session, batch, below=below)

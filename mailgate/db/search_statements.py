@@ -109,12 +109,10 @@ def found(
     internal: bool,
     within: BindParameter[Any] | None,
     span: int = 0,
-    phrase: bool = True,
 ) -> list[Select[Any]]:
     """Per source, its rows where ``term`` is found: (ticket id, weight); only those of
     the tickets ``within`` lists, when given, SQLite reading the ``span`` rows after
-    their first as a range. ``phrase`` False (PostgreSQL): rows with each of its words,
-    where they may not stand together."""
+    their first as a range."""
     pieces = []
     for source, (rows, key, ticket_id) in sources(internal).items():
         weight = literal(WEIGHTS[source]).label("weight")
@@ -135,7 +133,7 @@ def found(
                 pieces.append(near.add_columns(weight))
                 found = found.where(fts.c.rowid.in_(own.where(key > end)))
         else:
-            found = rows.where(pg_match(source, term, phrase=phrase))
+            found = rows.where(pg_match(source, term))
             if within is not None:
                 # PostgreSQL then picks: those tickets' rows by their ticket_id index,
                 # each checked for the word, or the word's rows from the GIN index.
