@@ -28,6 +28,7 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 # Statements that begin a write transaction, or write outside one (pysqlite begins a
@@ -76,20 +77,18 @@ class TurnTakingConnection(sqlite3.Connection):
         return super().cursor(factory or _TurnTakingCursor)
 
     def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self._end_turn()
+        self._then_end_turn(super().commit)
 
     def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self._end_turn()
+        self._then_end_turn(super().rollback)
 
     def close(self) -> None:
+        self._then_end_turn(super().close)
+
+    def _then_end_turn(self, ending: Callable[[], None]) -> None:
+        """``ending`` (commit, rollback, close), then give the turn back, failed or not."""
         try:
-            super().close()
+            ending()
         finally:
             self._end_turn()
 
@@ -171,27 +170,21 @@ class _TurnTakingCursor(sqlite3.Cursor):
     connection: TurnTakingConnection
 
     def execute(self, sql: str, parameters: Any = (), /) -> _TurnTakingCursor:
-        if is_write(sql):
-            self.connection.take_turn()
-        try:
-            super().execute(sql, parameters)
-        finally:
-            self.connection.end_turn_unless_writing()
-        return self
+        return self._in_turn(is_write(sql), super().execute, sql, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> _TurnTakingCursor:
-        if is_write(sql):
-            self.connection.take_turn()
-        try:
-            super().executemany(sql, seq_of_parameters)
-        finally:
-            self.connection.end_turn_unless_writing()
-        return self
+        return self._in_turn(is_write(sql), super().executemany, sql, seq_of_parameters)
 
     def executescript(self, sql_script: str, /) -> _TurnTakingCursor:
-        self.connection.take_turn()
+        return self._in_turn(True, super().executescript, sql_script)
+
+    def _in_turn(self, writes: bool, run: Callable[..., object], *args: Any) -> _TurnTakingCursor:
+        """``run(*args)``, holding the file's turn first when it ``writes``; the turn is
+        given back as soon as no transaction is open, whether ``run`` failed or not."""
+        if writes:
+            self.connection.take_turn()
         try:
-            super().executescript(sql_script)
+            run(*args)
         finally:
             self.connection.end_turn_unless_writing()
         return self
