@@ -85,18 +85,8 @@ def sources(
     }
 
 
-def _hits(
-    sqlite: bool,
-    term: str,
-    *,
-    internal: bool,
-    within: BindParameter[Any] | None,
-    span: int = 0,
-    name: str,
-) -> Subquery:
-    """Each ticket where ``term`` was found, with the best weight of where it was; only
-    in the rows of the tickets whose ids ``within`` lists, when given."""
-    pieces = found(sqlite, term, internal=internal, within=within, span=span)
+def _best_per_ticket(pieces: list[Select[Any]], name: str) -> Subquery:
+    """Each ticket of ``pieces`` (``found``'s), with the best weight it was found with."""
     hits = union_all(*pieces).subquery()
     best = func.max(hits.c.weight).label("weight")
     return select(hits.c.ticket_id, best).group_by(hits.c.ticket_id).subquery(name)
@@ -156,14 +146,16 @@ def ranked(
     if within is not None:
         own = bindparam("own", within, expanding=True, literal_execute=True)
     span = RANGE_ROWS * len(within or ())
-    found = [
-        _hits(sqlite, term, internal=internal, within=own, span=span, name=f"term{i}")
+    found_per_term = [
+        _best_per_ticket(
+            found(sqlite, term, internal=internal, within=own, span=span), name=f"term{i}"
+        )
         for i, term in enumerate(wanted)
     ]
-    first = found[0]
-    score = sum((hits.c.weight for hits in found[1:]), first.c.weight).label("score")
+    first, others = found_per_term[0], found_per_term[1:]
+    score = sum((hits.c.weight for hits in others), first.c.weight).label("score")
     best = select(first.c.ticket_id, score)
-    for hits in found[1:]:
+    for hits in others:
         best = best.join(hits, hits.c.ticket_id == first.c.ticket_id)
     if where:
         best = best.join(Ticket, Ticket.id == first.c.ticket_id).where(*where)
