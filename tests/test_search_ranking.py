@@ -20,6 +20,22 @@ from tests.web_support import Site
 site_fixture = pytest.fixture(name="site")(search_site)
 
 
+def returns_of(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, original: Any = None
+) -> list[Any]:
+    """What each call of ``module.name`` returns from now on, in order: it is replaced by
+    ``original`` (itself, unless given), wrapped to record its results."""
+    returned: list[Any] = []
+    called = original or getattr(module, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        returned.append(called(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(module, name, recording)
+    return returned
+
+
 def test_many_visible_tickets_are_searched_the_other_way_alike(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,13 +113,7 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
 
     boss_plain = boss_pages()
     assert boss_plain[:4] == [[gina], [fred], [dave], [carol]]
-    scans: list[list[int] | None] = []
-
-    def spied(*args: Any, **kwargs: Any) -> list[int] | None:
-        scans.append(newest_first(*args, **kwargs))
-        return scans[-1]
-
-    monkeypatch.setattr(search, "_newest_first", spied)
+    scans = returns_of(monkeypatch, search, "_newest_first", newest_first)
     monkeypatch.setattr(search, "_all_in_subjects", all_in_subjects)
     settings = ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100), (4000, 1, 100))
     for probe, first, most in settings:
@@ -122,14 +132,7 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
         # answers once ANALYZE has seen these words in a row or more (PROBE_ROWS 1).
         with site.store.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
-        told: list[set[str]] = []
-        by_statistics = search_probe._common_by_statistics
-
-        def asked(*args: Any) -> set[str]:
-            told.append(by_statistics(*args))
-            return told[-1]
-
-        monkeypatch.setattr(search_probe, "_common_by_statistics", asked)
+        told = returns_of(monkeypatch, search_probe, "_common_by_statistics")
         monkeypatch.setattr(search_probe, "PROBE_ROWS", 1)
         monkeypatch.setattr(search, "SCAN_FIRST", 1)
         monkeypatch.setattr(search, "SCAN_MOST", 100)
@@ -166,14 +169,7 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     # reads: the tickets found by subject are scored newest first, and Gina's, scoring
     # more than any ticket found only by message can (Hank's, newer), is all a page needs.
     hank = site.ingest(build(sender="hank@acme.test", subject="Jam", body="printer, printer"))
-    probe = search.probe
-    probed: list[search_probe.Probed] = []
-
-    def recorded(*args: Any, **kwargs: Any) -> search_probe.Probed:
-        probed.append(probe(*args, **kwargs))
-        return probed[-1]
-
-    monkeypatch.setattr(search, "probe", recorded)
+    probed = returns_of(monkeypatch, search, "probe")
     monkeypatch.setattr(search_probe, "PROBE_ROWS", 3)
     assert found(site, "printer") == [gina, carol, hank, fred]
     scored.clear()
