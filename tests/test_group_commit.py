@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +16,10 @@ from sqlalchemy.exc import ProgrammingError
 
 from mailgate.core.errors import PermanentFailure, TemporaryFailure
 from mailgate.db.store import Store
+from mailgate.inbound import group_commit
 from mailgate.inbound.group_commit import GroupCommit
 from mailgate.inbound.intake import Accepted, Envelope, Incoming, accept, accept_many
+from tests.file_locks import held_by_anyone
 from tests.smtp_support import message, migrated_store, smtp_settings
 
 ENVELOPE = Envelope("alice@customer.test", ("support@example.com",), "127.0.0.1", "c.test")
@@ -114,3 +119,36 @@ def test_failed_transaction_fails_every_waiter(store: Store, now: Callable[[], d
     with store.engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM inbound_away")).scalar() == 0
         conn.execute(text("ALTER TABLE inbound_away RENAME TO inbound_messages"))
+
+
+def test_a_receiver_with_messages_in_hand_goes_before_the_worker(
+    tmp_path: Path, now: Callable[[], datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a message handed in until a moment after the last answer, the receiver
+    claims precedence over background writers (db.write_turns), and then lets go."""
+    monkeypatch.setattr(group_commit, "PRECEDENCE_LINGER_SECONDS", 0.5)
+    database = tmp_path / "receiver.db"
+    store = migrated_store(smtp_settings(f"sqlite:///{database}"))
+    wanted = f"{database}-turn-wanted"
+    committer = GroupCommit(store, source="smtp", max_bytes=10**6, now=now, on_stored=print)
+
+    async def hand_in() -> None:
+        turn = os.open(f"{database}-turn", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(turn, fcntl.LOCK_EX)  # the commit waits: the message stays in hand
+        try:
+            accepting = asyncio.create_task(committer.accept(message(1), ENVELOPE))
+            await asyncio.sleep(0.2)
+            assert not accepting.done()
+            assert held_by_anyone(wanted), "no precedence with a message in hand"
+        finally:
+            os.close(turn)
+        await asyncio.wait_for(accepting, 30)
+        assert held_by_anyone(wanted), "let go the moment the last message was answered"
+        await asyncio.sleep(1.0)
+        assert not held_by_anyone(wanted), "precedence kept after the receiver went idle"
+
+    try:
+        asyncio.run(hand_in())
+    finally:
+        committer.close()
+        store.engine.dispose()

@@ -8,6 +8,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from mailgate.db import write_turns
 from mailgate.db.store import Store
 from mailgate.db.write_turns import is_write
+from tests.file_locks import held_by_anyone
 
 
 @contextmanager
@@ -51,15 +53,8 @@ def _turn_file(store: Store) -> str:
 
 
 def _turn_is_free(store: Store) -> bool:
-    """Whether nobody holds the file's turn: asked the way another process would."""
-    fd = os.open(_turn_file(store), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # releases the probe's own lock, if it got it
-    return True
+    """Whether nobody holds the file's turn."""
+    return not held_by_anyone(_turn_file(store))
 
 
 @contextmanager
@@ -160,7 +155,8 @@ def test_a_turn_held_past_the_busy_timeout_is_given_up_on(
         with quick.transaction() as session:
             assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 3
             assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 200
-    assert len(asked) == 1, "the second write of the transaction waited for a turn again"
+    turns = [path for path in asked if path.endswith("-turn")]
+    assert len(turns) == 1, "the second write of the transaction waited for a turn again"
 
 
 def test_writers_in_many_threads_each_write_once(store: Store) -> None:
@@ -180,6 +176,87 @@ def test_writers_in_many_threads_each_write_once(store: Store) -> None:
     with store.transaction() as session:
         assert session.execute(text("SELECT count(DISTINCT v) FROM t")).scalar_one() == 120
     assert _turn_is_free(store)
+
+
+def _background_write(database: Path, done: threading.Event) -> threading.Thread:
+    """A thread writing once through a background store (the worker's) of ``database``."""
+
+    def write() -> None:
+        background = Store(f"sqlite:///{database}", background=True)
+        try:
+            with background.transaction() as session:
+                session.execute(text("INSERT INTO t (v) VALUES ('background')"))
+            done.set()
+        finally:
+            background.engine.dispose()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+def test_a_background_writer_waits_while_a_receiver_holds_precedence(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's write waits for a receiver with messages in hand, and goes as soon
+    as the receiver lets go; SQLite's lock and the turn are free all along."""
+    monkeypatch.setattr(write_turns, "BACKGROUND_WAITS_MOST", 30.0)
+    database = Path(store.url.removeprefix("sqlite:///"))
+    precedence = store.precedence()
+    assert precedence is not None
+    precedence.hold()
+    done = threading.Event()
+    try:
+        writer = _background_write(database, done)
+        assert not done.wait(0.5), "the background write went first"
+        assert _turn_is_free(store)
+    finally:
+        precedence.release()
+    assert done.wait(10), "the background write did not go once precedence was let go"
+    writer.join()
+    assert not precedence.held
+
+
+def test_a_background_writer_waits_for_precedence_a_bounded_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver that never lets go (a flood of mail) slows the worker, never stops it."""
+    monkeypatch.setattr(write_turns, "BACKGROUND_WAITS_MOST", 0.3)
+    precedence = store.precedence()
+    assert precedence is not None
+    precedence.hold()
+    done = threading.Event()
+    try:
+        started = time.monotonic()
+        writer = _background_write(Path(store.url.removeprefix("sqlite:///")), done)
+        assert done.wait(10), "the background write waited past its bound"
+        assert time.monotonic() - started >= 0.3
+        writer.join()
+    finally:
+        precedence.release()
+
+
+def test_other_writers_go_first_only_while_they_want_a_turn(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A foreground writer says so from its first write to its commit, and only then: a
+    background writer beside an idle one goes at once (it would wait 30 s, not 10)."""
+    monkeypatch.setattr(write_turns, "BACKGROUND_WAITS_MOST", 30.0)
+    wanted = _turn_file(store) + "-wanted"
+
+    def someone_wants() -> bool:
+        return held_by_anyone(wanted)
+
+    with store.transaction() as session:
+        session.execute(text("SELECT count(*) FROM t")).scalar_one()
+        assert not someone_wants(), "a read wants no turn"
+        session.execute(text("INSERT INTO t (v) VALUES ('a')"))
+        assert someone_wants()
+    assert not someone_wants()
+    done = threading.Event()
+    writer = _background_write(Path(store.url.removeprefix("sqlite:///")), done)
+    assert done.wait(10), "the background write waited with nobody wanting a turn"
+    writer.join()
 
 
 def test_the_turn_file_takes_the_database_files_mode_and_owner(tmp_path: Path) -> None:

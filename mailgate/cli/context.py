@@ -69,6 +69,8 @@ class Context:
     verbose: bool = False
     _settings: Settings | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
+    # The store's SQLite writes let every other writer's go first: the worker's.
+    background_writes: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -90,7 +92,7 @@ class Context:
 
             if _command() in NO_NEW_DATABASE:
                 self.require_database()
-            self._store = open_store(self.settings)
+            self._store = open_store(self.settings, background=self.background_writes)
             if self.settings.queue.broker != "embedded":
                 # Notices a command writes (a reply, a status) go to the broker at once.
                 from mailgate.jobs import queue_notices_after_commit

@@ -33,6 +33,8 @@ def worker(ctx: Context, processes: int, threads: int | None, burst: bool) -> No
     sla.check_interval_seconds) until SIGTERM (or, with --burst, until nothing is
     due). SIGTERM lets each message in hand finish first."""
     settings = ctx.settings
+    # What the worker writes waits for the receivers' acknowledgements (db.write_turns).
+    ctx.background_writes = True
     # Schema check and directory sync happen once, here, before any child starts.
     store = ctx.store
     if threads is None:

@@ -94,7 +94,12 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
 class Store:
     """One database: an engine, a session factory, and the migration state."""
 
-    def __init__(self, url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self, url: str, *, sqlite_busy_timeout_ms: int = 30_000, background: bool = False
+    ) -> None:
+        """``background``: this process's SQLite writes let every other writer's go first
+        (``write_turns``), as the worker's do, so that acknowledging mail never waits
+        for processing it."""
         self.url = url
         self.sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
         options: dict[str, Any] = {}
@@ -104,7 +109,9 @@ class Store:
             )
             # Writers of the file take turns (db.write_turns), so a waiting one goes as
             # soon as a transaction ends instead of when SQLite's busy handler wakes it.
-            factory = write_turns.connection_class(sqlite_busy_timeout_ms / 1000)
+            factory = write_turns.connection_class(
+                sqlite_busy_timeout_ms / 1000, background=background
+            )
             options["connect_args"] = {"factory": factory}
         try:
             self.engine = create_engine(url, pool_pre_ping=True, **options)
@@ -123,6 +130,15 @@ class Store:
         # Called with each committed session's ``info`` (e.g. the notices it wrote), so an
         # edge can hand them to a queue once they exist for everyone: after the commit.
         self.after_commit: list[Callable[[dict[str, Any]], None]] = []
+
+    def precedence(self) -> write_turns.Precedence | None:
+        """A claim to write before background writers (``write_turns.Precedence``);
+        None where writers do not take turns (PostgreSQL, a memory database)."""
+        database = self.engine.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            return None
+        # The name pysqlite opens, so the same file as the connections' turns.
+        return write_turns.Precedence(os.path.abspath(database))
 
     @property
     def is_sqlite(self) -> bool:
@@ -343,10 +359,13 @@ class Store:
                 srow.language = supplier.language
 
 
-def open_store(settings: Settings) -> Store:
-    """The store for ``settings``, schema ready and the config's directory synced."""
+def open_store(settings: Settings, *, background: bool = False) -> Store:
+    """The store for ``settings``, schema ready and the config's directory synced;
+    ``background`` as ``Store`` has it."""
     store = Store(
-        settings.database.url, sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms
+        settings.database.url,
+        sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
+        background=background,
     )
     store.ensure_schema()
     store.sync_directory(settings)

@@ -18,6 +18,17 @@ that does not use turns (the ``sqlite3`` shell, an older mailgate) is waited for
 SQLite as before. A turn not had within the busy timeout is given up on, and the
 transaction goes on without one, SQLite's own wait set to nil since the timeout is
 spent: a stuck holder costs no more than before.
+
+Background writers (the worker, which processes what the receivers stored) let the
+others go first. Taking turns one for one still made each acknowledgement wait out one
+of the worker's transactions: beside a worker with a backlog, `mailgate run`
+acknowledged 16 clients at 0.23 x a bare handler, against 0.41 x for the receiver alone.
+So every other writer, from the moment it wants a turn until its turn ends, holds a
+shared ``flock`` on ``<database>-turn-wanted``; a background writer asks for its turn
+only once nobody holds that file (it tries an exclusive lock and lets go at once), and
+waits so for at most BACKGROUND_WAITS_MOST seconds: a flood of mail slows processing
+down but cannot stop it. A receiver that is idle, as at 20 messages/s, never holds the
+worker back.
 """
 
 from __future__ import annotations
@@ -40,6 +51,8 @@ _WRITES = re.compile(
 )
 # How often a waiter asks again, at most: the longest a turn stays unused once it ends.
 _LONGEST_POLL_SECONDS = 0.001
+# The longest a background writer lets the others go first before it takes its turn.
+BACKGROUND_WAITS_MOST = 0.25
 
 
 def is_write(statement: str) -> bool:
@@ -47,16 +60,18 @@ def is_write(statement: str) -> bool:
     return _WRITES.match(statement) is not None
 
 
-def connection_class(wait_seconds: float) -> type[sqlite3.Connection]:
+def connection_class(wait_seconds: float, *, background: bool = False) -> type[sqlite3.Connection]:
     """A ``sqlite3.connect(factory=…)`` class whose connections take turns to write,
-    waiting at most ``wait_seconds`` for one."""
-    return type("TurnTakingConnection", (TurnTakingConnection,), {"wait_seconds": wait_seconds})
+    waiting at most ``wait_seconds`` for one; ``background`` ones let the others go first."""
+    attributes = {"wait_seconds": wait_seconds, "background": background}
+    return type("TurnTakingConnection", (TurnTakingConnection,), attributes)
 
 
 class TurnTakingConnection(sqlite3.Connection):
     """A sqlite3 connection that holds its file's turn while it writes (module docstring)."""
 
     wait_seconds = 30.0
+    background = False
 
     def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
@@ -68,6 +83,7 @@ class TurnTakingConnection(sqlite3.Connection):
             else name + "-turn"
         )
         self._turn_fd: int | None = None
+        self._wanted_fd: int | None = None  # a shared lock on -turn-wanted, while it has one
         # This transaction went on without a turn (none to be had in time): its later
         # writes go on without one too, rather than each waiting as long again.
         self._without_turn = False
@@ -100,6 +116,10 @@ class TurnTakingConnection(sqlite3.Connection):
         if fd is None:
             self._without_turn = True  # no turns to be had here: SQLite's own wait alone
             return
+        if self.background:
+            _let_the_others_go_first(self._turn_path + "-wanted")
+        else:
+            self._wanted_fd = _say_wanted(self._turn_path + "-wanted")
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.00005
         while True:
@@ -133,19 +153,84 @@ class TurnTakingConnection(sqlite3.Connection):
             self._waited_out = False
             with contextlib.suppress(sqlite3.ProgrammingError):  # closed: nothing to restore
                 self.execute(f"PRAGMA busy_timeout = {round(self.wait_seconds * 1000)}")
-        fd, self._turn_fd = self._turn_fd, None
-        if fd is not None:
-            os.close(fd)  # closing the only descriptor releases the flock
+        for fd in (self._turn_fd, self._wanted_fd):
+            if fd is not None:
+                os.close(fd)  # closing the only descriptor releases the flock
+        self._turn_fd = self._wanted_fd = None
 
     def end_turn_unless_writing(self) -> None:
         """Give the turn back when no transaction is open (a statement ended one)."""
-        if (self._turn_fd is not None or self._without_turn) and not self.in_transaction:
+        holds = self._turn_fd is not None or self._wanted_fd is not None or self._without_turn
+        if holds and not self.in_transaction:
             self._end_turn()
 
 
+class Precedence:
+    """A claim, across processes, to write before background writers: held by a receiver
+    while it has messages in hand, so that its next commit does not wait out one of the
+    worker's transactions begun in the moment between two of its own."""
+
+    def __init__(self, database: str) -> None:
+        self._path = database + "-turn-wanted"
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def hold(self) -> None:
+        """Hold the claim (no-op if held); a write is never stopped for want of it."""
+        if self._fd is None:
+            self._fd = _say_wanted(self._path)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _say_wanted(path: str) -> int | None:
+    """A shared lock on ``path`` (the -turn-wanted file), held until the turn ends: a
+    background writer waits while anyone holds one; None when it cannot be had."""
+    fd = _open_turn_file(path)
+    if fd is None:
+        return None
+    try:
+        # Only ever held exclusively for a moment, by a background writer that looks.
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _let_the_others_go_first(path: str) -> None:
+    """Wait, at most BACKGROUND_WAITS_MOST seconds, until no writer but background ones
+    wants a turn (nobody holds a shared lock on ``path``)."""
+    fd = _open_turn_file(path)
+    if fd is None:
+        return
+    deadline = time.monotonic() + BACKGROUND_WAITS_MOST
+    pause = 0.00005
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return  # nobody wants it; closing the file lets go at once
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, _LONGEST_POLL_SECONDS)
+            except OSError:
+                return  # a file system without flock: no order but SQLite's
+    finally:
+        os.close(fd)
+
+
 def _open_turn_file(path: str) -> int | None:
-    """The turn file, made beside the database when missing; None when it cannot be
-    opened (say, made by another user), which must not stop a write.
+    """The turn file (or the -turn-wanted file), made beside the database when missing;
+    None when it cannot be opened (say, made by another user), which must not stop a write.
 
     Made with the database file's mode and, by root, given to the database's owner, as
     SQLite does with its -wal and -shm files: `sudo mailgate …` once must not leave a
@@ -154,7 +239,7 @@ def _open_turn_file(path: str) -> int | None:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         try:
-            database = os.stat(path.removesuffix("-turn"))
+            database = os.stat(path.removesuffix("-wanted").removesuffix("-turn"))
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, database.st_mode & 0o666)
         except OSError:
             return None

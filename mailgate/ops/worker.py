@@ -95,7 +95,13 @@ def run_worker(
     """Run one worker process's work loop until stopped (or drained, with ``burst``)."""
     stop = stop or threading.Event()
     own_store = store is None
-    rt = Runtime(store or Store(settings.database.url), settings, now)
+    if store is None:
+        store = Store(
+            settings.database.url,
+            sqlite_busy_timeout_ms=settings.database.sqlite_busy_timeout_ms,
+            background=True,  # its writes wait for the receivers' (db.write_turns)
+        )
+    rt = Runtime(store, settings, now)
     try:
         with _stop_on_signals(stop):
             if is_embedded(settings):
