@@ -40,7 +40,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Validate the config file; print every problem as file:...",
     ),
     "customers": ("people_cmds", "customers", "Customer accounts: list, add."),
-    "db": ("setup_cmds", "db", "Database schema migrations (Alembic)."),
+    "db": ("setup_cmds", "db", "Database schema migrations (Alembic) and upkeep."),
     "doctor": ("doctor_cmd", "doctor", "Check database, migrations, broker, IMAP logins,..."),
     "imap": ("imap_cmd", "imap", "Store new mail from the [[imap.mailboxes]], acknowledge..."),
     "inbound": ("inbound_cmds", "inbound", "Stored inbound messages: list, show, retry, accept."),

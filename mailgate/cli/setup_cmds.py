@@ -65,7 +65,7 @@ def check_config(ctx: Context) -> None:
 
 @click.group()
 def db() -> None:
-    """Database schema migrations (Alembic)."""
+    """Database schema migrations (Alembic) and upkeep."""
 
 
 @db.command()
@@ -89,3 +89,25 @@ def current(ctx: Context) -> None:
     now, head = store.current_revision(), store.head_revision()
     state = "up to date" if now == head else "needs `mailgate db upgrade`"
     click.echo(f"database at {now or 'empty'}, code needs {head}: {state}")
+
+
+@db.command()
+@pass_context
+def optimize(ctx: Context) -> None:
+    """Merge the search index into one piece (SQLite) or fold in its pending entries
+    (PostgreSQL), and refresh the planner's statistics: after a large import, or weekly.
+    Mail keeps flowing meanwhile: each step is a short transaction of its own."""
+    from mailgate.db.maintenance import optimize as optimize_search
+
+    for done in optimize_search(ctx.store):
+        took = f"{done.seconds:.1f} s"
+        if done.segments_before is None:
+            click.echo(f"{done.source}: analyzed, pending index entries folded in ({took})")
+        elif done.segments_before <= 1:
+            state = "one index segment" if done.segments_before else "empty"
+            click.echo(f"{done.source}: {state}, nothing to merge")
+        else:
+            click.echo(
+                f"{done.source}: {done.segments_before} index segments merged into "
+                f"{done.segments_after} ({done.steps} steps, {took})"
+            )
