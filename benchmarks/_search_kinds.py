@@ -25,6 +25,9 @@ from mailgate.web import access
 
 LIMIT = 50  # the best 50: `tickets search` and the agent's search box show as many
 EVERY_TICKET = "certificate"  # in every ticket's first message (filler.BODY)
+# Initech's account admin (scale.py's config): sees a quarter of all tickets, so a page
+# of 50 at every size, where a requester's own tickets are 3 at 1 k and 2,500 at 1 M.
+ACCOUNT_ADMIN = "admin@initech.test"
 
 
 def extra_rows(conn: sa.Connection, sqlite: bool, lo: int, hi: int) -> None:
@@ -97,6 +100,9 @@ def scale_operations(store: Store, base: int) -> dict[str, Callable[[], object]]
         "no such word": ("zebra123", None),
         "customer: invoice number": (f"Invoice {invoice}", requester),
         "customer: a word in every ticket": (EVERY_TICKET, requester),
+        "account admin: a word in every ticket": (EVERY_TICKET, ACCOUNT_ADMIN),
+        # In a quarter of all subjects, none of them Initech's (filler: t % 4).
+        "account admin: a word in others' subjects": ("Invoice", ACCOUNT_ADMIN),
     }
     return {
         f"search: {name}": functools.partial(find, store, query, customer)
