@@ -53,6 +53,7 @@ _WRITES = re.compile(
 _LONGEST_POLL_SECONDS = 0.001
 # The longest a background writer lets the others go first before it takes its turn.
 BACKGROUND_WAITS_MOST = 0.25
+_WANTED_TRIES = 10
 
 
 def is_write(statement: str) -> bool:
@@ -195,13 +196,18 @@ def _say_wanted(path: str) -> int | None:
     fd = _open_turn_file(path)
     if fd is None:
         return None
-    try:
-        # Only ever held exclusively for a moment, by a background writer that looks.
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    # Only ever held exclusively for a moment, by a background writer that looks: asked
+    # a few times, never waited on (a writer stopped mid-look must not stop this one).
+    for _ in range(_WANTED_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            time.sleep(0.0001)
+        except OSError:
+            break
+    os.close(fd)
+    return None
 
 
 def _let_the_others_go_first(path: str) -> None:
