@@ -26,7 +26,7 @@ def _parsed(arg: str, local_part_limit: int = 0) -> tuple[str | None, str | None
     return SMTP._getaddr(_protocol(local_part_limit), arg)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(local=PIECES, domain=PIECES, tail=TAILS, limit=st.sampled_from([0, 3, 64]))
 def test_every_address_is_read_as_the_stdlib_parser_reads_it(
     local: str, domain: str, tail: str, limit: int
