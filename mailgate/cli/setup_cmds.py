@@ -94,8 +94,8 @@ def current(ctx: Context) -> None:
 @db.command()
 @pass_context
 def optimize(ctx: Context) -> None:
-    """Merge the search index into one piece (SQLite) or fold in its pending entries
-    (PostgreSQL), and refresh the planner's statistics: after a large import, or weekly.
+    """Merge the search index into one piece (SQLite), or fold in its pending entries
+    and refresh the planner's statistics (PostgreSQL): after a large import, or weekly.
     Mail keeps flowing meanwhile: each step is a short transaction of its own."""
     from mailgate.db.maintenance import optimize as optimize_search
 
