@@ -104,7 +104,10 @@ def search(
             return [by_id[i] for i in chosen if i in by_id]
     # Written into the statement as numbers (no limit on parameters): PostgreSQL then
     # plans for exactly these tickets; it guessed half the table for ``within`` itself.
-    best = ranked(sqlite, wanted, internal=internal, within=visible, where=where).offset(offset)
+    scope = None if within is None or visible is not None else within.ids()
+    best = ranked(
+        sqlite, wanted, internal=internal, within=visible, where=where, scope=scope
+    ).offset(offset)
     # The page is chosen from the ids and scores alone; only its tickets are read.
     page = (best.limit(limit) if limit else best).subquery("page")
     rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)

@@ -99,13 +99,15 @@ def found(
     internal: bool,
     within: BindParameter[Any] | None,
     span: int = 0,
+    scope: Select[Any] | None = None,
 ) -> list[Select[Any]]:
     """Per source, its rows where ``term`` is found: (ticket id, weight); only those of
     the tickets ``within`` lists, when given, SQLite reading the ``span`` rows after
-    their first as a range."""
+    their first as a range; only those of the tickets ``scope`` selects, when given."""
     pieces = []
-    for source, (rows, key, ticket_id) in sources(internal).items():
+    for source, (all_rows, key, ticket_id) in sources(internal).items():
         weight = literal(WEIGHTS[source]).label("weight")
+        rows = all_rows if scope is None else all_rows.where(ticket_id.in_(scope))
         if sqlite:
             fts = table(search_index.fts_table(source), column("rowid"))
             found = rows.join(fts, fts.c.rowid == key).where(sqlite_match(source, term))
@@ -139,16 +141,22 @@ def ranked(
     internal: bool,
     within: list[int] | None,
     where: Collection[ColumnElement[bool]],
+    scope: Select[Any] | None = None,
 ) -> Select[Any]:
     """(ticket id, score) of each ticket that has every term (only among ``within``,
-    when given) and meets ``where``, best first."""
+    or the tickets ``scope`` selects, when given) and meets ``where``, best first.
+
+    ``scope`` filters each source's rows before they are grouped by ticket: an account
+    admin's "Invoice", in a quarter of all subjects and none of theirs, grouped 350,000
+    tickets to keep none of them (1.7 s on PostgreSQL at a million tickets)."""
     own: BindParameter[Any] | None = None
     if within is not None:
         own = bindparam("own", within, expanding=True, literal_execute=True)
     span = RANGE_ROWS * len(within or ())
     found_per_term = [
         _best_per_ticket(
-            found(sqlite, term, internal=internal, within=own, span=span), name=f"term{i}"
+            found(sqlite, term, internal=internal, within=own, span=span, scope=scope),
+            name=f"term{i}",
         )
         for i, term in enumerate(wanted)
     ]

@@ -28,11 +28,15 @@ class TicketScope:
     # The same tickets as a condition on ``Ticket``, checked row by row.
     row: ColumnElement[bool]
 
+    def ids(self) -> Select[Any]:
+        """The scope's ticket ids, read set-wise: one id list from each index."""
+        return union(*self.parts)  # type: ignore[return-value]
+
     def condition(self) -> ColumnElement[bool]:
-        """A condition on ``Ticket`` that reads the scope's ids set-wise: one id list from
-        each index. PostgreSQL cannot plan an OR of subqueries on indexes; it read all
-        1,000,000 tickets for ``requester = … OR id IN (…)``."""
-        return Ticket.id.in_(union(*self.parts))
+        """A condition on ``Ticket`` that reads the scope's ids set-wise. PostgreSQL
+        cannot plan an OR of subqueries on indexes; it read all 1,000,000 tickets for
+        ``requester = … OR id IN (…)``."""
+        return Ticket.id.in_(self.ids())
 
     def newest(self, session: Session, count: int, *, below: int | None = None) -> list[int]:
         """The ids of the newest ``count`` tickets of the scope (older than ``below``,
