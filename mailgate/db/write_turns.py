@@ -53,7 +53,8 @@ _WRITES = re.compile(
 _LONGEST_POLL_SECONDS = 0.001
 # The longest a background writer lets the others go first before it takes its turn.
 BACKGROUND_WAITS_MOST = 0.25
-_WANTED_TRIES = 10
+# The longest a writer asks for its claim to go first before it goes on without one.
+_WANTED_WAIT_SECONDS = 0.001
 
 
 def is_write(statement: str) -> bool:
@@ -121,25 +122,15 @@ class TurnTakingConnection(sqlite3.Connection):
             _let_the_others_go_first(self._turn_path + "-wanted")
         else:
             self._wanted_fd = _say_wanted(self._turn_path + "-wanted")
-        deadline = time.monotonic() + self.wait_seconds
-        pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)  # go on without it: SQLite's own lock still decides
-                    self._spent_the_wait()
-                    return
-                time.sleep(pause)
-                pause = min(pause * 2, _LONGEST_POLL_SECONDS)
-                continue
-            except OSError:
-                os.close(fd)  # a file system without flock: SQLite's wait alone, as before
-                self._without_turn = True
-                return
+        had = _lock_within(fd, fcntl.LOCK_EX, self.wait_seconds)
+        if had:
             self._turn_fd = fd
             return
+        os.close(fd)
+        if had is None:
+            self._without_turn = True  # a file system without flock: SQLite's wait alone
+        else:
+            self._spent_the_wait()  # go on without it: SQLite's own lock still decides
 
     def _spent_the_wait(self) -> None:
         """Go on without a turn, having waited the whole busy timeout for one: SQLite is
@@ -197,15 +188,9 @@ def _say_wanted(path: str) -> int | None:
     if fd is None:
         return None
     # Only ever held exclusively for a moment, by a background writer that looks: asked
-    # a few times, never waited on (a writer stopped mid-look must not stop this one).
-    for _ in range(_WANTED_TRIES):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            time.sleep(0.0001)
-        except OSError:
-            break
+    # for a millisecond, never waited on (a writer stopped mid-look must not stop this one).
+    if _lock_within(fd, fcntl.LOCK_SH, _WANTED_WAIT_SECONDS):
+        return fd
     os.close(fd)
     return None
 
@@ -214,24 +199,30 @@ def _let_the_others_go_first(path: str) -> None:
     """Wait, at most BACKGROUND_WAITS_MOST seconds, until no writer but background ones
     wants a turn (nobody holds a shared lock on ``path``)."""
     fd = _open_turn_file(path)
-    if fd is None:
-        return
-    deadline = time.monotonic() + BACKGROUND_WAITS_MOST
-    pause = 0.00005
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return  # nobody wants it; closing the file lets go at once
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(pause)
-                pause = min(pause * 2, _LONGEST_POLL_SECONDS)
-            except OSError:
-                return  # a file system without flock: no order but SQLite's
-    finally:
+    if fd is not None:
+        # Had (nobody wants it), not had in time, or no flock here: the same, go on.
+        # Closing the file lets go of the exclusive lock at once.
+        _lock_within(fd, fcntl.LOCK_EX, BACKGROUND_WAITS_MOST)
         os.close(fd)
+
+
+def _lock_within(fd: int, operation: int, seconds: float) -> bool | None:
+    """Ask for ``operation`` (LOCK_EX or LOCK_SH) on ``fd`` again and again, in pauses
+    growing to _LONGEST_POLL_SECONDS, until it is had (True) or ``seconds`` have passed
+    (False); None on a file system without flock."""
+    deadline = time.monotonic() + seconds
+    pause = 0.00005
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, _LONGEST_POLL_SECONDS)
+        except OSError:
+            return None
 
 
 def _open_turn_file(path: str) -> int | None:
