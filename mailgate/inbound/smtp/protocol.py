@@ -8,7 +8,6 @@ is held to ``limits.SessionLimits``: failed AUTH, idle commands and its lifetime
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
@@ -17,6 +16,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
 from mailgate.db.rejection_counts import RejectionCounter
+from mailgate.inbound.smtp.addresses import plain_address
 from mailgate.inbound.smtp.handler import STORED, client_ip
 from mailgate.inbound.smtp.limits import AuthFailures, SessionLimits
 
@@ -38,12 +38,6 @@ _IDLE_COMMANDS = frozenset({"NOOP", "RSET", "HELP", "VRFY", "EXPN"})
 _GREETINGS = frozenset({"HELO", "EHLO", "LHLO"})
 _BAD_COMMAND = ("500 ", "501 ", "502 ", "503 ", "504 ")
 _STORED = STORED.split("{", 1)[0]
-# The plain form of a MAIL or RCPT address, <dot-atom@dot-atom> in ASCII, then maybe a
-# space and parameters: read with this instead of the stdlib's header parser, which took
-# a fifth of the receiver's event loop (two addresses a message). Anything else (quoted
-# local parts, comments, address literals, UTF-8) still goes to the parser.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>(?:[ \t]+|$)")
 
 # aiosmtpd's own replies, given enhanced codes (RFC 3463 §3.4: 5.3.4 message too big).
 _REWRITTEN = {
@@ -315,12 +309,9 @@ class SMTPProtocol(SMTP):
         return result
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        plain = _PLAIN_ADDRESS.match(arg)
-        if plain is not None and not arg.startswith("(", plain.end()):
-            address = plain.group(1)
-            if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
-                return None, None
-            return address, arg[plain.end() :]
+        plain = plain_address(arg, self.local_part_limit)  # without the parser, if it can
+        if plain is not None:
+            return plain
         # The stdlib header parser behind aiosmtpd raises IndexError (not
         # HeaderParseError) on a truncated address such as ``<bad@``: that is the
         # client's malformed address (553), not our internal error (451).
