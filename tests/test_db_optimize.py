@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import pytest
 from click.testing import Result
 from sqlalchemy import text
 
@@ -13,6 +14,7 @@ from mailgate.core.settings import Settings
 from mailgate.db import maintenance, search, search_index
 from mailgate.db.store import Store
 from tests.builders import build, deliver
+from tests.conftest import make_settings
 
 
 def _found(store: Store, query: str) -> list[int]:
@@ -38,28 +40,29 @@ def _tickets_in_many_segments(
         deliver(store, settings, build(subject=f"Ticket {n}", body=body), now)
 
 
-def test_optimize_merges_each_index_into_one_segment_a_step_at_a_time(
-    store: Store, settings: Settings, now: Callable[[], datetime]
+def test_optimize_merges_each_sqlite_index_into_one_segment_a_step_at_a_time(
+    sqlite_url: str,
+    stores: Callable[[Settings], Store],
+    now: Callable[[], datetime],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not store.is_sqlite:
-        return _postgresql_is_analyzed(store, settings, now)
+    settings = make_settings(sqlite_url)
+    store = stores(settings)
     _tickets_in_many_segments(store, settings, now)
     before = {source: maintenance.segments(store, source) for source in search_index.SOURCES}
     assert before["ticket_messages"] >= 12
     found = _found(store, "certificate"), _found(store, "printer jams")
     assert len(found[0]) == 8 and len(found[1]) == 4
     commits: list[int] = []
-    original = store.engine.begin
+    begin = store.engine.begin
 
     def counted_begin() -> object:
         commits.append(1)
-        return original()
+        return begin()
 
-    store.engine.begin = counted_begin  # type: ignore[method-assign]
-    try:
-        done = {d.source: d for d in maintenance.optimize(store, step_pages=2)}
-    finally:
-        store.engine.begin = original  # type: ignore[method-assign]
+    monkeypatch.setattr(store.engine, "begin", counted_begin)
+    done = {d.source: d for d in maintenance.optimize(store, step_pages=2)}
+    monkeypatch.undo()
     for source, segments in before.items():
         assert done[source].segments_before == segments
         # (No attachment here: that index is empty, and stays so.)
@@ -72,10 +75,13 @@ def test_optimize_merges_each_index_into_one_segment_a_step_at_a_time(
     assert (_found(store, "certificate"), _found(store, "printer jams")) == found
     again = maintenance.optimize(store)
     assert all(d.steps == 0 and d.segments_after == d.segments_before <= 1 for d in again)
-    return None
 
 
-def _postgresql_is_analyzed(store: Store, settings: Settings, now: Callable[[], datetime]) -> None:
+def test_optimize_analyzes_the_postgresql_tables_the_search_reads(
+    pg_url: str, stores: Callable[[Settings], Store], now: Callable[[], datetime]
+) -> None:
+    settings = make_settings(pg_url)
+    store = stores(settings)
     for n in range(3):
         deliver(store, settings, build(subject=f"Ticket {n}", body="certificate"), now)
     done = maintenance.optimize(store)
