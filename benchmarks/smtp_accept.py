@@ -118,11 +118,12 @@ async def _serve(kind: str, folder: str, ports: Any, stop: Any, stats: Any) -> N
     if worker is not None:
         # The worker lets the receiver's writes go first while mail is coming in: what it
         # left meanwhile, and how long it takes once the load is over (at most 5 min).
-        backlog = waiting()
+        backlog = left = waiting()
         started = time.monotonic()
-        while waiting() and time.monotonic() - started < 300:
+        while left and time.monotonic() - started < 300:
             time.sleep(0.5)
-        drained = None if waiting() else time.monotonic() - started
+            left = waiting()
+        drained = None if left else time.monotonic() - started
         worker.terminate()
         worker.wait(timeout=60)
     stats.put({"stored": stored, "backlog_at_end": backlog, "drained_seconds": drained})

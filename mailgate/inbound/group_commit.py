@@ -110,9 +110,7 @@ class GroupCommit:
         self._pending += 1
         self._idle.clear()
         if self._precedence is not None:
-            if self._letting_go is not None:
-                self._letting_go.cancel()
-                self._letting_go = None
+            self._call_off_letting_go()
             self._precedence.hold()
         self._queue.put((Incoming(raw, envelope), future))
         # Shielded: a session cancelled by a hang-up must not cancel its commit.
@@ -131,9 +129,7 @@ class GroupCommit:
             self._thread = None
         if self.lock_store is not self.store:
             self.lock_store.engine.dispose()
-        if self._letting_go is not None:
-            self._letting_go.cancel()
-            self._letting_go = None
+        self._call_off_letting_go()
         if self._precedence is not None:
             self._precedence.release()
 
@@ -202,6 +198,12 @@ class GroupCommit:
             self._idle.set()
             if self._precedence is not None and self._loop is not None:
                 self._letting_go = self._loop.call_later(PRECEDENCE_LINGER_SECONDS, self._let_go)
+
+    def _call_off_letting_go(self) -> None:
+        """Call off a pending release of precedence (a message came, or closing)."""
+        if self._letting_go is not None:
+            self._letting_go.cancel()
+            self._letting_go = None
 
     def _let_go(self) -> None:
         self._letting_go = None
