@@ -148,7 +148,9 @@ def ranked(
 
     ``scope`` filters each source's rows before they are grouped by ticket: an account
     admin's "Invoice", in a quarter of all subjects and none of theirs, grouped 350,000
-    tickets to keep none of them (1.7 s on PostgreSQL at a million tickets)."""
+    tickets to keep none of them. At a million tickets on SQLite that took 0.81 s, 0.62
+    s filtered first; PostgreSQL took about 1.7 s either way, as it builds the scope's
+    ids once for each source."""
     own: BindParameter[Any] | None = None
     if within is not None:
         own = bindparam("own", within, expanding=True, literal_execute=True)
