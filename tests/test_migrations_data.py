@@ -1,7 +1,7 @@
 """Each migration since issue 20 upgrades a database with rows in it and keeps them:
 tokens (0014), to-dos (0015), the search index (0016), helpers and departments (0017),
-suppliers (0018), notice channels (0019); where it has a downgrade, back again. SQLite
-and PostgreSQL."""
+suppliers (0018), notice channels (0019), the tickets' accounts in the search index
+(0022); where it has a downgrade, back again. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -264,5 +264,55 @@ def test_0019_notice_channels_and_back(db_url: str) -> None:
             columns = {c["name"] for c in sa.inspect(conn).get_columns("notices")}
             assert "channel" not in columns
             assert conn.execute(sa.text("SELECT count(*) FROM notices")).scalar() == 2
+    finally:
+        store.engine.dispose()
+
+
+def test_0022_indexes_the_accounts_of_the_tickets_there_and_back(db_url: str) -> None:
+    """0022 (issue 23): on SQLite the tickets' search index gets each ticket's account, so
+    an account admin's probe (search_probe._scoped_tickets) finds a word in their
+    account's tickets from the index: for the tickets already there, and for a ticket
+    moved to another account after it. Its downgrade leaves the text index working.
+    PostgreSQL asks the tickets' account index instead: the same answers."""
+    from sqlalchemy.orm import Session
+
+    from mailgate.db.search_probe import _scoped_tickets
+    from mailgate.db.ticket_scope import TicketScope
+
+    store = Store(db_url)
+    sqlite = store.is_sqlite
+    try:
+        store.upgrade("0021_customer_tickets_newest")
+        with store.engine.begin() as conn:
+            for statement in _ROWS_BEFORE_SEARCH:
+                conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customers (id, name, domains, addresses, admins, language) "
+                    "VALUES (5, 'Acme', '[]', '[]', '[]', ''), (6, 'Globex', '[]', '[]', '[]', '')"
+                )
+            )
+            conn.execute(sa.text("UPDATE tickets SET customer_id = 5"))
+        store.upgrade("0022_tickets_search_account")
+
+        def in_account(account: int, word: str) -> list[int] | None:
+            with Session(store.engine) as session:
+                scope = TicketScope(address="boss@acme.test", accounts=(account,))
+                return _scoped_tickets(session, sqlite, word, scope)
+
+        assert in_account(5, "heating") == [1] and in_account(6, "heating") == []
+        assert in_account(5, "5") == []  # the account's id is no word of its tickets
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE tickets SET customer_id = 6 WHERE id = 1"))
+        assert in_account(5, "heating") == [] and in_account(6, "heating") == [1]
+        store.downgrade("0021_customer_tickets_newest")
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE tickets SET subject = 'Boiler' WHERE id = 2"))
+            if sqlite:  # PostgreSQL indexes expressions: no triggers
+                table = search_index.fts_table("tickets")
+                found = conn.execute(
+                    sa.text(f"SELECT rowid FROM {table} WHERE {table} MATCH 'boiler'")  # noqa: S608
+                ).scalars()
+                assert list(found) == [2]
     finally:
         store.engine.dispose()

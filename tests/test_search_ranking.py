@@ -182,3 +182,43 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     with site.store.transaction() as session:
         assert search.search(session, "printer", where=[Ticket.status == "Nowhere"]) == []
     assert scored == []
+
+
+def test_a_word_common_elsewhere_is_probed_within_the_customers_tickets(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer's search probes the tickets' own rows within what they may see: the
+    account's tickets from the index (SQLite: its account column), theirs by their
+    address's words, and those they take part in. "printer", in more subjects than a
+    probe reads but in one of Acme's, then leaves none of Acme's other tickets a score
+    as by subject; the answers are those of scoring every ticket, on every page."""
+    carol = site.numbers["carol"]
+    for i in range(3):
+        site.ingest(build(sender=f"p{i}@globex.test", subject=f"Printer {i}", body="paper"))
+    dave = site.ingest(build(sender="dave@acme.test", subject="Toner", body="printer ink"))
+
+    def boss_finds(query: str, offset: int = 0, limit: int = 50) -> list[int]:
+        with site.store.transaction() as session:
+            visible = access.customer_scope(session, "boss@acme.test")
+            found = search.search(
+                session, query, within=visible, internal=False, offset=offset, limit=limit
+            )
+            return [t.number or 0 for t in found]
+
+    monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # ranked from the newest back
+    queries = [("printer", 0, 50), ("printer", 0, 1), ("printer", 1, 1), ("paper", 0, 50)]
+    newest_first, all_in_subjects = search._newest_first, search._all_in_subjects
+    monkeypatch.setattr(search, "_all_in_subjects", lambda *args, **kwargs: None)  # score all
+    monkeypatch.setattr(search, "_newest_first", lambda *args, **kwargs: None)
+    plain = [boss_finds(*query) for query in queries]
+    assert plain == [[carol, dave], [carol], [dave], []]
+    monkeypatch.setattr(search, "_newest_first", newest_first)
+    probes = returns_of(monkeypatch, search, "probe")
+    monkeypatch.setattr(search_probe, "PROBE_ROWS", 2)  # "printer" is in 4 subjects
+    assert [boss_finds(*query) for query in queries] == plain
+    assert probes and all(p.ceiling < search_statements.WEIGHTS["tickets"] for p in probes)
+    with site.store.transaction() as session:
+        everyone = search.probe(session, site.store.is_sqlite, ["printer"], internal=False)
+    assert everyone.ceiling == search_statements.WEIGHTS["tickets"]  # common among all
+    monkeypatch.setattr(search, "_all_in_subjects", all_in_subjects)
+    assert [boss_finds(*query) for query in queries] == plain

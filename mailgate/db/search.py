@@ -177,7 +177,7 @@ def _newest_first(
     term's weight where it is common, and, unless the page already beats that, all
     tickets are scored from the newest back until it does: a word in every ticket costs
     a page."""
-    probed = probe(session, sqlite, wanted, internal=internal)
+    probed = probe(session, sqlite, wanted, internal=internal, scope=scope)
     want = k if k is not None else sys.maxsize
     pool: list[tuple[int, int]] = []  # (score, ticket id) of the best so far, best first
 

@@ -9,7 +9,12 @@ sends an extra statement.
 
 What is indexed, per source row, and whose rows a customer may find:
 
-- a ticket: its subject, requester address and requester name;
+- a ticket: its subject, requester address and requester name; and, on SQLite, in a
+  column of its own (``ACCOUNT``), its customer account, so that a customer's search
+  asks the index for a word in their account's tickets (``search_probe``): "invoice"
+  in none of 250,000 tickets of an account, among 250,000 others that have it, is then
+  one intersection of two lists in the index (about 10 ms at a million tickets) instead
+  of every ticket with the word read and checked;
 - a ticket message: its whole body (``body_text``; the new text, ``body_reply``, is a
   part of it by construction, ``core.quotes.new_text``). Not its subject: that of a
   reply is the ticket's with "Re:", and indexing it again would make every word of a
@@ -70,8 +75,21 @@ SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The FTS5 column with the indexed text; the search's phrases are filtered to it.
+TEXT = "text"
+# The tickets' FTS5 table only: the ticket's customer account (its id, one token).
+ACCOUNT = "account"
+# Per source table, the column put into its FTS5 table's ACCOUNT column as it is.
+ACCOUNT_COLUMNS = {"tickets": "customer_id"}
+
+
 def fts_table(source: str) -> str:
     return f"{source}_search"
+
+
+def _fts_columns(source: str) -> list[str]:
+    """The columns of ``source``'s FTS5 table."""
+    return [TEXT, ACCOUNT] if source in ACCOUNT_COLUMNS else [TEXT]
 
 
 def pg_index(source: str) -> str:
@@ -79,38 +97,53 @@ def pg_index(source: str) -> str:
 
 
 def _fts_row(source: str, row: str) -> str:
-    """The values an FTS5 row is inserted (or deleted) with, from trigger row ``row``."""
-    return f"{row}.id, {_text(SOURCES[source], prefix=f'{row}.')}"
+    """The values an FTS5 row is inserted (or deleted) with, from trigger row ``row``:
+    its rowid, then one per column of ``_fts_columns``."""
+    values = [f"{row}.id", _text(SOURCES[source], prefix=f"{row}.")]
+    if source in ACCOUNT_COLUMNS:
+        values.append(f"{row}.{ACCOUNT_COLUMNS[source]}")
+    return ", ".join(values)
 
 
 def sqlite_triggers(source: str) -> list[str]:
     """The triggers that keep ``source``'s FTS5 table current (for a migration that
     rebuilt ``source`` and so lost them)."""
-    fts, columns = fts_table(source), ", ".join(SOURCES[source])
+    fts, fts_columns = fts_table(source), ", ".join(_fts_columns(source))
+    indexed = [*SOURCES[source]]
+    if source in ACCOUNT_COLUMNS:
+        indexed.append(ACCOUNT_COLUMNS[source])
+    columns = ", ".join(indexed)
     # A contentless FTS5 table forgets its rows' text: the 'delete' command names the
     # words to take out, which must be exactly the ones put in.
-    remove = f"INSERT INTO {fts} ({fts}, rowid, text) VALUES ('delete', {_fts_row(source, 'old')})"
-    add = f"INSERT INTO {fts} (rowid, text) VALUES ({_fts_row(source, 'new')})"
+    old, new = _fts_row(source, "old"), _fts_row(source, "new")
+    remove = f"INSERT INTO {fts} ({fts}, rowid, {fts_columns}) VALUES ('delete', {old})"
+    add = f"INSERT INTO {fts} (rowid, {fts_columns}) VALUES ({new})"
     return [
         f"CREATE TRIGGER {fts}_insert AFTER INSERT ON {source} BEGIN {add}; END",
         f"CREATE TRIGGER {fts}_delete AFTER DELETE ON {source} BEGIN {remove}; END",
-        # Only a change of an indexed column: the write lock's no-op update of a ticket
-        # (records.lock_ticket) and every status change leave the index alone.
+        # Only a change of an indexed column (or the account): the write lock's no-op
+        # update of a ticket (records.lock_ticket) and every status change leave the
+        # index alone.
         f"CREATE TRIGGER {fts}_update AFTER UPDATE OF {columns} ON {source} "
         f"BEGIN {remove}; {add}; END",
     ]
 
 
-# One column, ``text``; contentless (content=''), so no copy of the bodies is kept, only
-# the index, and read back only by rowid (the source row's id); columnsize=0, as the
-# search ranks by where a word was found, not by BM25, which would need the sizes.
+def sqlite_table(source: str) -> str:
+    """The statement that creates ``source``'s FTS5 table: contentless (content=''), so
+    no copy of the bodies is kept, only the index, and read back only by rowid (the
+    source row's id); columnsize=0, as the search ranks by where a word was found, not
+    by BM25, which would need the sizes."""
+    columns = ", ".join(_fts_columns(source))
+    return (
+        f"CREATE VIRTUAL TABLE {fts_table(source)} USING fts5({columns}, content='', columnsize=0)"
+    )
+
+
 SQLITE_CREATE: list[str] = [
     statement
     for source in SOURCES
-    for statement in (
-        f"CREATE VIRTUAL TABLE {fts_table(source)} USING fts5(text, content='', columnsize=0)",
-        *sqlite_triggers(source),
-    )
+    for statement in (sqlite_table(source), *sqlite_triggers(source))
 ]
 POSTGRESQL_CREATE: list[str] = [
     f"CREATE INDEX {pg_index(source)} ON {source} USING gin ({pg_vector(columns)})"

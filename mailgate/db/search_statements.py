@@ -40,12 +40,18 @@ WEIGHTS = {"tickets": 4, "ticket_participants": 3, "attachments": 2, "ticket_mes
 RANGE_ROWS = 64
 
 
-def sqlite_match(source: str, *terms: str) -> ColumnElement[bool]:
-    """Every one of ``terms`` in a row of ``source``'s FTS5 table."""
+def sqlite_match(source: str, *terms: str, accounts: Collection[int] = ()) -> ColumnElement[bool]:
+    """Every one of ``terms`` in the text of a row of ``source``'s FTS5 table; and, when
+    ``accounts`` are given, the row of a ticket of one of them (the tickets' table)."""
     # One FTS5 phrase each: inside double quotes (doubled within) FTS5 reads no operator,
-    # column filter or prefix, only words, split by the table's own tokenizer.
+    # column filter or prefix, only words, split by the table's own tokenizer. Filtered
+    # to the text: a customer's "7" must not find the tickets of account 7.
     phrases = " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    return literal_column(search_index.fts_table(source)).op("MATCH")(literal(phrases))
+    query = f"{search_index.TEXT} : ({phrases})"
+    if accounts:
+        ids = " OR ".join(f'"{int(account)}"' for account in sorted(accounts))
+        query += f" AND {search_index.ACCOUNT} : ({ids})"
+    return literal_column(search_index.fts_table(source)).op("MATCH")(literal(query))
 
 
 def pg_match(source: str, term: str, *, phrase: bool = True) -> ColumnElement[bool]:

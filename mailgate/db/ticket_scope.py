@@ -1,11 +1,13 @@
-"""Some of the tickets, such as those a customer may see, in the forms a search needs.
+"""The tickets a customer may see, in the forms a search needs.
 
 A search (``db/search.py``) ranks tickets from the newest back and stops once no older
 one can make its page. Within a customer's tickets that walk must read the customer's
 tickets newest first, not every ticket: an address in one ticket of 400 would walk 400
 tickets for each of its own. So a scope is given as selects of ticket ids, each read
 newest first from an index, and as a condition on one ticket row, which filters tickets
-found another way (by the search index) without reading the whole scope.
+found another way (by the search index) without reading the whole scope. And as what
+it is made of, an address and accounts, which the search index knows too: a word in
+the scope's own tickets is then asked of the index (``search_probe``).
 """
 
 from __future__ import annotations
@@ -13,20 +15,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, union
+from sqlalchemy import ColumnElement, Select, exists, or_, select, union
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Ticket
+from mailgate.db.models import Participant, Ticket
 
 
 @dataclass(frozen=True)
 class TicketScope:
-    """The tickets the union of ``parts`` lists; ``row`` holds for exactly those."""
+    """The tickets a customer may see: those ``address`` asked or takes part in, and
+    every ticket of ``accounts`` (those whose admins list the address)."""
 
-    # Each selects one column of ticket ids, which an index can give newest first.
-    parts: tuple[Select[Any], ...]
-    # The same tickets as a condition on ``Ticket``, checked row by row.
-    row: ColumnElement[bool]
+    address: str  # lower case, as tickets and participants store it
+    accounts: tuple[int, ...] = ()
+
+    @property
+    def parts(self) -> tuple[Select[Any], ...]:
+        """Selects of one column of ticket ids each, which an index gives newest first."""
+        parts: list[Select[Any]] = [
+            select(Ticket.id).where(Ticket.requester == self.address),
+            self.taking_part(),
+        ]
+        if self.accounts:
+            parts.append(select(Ticket.id).where(Ticket.customer_id.in_(self.accounts)))
+        return tuple(parts)
+
+    @property
+    def row(self) -> ColumnElement[bool]:
+        """The same tickets as a condition on ``Ticket``, checked row by row."""
+        taking_part = exists().where(
+            Participant.ticket_id == Ticket.id, Participant.email == self.address
+        )
+        rows = [Ticket.requester == self.address, taking_part]
+        if self.accounts:
+            rows.append(Ticket.customer_id.in_(self.accounts))
+        return or_(*rows)
+
+    def taking_part(self) -> Select[Any]:
+        """The ids of the tickets the address takes part in."""
+        return select(Participant.ticket_id).where(Participant.email == self.address)
 
     def ids(self) -> Select[Any]:
         """The scope's ticket ids, read set-wise: one id list from each index."""
