@@ -191,7 +191,8 @@ def test_a_word_common_elsewhere_is_probed_within_the_customers_tickets(
     account's tickets from the index (SQLite: its account column), theirs by their
     address's words, and those they take part in. "printer", in more subjects than a
     probe reads but in one of Acme's, then leaves none of Acme's other tickets a score
-    as by subject; the answers are those of scoring every ticket, on every page."""
+    as by subject, and the tickets the probes did not find are looked for in the
+    messages alone; the answers are those of scoring every ticket, on every page."""
     carol = site.numbers["carol"]
     for i in range(3):
         site.ingest(build(sender=f"p{i}@globex.test", subject=f"Printer {i}", body="paper"))
@@ -217,6 +218,8 @@ def test_a_word_common_elsewhere_is_probed_within_the_customers_tickets(
     monkeypatch.setattr(search_probe, "PROBE_ROWS", 2)  # "printer" is in 4 subjects
     assert [boss_finds(*query) for query in queries] == plain
     assert probes and all(p.ceiling < search_statements.WEIGHTS["tickets"] for p in probes)
+    # Common in the messages alone: a ticket the probes did not find is looked for there.
+    assert probes[0].unprobed == {"printer": ["ticket_messages"]}
     with site.store.transaction() as session:
         everyone = search.probe(session, site.store.is_sqlite, ["printer"], internal=False)
     assert everyone.ceiling == search_statements.WEIGHTS["tickets"]  # common among all

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import BindParameter, ColumnElement, bindparam, column, select, table, text
 from sqlalchemy.orm import Session
@@ -181,10 +181,17 @@ def _newest_first(
     want = k if k is not None else sys.maxsize
     pool: list[tuple[int, int]] = []  # (score, ticket id) of the best so far, best first
 
-    def score(ids: Collection[int]) -> None:
+    def score(ids: Collection[int], looked_in: Mapping[str, Sequence[str]] | None = None) -> None:
         nonlocal pool
         if ids:
-            query = ranked(sqlite, wanted, internal=internal, within=sorted(ids), where=where)
+            query = ranked(
+                sqlite,
+                wanted,
+                internal=internal,
+                within=sorted(ids),
+                where=where,
+                looked_in=looked_in,
+            )
             found = [(score, ticket_id) for ticket_id, score in session.execute(query)]
             pool = sorted(pool + found, reverse=True)[:want]
 
@@ -226,7 +233,10 @@ def _newest_first(
         if not ids:
             break
         below, scanned = ids[-1], scanned + len(ids)
-        score([i for i in ids if i not in probed.known])
+        # Only where the probes did not look: a term in the tickets they did not find is
+        # nowhere they found it rare (an account admin's "Invoice", rare in the
+        # account's subjects, is looked for in the attachments and messages alone).
+        score([i for i in ids if i not in probed.known], probed.unprobed)
         if settled(probed.ceiling, below):
             break  # no ticket older than ``below`` can score enough to make the page
         if scanned >= SCAN_MOST:

@@ -3,6 +3,7 @@ the tickets where it is not, read from the index without scoring anything."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ class Probed:
     known: set[int] = field(default_factory=set)
     # With a term common nowhere: the only tickets that can match.
     only: set[int] | None = None
+    # Per term common somewhere, the sources it was not found rare in: from the first
+    # where it is common on. A ticket the probes did not find can have it only there.
+    unprobed: dict[str, Sequence[str]] = field(default_factory=dict)
 
 
 def probe(
@@ -54,7 +58,7 @@ def probe(
             continue
         common, best, found_in = 0, 0, set()
         known_common = set() if sqlite else _common_by_statistics(session, term)
-        for source, (rows, key, _) in sources(internal).items():
+        for at, (source, (rows, key, _)) in enumerate(sources(internal).items()):
             tickets: list[int] | None
             if scope is not None and source == "tickets":
                 tickets = _scoped_tickets(session, sqlite, term, scope)
@@ -75,6 +79,7 @@ def probe(
             if found_in or common:
                 best = max(best, WEIGHTS[source])
             if common:
+                probed.unprobed[term] = list(WEIGHTS)[at:]
                 break  # the sources come best first: the rest can add no more than this one
         probed.known |= found_in
         probed.ceiling, probed.most = probed.ceiling + common, probed.most + best
@@ -111,9 +116,10 @@ def _scoped_tickets(
     statement. Those of its accounts, from the index's account column on SQLite (one
     intersection of two of the index's lists) and by the account's index on PostgreSQL;
     those the address asked, as the rows with the term and the address's words (which
-    its requester column holds); those it takes part in, all of them, as the index has
-    no participants in a ticket's row (scoring leaves out those without the term)."""
-    parts: list[Select[Any]] = [scope.taking_part()]
+    its requester column holds); those it takes part in and did not ask, all of them,
+    as the index has no participants in a ticket's row (scoring leaves out those
+    without the term)."""
+    parts: list[Select[Any]] = [scope.taking_part_in_others()]
     if sqlite:
         fts = table(search_index.fts_table("tickets"), column("rowid"))
         matches = [sqlite_match("tickets", term, scope.address)]

@@ -8,7 +8,7 @@ or tsquery syntax: each term is bound as a value and quoted as one phrase.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -106,12 +106,16 @@ def found(
     within: BindParameter[Any] | None,
     span: int = 0,
     scope: Select[Any] | None = None,
+    looked_in: Collection[str] | None = None,
 ) -> list[Select[Any]]:
-    """Per source, its rows where ``term`` is found: (ticket id, weight); only those of
-    the tickets ``within`` lists, when given, SQLite reading the ``span`` rows after
-    their first as a range; only those of the tickets ``scope`` selects, when given."""
+    """Per source (of ``looked_in``, when given), its rows where ``term`` is found:
+    (ticket id, weight); only those of the tickets ``within`` lists, when given, SQLite
+    reading the ``span`` rows after their first as a range; only those of the tickets
+    ``scope`` selects, when given."""
     pieces = []
     for source, (all_rows, key, ticket_id) in sources(internal).items():
+        if looked_in is not None and source not in looked_in:
+            continue
         weight = literal(WEIGHTS[source]).label("weight")
         rows = all_rows if scope is None else all_rows.where(ticket_id.in_(scope))
         if sqlite:
@@ -148,9 +152,11 @@ def ranked(
     within: list[int] | None,
     where: Collection[ColumnElement[bool]],
     scope: Select[Any] | None = None,
+    looked_in: Mapping[str, Collection[str]] | None = None,
 ) -> Select[Any]:
     """(ticket id, score) of each ticket that has every term (only among ``within``,
-    or the tickets ``scope`` selects, when given) and meets ``where``, best first.
+    or the tickets ``scope`` selects, when given) and meets ``where``, best first; a
+    term that ``looked_in`` names looked for in the sources it gives alone.
 
     ``scope`` filters each source's rows before they are grouped by ticket: an account
     admin's "Invoice", in a quarter of all subjects and none of theirs, grouped 350,000
@@ -163,7 +169,15 @@ def ranked(
     span = RANGE_ROWS * len(within or ())
     found_per_term = [
         _best_per_ticket(
-            found(sqlite, term, internal=internal, within=own, span=span, scope=scope),
+            found(
+                sqlite,
+                term,
+                internal=internal,
+                within=own,
+                span=span,
+                scope=scope,
+                looked_in=None if looked_in is None else looked_in.get(term),
+            ),
             name=f"term{i}",
         )
         for i, term in enumerate(wanted)
