@@ -10,8 +10,9 @@ time; each step is its own transaction, so a receiver waits at most one step (ab
 0.2 s at a million tickets) for the write lock, never the whole merge (8 s).
 
 It does not ANALYZE SQLite (``PRAGMA optimize`` would): the queries are planned for a
-database without statistics, and with them SQLite read the agent queue's open view
-another way, 13 ms at 1 k tickets and 89 ms at 1 M instead of 14 (benchmarks/scale.py).
+database without statistics, which they need not have. Where statistics would mislead
+SQLite (averages: a status held by a sixth of the tickets, when few are open) the
+queries say so themselves (``db.planner``), so an operator's ANALYZE does no harm.
 
 PostgreSQL. The GIN indexes take new rows into a pending list that every search reads
 until autovacuum folds it in (``gin_clean_pending_list`` folds it now), and the search's

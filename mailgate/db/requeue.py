@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from mailgate.core.errors import MailgateError, NotFound
 from mailgate.core.states import InboundState, Outcome
 from mailgate.db.models import InboundMessage
+from mailgate.db.planner import rare
 
 
 class NotRetryable(MailgateError):
@@ -34,7 +35,7 @@ def failed_ids(session: Session) -> list[int]:
     return list(
         session.scalars(
             select(InboundMessage.id)
-            .where(InboundMessage.state == InboundState.FAILED)
+            .where(rare(InboundMessage.state == InboundState.FAILED))  # db.planner
             .order_by(InboundMessage.id)
         )
     )

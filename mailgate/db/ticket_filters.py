@@ -31,6 +31,7 @@ from mailgate.core.errors import InvalidValue
 from mailgate.core.settings import TicketSettings
 from mailgate.db import queries, search
 from mailgate.db.models import Agent, Customer, Team, Ticket, TicketDepartment, TicketHelper
+from mailgate.db.planner import rare
 
 NONE = "none"
 ME = "me"
@@ -166,9 +167,11 @@ def counts(
     the counts beside the agent queue."""
     if not statuses_read:
         return {}, {}
+    # Few tickets are open, however many there are (db.planner).
+    open_now = rare(Ticket.status.in_(statuses_read))
     rows = session.execute(
         select(Ticket.status, Ticket.assignee_id, func.count())
-        .where(Ticket.status.in_(statuses_read), *selection.conditions())
+        .where(open_now, *selection.conditions())
         .group_by(Ticket.status, Ticket.assignee_id)
     )
     by_status: dict[str, int] = {}

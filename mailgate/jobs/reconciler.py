@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.core.states import InboundState, NoticeState
 from mailgate.db.models import InboundMessage, Notice
+from mailgate.db.planner import rare
 from mailgate.db.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,14 @@ class Reconciled:
 def inbound_due(now: datetime, older_than: timedelta) -> ColumnElement[bool]:
     """Rows ``received`` whose last scheduled time is at least ``older_than`` ago."""
     since = func.coalesce(InboundMessage.next_attempt_at, InboundMessage.received_at)
-    return (InboundMessage.state == InboundState.RECEIVED) & (since <= now - older_than)
+    waiting = rare(InboundMessage.state == InboundState.RECEIVED)  # db.planner
+    return waiting & (since <= now - older_than)
 
 
 def notices_due(now: datetime, older_than: timedelta) -> ColumnElement[bool]:
     """Notices ``pending`` whose last scheduled time is at least ``older_than`` ago."""
     since = func.coalesce(Notice.next_attempt_at, Notice.created_at)
-    return (Notice.state == NoticeState.PENDING) & (since <= now - older_than)
+    return rare(Notice.state == NoticeState.PENDING) & (since <= now - older_than)
 
 
 def _claim(

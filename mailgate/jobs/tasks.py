@@ -18,6 +18,7 @@ from mailgate.core.errors import TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.core.states import InboundState, NoticeState
 from mailgate.db.models import InboundMessage, Notice
+from mailgate.db.planner import rare
 from mailgate.db.store import Store
 from mailgate.tickets.mail import process
 
@@ -107,7 +108,7 @@ def pending_notice_ids(rt: Runtime, inbound_id: int) -> list[int]:
 
 def notices_due_now(now: datetime) -> ColumnElement[bool]:
     """Pending notices whose next attempt time has come (or was never set)."""
-    return (Notice.state == NoticeState.PENDING) & (
+    return rare(Notice.state == NoticeState.PENDING) & (  # db.planner
         Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)
     )
 
