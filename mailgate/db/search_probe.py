@@ -60,9 +60,7 @@ def probe(
         known_common = set() if sqlite else _common_by_statistics(session, term)
         for at, (source, (rows, key, _)) in enumerate(sources(internal).items()):
             tickets: list[int] | None
-            if scope is not None and source == "tickets":
-                tickets = _scoped_tickets(session, sqlite, term, scope)
-            elif sqlite:
+            if sqlite:
                 tickets = _sqlite_probe(session, source, term, rows, key)
             elif source in known_common:
                 tickets = None
@@ -72,6 +70,12 @@ def probe(
                 # more tickets than have the phrase, which scoring then leaves out.
                 with_words = rows.where(pg_match(source, term, phrase=False))
                 tickets = list(session.scalars(with_words.limit(PROBE_ROWS)))
+            common_to_all = tickets is None or len(tickets) >= PROBE_ROWS
+            if common_to_all and scope is not None and source == "tickets":
+                # Common among all tickets, perhaps rare among the customer's. (Asked
+                # second: a term rare among all, as a number, costs one look-up, not
+                # the customer's three, 1.2 ms on PostgreSQL at a million tickets.)
+                tickets = _scoped_tickets(session, sqlite, term, scope)
             if tickets is None or len(tickets) >= PROBE_ROWS:
                 common = WEIGHTS[source]  # its tickets are not all known: none is kept
             else:
