@@ -47,10 +47,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,60 +58,29 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import _scale_fill as filler  # noqa: E402 - beside this file
+from _scale_bench import (  # noqa: E402
+    PG_DATABASE,
+    SECRET,
+    Bench,
+    grow,
+    open_bench,
+    pg_admin,
+)
 from _scale_report import explain_all, old_queries, print_table  # noqa: E402
 from _search_kinds import (  # noqa: E402
-    ACCOUNT_ADMIN,
-    extra_rows,
     found_counts,
     scale_operations,
 )
 from starlette.testclient import TestClient  # noqa: E402
 
-from mailgate.core import config  # noqa: E402 - after the path is set
 from mailgate.db import queries, stats, ticket_filters  # noqa: E402
-from mailgate.db.maintenance import optimize  # noqa: E402
-from mailgate.db.models import Agent, Base, Customer, Team, Ticket  # noqa: E402
-from mailgate.db.store import Store, open_store  # noqa: E402
+from mailgate.db.models import Ticket  # noqa: E402
 from mailgate.inbound.intake import Envelope, accept  # noqa: E402
 from mailgate.threading.tokens import reply_token  # noqa: E402
 from mailgate.tickets.mail import process  # noqa: E402
 from mailgate.tickets.notify import recent_notices  # noqa: E402
 from mailgate.web.app import create_app  # noqa: E402
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
-PG_DATABASE = "mailgate_scale"
-SECRET = "benchmark-secret-0123456789abcdef"  # noqa: S105 - a throwaway HMAC key
-AGENTS = "".join(
-    f'[[agents]]\nemail = "a{i}@example.com"\nname = "Agent {i}"\nteams = ["support", "billing"]\n'
-    for i in range(filler.AGENTS)
-)
-CONFIG = f"""
-[security]
-secret = "{SECRET}"
-[web]
-trusted_proxy_header = "X-Remote-User"
-trusted_proxies = ["testclient"]
-[sla]
-first_response_minutes = {{ Urgent = 60, High = 240, Normal = 480, Low = 1440 }}
-resolution_minutes = {{ Urgent = 480, High = 1440, Normal = 4320, Low = 10080 }}
-[[teams]]
-name = "support"
-assignment = "round_robin"
-[[teams]]
-name = "billing"
-assignment = "round_robin"
-{AGENTS}
-[[customers]]
-name = "Acme"
-domains = ["acme.test"]
-[[customers]]
-name = "Globex"
-domains = ["globex.test"]
-[[customers]]
-name = "Initech"
-domains = ["initech.test"]
-admins = ["{ACCOUNT_ADMIN}"]
-"""
 ROUNDS = 3
 QUEUE_FILTERS = (
     "", "status=closed", "status=all", "status=Waiting", "team=billing", "team=none",
@@ -123,125 +90,6 @@ LIST_FILTERS: tuple[dict[str, str], ...] = (
     {}, {"status": "Open"}, {"status": "Closed"}, {"type_": "Technical"},
     {"status": "Waiting", "type_": "General"},
 )  # fmt: skip
-
-
-@dataclass
-class Bench:
-    """One backend's database, its settings and store, and the times measured so far."""
-
-    backend: str
-    url: str
-    config_path: Path
-    base: int  # the largest size: tickets are numbered down from it
-    now: datetime
-    settings: Any = None
-    store: Any = None
-    ids: dict[str, int] = field(default_factory=dict)
-    times: dict[str, dict[int, float]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        print(f"  [{self.backend}] {text}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _engine(url: str, **options: Any) -> Iterator[sa.Engine]:
-    """An engine of its own, disposed of after: a pooled connection left open would keep
-    the benchmark's PostgreSQL database from being dropped."""
-    engine = sa.create_engine(url, **options)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def _pg_admin(statement: str) -> None:
-    with _engine(f"{PG}/test", isolation_level="AUTOCOMMIT") as engine, engine.connect() as conn:
-        conn.exec_driver_sql(statement)
-
-
-def open_bench(backend: str, base: int, workdir: Path) -> Bench:
-    """A fresh database migrated by the real migrations, and mailgate's store over it."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    if backend == "sqlite":
-        path = workdir / "scale.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        url = f"sqlite:///{path}"
-    else:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        _pg_admin(f'CREATE DATABASE "{PG_DATABASE}"')
-        url = f"{PG}/{PG_DATABASE}"
-    config_path = workdir / f"{backend}.toml"
-    config_path.write_text(f'[database]\nurl = "{url}"\n' + CONFIG)
-    now = datetime.now(UTC).replace(microsecond=0)
-    bench = Bench(backend, url, config_path, base, now)
-    migrate = Store(url)
-    migrate.upgrade()
-    migrate.engine.dispose()
-    bench.settings = config.load(config_path, {})
-    bench.store = open_store(bench.settings)  # adds the agents, teams and customers
-    with bench.store.transaction() as session:
-        bench.ids = {a.email.split("@")[0]: a.id for a in session.scalars(sa.select(Agent))}
-        bench.ids |= {t.name: t.id for t in session.scalars(sa.select(Team))}
-        for customer in session.scalars(sa.select(Customer)):
-            bench.ids |= dict.fromkeys(customer.domains, customer.id)
-    agent_ids = [bench.ids[f"a{i}"] for i in range(filler.AGENTS)]
-    assert agent_ids == list(range(agent_ids[0], agent_ids[0] + filler.AGENTS)), agent_ids
-    return bench
-
-
-def grow(bench: Bench, size: int, filled: int) -> None:
-    """Add tickets numbered base-size+1 .. base-filled: older than those there."""
-    started = time.perf_counter()
-    dialect = filler.Dialect("sqlite" if bench.backend == "sqlite" else "postgresql",
-                             int(bench.now.timestamp()))  # fmt: skip
-    with _engine(bench.url) as engine, engine.connect() as conn:
-        if dialect.sqlite:
-            # A benchmark's fill may be lost in a crash: no fsync, a big page cache.
-            for pragma in ("synchronous=OFF", "cache_size=-1000000", "temp_store=MEMORY"):
-                conn.exec_driver_sql(f"PRAGMA {pragma}")
-        else:
-            # Foreign keys are not checked row by row (the rows are made consistent).
-            conn.exec_driver_sql("SET session_replication_role = replica")
-            conn.exec_driver_sql("SET synchronous_commit = off")
-        filler.fill(
-            conn, dialect, base=bench.base, lo=bench.base - size + 1, hi=bench.base - filled,
-            ids=bench.ids,
-            progress=lambda what: print(f"    {what}", file=sys.stderr, flush=True),
-        )  # fmt: skip
-        extra_rows(conn, dialect.sqlite, bench.base - size + 1, bench.base - filled)
-        if not dialect.sqlite:
-            # The rows came with their ids: each sequence goes on after the largest.
-            for table in Base.metadata.sorted_tables:
-                if "id" in table.c and table.c.id.primary_key:
-                    conn.exec_driver_sql(
-                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
-                        f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
-                    )
-            conn.commit()
-    filled_s = time.perf_counter() - started
-    extra = ""
-    if bench.backend == "postgres":
-        # What autovacuum would do after a bulk load: statistics for the planner.
-        started = time.perf_counter()
-        with _engine(bench.url, isolation_level="AUTOCOMMIT") as engine, engine.connect() as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-            db_bytes = conn.exec_driver_sql("SELECT pg_database_size(current_database())")
-            extra = f", VACUUM ANALYZE {time.perf_counter() - started:.0f} s"
-            megabytes = db_bytes.scalar_one() / 2**20
-    else:
-        # What the docs say to run after a bulk import: `mailgate db optimize`.
-        started = time.perf_counter()
-        optimize(bench.store)
-        extra = f", db optimize {time.perf_counter() - started:.0f} s"
-        path = Path(bench.url.removeprefix("sqlite:///"))
-        megabytes = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
-    bench.note(
-        f"{size:,} tickets: filled {size - filled:,} in {filled_s:.0f} s{extra}; "
-        f"{megabytes:,.0f} MB"
-    )
 
 
 def median_ms(fn: Callable[[], object], runs: int, *, warm: bool = True) -> float:
@@ -403,7 +251,7 @@ def main() -> None:
         finally:
             bench.store.engine.dispose()
             if backend == "postgres" and not args.keep:
-                _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+                pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
             elif not args.keep:
                 for path in args.workdir.glob("scale.db*"):
                     path.unlink()

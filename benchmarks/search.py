@@ -38,15 +38,15 @@ sys.path.insert(0, str(BENCHMARKS))
 sys.path.insert(0, str(BENCHMARKS.parent))
 
 import _scale_fill as filler  # noqa: E402 - beside this file
-import scale  # noqa: E402
+from _scale_bench import Bench, grow, open_bench, pg_admin  # noqa: E402
 from _search_kinds import EVERY_TICKET, LIMIT, find  # noqa: E402
 
 from mailgate.db.models import Ticket  # noqa: E402 - after the path is set
 
-scale.PG_DATABASE = "mailgate_search"  # its own database: scale.py may run beside it
+PG_DATABASE = "mailgate_search"  # its own database: scale.py may run beside it
 
 
-def _kinds(bench: scale.Bench, tickets: int, rng: random.Random) -> dict[str, Callable[[], str]]:
+def _kinds(bench: Bench, tickets: int, rng: random.Random) -> dict[str, Callable[[], str]]:
     """Per kind of search, a function that makes one, from a ticket picked at random."""
     lo, hi = bench.base - tickets + 1, bench.base
 
@@ -72,7 +72,7 @@ def _kinds(bench: scale.Bench, tickets: int, rng: random.Random) -> dict[str, Ca
     }
 
 
-def _time(bench: scale.Bench, query: str, customer: str | None) -> tuple[float, int]:
+def _time(bench: Bench, query: str, customer: str | None) -> tuple[float, int]:
     """How long one search took, in milliseconds, and how many tickets it found."""
     started = time.perf_counter()
     found = find(bench.store, query, customer)
@@ -84,7 +84,7 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def measure(bench: scale.Bench, tickets: int, runs: int) -> dict[str, list[tuple[float, int]]]:
+def measure(bench: Bench, tickets: int, runs: int) -> dict[str, list[tuple[float, int]]]:
     """Every kind of search ``runs`` times (after one untimed): (milliseconds, found)."""
     rng = random.Random(20)
     times: dict[str, list[tuple[float, int]]] = {}
@@ -101,7 +101,7 @@ def measure(bench: scale.Bench, tickets: int, runs: int) -> dict[str, list[tuple
     return times
 
 
-def report(bench: scale.Bench, tickets: int, times: dict[str, list[tuple[float, int]]]) -> None:
+def report(bench: Bench, tickets: int, times: dict[str, list[tuple[float, int]]]) -> None:
     print(f"\n{bench.backend}, {tickets:,} tickets: search time in ms (the best {LIMIT})")
     print(f"  {'kind':<40} {'p50':>8} {'p99':>8} {'max':>8} {'found (median)':>15}")
     everything: list[float] = []
@@ -127,14 +127,14 @@ def main() -> None:
     args = parser.parse_args()
     assert args.tickets >= filler.RECENT, f"at least {filler.RECENT} tickets"
     for backend in args.backends.split(","):
-        bench = scale.open_bench(backend, args.tickets, args.workdir)
+        bench = open_bench(backend, args.tickets, args.workdir, pg_database=PG_DATABASE)
         try:
-            scale.grow(bench, args.tickets, 0)  # with the attachments and notes
+            grow(bench, args.tickets, 0)  # with the attachments and notes
             report(bench, args.tickets, measure(bench, args.tickets, args.runs))
         finally:
             bench.store.engine.dispose()
             if backend == "postgres" and not args.keep:
-                scale._pg_admin(f'DROP DATABASE IF EXISTS "{scale.PG_DATABASE}" WITH (FORCE)')
+                pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
             elif not args.keep:
                 for path in args.workdir.glob("scale.db*"):
                     path.unlink()
