@@ -1,17 +1,16 @@
-"""The full-text index of tickets: its tables, triggers, columns and indexes on each
-database, and the names the search (``db/search.py``) reads them by.
+"""The full-text index of tickets: its tables, triggers and indexes on each database, and
+the text expressions that the search (``db/search.py``) must repeat exactly.
 
 The database keeps the index current by itself, in the transaction of every write,
 whichever path writes (the ORM, the bulk import's Core inserts, a migration): SQLite
 through triggers on the four source tables, each filling a contentless FTS5 table;
-PostgreSQL through a generated column (``VECTOR``, ``to_tsvector`` of the same columns)
-with a GIN index. No write path sends an extra statement.
+PostgreSQL through GIN indexes on ``to_tsvector`` of the same columns. No write path
+sends an extra statement.
 
 What is indexed, per source row, and whose rows a customer may find:
 
-- a ticket: its subject, requester address and requester name; and its customer
-  account, in a column of its own on SQLite (``ACCOUNT``), as a lexeme no term can be
-  on PostgreSQL (``ACCOUNT_LEXEME``), so that a customer's search
+- a ticket: its subject, requester address and requester name; and, on SQLite, in a
+  column of its own (``ACCOUNT``), its customer account, so that a customer's search
   asks the index for a word in their account's tickets (``search_probe``): "invoice"
   in none of 250,000 tickets of an account, among 250,000 others that have it, is then
   one intersection of two lists in the index (about 10 ms at a million tickets) instead
@@ -60,9 +59,9 @@ def _text(columns: Sequence[str], prefix: str = "") -> str:
 
 
 def pg_vector(columns: Sequence[str]) -> str:
-    """The tsvector of ``columns``, which each row keeps (``pg_stored_vector``). The
-    'simple' configuration: no stemming and no stop words, so names, addresses and
-    words of any language are found as written."""
+    """The tsvector a GIN index holds for ``columns``; a query must repeat it exactly for
+    PostgreSQL to use the index. The 'simple' configuration: no stemming and no stop
+    words, so names, addresses and words of any language are found as written."""
     return f"to_tsvector('simple', translate({_text(columns)}, {_PUNCTUATION}, {_SPACES}))"
 
 
@@ -146,50 +145,19 @@ SQLITE_CREATE: list[str] = [
     for source in SOURCES
     for statement in (sqlite_table(source), *sqlite_triggers(source))
 ]
-# PostgreSQL: each source row's vector, computed by the database as the row is written
-# and kept (a generated column), with its GIN index. A search checks the vector of each
-# row it reads by a path other than the index (a customer's 50 tickets' messages, by
-# their ticket): computed again from a 3 KB body, each took 50 us, 10 ms a page.
-VECTOR = "search_vector"
-# A ticket's vector also holds its account, as a lexeme no search term can be: terms
-# lose their punctuation before they become lexemes (``pg_match``). "invoice" in an
-# account's tickets is then one look-up of two lexemes in the GIN index, as SQLite's
-# account column makes it one of two lists (``search_probe._scoped_tickets``).
-ACCOUNT_LEXEME = "@account"
-
-
-def pg_stored_vector(source: str) -> str:
-    """The expression of ``source``'s generated vector column."""
-    vector = pg_vector(SOURCES[source])
-    if source not in ACCOUNT_COLUMNS:
-        return vector
-    account = ACCOUNT_COLUMNS[source]
-    return (
-        f"{vector} || CASE WHEN {account} IS NULL THEN ''::tsvector "
-        f"ELSE array_to_tsvector(ARRAY['{ACCOUNT_LEXEME}' || {account}]) END"
-    )
-
-
 POSTGRESQL_CREATE: list[str] = [
-    statement
-    for source in SOURCES
-    for statement in (
-        f"ALTER TABLE {source} ADD COLUMN {VECTOR} tsvector "
-        f"GENERATED ALWAYS AS ({pg_stored_vector(source)}) STORED",
-        f"CREATE INDEX {pg_index(source)} ON {source} USING gin ({VECTOR})",
-    )
+    f"CREATE INDEX {pg_index(source)} ON {source} USING gin ({pg_vector(columns)})"
+    for source, columns in SOURCES.items()
 ]
 
 # What a comparison of the models with the database must not count as missing from
-# the models: the FTS5 tables with their shadow tables, the vector columns and their
-# GIN indexes.
+# the models: the FTS5 tables with their shadow tables, and the GIN indexes.
 SEARCH_TABLES = frozenset(
     f"{fts_table(source)}{suffix}"
     for source in SOURCES
     for suffix in ("", "_data", "_idx", "_config")
 )
 SEARCH_INDEXES = frozenset(pg_index(source) for source in SOURCES)
-SEARCH_COLUMNS = frozenset({VECTOR})
 
 
 def create(connection: Connection) -> None:

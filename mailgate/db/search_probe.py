@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, String, Subquery, cast, column, func, select, table, text, union
+from sqlalchemy import Select, String, Subquery, cast, column, func, or_, select, table, text, union
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from mailgate.db import search_index
@@ -117,12 +117,12 @@ def _scoped_tickets(
 ) -> list[int] | None:
     """The tickets of ``scope`` with ``term`` in their own row (subject, requester), and
     perhaps others of the scope, or None when they are ``PROBE_ROWS`` or more; in one
-    statement. Those of its accounts from the index alone, one intersection of two of
-    its lists: the term's and the account's (SQLite: the account column; PostgreSQL:
-    the account's lexeme in a ticket's vector). Those the address asked, as the rows
-    with the term and the address's words (SQLite) or by the requester's index
-    (PostgreSQL). Those it takes part in and did not ask, all of them, as the index has
-    no participants in a ticket's row (scoring leaves out those without the term)."""
+    statement. Those of its accounts, from the index's account column on SQLite (one
+    intersection of two of the index's lists) and by the account's index on PostgreSQL;
+    those the address asked, as the rows with the term and the address's words (which
+    its requester column holds); those it takes part in and did not ask, all of them,
+    as the index has no participants in a ticket's row (scoring leaves out those
+    without the term)."""
     parts: list[Select[Any]] = [scope.taking_part_in_others()]
     if sqlite:
         fts = table(search_index.fts_table("tickets"), column("rowid"))
@@ -131,11 +131,11 @@ def _scoped_tickets(
             matches.append(sqlite_match("tickets", term, accounts=scope.accounts))
         parts += [select(fts.c.rowid).where(match) for match in matches]
     else:
-        with_words = pg_match("tickets", term, phrase=False)
-        parts.append(select(Ticket.id).where(Ticket.requester == scope.address, with_words))
+        owned = [Ticket.requester == scope.address]
         if scope.accounts:
-            in_accounts = pg_match("tickets", term, phrase=False, accounts=scope.accounts)
-            parts.append(select(Ticket.id).where(in_accounts))
+            owned.append(Ticket.customer_id.in_(scope.accounts))
+        with_words = pg_match("tickets", term, phrase=False)
+        parts.append(select(Ticket.id).where(with_words, or_(*owned)))
     # Each part limited on its own (as a subquery: SQLite takes no LIMIT in a UNION's
     # parts): one reaching the limit makes the whole reach it.
     every = union(*(select(part.limit(PROBE_ROWS).subquery()) for part in parts)).subquery()
@@ -160,7 +160,7 @@ _WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)
 
 def _common_by_statistics(session: Session, term: str) -> set[str]:
     """PostgreSQL: the sources where ANALYZE's sample found every word of ``term`` in at
-    least ``PROBE_ROWS`` rows (their vector columns' most common elements), in one
+    least ``PROBE_ROWS`` rows (their search indexes' most common elements), in one
     statement for all sources (one each cost 0.5 ms at a million tickets).
 
     Probing such a word reads rows until ``PROBE_ROWS`` have it, and the planner rightly
@@ -171,6 +171,7 @@ def _common_by_statistics(session: Session, term: str) -> set[str]:
     words = set(term.translate(_WORDS).lower().split())
     if not words:
         return set()
+    by_index = {search_index.pg_index(source): source for source in WEIGHTS}
     found = session.execute(
         text(
             "SELECT s.tablename, u.word, u.freq * c.reltuples FROM pg_stats s"
@@ -178,13 +179,13 @@ def _common_by_statistics(session: Session, term: str) -> set[str]:
             " JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = n.oid"
             " CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[],"
             " s.most_common_elem_freqs) AS u(word, freq)"
-            " WHERE s.schemaname = current_schema() AND s.tablename = ANY(:sources)"
-            " AND s.attname = :vector AND u.word = ANY(:words)"
+            " WHERE s.schemaname = current_schema() AND s.tablename = ANY(:indexes)"
+            " AND u.word = ANY(:words)"
         ),
-        {"sources": sorted(WEIGHTS), "vector": search_index.VECTOR, "words": sorted(words)},
+        {"indexes": sorted(by_index), "words": sorted(words)},
     ).all()
     common: dict[str, set[str]] = {}
-    for source, word, estimate in found:
+    for index, word, estimate in found:
         if estimate is not None and estimate >= PROBE_ROWS:
-            common.setdefault(source, set()).add(word)
+            common.setdefault(by_index[index], set()).add(word)
     return {source for source, known in common.items() if known >= words}

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Select,
     Subquery,
     bindparam,
-    cast,
     column,
     func,
     literal,
@@ -26,7 +25,6 @@ from sqlalchemy import (
     table,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import QueryableAttribute
 
 from mailgate.core.states import INTERNAL_DIRECTIONS
@@ -56,23 +54,17 @@ def sqlite_match(source: str, *terms: str, accounts: Collection[int] = ()) -> Co
     return literal_column(search_index.fts_table(source)).op("MATCH")(literal(query))
 
 
-def pg_match(
-    source: str, term: str, *, phrase: bool = True, accounts: Collection[int] = ()
-) -> ColumnElement[bool]:
+def pg_match(source: str, term: str, *, phrase: bool = True) -> ColumnElement[bool]:
     """``term`` in a row of ``source``: its words together, or only each of them
     (``phrase`` False), which the GIN index answers alone, without reading each row
-    that has them again to compare the words' positions; and, when ``accounts`` are
-    given, a ticket of one of them (the tickets' vectors hold their account), asked of
-    the index in the same look-up."""
-    # The row's stored vector (search_index.VECTOR), which the GIN index indexes.
-    vector: ColumnElement[Any] = literal_column(f"{source}.{search_index.VECTOR}")
+    that has them again to compare the words' positions."""
+    # The vector spelt exactly as the GIN index's expression, so the index serves it.
+    vector: ColumnElement[Any] = literal_column(
+        search_index.pg_vector(search_index.SOURCES[source])
+    )
     words = func.translate(literal(term), search_index.PUNCTUATION, search_index.SPACES)
     to_query = func.phraseto_tsquery if phrase else func.plainto_tsquery
-    query: ColumnElement[Any] = to_query(literal_column("'simple'"), words)
-    if accounts:
-        lexemes = " | ".join(f"'{search_index.ACCOUNT_LEXEME}{int(a)}'" for a in sorted(accounts))
-        query = query.op("&&")(cast(literal(lexemes), TSQUERY))
-    return vector.op("@@")(query)
+    return vector.op("@@")(to_query(literal_column("'simple'"), words))
 
 
 def sources(
