@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from mailgate.db import requeue
+from mailgate.db import mail_queries, requeue
 from mailgate.db.models import Notice
-from mailgate.jobs import reconciler, tasks
+from mailgate.jobs import reconciler
 from mailgate.outbound import sender
 from tests.mail import build
 from tests.web_support import Site, sign_in_agent
@@ -86,7 +86,7 @@ def test_the_few_rows_in_a_state_are_read_by_the_state(site: Site) -> None:
     )
     with site.store.transaction() as session:
         requeue.failed_ids(session)
-        session.scalars(select(Notice.id).where(tasks.notices_due_now(now))).all()
+        session.scalars(select(Notice.id).where(mail_queries.notices_due_now(now))).all()
     agent = sign_in_agent(site)
     assert agent.get("/agent").status_code == 200
     # And mail on its way in: a new ticket, and a reply to it.

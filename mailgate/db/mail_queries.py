@@ -1,16 +1,26 @@
 """What the operator's commands read about mail itself: the outbox (``notices list``)
-and the inbound ledger (``inbound list/show/raw``)."""
+and the inbound ledger (``inbound list/show/raw``); and which notices are due to be sent,
+as the sender and the worker both ask."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import NotFound
+from mailgate.core.states import NoticeState
 from mailgate.db.models import InboundMessage, Notice, Ticket
+from mailgate.db.planner import rare
+
+
+def notices_due_now(now: datetime) -> ColumnElement[bool]:
+    """Pending notices whose next attempt time has come (or was never set)."""
+    return rare(Notice.state == NoticeState.PENDING) & (  # db.planner
+        Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

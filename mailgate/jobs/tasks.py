@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import or_, select
 
 from mailgate.core.backoff import compute_backoff
 from mailgate.core.errors import TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.core.states import InboundState, NoticeState
+from mailgate.db.mail_queries import notices_due_now
 from mailgate.db.models import InboundMessage, Notice
-from mailgate.db.planner import rare
 from mailgate.db.store import Store
 from mailgate.tickets.mail import process
 
@@ -104,13 +104,6 @@ def pending_notice_ids(rt: Runtime, inbound_id: int) -> list[int]:
         if ticket_id is not None:
             cause = or_(cause, Notice.ticket_id == ticket_id)
         return list(session.scalars(select(Notice.id).where(cause, notices_due_now(rt.now()))))
-
-
-def notices_due_now(now: datetime) -> ColumnElement[bool]:
-    """Pending notices whose next attempt time has come (or was never set)."""
-    return rare(Notice.state == NoticeState.PENDING) & (  # db.planner
-        Notice.next_attempt_at.is_(None) | (Notice.next_attempt_at <= now)
-    )
 
 
 def run_notice(rt: Runtime, notice_id: int, *, retries: int = 0) -> float | None:

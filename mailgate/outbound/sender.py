@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import jinja2
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailgate.core.backoff import next_attempt
 from mailgate.core.errors import NotFound, PermanentFailure, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
+from mailgate.db.mail_queries import notices_due_now
 from mailgate.db.models import Notice, Ticket
-from mailgate.db.planner import rare
 from mailgate.db.store import Store
 from mailgate.outbound import chat_delivery
 from mailgate.outbound.chat_transport import RetryAfter
@@ -258,14 +258,7 @@ def _retry_later(
 def due_notices(store: Store, *, now: datetime, limit: int = 100) -> list[int]:
     """Pending notices whose time has come, oldest first."""
     with store.transaction() as session:
-        query = (
-            select(Notice.id)
-            .where(
-                rare(Notice.state == PENDING),  # however many were sent (db.planner)
-                or_(Notice.next_attempt_at.is_(None), Notice.next_attempt_at <= now),
-            )
-            .order_by(Notice.id)
-        )
+        query = select(Notice.id).where(notices_due_now(now)).order_by(Notice.id)
         if limit:
             query = query.limit(limit)
         return list(session.scalars(query))
