@@ -85,7 +85,8 @@ class TurnTakingConnection(sqlite3.Connection):
             else name + "-turn"
         )
         self._turn_fd: int | None = None
-        self._wanted_fd: int | None = None  # a shared lock on -turn-wanted, while it has one
+        # Held by a writer that is not in the background from wanting a turn to its end.
+        self._precedence = Precedence(name) if self._turn_path else None
         # This transaction went on without a turn (none to be had in time): its later
         # writes go on without one too, rather than each waiting as long again.
         self._without_turn = False
@@ -120,8 +121,8 @@ class TurnTakingConnection(sqlite3.Connection):
             return
         if self.background:
             _let_the_others_go_first(self._turn_path + "-wanted")
-        else:
-            self._wanted_fd = _say_wanted(self._turn_path + "-wanted")
+        elif self._precedence is not None:
+            self._precedence.hold()
         had = _lock_within(fd, fcntl.LOCK_EX, self.wait_seconds)
         if had:
             self._turn_fd = fd
@@ -145,22 +146,25 @@ class TurnTakingConnection(sqlite3.Connection):
             self._waited_out = False
             with contextlib.suppress(sqlite3.ProgrammingError):  # closed: nothing to restore
                 self.execute(f"PRAGMA busy_timeout = {round(self.wait_seconds * 1000)}")
-        for fd in (self._turn_fd, self._wanted_fd):
-            if fd is not None:
-                os.close(fd)  # closing the only descriptor releases the flock
-        self._turn_fd = self._wanted_fd = None
+        fd, self._turn_fd = self._turn_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
+        if self._precedence is not None:
+            self._precedence.release()
 
     def end_turn_unless_writing(self) -> None:
         """Give the turn back when no transaction is open (a statement ended one)."""
-        holds = self._turn_fd is not None or self._wanted_fd is not None or self._without_turn
+        wants = self._precedence is not None and self._precedence.held
+        holds = self._turn_fd is not None or wants or self._without_turn
         if holds and not self.in_transaction:
             self._end_turn()
 
 
 class Precedence:
-    """A claim, across processes, to write before background writers: held by a receiver
-    while it has messages in hand, so that its next commit does not wait out one of the
-    worker's transactions begun in the moment between two of its own."""
+    """A claim, across processes, to write before background writers: held by every
+    other writer from wanting a turn to its end, and by a receiver while it has messages
+    in hand, so that its next commit does not wait out one of the worker's transactions
+    begun in the moment between two of its own."""
 
     def __init__(self, database: str) -> None:
         self._path = database + "-turn-wanted"
