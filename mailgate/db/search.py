@@ -141,7 +141,10 @@ def _all_in_subjects(
         # Each word, which the index answers without reading the rows again for the
         # words' positions (29 ms for an address in 2,500 tickets); whether they stand
         # together is asked of the page's tickets alone, below.
-        each = (pg_match("tickets", term, phrase=False) for term in wanted)
+        each = (
+            pg_match("tickets", term, phrase=False, bound_as=f"term{i}")
+            for i, term in enumerate(wanted)
+        )
         rows = select(Ticket.id).where(*each).order_by(Ticket.id.desc()).limit(read).subquery()
     query = select(Ticket.id).join(rows, rows.c.id == Ticket.id).where(*where)
     newest = list(session.scalars(query.order_by(Ticket.id.desc()).limit(k)))
@@ -149,7 +152,7 @@ def _all_in_subjects(
         return None
     if sqlite:
         return newest
-    together = (pg_match("tickets", term) for term in wanted)
+    together = (pg_match("tickets", term, bound_as=f"term{i}") for i, term in enumerate(wanted))
     query = select(Ticket.id).where(Ticket.id.in_(newest), *together)
     ids = list(session.scalars(query.order_by(Ticket.id.desc())))
     return ids if len(ids) == k else None

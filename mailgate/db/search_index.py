@@ -48,8 +48,9 @@ MAX_INDEXED_CHARS = 100_000
 # Not ``%``, which both split at anyway: a driver may read it as a placeholder.
 PUNCTUATION = string.punctuation.replace("%", "")
 SPACES = " " * len(PUNCTUATION)
-_PUNCTUATION = "'" + PUNCTUATION.replace("'", "''") + "'"
-_SPACES = "'" + SPACES + "'"
+# ... written as SQL.
+PUNCTUATION_SQL = "'" + PUNCTUATION.replace("'", "''") + "'"
+SPACES_SQL = "'" + SPACES + "'"
 
 
 def _text(columns: Sequence[str], prefix: str = "") -> str:
@@ -62,7 +63,7 @@ def pg_vector(columns: Sequence[str]) -> str:
     """The tsvector a GIN index holds for ``columns``; a query must repeat it exactly for
     PostgreSQL to use the index. The 'simple' configuration: no stemming and no stop
     words, so names, addresses and words of any language are found as written."""
-    return f"to_tsvector('simple', translate({_text(columns)}, {_PUNCTUATION}, {_SPACES}))"
+    return f"to_tsvector('simple', translate({_text(columns)}, {PUNCTUATION_SQL}, {SPACES_SQL}))"
 
 
 # Per source table: its indexed columns, and the name of its FTS5 table (SQLite) and of
