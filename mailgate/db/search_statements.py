@@ -58,9 +58,7 @@ def sqlite_match(source: str, *terms: str, accounts: Collection[int] = ()) -> Co
     return literal_column(search_index.fts_table(source)).op("MATCH")(literal(query))
 
 
-def pg_match(
-    source: str, term: str, *, phrase: bool = True, bound_as: str = "term"
-) -> TextClause:
+def pg_match(source: str, term: str, *, phrase: bool = True, bound_as: str = "term") -> TextClause:
     """``term`` in a row of ``source``: its words together, or only each of them
     (``phrase`` False), which the GIN index answers alone, without reading each row
     that has them again to compare the words' positions. ``term`` is bound as ``bound_as``:
