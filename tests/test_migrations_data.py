@@ -268,15 +268,16 @@ def test_0019_notice_channels_and_back(db_url: str) -> None:
         store.engine.dispose()
 
 
-def test_0022_indexes_the_accounts_of_the_tickets_there_and_back(db_url: str) -> None:
-    """0022 (issue 23): on SQLite the tickets' search index gets each ticket's account, so
-    an account admin's probe (search_probe._scoped_tickets) finds a word in their
+def test_0022_0023_index_the_accounts_of_the_tickets_there_and_back(db_url: str) -> None:
+    """0022 and 0023 (issue 23): the tickets' search index gets each ticket's account
+    (SQLite: a column of the FTS5 table; PostgreSQL: a lexeme of the GIN index's vector),
+    so an account admin's probe (search_probe._scoped_tickets) finds a word in their
     account's tickets from the index: for the tickets already there, and for a ticket
-    moved to another account after it. Its downgrade leaves the text index working.
-    PostgreSQL asks the tickets' account index instead: the same answers."""
+    moved to another account after it. The downgrades leave the text index working."""
     from sqlalchemy.orm import Session
 
     from mailgate.db.search_probe import _scoped_tickets
+    from mailgate.db.search_statements import pg_account_match
     from mailgate.db.ticket_scope import TicketScope
 
     store = Store(db_url)
@@ -293,7 +294,7 @@ def test_0022_indexes_the_accounts_of_the_tickets_there_and_back(db_url: str) ->
                 )
             )
             conn.execute(sa.text("UPDATE tickets SET customer_id = 5"))
-        store.upgrade("0022_tickets_search_account")
+        store.upgrade("0023_tickets_search_account_pg")
 
         def in_account(account: int, word: str) -> list[int] | None:
             with Session(store.engine) as session:
@@ -302,9 +303,19 @@ def test_0022_indexes_the_accounts_of_the_tickets_there_and_back(db_url: str) ->
 
         assert in_account(5, "heating") == [1] and in_account(6, "heating") == []
         assert in_account(5, "5") == []  # the account's id is no word of its tickets
+        assert in_account(5, "@5") == []  # ... nor its lexeme a term (PostgreSQL)
         with store.engine.begin() as conn:
             conn.execute(sa.text("UPDATE tickets SET customer_id = 6 WHERE id = 1"))
         assert in_account(5, "heating") == [] and in_account(6, "heating") == [1]
+        if not sqlite:
+            # The query's vector is the index's, to the letter: the index can serve it.
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                query = sa.select(sa.literal_column("id")).select_from(sa.table("tickets"))
+                query = query.where(pg_account_match("heating", (6,)))
+                sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+                plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+                assert "Bitmap Index Scan on ix_tickets_search" in plan, plan
         store.downgrade("0021_customer_tickets_newest")
         with store.engine.begin() as conn:
             _a_new_subject_is_indexed(conn, 2, "Boiler")

@@ -17,7 +17,6 @@ from sqlalchemy import (
     column,
     func,
     literal,
-    or_,
     select,
     table,
     text,
@@ -29,7 +28,13 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from mailgate.db import search_index
 from mailgate.db.models import Ticket
-from mailgate.db.search_statements import WEIGHTS, pg_match, sources, sqlite_match
+from mailgate.db.search_statements import (
+    WEIGHTS,
+    pg_account_match,
+    pg_match,
+    sources,
+    sqlite_match,
+)
 from mailgate.db.ticket_scope import TicketScope
 
 # A term is common in a source where it is in more rows than this.
@@ -165,8 +170,8 @@ def _scoped_tickets(
 ) -> list[int] | None:
     """The tickets of ``scope`` with ``term`` in their own row (subject, requester), and
     perhaps others of the scope, or None when they are ``PROBE_ROWS`` or more; in one
-    statement. Those of its accounts, from the index's account column on SQLite (one
-    intersection of two of the index's lists) and by the account's index on PostgreSQL;
+    statement. Those of its accounts, from the index's account column on SQLite and
+    the account's lexeme on PostgreSQL (one intersection of two of the index's lists);
     those the address asked, as the rows with the term and the address's words (which
     its requester column holds); those it takes part in and did not ask, all of them,
     as the index has no participants in a ticket's row (scoring leaves out those
@@ -179,11 +184,10 @@ def _scoped_tickets(
             matches.append(sqlite_match("tickets", term, accounts=scope.accounts))
         parts += [select(fts.c.rowid).where(match) for match in matches]
     else:
-        owned = [Ticket.requester == scope.address]
-        if scope.accounts:
-            owned.append(Ticket.customer_id.in_(scope.accounts))
         with_words = pg_match("tickets", term, phrase=False)
-        parts.append(select(Ticket.id).where(with_words, or_(*owned)))
+        parts.append(select(Ticket.id).where(with_words, Ticket.requester == scope.address))
+        if scope.accounts:
+            parts.append(select(Ticket.id).where(pg_account_match(term, scope.accounts)))
     # Each part limited on its own (as a subquery: SQLite takes no LIMIT in a UNION's
     # parts): one reaching the limit makes the whole reach it.
     every = union(*(select(part.limit(PROBE_ROWS).subquery()) for part in parts)).subquery()
