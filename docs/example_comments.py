@@ -187,7 +187,7 @@ def more() -> dict[str, str]:
         "team's `assignment` chooses among its members.",
         "customers.name": "The account's name, as the rules' `customer` condition names it.",
         "customers.domains": "Mail domains whose senders belong to the account (exactly "
-        "these domains).",
+        "these domains); of two accounts listing a domain, the one made first.",
         "customers.addresses": "Single addresses that belong to the account; an address "
         "listed by an account wins over a domain listed by another.",
         "customers.language": "The language of notices to the account's people, and of "

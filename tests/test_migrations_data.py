@@ -321,3 +321,41 @@ def test_0022_0023_index_the_accounts_of_the_tickets_there_and_back(db_url: str)
             _a_new_subject_is_indexed(conn, 2, "Boiler")
     finally:
         store.engine.dispose()
+
+
+def test_0024_gives_the_accounts_there_their_keys_and_back(db_url: str) -> None:
+    """0024: the accounts already there get their addresses, admins and domains as keys
+    (by the update trigger the migration adds), new ones get theirs from the insert
+    trigger; the downgrade takes the table and the triggers away."""
+    store = Store(db_url)
+    try:
+        store.upgrade("0023_tickets_search_account_pg")
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customers (id, name, domains, addresses, admins, language) "
+                    "VALUES (5, 'Acme', '[\"acme.test\"]', '[\"pat@else.test\"]', "
+                    "'[\"boss@acme.test\"]', '')"
+                )
+            )
+        store.upgrade("0024_customer_keys")
+        keys = "SELECT value, kind, customer_id FROM customer_keys ORDER BY 1, 2"
+        with store.engine.begin() as conn:
+            assert [tuple(r) for r in conn.execute(sa.text(keys))] == [
+                ("acme.test", "domain", 5),
+                ("boss@acme.test", "admin", 5),
+                ("pat@else.test", "address", 5),
+            ]
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customers (id, name, domains, addresses, admins, language) "
+                    "VALUES (6, 'Globex', '[\"globex.test\"]', '[]', '[]', '')"
+                )
+            )
+            assert ("globex.test", "domain", 6) in [tuple(r) for r in conn.execute(sa.text(keys))]
+        store.downgrade("0023_tickets_search_account_pg")
+        with store.engine.begin() as conn:
+            assert "customer_keys" not in sa.inspect(conn).get_table_names()
+            conn.execute(sa.text("UPDATE customers SET domains = '[]' WHERE id = 5"))  # no trigger
+    finally:
+        store.engine.dispose()

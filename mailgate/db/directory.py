@@ -18,7 +18,7 @@ from mailgate.core.directory import CustomerView, match_customer
 from mailgate.core.errors import MailgateError, NotFound
 from mailgate.core.settings import Settings
 from mailgate.db import queries
-from mailgate.db.models import Agent, Customer, Supplier, Team, Ticket, WebSession
+from mailgate.db.models import Agent, Customer, CustomerKey, Supplier, Team, Ticket, WebSession
 
 
 class Conflict(MailgateError):
@@ -205,31 +205,26 @@ def add_customer(
     return customer
 
 
-def customer_views(session: Session) -> list[CustomerView]:
-    """Every customer account as the pure directory sees it; read once per transaction
-    (the accounts change only through the directory's own commands and the config sync)."""
-    cached = session.info.get("customer_views")
-    if cached is not None:
-        return list(cached)
-    views = [
-        CustomerView(
-            c.id,
-            c.name,
-            tuple(c.domains),
-            tuple(c.addresses),
-            tuple(c.admins),
-            c.owner_id,
-            c.language,
-        )
-        for c in session.scalars(select(Customer))
-    ]
-    session.info["customer_views"] = tuple(views)
-    return views
-
-
 def customer_of(session: Session, email: str) -> CustomerView | None:
-    """The customer account ``email`` belongs to, if any."""
-    return match_customer(email, customer_views(session))
+    """The customer account ``email`` belongs to, if any (``match_customer``). Asked of
+    the accounts that list the address or its domain (``customer_keys``), not of every
+    account; once per address and transaction (a bulk import's hundred messages)."""
+    address = email.lower()
+    known: dict[str, CustomerView | None] = session.info.setdefault("customer_of", {})
+    if address not in known:
+        domain = address.rpartition("@")[2]
+        listing = select(CustomerKey.customer_id).where(CustomerKey.value.in_({address, domain}))
+        rows = session.scalars(select(Customer).where(Customer.id.in_(listing)))
+        # The lowest id first: of two accounts listing the same domain, the older.
+        listed = sorted(rows, key=lambda c: c.id)
+        known[address] = match_customer(address, [_view(c) for c in listed])
+    return known[address]
+
+
+def _view(c: Customer) -> CustomerView:
+    return CustomerView(
+        c.id, c.name, tuple(c.domains), tuple(c.addresses), tuple(c.admins), c.owner_id, c.language
+    )
 
 
 def list_suppliers(

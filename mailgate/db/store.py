@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from mailgate.core.errors import ConfigError, DatabaseBusy, StorageFull, TemporaryFailure
 from mailgate.core.settings import Settings
-from mailgate.db import migration_scripts, search_index, write_turns
+from mailgate.db import customer_keys, migration_scripts, search_index, write_turns
 from mailgate.db.models import Agent, Base, Customer, Supplier, Team
 
 # Alembic (with Mako and Pygments) is imported only to migrate, stamp or report: a start
@@ -286,6 +286,7 @@ class Store:
             return False
         Base.metadata.create_all(conn)
         search_index.create(conn)  # not tables of the models: FTS5 tables, GIN indexes
+        customer_keys.create(conn)  # the triggers that fill customer_keys
         MigrationContext.configure(conn).stamp(migration_scripts.scripts(), "head")
         return True
 

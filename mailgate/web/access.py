@@ -8,15 +8,17 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Customer, Supplier, Ticket, TicketSupplier
+from mailgate.db.models import CustomerKey, Supplier, Ticket, TicketSupplier
 from mailgate.db.ticket_scope import TicketScope
 
 
 def admin_of(session: Session, email: str) -> list[int]:
-    """Ids of the customer accounts that list ``email`` among their admins."""
-    email = email.lower()
-    # admins is a JSON list: compared in Python, the same way on SQLite and PostgreSQL.
-    return [c.id for c in session.scalars(select(Customer)) if email in (c.admins or [])]
+    """Ids of the customer accounts that list ``email`` among their admins, from the
+    accounts' keys (``db/customer_keys.py``), not from every account."""
+    listing = select(CustomerKey.customer_id).where(
+        CustomerKey.value == email.lower(), CustomerKey.kind == "admin"
+    )
+    return list(session.scalars(listing.order_by(CustomerKey.customer_id)))
 
 
 def visible_to_customer(session: Session, email: str) -> ColumnElement[bool]:

@@ -23,6 +23,7 @@ from mailgate.db.models.base import (
 from mailgate.db.models.tickets import (
     Agent,
     Customer,
+    CustomerKey,
     HistoryEvent,
     InboundMessage,
     MessageIdEntry,
@@ -53,6 +54,7 @@ __all__ = [
     "BigId",
     "CannedResponse",
     "Customer",
+    "CustomerKey",
     "HistoryEvent",
     "ImapCursor",
     "InboundMessage",

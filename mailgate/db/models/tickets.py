@@ -94,6 +94,20 @@ class Customer(Base):
     language: Mapped[str] = mapped_column(String(16), default="")
 
 
+class CustomerKey(Base):
+    """One address, admin address or domain an account lists, to find the account by it
+    with an index (migration 0024). Written by the database's triggers on ``customers``
+    alone, whichever path writes an account (``db/customer_keys.py``)."""
+
+    __tablename__ = "customer_keys"
+    # "address", "admin" or "domain"; the value as the account lists it.
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     # Migration 0010 (issue 23, a million tickets): the agent queue reads each status
