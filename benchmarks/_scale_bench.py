@@ -25,6 +25,8 @@ from mailgate.db.store import Store, open_store
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PG_DATABASE = "mailgate_scale"
+# One customer account more per this many tickets (``_accounts``).
+TICKETS_PER_ACCOUNT = 200
 SECRET = "benchmark-secret-0123456789abcdef"  # noqa: S105 - a throwaway HMAC key
 AGENTS = "".join(
     f'[[agents]]\nemail = "a{i}@example.com"\nname = "Agent {i}"\nteams = ["support", "billing"]\n'
@@ -127,6 +129,28 @@ def open_bench(backend: str, base: int, workdir: Path, *, pg_database: str = PG_
     return bench
 
 
+def _accounts(conn: sa.Connection, d: filler.Dialect, lo: int, hi: int) -> None:
+    """Customer accounts ``lo`` .. ``hi`` besides the config's three, each with a domain
+    and an admin: the accounts grow with the tickets (5 at 1 k, 5,000 at 1 M), and
+    every message and customer's page looks an account up among them."""
+    if hi < lo:
+        return
+
+    def listed(prefix: str) -> str:  # ["<prefix><t>.test"]
+        return d.json("'[\"" + prefix + "' || t || '.test\"]'")
+
+    none = d.json("'[]'")
+    values = f"'Account ' || t, {listed('acct')}, {none}, {listed('admin@acct')}, ''"
+    columns = "name, domains, addresses, admins, language"
+    insert = f"INSERT INTO customers ({columns}) SELECT {values} FROM s"  # noqa: S608 - constants
+    if not d.sqlite:  # the fill's replica role would skip the triggers that key them
+        filler._run(conn, "SET session_replication_role = DEFAULT")
+    filler._run(conn, f"WITH RECURSIVE {d.series(lo, hi)} {insert}")
+    if not d.sqlite:
+        filler._run(conn, "SET session_replication_role = replica")
+    conn.connection.commit()
+
+
 def grow(bench: Bench, size: int, filled: int) -> None:
     """Add tickets numbered base-size+1 .. base-filled: older than those there."""
     started = time.perf_counter()
@@ -147,6 +171,7 @@ def grow(bench: Bench, size: int, filled: int) -> None:
             progress=lambda what: print(f"    {what}", file=sys.stderr, flush=True),
         )  # fmt: skip
         extra_rows(conn, dialect.sqlite, bench.base - size + 1, bench.base - filled)
+        _accounts(conn, dialect, filled // TICKETS_PER_ACCOUNT + 1, size // TICKETS_PER_ACCOUNT)
         if not dialect.sqlite:
             # The rows came with their ids: each sequence goes on after the largest.
             for table in Base.metadata.sorted_tables:

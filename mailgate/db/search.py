@@ -14,7 +14,16 @@ import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
 
-from sqlalchemy import BindParameter, ColumnElement, bindparam, column, select, table, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    TextClause,
+    bindparam,
+    column,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import InvalidValue
@@ -132,6 +141,7 @@ def _all_in_subjects(
     # conditions, so that one few tickets meet (a status, a customer's) costs a few rows,
     # not every row with the words: 208 ms on PostgreSQL for a customer's "printer".
     read = max(k, SCAN_FIRST) * (SUBJECT_ROWS_READ if where else 1)
+    together: list[TextClause] = []
     if sqlite:
         # In the index's own order, FTS5 reads rowids (ticket ids) newest first.
         fts = table(search_index.fts_table("tickets"), column("rowid"))
@@ -140,22 +150,18 @@ def _all_in_subjects(
     else:
         # Each word, which the index answers without reading the rows again for the
         # words' positions (29 ms for an address in 2,500 tickets); whether they stand
-        # together is asked of the page's tickets alone, below.
+        # together is asked of the rows read alone, in the same statement: a ticket with
+        # the words apart is not one with the term, and those with it newer than the
+        # k-th found are among the rows read, which come newest first.
         each = (
-            pg_match("tickets", term, phrase=False, bound_as=f"term{i}")
+            pg_match("tickets", term, phrase=False, bound_as=f"words{i}")
             for i, term in enumerate(wanted)
         )
         rows = select(Ticket.id).where(*each).order_by(Ticket.id.desc()).limit(read).subquery()
-    query = select(Ticket.id).join(rows, rows.c.id == Ticket.id).where(*where)
+        together = [pg_match("tickets", t, bound_as=f"term{i}") for i, t in enumerate(wanted)]
+    query = select(Ticket.id).join(rows, rows.c.id == Ticket.id).where(*where, *together)
     newest = list(session.scalars(query.order_by(Ticket.id.desc()).limit(k)))
-    if len(newest) < k:
-        return None
-    if sqlite:
-        return newest
-    together = (pg_match("tickets", term, bound_as=f"term{i}") for i, term in enumerate(wanted))
-    query = select(Ticket.id).where(Ticket.id.in_(newest), *together)
-    ids = list(session.scalars(query.order_by(Ticket.id.desc())))
-    return ids if len(ids) == k else None
+    return newest if len(newest) == k else None
 
 
 def _newest_first(

@@ -75,12 +75,16 @@ class TicketScope:
 
     def newest(self, session: Session, count: int, *, below: int | None = None) -> list[int]:
         """The ids of the newest ``count`` tickets of the scope (older than ``below``,
-        when given), newest first: ``count`` rows at most from each part."""
-        ids: set[int] = set()
+        when given), newest first: ``count`` rows at most from each part, in one
+        statement (one per part cost an account admin's search eight round trips more
+        at a million tickets)."""
+        limited = []
         for part in self.parts:
             column = part.selected_columns[0]
             newest = part.order_by(column.desc()).limit(count)
             if below is not None:
                 newest = newest.where(column < below)
-            ids.update(session.scalars(newest))
-        return sorted(ids, reverse=True)[:count]
+            # As a subquery: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
+            limited.append(select(newest.subquery().c[0]))
+        ids = union(*limited).subquery()
+        return list(session.scalars(select(ids.c[0]).order_by(ids.c[0].desc()).limit(count)))
