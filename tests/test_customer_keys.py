@@ -12,13 +12,17 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, event, func, select, update
 
+from mailgate.core.prepared import prepare
 from mailgate.core.settings import CustomerSetting, Settings
 from mailgate.db.directory import add_customer, customer_of
-from mailgate.db.models import Customer, CustomerKey
+from mailgate.db.models import Customer, CustomerKey, Ticket
 from mailgate.db.store import Store
+from mailgate.inbound.intake import Envelope, Incoming, accept_many
+from mailgate.tickets.mail_group import process_group
 from mailgate.web.access import admin_of
 from tests.builders import ready_store
-from tests.conftest import make_settings
+from tests.conftest import fixed_clock, make_settings
+from tests.mail import build
 
 
 @pytest.fixture
@@ -135,3 +139,38 @@ def test_finding_an_account_reads_those_that_list_it(
             assert "customer_keys" in plan, plan
     finally:
         raw.close()
+
+
+def test_a_group_of_messages_looks_its_senders_accounts_up_at_once(
+    accounts: tuple[Store, Settings],
+) -> None:
+    """A bulk import's group (tickets.mail_group.process_group) asks for its senders'
+    accounts in one statement, and each message's ticket still gets its own account."""
+    store, settings = accounts
+    senders = ["ann@acme.test", "pat@else.test", "zed@nowhere.test", "bob@initech.test"]
+    raws = [build(sender=s, subject=f"Help {i}") for i, s in enumerate(senders)]
+    stored = accept_many(
+        store,
+        [Incoming(raw, Envelope()) for raw in raws],
+        source="ingest",
+        max_bytes=10**7,
+        now=fixed_clock(),
+    )
+    jobs = [(a.inbound_id, prepare(raw, settings)) for a, raw in zip(stored, raws, strict=True)]  # type: ignore[union-attr]
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    results = process_group(store, jobs, settings=settings, now=fixed_clock())
+    assert all(r is not None and r.outcome == "new_ticket" for r in results)
+    assert len([s for s in statements if "customer_keys" in s]) == 1, statements
+    with store.transaction() as session:
+        found = session.execute(
+            select(Ticket.requester, Customer.name)
+            .outerjoin(Customer, Customer.id == Ticket.customer_id)
+            .order_by(Ticket.id)
+        )
+        assert [tuple(row) for row in found] == [
+            ("ann@acme.test", "Acme"),
+            ("pat@else.test", "Initech"),
+            ("zed@nowhere.test", None),
+            ("bob@initech.test", "Initech"),
+        ]

@@ -2,7 +2,7 @@
 
 One message per transaction costs a commit, a lock, the directory read again and
 SQLAlchemy's per-transaction work, for every message. A group shares them: its rows
-are locked by one statement, the directory is read once (``session.info``), and one
+are locked by one statement, the senders' accounts are looked up by one, and one
 commit makes every outcome durable at once. Each message still ends with its own
 outcome, decided exactly as ``mail.process`` decides it (``apply_locked``).
 
@@ -22,6 +22,7 @@ from sqlalchemy import update
 from mailgate.core.message import ParseRefused
 from mailgate.core.prepared import Prepared
 from mailgate.core.settings import Settings
+from mailgate.db.directory import look_up_customers
 from mailgate.db.models import InboundMessage
 from mailgate.db.store import Store
 from mailgate.tickets.mail import ProcessResult, apply_locked, process
@@ -53,6 +54,13 @@ def process_group(
                 .execution_options(populate_existing=True)
             )
             rows = {row.id: row for row in locked}
+            # The senders' accounts in one statement, not one per message.
+            senders = (
+                p.parsed.sender.email
+                for _, p in jobs
+                if isinstance(p, Prepared) and p.parsed.sender is not None
+            )
+            look_up_customers(session, senders)
             results: list[ProcessResult | None] = [
                 apply_locked(session, rows[inbound_id], prepared, settings=settings, now=now)
                 for inbound_id, prepared in jobs
