@@ -43,7 +43,8 @@ def customer_ticket(session: Session, email: str, number: int) -> Ticket | None:
 def supplier_of(session: Session, email: str) -> list[int]:
     """Ids of the suppliers that list ``email`` among their addresses."""
     email = email.lower()
-    # addresses is a JSON list: compared in Python, like admins above.
+    # addresses is a JSON list, compared in Python: a desk deals with tens of suppliers
+    # where it has thousands of customer accounts, whose lists db/customer_keys.py keys.
     return [s.id for s in session.scalars(select(Supplier)) if email in (s.addresses or [])]
 
 
