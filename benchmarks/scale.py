@@ -7,7 +7,8 @@ For each backend the real migrations build an empty database (SQLite in --workdi
 PostgreSQL as database ``mailgate_scale`` on 127.0.0.1, dropped at the end), which
 ``_scale_fill.py`` then grows to each size in turn with rows shaped like mailgate's own
 (1 k, then 9 k more, ...), and ``_search_kinds.extra_rows`` gives one ticket in five an
-attachment, one in ten an internal note. The newest thousand tickets, with the 40 open
+attachment, one in ten an internal note; the customer accounts grow with them, one per
+200 tickets besides the config's three. The newest thousand tickets, with the 40 open
 ones and the last 30 days, are the same at every size: only the history grows. After each
 fill, SQLite's search index is merged as `mailgate db optimize` does after a bulk import,
 and PostgreSQL is vacuumed and analyzed as autovacuum would. At each
@@ -19,7 +20,7 @@ taken in turn:
   rate-limit read alone (``notify.recent_notices``);
 - ``tickets list`` with each filter and ``tickets show`` (the ``queries`` functions the
   commands call), ``mailgate stats`` (``stats.compute``), and both commands once more as
-  processes (start-up included);
+  processes (start-up included); finding a sender's account (``directory.customer_of``);
 - the agent queue page with each filter (the real app through TestClient, signed in by
   the trusted proxy header), and the queue query alone;
 - full-text search (``search.search``, the best 50) as the agent's search box runs it,
@@ -66,7 +67,7 @@ from _scale_bench import (  # noqa: E402
     open_bench,
     pg_admin,
 )
-from _scale_report import explain_all, old_queries, print_table  # noqa: E402
+from _scale_report import ACCOUNT_ADDRESS, explain_all, old_queries, print_table  # noqa: E402
 from _search_kinds import (  # noqa: E402
     found_counts,
     scale_operations,
@@ -74,6 +75,7 @@ from _search_kinds import (  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from mailgate.db import queries, stats, ticket_filters  # noqa: E402
+from mailgate.db.directory import customer_of  # noqa: E402
 from mailgate.db.models import Ticket  # noqa: E402
 from mailgate.inbound.intake import Envelope, accept  # noqa: E402
 from mailgate.threading.tokens import reply_token  # noqa: E402
@@ -153,6 +155,8 @@ def operations(bench: Bench, size: int, step: int) -> dict[str, Callable[[], obj
     ops["tickets show (newest)"] = lambda: _read(store, queries.show_ticket, shown)
     ops["tickets show (oldest)"] = lambda: _read(store, queries.show_ticket, oldest)
     ops["stats"] = lambda: _read(store, stats.compute, settings=settings, now=clock, since_days=30)
+    # Every message and every customer's page: among 5 accounts at 1 k, 5,000 at 1 M.
+    ops["account look-up"] = lambda: _read(store, customer_of, ACCOUNT_ADDRESS)
     client = TestClient(create_app(settings, store, now=now))
     for query in QUEUE_FILTERS:
         ops[f"queue page {query or '(open)'}"] = functools.partial(_page, client, query)
