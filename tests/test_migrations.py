@@ -158,30 +158,27 @@ def _schema(url: str) -> dict[str, Any]:
                     "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace "
                     "ORDER BY 1, 2"
                 ).all()
-                found["index definitions"] = [
-                    (name, definition.replace(f"{schema}.", "SCHEMA."))
-                    for name, definition in conn.exec_driver_sql(
-                        "SELECT indexname, indexdef FROM pg_indexes "
-                        "WHERE schemaname = current_schema() ORDER BY 1"
-                    )
-                ]
+
+                def definitions(query: str) -> list[tuple[str, str]]:
+                    """(name, definition) rows, with the schema's name taken out."""
+                    rows = conn.exec_driver_sql(query)
+                    return [(name, text.replace(f"{schema}.", "SCHEMA.")) for name, text in rows]
+
+                found["index definitions"] = definitions(
+                    "SELECT indexname, indexdef FROM pg_indexes "
+                    "WHERE schemaname = current_schema() ORDER BY 1"
+                )
                 # The triggers and their functions (customer_keys'), written to the letter.
-                found["triggers"] = [
-                    (name, definition.replace(f"{schema}.", "SCHEMA."))
-                    for name, definition in conn.exec_driver_sql(
-                        "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
-                        "JOIN pg_class c ON c.oid = t.tgrelid "
-                        "WHERE c.relnamespace = current_schema()::regnamespace "
-                        "AND NOT t.tgisinternal ORDER BY 1"
-                    )
-                ]
-                found["functions"] = [
-                    (name, definition.replace(f"{schema}.", "SCHEMA."))
-                    for name, definition in conn.exec_driver_sql(
-                        "SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
-                        "WHERE pronamespace = current_schema()::regnamespace ORDER BY 1"
-                    )
-                ]
+                found["triggers"] = definitions(
+                    "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+                    "JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE c.relnamespace = current_schema()::regnamespace "
+                    "AND NOT t.tgisinternal ORDER BY 1"
+                )
+                found["functions"] = definitions(
+                    "SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
+                    "WHERE pronamespace = current_schema()::regnamespace ORDER BY 1"
+                )
                 found["sequences"] = conn.exec_driver_sql(
                     "SELECT sequence_name, data_type, start_value, increment "
                     "FROM information_schema.sequences "
