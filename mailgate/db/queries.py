@@ -33,15 +33,11 @@ from mailgate.db.models import (
     TicketMessage,
     TicketSupplier,
 )
+from mailgate.db.names import names_by_id
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def names_by_id(session: Session, model: Any, attr: str) -> dict[int, str]:
-    """Every row of ``model`` (agents, teams, customer accounts): its ``attr`` by id."""
-    return {row.id: getattr(row, attr) for row in session.scalars(select(model))}
 
 
 def linked_names(session: Session, ticket_id: int, name: Any, link: Any) -> dict[str, int]:
@@ -91,9 +87,12 @@ def ticket_summary(
 
 
 def summaries(session: Session, tickets: Iterable[Ticket]) -> list[dict[str, Any]]:
-    """``ticket_summary`` of each ticket, the names of agents, teams and accounts read once."""
-    agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
-    customers = names_by_id(session, Customer, "name")
+    """``ticket_summary`` of each ticket, the names of their agents, teams and accounts
+    read once."""
+    tickets = list(tickets)
+    agents = names_by_id(session, Agent.email, (t.assignee_id for t in tickets))
+    teams = names_by_id(session, Team.name, (t.team_id for t in tickets))
+    customers = names_by_id(session, Customer.name, (t.customer_id for t in tickets))
     return [ticket_summary(t, agents, teams, customers) for t in tickets]
 
 
@@ -203,8 +202,7 @@ def show_ticket(
     )
     if ticket is None:
         raise NotFound(f"no ticket #{number}")
-    agents, teams = names_by_id(session, Agent, "email"), names_by_id(session, Team, "name")
-    out = ticket_summary(ticket, agents, teams, names_by_id(session, Customer, "name"))
+    out = summaries(session, [ticket])[0]
     out["helpers"] = list(linked_names(session, ticket.id, Agent.email, TicketHelper.agent_id))
     out["departments"] = list(linked_names(session, ticket.id, Team.name, TicketDepartment.team_id))
     # No statement for a ticket without suppliers (suppliers_count), most of them.

@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Activity, Ticket
+from mailgate.db.models import Activity, Customer, Team, Ticket
+from mailgate.db.names import by_name
 
 NO_CUSTOMER = "(no account)"
 NO_TEAM = "(no team)"
 # The per-day series covers at most the last year of a longer period.
 MAX_DAYS = 366
-
-
-def name_of(names: Mapping[int, str], id_: int | None, default: str) -> str:
-    """The name of row ``id_`` in ``names`` (by id); ``default`` for none or an unknown id."""
-    return names.get(id_, default) if id_ is not None else default
 
 
 def period(
@@ -38,15 +34,15 @@ def period(
     since: datetime,
     until: datetime,
     open_now: int,
-    customers: dict[int, str],
-    teams: dict[int, str],
     scope: Sequence[ColumnElement[bool]] = (),
 ) -> dict[str, Any]:
     """``opened`` (breakdowns of the tickets opened in the period) and ``daily`` (one
     entry per UTC day from ``since`` to ``until``, the last ``MAX_DAYS`` of them).
     ``open_now``: the open tickets at ``until``, from which each day's backlog is
-    counted back. ``customers``, ``teams``: their names by id, read once by the caller."""
-    by: dict[str, Counter[str]] = {k: Counter() for k in ("customer", "team", "type", "priority")}
+    counted back."""
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("type", "priority")}
+    customers: Counter[int | None] = Counter()
+    teams: Counter[int | None] = Counter()
     opened: Counter[date] = Counter()
     for created, customer_id, team_id, type_, priority in session.execute(
         select(
@@ -54,10 +50,15 @@ def period(
         ).where(Ticket.created_at >= since, Ticket.created_at <= until, *scope)
     ):
         opened[created.date()] += 1
-        by["customer"][name_of(customers, customer_id, NO_CUSTOMER)] += 1
-        by["team"][name_of(teams, team_id, NO_TEAM)] += 1
+        customers[customer_id] += 1
+        teams[team_id] += 1
         by["type"][type_] += 1
         by["priority"][priority] += 1
+    by = {
+        "customer": by_name(session, Customer.name, customers, NO_CUSTOMER),
+        "team": by_name(session, Team.name, teams, NO_TEAM),
+        **by,
+    }
     closed = Counter(
         at.date()
         for at in session.scalars(
@@ -132,12 +133,12 @@ def activities(
     *,
     since: datetime,
     until: datetime,
-    customers: dict[int, str],
     scope: Sequence[ColumnElement[bool]] = (),
 ) -> dict[str, Any]:
     """Minutes logged in the period (``tickets activity``), in all and by type, agent,
     customer account and ticket (the ``TOP_TICKETS`` that took most)."""
-    by: dict[str, Counter[str]] = {k: Counter() for k in ("type", "agent", "customer")}
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("type", "agent")}
+    customers: Counter[int | None] = Counter()
     tickets: Counter[int] = Counter()
     count = 0
     for type_, actor, minutes, number, customer_id in session.execute(
@@ -148,9 +149,10 @@ def activities(
         count += 1
         by["type"][type_] += minutes
         by["agent"][actor] += minutes
-        by["customer"][name_of(customers, customer_id, NO_CUSTOMER)] += minutes
+        customers[customer_id] += minutes
         if number is not None:  # every ticket is numbered when it opens
             tickets[number] += minutes
+    by["customer"] = by_name(session, Customer.name, customers, NO_CUSTOMER)
     return {
         "count": count,
         "total_minutes": sum(by["type"].values()),

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mailgate.core import sla
 from mailgate.core.errors import InvalidValue
@@ -19,6 +19,7 @@ from mailgate.core.settings import Settings
 from mailgate.db import queries, reports
 from mailgate.db import rejection_counts as rejections
 from mailgate.db.models import Agent, Customer, SlaEvent, Team, Ticket
+from mailgate.db.names import by_name, id_of
 
 UNASSIGNED = "unassigned"
 # A condition on Ticket narrowing every figure (a team's, a customer account's).
@@ -78,15 +79,12 @@ def compute(
     statuses that are open; the times are read for the period only, through the indexes
     on first_response_at and closed_at."""
     since = now - timedelta(days=since_days)
-    agents = queries.names_by_id(session, Agent, "email")
-    customers = queries.names_by_id(session, Customer, "name")
-    teams = queries.names_by_id(session, Team, "name")
-    scope = _scope(team, teams, Ticket.team_id, "team") + _scope(
-        customer, customers, Ticket.customer_id, "customer account"
+    scope = _scope(session, team, Team.name, Ticket.team_id) + _scope(
+        session, customer, Customer.name, Ticket.customer_id
     )
-    by: dict[str, Counter[str]] = {
-        k: Counter() for k in ("status", "type", "priority", "assignee", "customer", "team")
-    }
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("status", "type", "priority")}
+    # By id, named once counted: only the agents, accounts and teams with open tickets.
+    by_id: dict[str, Counter[int | None]] = {k: Counter() for k in ("assignee", "customer", "team")}
     targets = sla.Targets.from_settings(settings.sla)
     # The targets each open ticket is missing now (sla.in_breach): a first response is
     # only missed while there is none; the ticket is open, so the resolution is missing.
@@ -122,10 +120,13 @@ def compute(
         by["status"][status] += n
         by["type"][type_] += n
         by["priority"][priority] += n
-        by["assignee"][agents.get(assignee_id, UNASSIGNED) if assignee_id else UNASSIGNED] += n
-        by["customer"][customers.get(customer_id, reports.NO_CUSTOMER)] += n
-        by["team"][teams.get(team_id, reports.NO_TEAM)] += n
+        by_id["assignee"][assignee_id] += n
+        by_id["customer"][customer_id] += n
+        by_id["team"][team_id] += n
         in_breach.update({sla.FIRST_RESPONSE: first, sla.RESOLUTION: resolution, "total": missing})
+    by["assignee"] = by_name(session, Agent.email, by_id["assignee"], UNASSIGNED)
+    by["customer"] = by_name(session, Customer.name, by_id["customer"], reports.NO_CUSTOMER)
+    by["team"] = by_name(session, Team.name, by_id["team"], reports.NO_TEAM)
     first = [
         (responded - created).total_seconds()
         for created, responded in session.execute(
@@ -166,13 +167,9 @@ def compute(
             since=since,
             until=now,
             open_now=open_total,
-            customers=customers,
-            teams=teams,
             scope=scope,
         ),
-        "activities": reports.activities(
-            session, since=since, until=now, customers=customers, scope=scope
-        ),
+        "activities": reports.activities(session, since=since, until=now, scope=scope),
         "first_response": summary(first),
         "resolution": summary(resolved),
         # Mail refused before it was stored, counted per UTC day: whole days, from the
@@ -200,17 +197,19 @@ def breaches(
     return {**counts, "total": sum(counts.values())}
 
 
-def _scope(name: str | None, names: Mapping[int, str], column: Any, what: str) -> list[Scope]:
-    """The condition keeping the tickets of ``name`` (``what``: a team or a customer
-    account), none for None."""
-    if name is None:
+def _scope(
+    session: Session, value: str | None, name: InstrumentedAttribute[str], column: Any
+) -> list[Scope]:
+    """The condition keeping the tickets of the team or customer account named ``value``
+    (``name``: ``Team.name`` or ``Customer.name``), none for None."""
+    if value is None:
         return []
-    ids = [id_ for id_, known in names.items() if known == name]
-    if not ids:
-        if what == "team":
-            raise InvalidValue("no team %(team)r", team=name)
-        raise InvalidValue("no customer account %(customer)r", customer=name)
-    return [column == ids[0]]
+    found = id_of(session, name, value)
+    if found is None:
+        if name is Team.name:
+            raise InvalidValue("no team %(team)r", team=value)
+        raise InvalidValue("no customer account %(customer)r", customer=value)
+    return [column == found]
 
 
 # How a duration is written: minutes; hours and minutes; days and hours (%-formats with

@@ -20,6 +20,7 @@ from mailgate.core.statuses import is_closed
 from mailgate.db import people, queries, search, ticket_filters
 from mailgate.db import todos as todo_rows
 from mailgate.db.models import Agent, Customer, Supplier, Team, Ticket
+from mailgate.db.names import listed_names
 from mailgate.tickets import canned_responses as responses
 from mailgate.tickets import sign_in as signin
 from mailgate.web import history, pages, passwords, ratelimit, sessions
@@ -148,7 +149,7 @@ def queue(
     with p.store.transaction() as session:
         agents = list(session.scalars(select(Agent).order_by(Agent.email)))
         teams = {t.name: t.id for t in session.scalars(select(Team).order_by(Team.name))}
-        customers = list(session.scalars(select(Customer.name).order_by(Customer.name)))
+        customers = listed_names(session, Customer.name)  # None: too many to list
         rows: list[Ticket] = []
         by_status: dict[str, int] = {}
         by_assignee: dict[int | None, int] = {}
