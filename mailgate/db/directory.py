@@ -225,16 +225,12 @@ def look_up_customers(session: Session, emails: Iterable[str]) -> None:
     keys = wanted | {address.rpartition("@")[2] for address in wanted}
     listing = select(CustomerKey.customer_id).where(CustomerKey.value.in_(keys))
     # The lowest id first: of two accounts listing the same domain, the older.
-    listed = sorted(session.scalars(select(Customer).where(Customer.id.in_(listing))), key=_id)
+    listed = select(Customer).where(Customer.id.in_(listing)).order_by(Customer.id)
     # Only the accounts listing an address or its domain can match it: the answer among
     # these is the answer among all.
-    views = [_view(c) for c in listed]
+    views = [_view(c) for c in session.scalars(listed)]
     for address in wanted:
         known[address] = match_customer(address, views)
-
-
-def _id(c: Customer) -> int:
-    return c.id
 
 
 def _view(c: Customer) -> CustomerView:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from mailgate.db import search_index
 from mailgate.db.models import Ticket
 from mailgate.db.search_statements import (
     WEIGHTS,
+    Source,
     pg_account_match,
     pg_match,
     sources,
@@ -76,14 +77,14 @@ def probe(
     subjects and in none of an account's, is then rare there, and no ticket of the
     account can score for it as by subject."""
     probed = Probed()
+    each = sources(internal)
     for term in sorted(wanted, key=lambda t: (not any(ch.isdigit() for ch in t), -len(t))):
         if probed.only is not None:
             probed.most += WEIGHTS["tickets"]  # the most it can add: the best source's
             continue
         common, best, found_in = 0, 0, set()
-        scoped = scope is not None
-        pg_found = {} if sqlite else _pg_probe(session, term, internal=internal, scoped=scoped)
-        for at, (source, (rows, key, _)) in enumerate(sources(internal).items()):
+        pg_found = {} if sqlite else _pg_probe(session, term, each, scoped=scope is not None)
+        for at, (source, (rows, key, _)) in enumerate(each.items()):
             tickets: list[int] | None
             if sqlite:
                 tickets = _sqlite_probe(session, source, term, rows, key)
@@ -131,11 +132,14 @@ def _sqlite_probe(
     return list(session.scalars(rows.where(key.in_(keys))))
 
 
-def _pg_probe(session: Session, term: str, *, internal: bool, scoped: bool) -> dict[str, list[int]]:
-    """PostgreSQL: per source up to the first where the statistics call ``term`` common,
-    the tickets of its rows with the term's words, ``PROBE_ROWS`` rows at most; in one
-    statement, each source's as one row (``_joined``). One statement each cost a
-    customer's number 1.2 ms more at a million tickets, in round trips and SQLAlchemy.
+def _pg_probe(
+    session: Session, term: str, each: Mapping[str, Source], *, scoped: bool
+) -> dict[str, list[int]]:
+    """PostgreSQL: per source of ``each`` (``sources``) up to the first where the
+    statistics call ``term`` common, the tickets of its rows with the term's words,
+    ``PROBE_ROWS`` rows at most; in one statement, each source's as one row
+    (``_joined``). One statement each cost a customer's number 1.2 ms more at a million
+    tickets, in round trips and SQLAlchemy.
 
     The rows with the term's words are those the index gives without reading each row
     again for their positions (30 ms for an address in 2,500 tickets): more tickets than
@@ -148,7 +152,7 @@ def _pg_probe(session: Session, term: str, *, internal: bool, scoped: bool) -> d
     A source left out is one where the term is common, or one after it."""
     known_common = _common_by_statistics(session, term)
     parts = []
-    for source, (rows, _, _) in sources(internal).items():
+    for source, (rows, _, _) in each.items():
         if source in known_common:
             if source == "tickets" and scoped:
                 continue  # probed within the scope instead, and perhaps rare there

@@ -94,9 +94,11 @@ def pg_account_match(term: str, accounts: Collection[int]) -> TextClause:
     )
 
 
-def sources(
-    internal: bool,
-) -> dict[str, tuple[Select[Any], QueryableAttribute[int], QueryableAttribute[int]]]:
+# A source's rows' ticket ids, the column the index knows each row by, its ticket's id.
+Source = tuple[Select[Any], QueryableAttribute[int], QueryableAttribute[int]]
+
+
+def sources(internal: bool) -> dict[str, Source]:
     """Per source table: the ticket ids of its rows (leaving out the rows of notes and
     the supplier side unless ``internal``), the column the index knows each row by, and
     its ticket's id."""
