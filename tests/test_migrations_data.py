@@ -308,7 +308,9 @@ def test_0022_0023_index_the_accounts_of_the_tickets_there_and_back(db_url: str)
             conn.execute(sa.text("UPDATE tickets SET customer_id = 6 WHERE id = 1"))
         assert in_account(5, "heating") == [] and in_account(6, "heating") == [1]
         if not sqlite:
-            # The query's vector is the index's, to the letter: the index can serve it.
+            # Today's query repeats the newest index's vector to the letter (0025 spells
+            # its words another way), so the index can serve it.
+            store.upgrade()
             with store.engine.begin() as conn:
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
                 query = sa.select(sa.literal_column("id")).select_from(sa.table("tickets"))

@@ -78,7 +78,7 @@ def _pg_match_shape(source: str, phrase: bool, bound_as: str) -> TextClause:
 
 
 def _pg_words(bound_as: str) -> str:
-    return f"translate(:{bound_as}, {search_index.PUNCTUATION_SQL}, {search_index.SPACES_SQL})"
+    return search_index.pg_words(f":{bound_as}")
 
 
 def pg_account_match(term: str, accounts: Collection[int]) -> TextClause:

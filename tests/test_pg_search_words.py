@@ -1,0 +1,113 @@
+"""PostgreSQL's search indexes make punctuation spaces with one replace() per character
+(migration 0025), not translate(), which compares each character of a text with all 31
+in turn: the same words, at a tenth of the cost on every write and every row a search
+checks again. The words must be exactly the same, or a search would find other tickets
+after the migration than before."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from mailgate.db import search_index
+from mailgate.db.store import Store
+from tests.test_migrations_data import _ROWS_BEFORE_SEARCH
+
+_TRANSLATED = (
+    "translate(:text, '"
+    + search_index.PUNCTUATION.replace("'", "''")
+    + "', '"
+    + search_index.SPACES
+    + "')"
+)
+
+
+def _texts(count: int) -> list[str]:
+    """Texts of punctuation, ASCII and other letters, digits and spaces, mixed."""
+    rng = random.Random(25)  # noqa: S311 - reproducible texts, not a secret
+    alphabet = search_index.PUNCTUATION + "%aZ09 \t\n" + "éßΣςİı€😀\\"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(count)]
+
+
+def test_replace_gives_the_text_translate_gave(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            replaced = sa.text(f"SELECT {search_index.pg_words(':text')}")
+            translated = sa.text(f"SELECT {_TRANSLATED}")
+            for text in _texts(300):
+                expected = conn.execute(translated, {"text": text}).scalar_one()
+                assert conn.execute(replaced, {"text": text}).scalar_one() == expected, text
+            # One that the test above would pass with an identity "replacement": the
+            # characters do become spaces.
+            assert conn.execute(replaced, {"text": "a.b@c"}).scalar_one() == "a b c"
+    finally:
+        engine.dispose()
+
+
+def _plan(conn: sa.Connection, source: str, term: str) -> str:
+    from mailgate.db.search_statements import pg_match
+
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    query = sa.select(sa.literal_column("id")).select_from(sa.table(source))
+    sql = str(
+        query.where(pg_match(source, term)).compile(conn, compile_kwargs={"literal_binds": True})
+    )
+    return " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+
+
+def test_0025_indexes_the_same_words_there_and_back(pg_url: str) -> None:
+    store = Store(pg_url)
+    try:
+        store.upgrade("0024_customer_keys")
+        with store.engine.begin() as conn:
+            for statement in _ROWS_BEFORE_SEARCH:
+                conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
+            conn.execute(
+                sa.text("UPDATE ticket_messages SET body_text = :body WHERE id = 1"),
+                {"body": "Mail ann@old.test: report-2026.pdf isn't there (see [1])! Ça va?"},
+            )
+
+        def vectors() -> dict[str, list[str]]:
+            """Each source's rows' vectors, read by the expression its index has now."""
+            found = {}
+            with store.engine.connect() as conn:
+                for source in search_index.SOURCES:
+                    definition = conn.execute(
+                        sa.text("SELECT pg_get_indexdef(CAST(:name AS regclass))"),
+                        {"name": search_index.pg_index(source)},
+                    ).scalar_one()
+                    expression = definition.split("USING gin ", 1)[1]
+                    rows = conn.exec_driver_sql(
+                        f"SELECT CAST({expression} AS text) FROM {source} ORDER BY id"  # noqa: S608
+                    )
+                    found[source] = list(rows.scalars())
+            return found
+
+        before = vectors()
+        assert "'2026':" in before["ticket_messages"][0]
+        store.upgrade("0025_search_words_by_replace")
+        with store.engine.begin() as conn:
+            indexes = conn.execute(
+                sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_%_search'"
+                    " AND schemaname = current_schema()"
+                )
+            ).scalars()
+            assert all("replace(" in d and "translate(" not in d for d in indexes)
+            assert "ix_ticket_messages_search" in _plan(conn, "ticket_messages", "2026.pdf")
+        assert vectors() == before
+        store.downgrade("0024_customer_keys")
+        with store.engine.connect() as conn:
+            indexes = conn.execute(
+                sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_%_search'"
+                    " AND schemaname = current_schema()"
+                )
+            ).scalars()
+            assert all("translate(" in d and "replace(" not in d for d in indexes)
+        assert vectors() == before
+    finally:
+        store.engine.dispose()
