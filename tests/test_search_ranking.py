@@ -225,7 +225,31 @@ def test_a_word_common_elsewhere_is_probed_within_the_customers_tickets(
     with site.store.transaction() as session:
         everyone = search.probe(session, site.store.is_sqlite, ["printer"], internal=False)
     assert everyone.ceiling == search_statements.WEIGHTS["tickets"]  # common among all
-    monkeypatch.setattr(search, "_all_in_subjects", all_in_subjects)
+    # The probe, run first for a customer, knows the only Acme ticket with "printer" in
+    # its subject: fewer than a page of 50, so the newest subjects are not read for it.
+    with site.store.transaction() as session:
+        carol_id = session.scalar(select(Ticket.id).where(Ticket.number == carol))
+    calls: list[tuple[Any, int]] = []  # (what it returned, statements it ran)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        ran: list[str] = []
+
+        def seen(*event_args: Any) -> None:
+            ran.append(event_args[2])
+
+        event.listen(site.store.engine, "before_cursor_execute", seen)
+        try:
+            calls.append((all_in_subjects(*args, **kwargs), 0))
+        finally:
+            event.remove(site.store.engine, "before_cursor_execute", seen)
+        calls[-1] = (calls[-1][0], len(ran))
+        return calls[-1][0]
+
+    monkeypatch.setattr(search, "_all_in_subjects", counted)
+    assert boss_finds("printer") == plain[0]
+    assert calls == [(None, 0)]
+    assert boss_finds("printer", 0, 1) == plain[1]  # a page of one: that ticket is read
+    assert calls[-1] == ([carol_id], 1)
     assert [boss_finds(*query) for query in queries] == plain
     if not site.store.is_sqlite:
         # PostgreSQL's statistics calling it common among all tickets (as at a million):

@@ -57,6 +57,16 @@ class Probed:
     # Per term common somewhere, the sources it was not found rare in: from the first
     # where it is common on. A ticket the probes did not find can have it only there.
     unprobed: dict[str, Sequence[str]] = field(default_factory=dict)
+    # Per term rare in the tickets' own rows (subject, requester; within the scope, if
+    # any): the tickets whose own row may have it. More, not fewer: PostgreSQL reads a
+    # term's words, not the phrase, and a scope's tickets taken part in come unread.
+    own_rows: dict[str, set[int]] = field(default_factory=dict)
+
+    def in_own_rows(self, wanted: Sequence[str]) -> set[int] | None:
+        """The tickets whose own row may have every term of ``wanted``; None where no
+        term was found rare there (any ticket may)."""
+        known = [self.own_rows[term] for term in wanted if term in self.own_rows]
+        return set.intersection(*known) if known else None
 
 
 def probe(
@@ -100,6 +110,8 @@ def probe(
                 common = WEIGHTS[source]  # its tickets are not all known: none is kept
             else:
                 found_in.update(tickets)
+                if source == "tickets":
+                    probed.own_rows[term] = set(tickets)
             if found_in or common:
                 best = max(best, WEIGHTS[source])
             if common:
