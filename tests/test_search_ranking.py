@@ -116,16 +116,26 @@ def test_terms_in_many_tickets_are_ranked_from_the_newest_alike(
     assert boss_plain[:4] == [[gina], [fred], [dave], [carol]]
     scans = returns_of(monkeypatch, search, "_newest_first", newest_first)
     monkeypatch.setattr(search, "_all_in_subjects", all_in_subjects)
-    settings = ((1, 1, 100), (2, 1, 100), (1, 2, 100), (1, 1, 1), (3, 4096, 100), (4000, 1, 100))
-    for probe, first, most in settings:
+    # (PROBE_ROWS, SCAN_FIRST, SCAN_MOST, RANGE_ROWS): with no rows read as a range
+    # (SQLite), every row after a ticket's first is asked one by one.
+    settings = (
+        (1, 1, 100, 64),
+        (2, 1, 100, 0),
+        (1, 2, 100, 64),
+        (1, 1, 1, 0),
+        (3, 4096, 100, 64),
+        (4000, 1, 100, 0),
+    )
+    for probe, first, most, range_rows in settings:
         monkeypatch.setattr(search_probe, "PROBE_ROWS", probe)
         monkeypatch.setattr(search, "SCAN_FIRST", first)
         monkeypatch.setattr(search, "SCAN_MOST", most)
+        monkeypatch.setattr(search_statements, "RANGE_ROWS", range_rows)
         again = {(q, o, n): found(site, q, offset=o, limit=n) for q in queries for o, n in pages}
-        assert again == plain, (probe, first, most)
+        assert again == plain, (probe, first, most, range_rows)
         assert customer_finds(site, "boss@acme.test", "acme test") == boss
         monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # boss's tickets, newest first
-        assert boss_pages() == boss_plain, (probe, first, most)
+        assert boss_pages() == boss_plain, (probe, first, most, range_rows)
         monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 100)
     assert any(scan is not None for scan in scans), "the newest-first ranking never ran"
     if not site.store.is_sqlite:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Label,
     Select,
     String,
     Subquery,
@@ -149,11 +150,9 @@ def found(
             continue
         weight = literal(WEIGHTS[source]).label("weight")
         rows = all_rows if scope is None else all_rows.where(ticket_id.in_(scope))
-        if within is not None and looked_in is not None and source != "tickets":
-            has = _has_row(sqlite, source, term, (rows, key, ticket_id), bound_as=bound_as)
-            ticket = select(Ticket.id.label("ticket_id"), weight)
-            pieces.append(ticket.where(Ticket.id.in_(within), has))
-            continue
+        # A ticket's own row is one: the others, many to a ticket, may be asked until the
+        # first with the term (``_has_row``).
+        many = source != "tickets"
         if sqlite:
             fts = table(search_index.fts_table(source), column("rowid"))
             found = rows.join(fts, fts.c.rowid == key).where(sqlite_match(source, term))
@@ -162,14 +161,26 @@ def found(
                 # about 40 us to set up each lookup (a million tickets), and reads a
                 # word's rows in a range for about 0.1 us each: the rows numbered close
                 # after their first (the newest page's) are read as one range, those
-                # further on (a reply long after) are looked up one by one.
+                # further on (a reply long after) are looked up one by one, each ticket's
+                # until its first with the term.
                 own = rows.with_only_columns(key).where(ticket_id.in_(within))
                 # (0 when they have no row: FTS5 reads a NULL bound as no bound at all.)
                 first = own.with_only_columns(func.coalesce(func.min(key), 0))
                 end = first.scalar_subquery() + span
                 near = found.where(fts.c.rowid.between(end - span, end), ticket_id.in_(within))
                 pieces.append(near.add_columns(weight))
+                if many:
+                    further = (rows.where(key > end), key, ticket_id)
+                    has = _has_row(True, source, term, further, bound_as=bound_as)
+                    pieces.append(_tickets_where(within, has, weight))
+                    continue
                 found = found.where(fts.c.rowid.in_(own.where(key > end)))
+        elif within is not None and looked_in is not None and many:
+            # Common here (``looked_in`` names where the probes found it so): each row
+            # would be checked again by computing its vector; the first with it will do.
+            has = _has_row(False, source, term, (rows, key, ticket_id), bound_as=bound_as)
+            pieces.append(_tickets_where(within, has, weight))
+            continue
         else:
             found = rows.where(pg_match(source, term, bound_as=bound_as))
             if within is not None:
@@ -180,6 +191,13 @@ def found(
     return pieces
 
 
+def _tickets_where(
+    within: BindParameter[Any], has: ColumnElement[bool], weight: Label[int]
+) -> Select[Any]:
+    """(ticket id, weight) of each ticket ``within`` lists for which ``has`` holds."""
+    return select(Ticket.id.label("ticket_id"), weight).where(Ticket.id.in_(within), has)
+
+
 def _has_row(
     sqlite: bool, source: str, term: str, rows: Source, *, bound_as: str
 ) -> ColumnElement[bool]:
@@ -187,13 +205,12 @@ def _has_row(
     ``rows`` (``source``'s, as ``sources`` gives them) with ``term``, asked row by row,
     oldest first, until the first that has it.
 
-    For the tickets a search scores where the probes found a term common (``found``'s
-    ``looked_in``): a row with it scores no more than the first, and the first message
-    is where a word usually is. A requester's 50 tickets, "certificate" in the first of
-    each one's three messages, at a million tickets: SQLite 7.2 -> 2.3 ms (one FTS5
-    look-up a ticket, not one a message), PostgreSQL 6.8 -> 4.1 ms (EXPLAIN ANALYZE; one
-    vector computed again a ticket). A thread of 30 long messages with the word in its
-    first costs one."""
+    A row with the term scores no more than the first, and the first message is where
+    a word usually is. A requester's 50 tickets, "certificate" in the first of each
+    one's three messages, at a million tickets: SQLite 7.2 -> 2.3 ms (one FTS5 look-up a
+    ticket, not one a message), PostgreSQL 6.8 -> 4.1 ms (EXPLAIN ANALYZE; one vector
+    computed again a ticket). A thread of 30 long messages with the word in its first
+    costs one."""
     selected, key, ticket_id = rows
     own = selected.with_only_columns(literal(1), maintain_column_froms=True)
     own = own.where(ticket_id == Ticket.id).correlate(Ticket)
