@@ -271,6 +271,36 @@ def test_a_word_common_elsewhere_is_probed_within_the_customers_tickets(
         assert probes[0].unprobed == {"printer": ["ticket_messages"]}
 
 
+def test_a_customers_search_keeps_to_a_condition_besides_their_scope(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer's search with a condition of its own (not the product's portal today,
+    but the function takes one): the tickets read from the customer's scope newest first
+    are scored only where they meet it, on every way of ranking."""
+    carol, dave = site.numbers["carol"], site.numbers["dave"]
+
+    def boss_finds(query: str, limit: int = 50) -> list[int]:
+        with site.store.transaction() as session:
+            visible = access.customer_scope(session, "boss@acme.test")
+            found = search.search(
+                session,
+                query,
+                where=[Ticket.number != dave],
+                within=visible,
+                internal=False,
+                limit=limit,
+            )
+            return [t.number or 0 for t in found]
+
+    assert boss_finds("acme") == [carol]
+    monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # from the newest back
+    for probe in (1, 4000):  # "acme" common everywhere: the scope is read and scored
+        monkeypatch.setattr(search_probe, "PROBE_ROWS", probe)
+        monkeypatch.setattr(search, "SCAN_FIRST", 1)
+        assert boss_finds("acme") == [carol], probe
+        assert boss_finds("acme", limit=1) == [carol], probe
+
+
 @pytest.fixture(name="pg_site")
 def pg_site_fixture(pg_url: str) -> Iterator[Site]:
     yield from search_site(pg_url)

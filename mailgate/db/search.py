@@ -88,6 +88,7 @@ def search(
         # took a customer's search from 30 to 140 ms from its eleventh run on.
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     visible: list[int] | None = None  # the tickets ``within`` holds, when few
+    given = where  # the caller's conditions, without the scope's
     if within is not None:
         seen = within.newest(session, LOOKED_UP_DIRECTLY + 1)
         if not seen:
@@ -123,6 +124,7 @@ def search(
                 scope=within,
                 k=k,
                 probed=probed,
+                given=given,
             )
         if newest is not None:
             chosen = newest[offset : offset + limit] if limit else newest[offset:]
@@ -201,6 +203,7 @@ def _newest_first(
     scope: TicketScope | None,
     k: int | None,
     probed: Probed | None = None,
+    given: Collection[ColumnElement[bool]] = (),
 ) -> list[int] | None:
     """The ids of the best ``k`` tickets (None: all), ranked as ``ranked`` ranks them,
     without scoring every ticket that has the terms; None when that would take longer
@@ -213,13 +216,21 @@ def _newest_first(
     other ticket can match. Otherwise any other ticket scores at most the sum of each
     term's weight where it is common, and, unless the page already beats that, all
     tickets are scored from the newest back until it does: a word in every ticket costs
-    a page. ``probed``: the probes' findings, when the caller has probed already."""
+    a page. ``probed``: the probes' findings, when the caller has probed already;
+    ``given``: those of ``where`` that are not ``scope``'s own."""
     if probed is None:
         probed = probe(session, sqlite, wanted, internal=internal, scope=scope)
     want = k if k is not None else sys.maxsize
     pool: list[tuple[int, int]] = []  # (score, ticket id) of the best so far, best first
 
-    def score(ids: Collection[int], looked_in: Mapping[str, Sequence[str]] | None = None) -> None:
+    def score(
+        ids: Collection[int],
+        looked_in: Mapping[str, Sequence[str]] | None = None,
+        unmet: Collection[ColumnElement[bool]] = (),
+    ) -> None:
+        """Score ``ids`` into the pool; ``unmet``: the conditions they may not meet yet
+        (the ids of tickets that meet ``where`` already make a statement ``ranked``
+        keeps built)."""
         nonlocal pool
         if ids:
             query = ranked(
@@ -227,7 +238,7 @@ def _newest_first(
                 wanted,
                 internal=internal,
                 within=sorted(ids),
-                where=where,
+                where=unmet,
                 looked_in=looked_in,
             )
             found = [(score, ticket_id) for ticket_id, score in session.execute(query)]
@@ -274,7 +285,9 @@ def _newest_first(
         # Only where the probes did not look: a term in the tickets they did not find is
         # nowhere they found it rare (an account admin's "Invoice", rare in the
         # account's subjects, is looked for in the attachments and messages alone).
-        score([i for i in ids if i not in probed.known], probed.unprobed)
+        # The scope's tickets may not meet the conditions given besides it (a status).
+        unmet = given if scope is not None else ()
+        score([i for i in ids if i not in probed.known], probed.unprobed, unmet)
         if settled(probed.ceiling, below):
             break  # no ticket older than ``below`` can score enough to make the page
         if scanned >= SCAN_MOST:
