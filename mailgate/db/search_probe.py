@@ -3,6 +3,7 @@ the tickets where it is not, read from the index without scoring anything."""
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from mailgate.db.models import Ticket
 from mailgate.db.search_statements import (
     WEIGHTS,
     Source,
+    fts_query,
     pg_account_match,
     pg_match,
     sources,
@@ -132,16 +134,23 @@ def _sqlite_probe(
     alone first: a word in every message is then 4,000 index rows read, not 4,000
     messages as well (2.7 ms). As one row (``_joined``); a separate count first cost
     every rare term a statement more."""
-    fts = table(search_index.fts_table(source), column("rowid"))
-    index_rows = (
-        select(fts.c.rowid.label("key")).where(sqlite_match(source, term)).limit(PROBE_ROWS)
-    ).subquery()
-    keys = _joined(session, True, index_rows)
+    joined = session.scalar(_sqlite_probe_shape(source, PROBE_ROWS), {"term": fts_query([term])})
+    keys = [int(k) for k in joined.split(",")] if joined else []
     if len(keys) >= PROBE_ROWS:
         return None
     if not keys or source == "tickets":  # a ticket's own row is numbered as the ticket
         return keys
     return list(session.scalars(rows.where(key.in_(keys))))
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_probe_shape(source: str, most: int) -> Select[Any]:
+    """``_sqlite_probe``'s statement for ``source``, built once: the keys of up to
+    ``most`` index rows with the FTS5 query bound as ``term``, joined into one row."""
+    fts = table(search_index.fts_table(source), column("rowid"))
+    match = sqlite_match(source, "", bound_as="term")
+    index_rows = select(fts.c.rowid.label("key")).where(match).limit(most).subquery()
+    return select(func.group_concat(index_rows.c.key))
 
 
 def _pg_probe(

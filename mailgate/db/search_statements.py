@@ -53,12 +53,14 @@ def sqlite_match(
     """Every one of ``terms`` in the text of a row of ``source``'s FTS5 table; and, when
     ``accounts`` are given, the row of a ticket of one of them (the tickets' table). The
     FTS5 query is bound as ``bound_as``, when given."""
-    query = _fts_query(terms, accounts)
+    query = fts_query(terms, accounts)
     value = literal(query) if bound_as is None else bindparam(bound_as, query, type_=String)
     return literal_column(search_index.fts_table(source)).op("MATCH")(value)
 
 
-def _fts_query(terms: Sequence[str], accounts: Collection[int] = ()) -> str:
+def fts_query(terms: Sequence[str], accounts: Collection[int] = ()) -> str:
+    """The FTS5 query ``sqlite_match`` binds: every one of ``terms`` in a row's text,
+    and, with ``accounts``, the row of a ticket of one of them."""
     # One FTS5 phrase each: inside double quotes (doubled within) FTS5 reads no operator,
     # column filter or prefix, only words, split by the table's own tokenizer. Filtered
     # to the text: a customer's "7" must not find the tickets of account 7.
@@ -261,7 +263,7 @@ def ranked(
     span = RANGE_ROWS * len(within or ())
     values: dict[str, Any] = {"span": span}
     for i, term in enumerate(wanted):
-        values[f"term{i}"] = _fts_query([term]) if sqlite else term
+        values[f"term{i}"] = fts_query([term]) if sqlite else term
     if within is not None:
         values["own"] = within
     if not where and scope is None:

@@ -12,10 +12,25 @@ the scope's own tickets is then asked of the index (``search_probe``).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, except_, exists, or_, select, union
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    except_,
+    exists,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from mailgate.db.models import Participant, Ticket
@@ -32,10 +47,7 @@ class TicketScope:
     @property
     def parts(self) -> tuple[Select[Any], ...]:
         """Selects of one column of ticket ids each, which an index gives newest first."""
-        parts: list[Select[Any]] = [self.asked(), self.taking_part()]
-        if self.accounts:
-            parts.append(select(Ticket.id).where(Ticket.customer_id.in_(self.accounts)))
-        return tuple(parts)
+        return _parts(self.address, self.accounts or None)
 
     @property
     def row(self) -> ColumnElement[bool]:
@@ -50,11 +62,11 @@ class TicketScope:
 
     def asked(self) -> Select[Any]:
         """The ids of the tickets the address asked."""
-        return select(Ticket.id).where(Ticket.requester == self.address)
+        return _asked(self.address)
 
     def taking_part(self) -> Select[Any]:
         """The ids of the tickets the address takes part in."""
-        return select(Participant.ticket_id).where(Participant.email == self.address)
+        return _taking_part(self.address)
 
     def taking_part_in_others(self) -> CompoundSelect:
         """The ids of the tickets the address takes part in but did not ask: a requester
@@ -78,13 +90,46 @@ class TicketScope:
         when given), newest first: ``count`` rows at most from each part, in one
         statement (one per part cost an account admin's search eight round trips more
         at a million tickets)."""
-        limited = []
-        for part in self.parts:
-            column = part.selected_columns[0]
-            newest = part.order_by(column.desc()).limit(count)
-            if below is not None:
-                newest = newest.where(column < below)
-            # As a subquery: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
-            limited.append(select(newest.subquery().c[0]))
-        ids = union(*limited).subquery()
-        return list(session.scalars(select(ids.c[0]).order_by(ids.c[0].desc()).limit(count)))
+        values: dict[str, Any] = {"address": self.address, "count": count}
+        if self.accounts:
+            values["accounts"] = list(self.accounts)
+        if below is not None:
+            values["below"] = below
+        statement = _newest_shape(bool(self.accounts), below is not None)
+        return list(session.scalars(statement, values))
+
+
+@functools.lru_cache(maxsize=8)
+def _newest_shape(accounts: bool, below: bool) -> Select[Any]:
+    """``TicketScope.newest``'s statement, built once (a search asks for a scope's
+    newest tickets up to four times) with its values bound by name: ``address``,
+    ``accounts``, ``count`` and ``below``."""
+    address = bindparam("address", type_=String)
+    count = bindparam("count", type_=Integer)
+    limited = []
+    for part in _parts(address, bindparam("accounts", expanding=True) if accounts else None):
+        column = part.selected_columns[0]
+        newest = part.order_by(column.desc()).limit(count)
+        if below:
+            newest = newest.where(column < bindparam("below", type_=Integer))
+        # As a subquery: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
+        limited.append(select(newest.subquery().c[0]))
+    ids = union(*limited).subquery()
+    return select(ids.c[0]).order_by(ids.c[0].desc()).limit(count)
+
+
+def _asked(address: str | BindParameter[str]) -> Select[Any]:
+    return select(Ticket.id).where(Ticket.requester == address)
+
+
+def _taking_part(address: str | BindParameter[str]) -> Select[Any]:
+    return select(Participant.ticket_id).where(Participant.email == address)
+
+
+def _parts(
+    address: str | BindParameter[str], accounts: Collection[int] | BindParameter[Any] | None
+) -> tuple[Select[Any], ...]:
+    parts = [_asked(address), _taking_part(address)]
+    if accounts is not None:
+        parts.append(select(Ticket.id).where(Ticket.customer_id.in_(accounts)))
+    return tuple(parts)
