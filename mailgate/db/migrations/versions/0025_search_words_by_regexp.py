@@ -1,6 +1,6 @@
-"""search indexes: punctuation made spaces by replace(), not translate() (PostgreSQL)
+"""search indexes: punctuation made spaces by regexp_replace(), not translate() (PostgreSQL)
 
-Revision ID: 0025_search_words_by_replace
+Revision ID: 0025_search_words_by_regexp
 Revises: 0024_customer_keys
 Create Date: 2026-12-07 03:00:00.000000
 
@@ -11,7 +11,7 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0025_search_words_by_replace'
+revision: str = '0025_search_words_by_regexp'
 down_revision: Union[str, Sequence[str], None] = '0024_customer_keys'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -35,9 +35,10 @@ def _translated(text: str) -> str:
 
 
 def _replaced(text: str) -> str:
-    for character in PUNCTUATION:
-        text = f"replace({text}, '{character.replace(chr(39), chr(39) * 2)}', ' ')"
-    return text
+    # A bracket expression of the 31: "]" first, "[" before the escaped backslash,
+    # "-" last, "'" doubled.
+    others = ''.join(c for c in PUNCTUATION if c not in '][\\-').replace("'", "''")
+    return f"regexp_replace({text}, '[][\\\\{others}-]', ' ', 'g')"
 
 
 def _indexes(words) -> None:
@@ -56,9 +57,9 @@ def upgrade() -> None:
     # translate() compares each character of the text with each of its 31 in turn:
     # 6.5 ms for a 31 KB body, on every write of a message and for every row a search
     # checks again (12 of the 16 ms that scoring a requester's 50 tickets took at a
-    # million tickets). The 31 replace() calls give the same text in 0.5 ms. The
-    # indexes hold the same words; they are built again because their expression is
-    # what a query must repeat. SQLite's FTS5 tables are not concerned.
+    # million tickets). One regexp_replace() gives the same text in 1.6 ms. The indexes
+    # hold the same words; they are built again because their expression is what a
+    # query must repeat. SQLite's FTS5 tables are not concerned.
     if op.get_bind().dialect.name == 'postgresql':
         _indexes(_replaced)
 
