@@ -58,6 +58,19 @@ def _plan(conn: sa.Connection, source: str, term: str) -> str:
     return " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
 
 
+def _search_indexes(conn: sa.Connection) -> list[str]:
+    """The definitions of the four search indexes of the test's schema."""
+    definitions = conn.execute(
+        sa.text(
+            "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_%_search'"
+            " AND schemaname = current_schema()"
+        )
+    )
+    found = list(definitions.scalars())
+    assert len(found) == len(search_index.SOURCES), found
+    return found
+
+
 def test_0025_indexes_the_same_words_there_and_back(pg_url: str) -> None:
     store = Store(pg_url)
     try:
@@ -90,23 +103,13 @@ def test_0025_indexes_the_same_words_there_and_back(pg_url: str) -> None:
         assert "'2026':" in before["ticket_messages"][0]
         store.upgrade("0025_search_words_by_regexp")
         with store.engine.begin() as conn:
-            indexes = conn.execute(
-                sa.text(
-                    "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_%_search'"
-                    " AND schemaname = current_schema()"
-                )
-            ).scalars()
+            indexes = _search_indexes(conn)
             assert all("regexp_replace(" in d and "translate(" not in d for d in indexes)
             assert "ix_ticket_messages_search" in _plan(conn, "ticket_messages", "2026.pdf")
         assert vectors() == before
         store.downgrade("0024_customer_keys")
         with store.engine.connect() as conn:
-            indexes = conn.execute(
-                sa.text(
-                    "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'ix_%_search'"
-                    " AND schemaname = current_schema()"
-                )
-            ).scalars()
+            indexes = _search_indexes(conn)
             assert all("translate(" in d and "regexp_replace(" not in d for d in indexes)
         assert vectors() == before
     finally:
