@@ -270,24 +270,16 @@ def ranked(
         values[f"term{i}"] = fts_query([term]) if sqlite else term
     if within is not None:
         values["own"] = within
+    terms_looked_in = None
+    if looked_in is not None:
+        given = (looked_in.get(term) for term in wanted)
+        terms_looked_in = tuple(None if g is None else tuple(g) for g in given)
+    shape = (sqlite, len(wanted), internal, within is not None, terms_looked_in)
     if not where and scope is None:
         # Built once per shape and given this search's values: built each time, the
         # statement for two terms cost 8.3 ms of Python on SQLite, its SQL 1.7 ms.
-        terms_looked_in = None
-        if looked_in is not None:
-            given = (looked_in.get(term) for term in wanted)
-            terms_looked_in = tuple(None if g is None else tuple(g) for g in given)
-        shape = _ranked_shape(sqlite, len(wanted), internal, within is not None, terms_looked_in)
-        return shape.params(values)
-    return _ranked(
-        sqlite,
-        wanted,
-        internal=internal,
-        within=within,
-        where=where,
-        scope=scope,
-        looked_in=looked_in,
-    ).params(values)
+        return _ranked_shape(*shape).params(values)
+    return _ranked(*shape, where=where, scope=scope).params(values)
 
 
 @functools.lru_cache(maxsize=256)
@@ -298,34 +290,26 @@ def _ranked_shape(
     within: bool,
     looked_in: tuple[tuple[str, ...] | None, ...] | None,
 ) -> Select[Any]:
-    """``ranked``'s statement for ``terms`` terms, its values bound by name (``term0``,
-    ..., ``own``, ``span``) for ``ranked`` to give."""
-    wanted = [f"term{i}" for i in range(terms)]
-    per_term = None if looked_in is None else dict(zip(wanted, looked_in, strict=True))
-    return _ranked(
-        sqlite,
-        wanted,
-        internal=internal,
-        within=[0] if within else None,
-        where=(),
-        looked_in=per_term,
-    )
+    """``_ranked``'s statement without conditions, kept per shape."""
+    return _ranked(sqlite, terms, internal, within, looked_in, where=(), scope=None)
 
 
 def _ranked(
     sqlite: bool,
-    wanted: list[str],
-    *,
+    terms: int,
     internal: bool,
-    within: list[int] | None,
+    within: bool,
+    looked_in: tuple[tuple[str, ...] | None, ...] | None,
+    *,
     where: Collection[ColumnElement[bool]],
-    scope: Select[Any] | None = None,
-    looked_in: Mapping[str, Collection[str]] | None = None,
+    scope: Select[Any] | None,
 ) -> Select[Any]:
-    """``ranked``'s statement, built; its values are bound by name."""
+    """``ranked``'s statement for ``terms`` terms (each looked for in the sources
+    ``looked_in`` gives it, or in all), its values bound by name (``term0``, ...,
+    ``own``, ``span``) for ``ranked`` to give."""
     own: BindParameter[Any] | None = None
-    if within is not None:
-        own = bindparam("own", within, expanding=True, literal_execute=True)
+    if within:
+        own = bindparam("own", [0], expanding=True, literal_execute=True)
     span = bindparam("span", 0, type_=Integer)
     found_per_term = [
         _best_per_ticket(
@@ -336,12 +320,12 @@ def _ranked(
                 within=own,
                 span=span,
                 scope=scope,
-                looked_in=None if looked_in is None else looked_in.get(term),
+                looked_in=None if looked_in is None else looked_in[i],
                 bound_as=f"term{i}",
             ),
             name=f"term{i}",
         )
-        for i, term in enumerate(wanted)
+        for i, term in enumerate(f"term{i}" for i in range(terms))
     ]
     first, others = found_per_term[0], found_per_term[1:]
     score = sum((hits.c.weight for hits in others), first.c.weight).label("score")
