@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from mailgate.inbound.intake import Envelope, accept
 from mailgate.tickets.sla_check import run_check
 from mailgate.web.app import create_app
 from tests.mail import build
+from tests.ports import free_port
 from tests.web_support import Site, make_site
 
 LOCAL = ("127.0.0.1", 40000)
@@ -168,9 +168,7 @@ def test_healthz_names_an_unreachable_database(tmp_path: Path) -> None:
 
 def test_healthz_names_an_unreachable_broker(site: Site) -> None:
     """A broker URL on a closed port: 503 naming the broker, its URL and password not shown."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there; below the range clients' ports come from
     queue = dataclasses.replace(site.settings.queue, broker=f"redis://:hunter2@127.0.0.1:{port}/0")
     settings = dataclasses.replace(site.settings, queue=queue)
     app = create_app(settings, site.store, now=site.clock)

@@ -16,17 +16,12 @@ from mailgate.cli.run_cmd import chosen_roles
 from mailgate.core.settings import ImapMailbox, ImapSettings, RunSettings, Settings
 from mailgate.ops.supervisor import RestartPolicy, Role, Supervisor
 from tests.conftest import SECRET
+from tests.ports import free_port
 from tests.servers import reachable
 from tests.smtp_support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp_path: Path, smtp_port: int, web_port: int, extra: str = "") -> Path:
