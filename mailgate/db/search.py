@@ -89,6 +89,7 @@ def search(
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     visible: list[int] | None = None  # the tickets ``within`` holds, when few
     given = where  # the caller's conditions, without the scope's
+    seen: list[int] = []  # the newest tickets ``within`` holds
     if within is not None:
         seen = within.newest(session, LOOKED_UP_DIRECTLY + 1)
         if not seen:
@@ -125,6 +126,7 @@ def search(
                 k=k,
                 probed=probed,
                 given=given,
+                seen=seen,
             )
         if newest is not None:
             chosen = newest[offset : offset + limit] if limit else newest[offset:]
@@ -204,6 +206,7 @@ def _newest_first(
     k: int | None,
     probed: Probed | None = None,
     given: Collection[ColumnElement[bool]] = (),
+    seen: Sequence[int] = (),
 ) -> list[int] | None:
     """The ids of the best ``k`` tickets (None: all), ranked as ``ranked`` ranks them,
     without scoring every ticket that has the terms; None when that would take longer
@@ -217,7 +220,8 @@ def _newest_first(
     term's weight where it is common, and, unless the page already beats that, all
     tickets are scored from the newest back until it does: a word in every ticket costs
     a page. ``probed``: the probes' findings, when the caller has probed already;
-    ``given``: those of ``where`` that are not ``scope``'s own."""
+    ``given``: those of ``where`` that are not ``scope``'s own; ``seen``: the scope's
+    newest tickets, newest first, when the caller has read them already."""
     if probed is None:
         probed = probe(session, sqlite, wanted, internal=internal, scope=scope)
     want = k if k is not None else sys.maxsize
@@ -272,7 +276,9 @@ def _newest_first(
 
     batch, scanned, below = first_batch, 0, None
     while True:
-        if scope is not None:  # the customer's tickets, not every ticket, newest first
+        if scope is not None and below is None and len(seen) >= batch:
+            ids = list(seen[:batch])  # read already: a statement less
+        elif scope is not None:  # the customer's tickets, not every ticket, newest first
             ids = scope.newest(session, batch, below=below)
         else:
             query = select(Ticket.id).where(*where).order_by(Ticket.id.desc()).limit(batch)

@@ -135,8 +135,8 @@ def _sqlite_probe(
     messages as well (2.7 ms). As one row (``_joined``); a separate count first cost
     every rare term a statement more."""
     joined = session.scalar(_sqlite_probe_shape(source, PROBE_ROWS), {"term": fts_query([term])})
-    keys = [int(k) for k in joined.split(",")] if joined else []
-    if len(keys) >= PROBE_ROWS:
+    keys = _ids(joined)
+    if keys is None:
         return None
     if not keys or source == "tickets":  # a ticket's own row is numbered as the ticket
         return keys
@@ -153,7 +153,9 @@ def _sqlite_probe_shape(source: str, most: int) -> Select[Any]:
     return select(func.group_concat(index_rows.c.key))
 
 
-def _pg_probe(session: Session, term: str, internal: bool, *, scoped: bool) -> dict[str, list[int]]:
+def _pg_probe(
+    session: Session, term: str, internal: bool, *, scoped: bool
+) -> dict[str, list[int] | None]:
     """PostgreSQL: per source (``sources(internal)``) up to the first where the
     statistics call ``term`` common, the tickets of its rows with the term's words,
     ``PROBE_ROWS`` rows at most; in one statement, each source's as one row
@@ -168,7 +170,8 @@ def _pg_probe(session: Session, term: str, internal: bool, *, scoped: bool) -> d
     So is one past the tickets when ``scoped`` and the term is common in the scope's
     tickets too: the scoped probe comes after this statement.
 
-    A source left out is one where the term is common, or one after it."""
+    A source left out, or given as None (``PROBE_ROWS`` rows or more), is one where the
+    term is common, or one after it."""
     known_common = _common_by_statistics(session, term)
     probed: list[str] = []
     for source in WEIGHTS:
@@ -181,9 +184,7 @@ def _pg_probe(session: Session, term: str, internal: bool, *, scoped: bool) -> d
         return {}
     statement = _pg_probe_shape(tuple(probed), internal, PROBE_ROWS)
     found = session.execute(statement, {"term": term}).all()
-    return {
-        source: [int(k) for k in joined.split(",")] if joined else [] for source, joined in found
-    }
+    return {source: _ids(joined) for source, joined in found}
 
 
 @functools.lru_cache(maxsize=64)
@@ -227,20 +228,27 @@ def _scoped_tickets(
     # Each part limited on its own (as a subquery: SQLite takes no LIMIT in a UNION's
     # parts): one reaching the limit makes the whole reach it.
     every = union(*(select(part.limit(PROBE_ROWS).subquery()) for part in parts)).subquery()
-    ids = _joined(session, sqlite, select(every.c[0]).limit(PROBE_ROWS).subquery())
-    return None if len(ids) >= PROBE_ROWS else ids
+    return _ids(_joined(session, sqlite, select(every.c[0]).limit(PROBE_ROWS).subquery()))
 
 
-def _joined(session: Session, sqlite: bool, ids: Subquery) -> list[int]:
-    """The ids ``ids`` selects, fetched as one row joined by the database: fetched row
+def _ids(joined: str | None) -> list[int] | None:
+    """The ticket ids of a row ``_joined``, or None when they are ``PROBE_ROWS`` or more:
+    counted, not converted, as 4,000 ints took 0.3 ms of every search for a common word."""
+    if not joined:
+        return []
+    if joined.count(",") + 1 >= PROBE_ROWS:
+        return None
+    return [int(k) for k in joined.split(",")]
+
+
+def _joined(session: Session, sqlite: bool, ids: Subquery) -> str | None:
+    """The ids ``ids`` selects as one string, joined by the database: fetched row
     by row through SQLAlchemy, 4,000 ids took 2.1 ms, joined 0.3 ms (SQLite, a million
     tickets)."""
     key = ids.c[0]
     if sqlite:
-        joined = session.scalar(select(func.group_concat(key)))
-    else:
-        joined = session.scalar(select(func.string_agg(cast(key, String), ",")))
-    return [int(k) for k in joined.split(",")] if joined else []
+        return session.scalar(select(func.group_concat(key)))
+    return session.scalar(select(func.string_agg(cast(key, String), ",")))
 
 
 _WORDS = str.maketrans(search_index.PUNCTUATION, search_index.SPACES)
