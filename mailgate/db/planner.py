@@ -26,7 +26,7 @@ RARE = 0.001
 
 def rare(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     """``condition``, which holds for few rows (the module's docstring)."""
-    return _Rare(condition)  # type: ignore[return-value]
+    return _Rare(condition)
 
 
 class _Rare(FunctionElement[Any]):

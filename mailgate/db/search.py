@@ -177,6 +177,7 @@ def _all_in_subjects(
         # together is asked of the rows read alone, in the same statement: a ticket with
         # the words apart is not one with the term, and those with it newer than the
         # k-th found are among the rows read, which come newest first.
+        each: list[ColumnElement[bool] | TextClause]
         if among is None:
             each = [
                 pg_match("tickets", term, phrase=False, bound_as=f"words{i}")
@@ -186,7 +187,9 @@ def _all_in_subjects(
             # The newest of those the probe found: PostgreSQL reads a word's tickets
             # from its index unordered, all of them, to give the newest.
             newest_known = sorted(among, reverse=True)[:read]
-            known = bindparam("known", newest_known, expanding=True, literal_execute=True)
+            known: BindParameter[int] = bindparam(
+                "known", newest_known, expanding=True, literal_execute=True
+            )
             each = [Ticket.id.in_(known)]
         rows = select(Ticket.id).where(*each).order_by(Ticket.id.desc()).limit(read).subquery()
         together = [pg_match("tickets", t, bound_as=f"term{i}") for i, t in enumerate(wanted)]

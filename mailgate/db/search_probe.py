@@ -188,7 +188,7 @@ def _pg_probe(
 
 
 @functools.lru_cache(maxsize=64)
-def _pg_probe_shape(probed: tuple[str, ...], internal: bool, most: int) -> CompoundSelect:
+def _pg_probe_shape(probed: tuple[str, ...], internal: bool, most: int) -> CompoundSelect[str, str]:
     """``_pg_probe``'s statement for the sources ``probed``, built once, the term bound as
     ``term``: per source, up to ``most`` of its rows' tickets joined into one row."""
     each = sources(internal)
@@ -213,7 +213,7 @@ def _scoped_tickets(
     its requester column holds); those it takes part in and did not ask, all of them,
     as the index has no participants in a ticket's row (scoring leaves out those
     without the term)."""
-    parts: list[Select[Any]] = [scope.taking_part_in_others()]
+    parts: list[Select[Any] | CompoundSelect[Any]] = [scope.taking_part_in_others()]
     if sqlite:
         fts = table(search_index.fts_table("tickets"), column("rowid"))
         matches = [sqlite_match("tickets", term, scope.address)]

@@ -210,7 +210,7 @@ def found(
 
 def _tickets_where(
     within: BindParameter[Any], has: ColumnElement[bool], weight: Label[int]
-) -> Select[Any]:
+) -> Select[int, int]:
     """(ticket id, weight) of each ticket ``within`` lists for which ``has`` holds."""
     return select(Ticket.id.label("ticket_id"), weight).where(Ticket.id.in_(within), has)
 

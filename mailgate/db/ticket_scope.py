@@ -68,7 +68,7 @@ class TicketScope:
         """The ids of the tickets the address takes part in."""
         return _taking_part(self.address)
 
-    def taking_part_in_others(self) -> CompoundSelect:
+    def taking_part_in_others(self) -> CompoundSelect[int]:
         """The ids of the tickets the address takes part in but did not ask: a requester
         takes part in every ticket they asked (2,500 at a million tickets). Two lists
         read from two indexes, and one taken from the other: joined to each ticket to

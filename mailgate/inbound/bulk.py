@@ -182,11 +182,11 @@ def _import_group(
         store, [(inbound_id, prepared[pos]) for pos, inbound_id in new], settings=settings, now=now
     )
     pending: list[int] = []
-    for result in results:
-        if result is None:
+    for processed in results:
+        if processed is None:
             totals.failed += 1
             continue
-        totals.tickets += result.outcome == Outcome.NEW_TICKET
-        pending += result.notice_ids
+        totals.tickets += processed.outcome == Outcome.NEW_TICKET
+        pending += processed.notice_ids
     if pending and settings.queue.broker == "embedded":
         send_now(store, pending, settings=settings, now=now)

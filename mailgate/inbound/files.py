@@ -86,7 +86,8 @@ def _mailbox_toc(path: Path) -> list[tuple[int, int]]:
     box = mailbox.mbox(str(path), create=False)
     try:
         box.keys()
-        return [box._toc[key] for key in sorted(box._toc)]
+        toc = box._toc  # type: ignore[attr-defined]  # filled by keys(): each (start, stop)
+        return [toc[key] for key in sorted(toc)]
     finally:
         box.close()
 

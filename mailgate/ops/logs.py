@@ -54,9 +54,9 @@ class TextFormatter(logging.Formatter):
 def setup(settings: LoggingSettings, *, verbose: bool = False) -> None:
     """Configure the root logger from ``[logging]``; ``verbose`` forces DEBUG."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
     handler: logging.Handler
     if settings.file:
         # WatchedFileHandler reopens the file when logrotate moves it; SIGHUP forces it.

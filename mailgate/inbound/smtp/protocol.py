@@ -332,7 +332,7 @@ class SMTPProtocol(SMTP):
         if self.in_transaction:
             # A client gone quiet between MAIL and the end of DATA: a message lost.
             self.rejections.add("timeout")
-        super()._timeout_cb()
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):

@@ -114,7 +114,7 @@ class SmtpServer:
         self._process_pool = ThreadPoolExecutor(
             1 if store.is_sqlite else 4, "mailgate-smtp-process"
         )
-        self._processing: set[asyncio.Future[None]] = set()
+        self._processing: set[asyncio.Future[Any]] = set()
         self._on_stored = on_stored or self._process
         self.gate = Gate(
             max_connections=smtp.max_connections, max_per_ip=smtp.max_connections_per_ip
