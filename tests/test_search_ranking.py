@@ -333,3 +333,35 @@ def test_postgresql_statistics_are_read_once_a_minute(
     monkeypatch.setattr(search_probe, "STATISTICS_SECONDS", 0.0)
     assert found(site, "quokka") == [quokka]
     assert reads() == 2 and "tickets" in told[-1]  # read again: ANALYZE has seen it
+
+
+def test_an_address_is_read_from_its_rare_words_lists(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the newest tickets with an address in their own row are read from the
+    index by the words ANALYZE does not call common ("user1", not "mail" and "test", in
+    nearly every requester), and the phrase is checked on those rows: the same tickets as
+    reading them by every word, and not one with the words apart."""
+    site = next(search_site(pg_url))
+    try:
+        asked = [
+            site.ingest(build(sender=f"user{i % 3}@mail.test", subject=f"Ticket {i}", body="Hi"))
+            for i in range(7)
+        ]
+        apart = site.ingest(build(sender="ops@mail.test", subject="user1 says: mail test"))
+        with site.store.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        search_probe.forget_statistics()
+        monkeypatch.setattr(search_probe, "PROBE_ROWS", 4)  # "mail": 8 rows, "user1": 3
+        with site.store.transaction() as session:
+            assert search_probe.rare_words(session, "user1@mail.test", "tickets") == "user1"
+            assert search_probe.rare_words(session, "mail.test", "tickets") == "mail test"
+        used = returns_of(monkeypatch, search, "rare_words")
+        wanted = [asked[i] for i in (4, 1)]  # user1's, newest first
+        assert found(site, "user1@mail.test", limit=2) == wanted
+        assert used == ["user1"]
+        assert apart not in found(site, "user1@mail.test")
+        monkeypatch.setattr(search, "rare_words", lambda session, term, source: term)
+        assert found(site, "user1@mail.test", limit=2) == wanted  # by every word: the same
+    finally:
+        site.store.engine.dispose()

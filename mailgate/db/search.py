@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from mailgate.core.errors import InvalidValue
 from mailgate.db import search_index
 from mailgate.db.models import Ticket
-from mailgate.db.search_probe import Probed, probe
+from mailgate.db.search_probe import Probed, probe, rare_words
 from mailgate.db.search_statements import pg_match, ranked, sqlite_match
 from mailgate.db.ticket_scope import TicketScope
 
@@ -179,9 +179,13 @@ def _all_in_subjects(
         # k-th found are among the rows read, which come newest first.
         each: list[ColumnElement[bool] | TextClause]
         if among is None:
+            # Only the words the statistics do not call common: the phrase is checked
+            # below, and the rows read are those the rare words' lists give.
             each = [
-                pg_match("tickets", term, phrase=False, bound_as=f"words{i}")
-                for i, term in enumerate(wanted)
+                pg_match(
+                    "tickets", rare_words(session, t, "tickets"), phrase=False, bound_as=f"words{i}"
+                )
+                for i, t in enumerate(wanted)
             ]
         else:
             # The newest of those the probe found: PostgreSQL reads a word's tickets
