@@ -338,9 +338,9 @@ def test_postgresql_statistics_are_read_once_a_minute(
 def test_an_address_is_read_from_its_rare_words_lists(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL: the newest tickets with an address in their own row are read from the
-    index by the words ANALYZE does not call common ("user1", not "mail" and "test", in
-    nearly every requester), and the phrase is checked on those rows: the same tickets as
+    """PostgreSQL: an agent's newest tickets with an address in their own row are those
+    the index lists for the words ANALYZE does not call common ("user1", not "mail" and
+    "test", in nearly every requester), the phrase checked on them: the same tickets as
     reading them by every word, and not one with the words apart."""
     site = next(search_site(pg_url))
     try:
@@ -355,13 +355,23 @@ def test_an_address_is_read_from_its_rare_words_lists(
         monkeypatch.setattr(search_probe, "PROBE_ROWS", 4)  # "mail": 8 rows, "user1": 3
         with site.store.transaction() as session:
             assert search_probe.rare_words(session, "user1@mail.test", "tickets") == "user1"
-            assert search_probe.rare_words(session, "mail.test", "tickets") == "mail test"
-        used = returns_of(monkeypatch, search, "rare_words")
+            assert search_probe.rare_words(session, "mail.test", "tickets") is None
+            ids = {number: id_ for number, id_ in session.execute(select(Ticket.number, Ticket.id))}
+        rare = returns_of(monkeypatch, search, "_pg_rare_rows")
         wanted = [asked[i] for i in (4, 1)]  # user1's, newest first
         assert found(site, "user1@mail.test", limit=2) == wanted
-        assert used == ["user1"]
+        assert rare == [[ids[n] for n in wanted]]  # read from the list of "user1"
         assert apart not in found(site, "user1@mail.test")
-        monkeypatch.setattr(search, "rare_words", lambda session, term, source: term)
+        rare.clear()
+        assert found(site, "mail.test", limit=2) == [apart, asked[6]]
+        assert rare == [None]  # no rare word: the newest with every word, in order
+        # More tickets with the rare words than are read unordered: in order instead.
+        rare.clear()
+        monkeypatch.setattr(search_probe, "PROBE_ROWS", 2)
+        monkeypatch.setattr(search, "rare_words", lambda session, term, source: "user1")
+        assert found(site, "user1@mail.test", limit=2) == wanted
+        assert rare == [None]
+        monkeypatch.setattr(search, "_pg_rare_rows", lambda *args, **kwargs: None)
         assert found(site, "user1@mail.test", limit=2) == wanted  # by every word: the same
     finally:
         site.store.engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TextClause,
     bindparam,
     column,
+    func,
     select,
     table,
     text,
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from mailgate.core.errors import InvalidValue
-from mailgate.db import search_index
+from mailgate.db import search_index, search_probe
 from mailgate.db.models import Ticket
 from mailgate.db.search_probe import Probed, probe, rare_words
 from mailgate.db.search_statements import pg_match, ranked, sqlite_match
@@ -179,13 +180,12 @@ def _all_in_subjects(
         # k-th found are among the rows read, which come newest first.
         each: list[ColumnElement[bool] | TextClause]
         if among is None:
-            # Only the words the statistics do not call common: the phrase is checked
-            # below, and the rows read are those the rare words' lists give.
+            rare = _pg_rare_rows(session, wanted, where=where, k=k, read=read)
+            if rare is not None:
+                return rare or None
             each = [
-                pg_match(
-                    "tickets", rare_words(session, t, "tickets"), phrase=False, bound_as=f"words{i}"
-                )
-                for i, t in enumerate(wanted)
+                pg_match("tickets", term, phrase=False, bound_as=f"words{i}")
+                for i, term in enumerate(wanted)
             ]
         else:
             # The newest of those the probe found: PostgreSQL reads a word's tickets
@@ -200,6 +200,46 @@ def _all_in_subjects(
     query = select(Ticket.id).join(rows, rows.c.id == Ticket.id).where(*where, *together)
     newest = list(session.scalars(query.order_by(Ticket.id.desc()).limit(k)))
     return newest if len(newest) == k else None
+
+
+def _pg_rare_rows(
+    session: Session,
+    wanted: list[str],
+    *,
+    where: Collection[ColumnElement[bool]],
+    k: int,
+    read: int,
+) -> list[int] | None:
+    """PostgreSQL: ``_all_in_subjects``'s answer (an empty list for None) from the
+    tickets the index lists for the terms' rare words (``rare_words``), read unordered
+    and then the newest ``read`` of them; None when no term has a rare word, or they
+    are in ``PROBE_ROWS`` tickets or more (the newest must then be read in order).
+
+    Asked for the newest tickets with all of an address's words, the GIN index also
+    intersected "mail" and "test", in nearly every ticket, with "user343" (13 ms at a
+    million tickets); asked for the newest with "user343" alone, the planner walked
+    the tickets from the newest back computing each one's words (150 ms). Unordered,
+    the index gives its 2,500 tickets in 4 ms."""
+    rare = [rare_words(session, term, "tickets") for term in wanted]
+    if all(words is None for words in rare):
+        return None
+    matches = [
+        pg_match("tickets", words, phrase=False, bound_as=f"words{i}")
+        for i, words in enumerate(rare)
+        if words is not None
+    ]
+    # A LIMIT without an order: the planner reads the index's list, not the table.
+    most = search_probe.PROBE_ROWS
+    listed = select(Ticket.id).where(*matches).limit(most).subquery()
+    counted = select(listed.c.id, func.count().over().label("listed")).subquery()
+    rows = select(counted).order_by(counted.c.id.desc()).limit(read).subquery()
+    together = [pg_match("tickets", t, bound_as=f"term{i}") for i, t in enumerate(wanted)]
+    query = select(Ticket.id, rows.c.listed).join(rows, rows.c.id == Ticket.id)
+    found = session.execute(query.where(*where, *together).order_by(Ticket.id.desc()).limit(k))
+    newest = found.all()
+    if any(listed >= most for _, listed in newest):
+        return None  # more than the limit read: the newest may be past it
+    return [ticket_id for ticket_id, _ in newest] if len(newest) == k else []
 
 
 def _newest_first(
