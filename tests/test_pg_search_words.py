@@ -47,7 +47,9 @@ def test_regexp_gives_the_text_translate_gave(pg_url: str) -> None:
         engine.dispose()
 
 
-def _plan(conn: sa.Connection, source: str, term: str) -> str:
+def _plan(conn: sa.Connection, source: str, term: str, *, vector: str | None = None) -> str:
+    """The plan of a search for ``term`` in ``source`` as the search spells it
+    (``pg_match``), or with ``vector`` (an older revision's) in its place."""
     from mailgate.db.search_statements import pg_match
 
     conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
@@ -55,7 +57,42 @@ def _plan(conn: sa.Connection, source: str, term: str) -> str:
     sql = str(
         query.where(pg_match(source, term)).compile(conn, compile_kwargs={"literal_binds": True})
     )
+    if vector is not None:
+        sql = sql.replace(search_index.pg_vector(source), vector)
     return " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+
+
+def _index_expression(conn: sa.Connection, source: str) -> str:
+    """What ``source``'s search index holds, as its definition spells it."""
+    definition = conn.execute(
+        sa.text("SELECT pg_get_indexdef(CAST(:name AS regclass))"),
+        {"name": search_index.pg_index(source)},
+    ).scalar_one()
+    return str(definition).split("USING gin ", 1)[1]
+
+
+def _vectors(store: Store) -> dict[str, list[str]]:
+    """Each source's rows' vectors, read by the expression its index has now."""
+    found = {}
+    with store.engine.connect() as conn:
+        for source in search_index.SOURCES:
+            expression = _index_expression(conn, source)
+            rows = conn.exec_driver_sql(
+                f"SELECT CAST({expression} AS text) FROM {source} ORDER BY id"  # noqa: S608
+            )
+            found[source] = list(rows.scalars())
+    return found
+
+
+def _rows_before_search(store: Store) -> None:
+    """0016's rows, with a message of punctuation, digits and an accent."""
+    with store.engine.begin() as conn:
+        for statement in _ROWS_BEFORE_SEARCH:
+            conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
+        conn.execute(
+            sa.text("UPDATE ticket_messages SET body_text = :body WHERE id = 1"),
+            {"body": "Mail ann@old.test: report-2026.pdf isn't there (see [1])! Ça va?"},
+        )
 
 
 def _search_indexes(conn: sa.Connection) -> list[str]:
@@ -75,42 +112,54 @@ def test_0025_indexes_the_same_words_there_and_back(pg_url: str) -> None:
     store = Store(pg_url)
     try:
         store.upgrade("0024_customer_keys")
-        with store.engine.begin() as conn:
-            for statement in _ROWS_BEFORE_SEARCH:
-                conn.execute(sa.text(statement), {"at": datetime(2026, 1, 5, tzinfo=UTC)})
-            conn.execute(
-                sa.text("UPDATE ticket_messages SET body_text = :body WHERE id = 1"),
-                {"body": "Mail ann@old.test: report-2026.pdf isn't there (see [1])! Ça va?"},
-            )
-
-        def vectors() -> dict[str, list[str]]:
-            """Each source's rows' vectors, read by the expression its index has now."""
-            found = {}
-            with store.engine.connect() as conn:
-                for source in search_index.SOURCES:
-                    definition = conn.execute(
-                        sa.text("SELECT pg_get_indexdef(CAST(:name AS regclass))"),
-                        {"name": search_index.pg_index(source)},
-                    ).scalar_one()
-                    expression = definition.split("USING gin ", 1)[1]
-                    rows = conn.exec_driver_sql(
-                        f"SELECT CAST({expression} AS text) FROM {source} ORDER BY id"  # noqa: S608
-                    )
-                    found[source] = list(rows.scalars())
-            return found
-
-        before = vectors()
+        _rows_before_search(store)
+        before = _vectors(store)
         assert "'2026':" in before["ticket_messages"][0]
         store.upgrade("0025_search_words_by_regexp")
         with store.engine.begin() as conn:
             indexes = _search_indexes(conn)
             assert all("regexp_replace(" in d and "translate(" not in d for d in indexes)
-            assert "ix_ticket_messages_search" in _plan(conn, "ticket_messages", "2026.pdf")
-        assert vectors() == before
+            expression = _index_expression(conn, "ticket_messages")
+            plan = _plan(conn, "ticket_messages", "2026.pdf", vector=expression)
+            assert "ix_ticket_messages_search" in plan
+        assert _vectors(store) == before
         store.downgrade("0024_customer_keys")
         with store.engine.connect() as conn:
             indexes = _search_indexes(conn)
             assert all("translate(" in d and "regexp_replace(" not in d for d in indexes)
-        assert vectors() == before
+        assert _vectors(store) == before
+    finally:
+        store.engine.dispose()
+
+
+def test_0026_keeps_a_messages_words_in_a_column_there_and_back(pg_url: str) -> None:
+    """Migration 0026: each message's vector kept in ``message_words``, the same words
+    its index held, kept current by the database as a body changes; the search's
+    statements use the index on it. And back: the column gone, the index as before."""
+    store = Store(pg_url)
+    try:
+        store.upgrade("0025_search_words_by_regexp")
+        _rows_before_search(store)
+        before = _vectors(store)
+        store.upgrade("0026_message_words")
+        with store.engine.begin() as conn:
+            assert _index_expression(conn, "ticket_messages") == "(message_words)"
+            assert "ix_ticket_messages_search" in _plan(conn, "ticket_messages", "2026.pdf")
+        assert _vectors(store) == before
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql(
+                "UPDATE ticket_messages SET body_text = 'Zebra-crossing' WHERE id = 1"
+            )
+            kept = conn.exec_driver_sql(
+                "SELECT message_words::text FROM ticket_messages WHERE id = 1"
+            )
+            assert kept.scalar_one() == "'crossing':2 'zebra':1"
+            conn.rollback()
+        store.downgrade("0025_search_words_by_regexp")
+        with store.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("ticket_messages")}
+            assert "message_words" not in columns and "body_text" in columns
+            assert "to_tsvector(" in _index_expression(conn, "ticket_messages")
+        assert _vectors(store) == before
     finally:
         store.engine.dispose()

@@ -356,6 +356,8 @@ def test_an_address_is_read_from_its_rare_words_lists(
         with site.store.transaction() as session:
             assert search_probe.rare_words(session, "user1@mail.test", "tickets") == "user1"
             assert search_probe.rare_words(session, "mail.test", "tickets") is None
+            # A message's words are counted in its stored vector's statistics.
+            assert search_probe._statistics(session)["ticket_messages"]["hi"] >= 7
             ids = {number: id_ for number, id_ in session.execute(select(Ticket.number, Ticket.id))}
         rare = returns_of(monkeypatch, search, "_pg_rare_rows")
         wanted = [asked[i] for i in (4, 1)]  # user1's, newest first

@@ -295,7 +295,7 @@ def rare_words(session: Session, term: str, source: str) -> str | None:
 
 
 def _statistics(session: Session) -> dict[str, dict[str, float]]:
-    """Per source, the rows ANALYZE estimates to hold each of its index's most common
+    """Per source, the rows ANALYZE estimates to hold each of its vector's most common
     words, kept ``STATISTICS_SECONDS`` per engine: read on every search, they cost 1.5
     ms of a customer's 12 at a million tickets, and they change only when the tables
     are analysed again. A stale answer costs time, never a result (see above)."""
@@ -305,22 +305,31 @@ def _statistics(session: Session) -> dict[str, dict[str, float]]:
     kept = _kept_statistics.get(engine)
     if kept is not None and now - kept[0] < STATISTICS_SECONDS:
         return kept[1]
-    by_index = {search_index.pg_index(source): source for source in WEIGHTS}
+    # An expression's statistics are the index's (any column of it); a stored vector's
+    # are its table's column's (search_index.PG_STORED).
+    by_relation: dict[tuple[str, str | None], str] = {
+        (search_index.pg_index(source), None): source
+        for source in WEIGHTS
+        if source not in search_index.PG_STORED
+    }
+    by_relation |= {(source, column): source for source, column in search_index.PG_STORED.items()}
     found = session.execute(
         text(
-            "SELECT s.tablename, u.word, u.freq * c.reltuples FROM pg_stats s"
+            "SELECT s.tablename, s.attname, u.word, u.freq * c.reltuples FROM pg_stats s"
             " JOIN pg_namespace n ON n.nspname = s.schemaname"
             " JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = n.oid"
             " CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[],"
             " s.most_common_elem_freqs) AS u(word, freq)"
-            " WHERE s.schemaname = current_schema() AND s.tablename = ANY(:indexes)"
+            " WHERE s.schemaname = current_schema() AND s.tablename = ANY(:relations)"
             " AND u.word IS NOT NULL AND u.freq IS NOT NULL"
         ),
-        {"indexes": sorted(by_index)},
+        {"relations": sorted({relation for relation, _ in by_relation})},
     ).all()
     estimates: dict[str, dict[str, float]] = {source: {} for source in WEIGHTS}
-    for index, word, estimate in found:
-        estimates[by_index[index]][word] = float(estimate)
+    for relation, attribute, word, estimate in found:
+        source = by_relation.get((relation, None)) or by_relation.get((relation, attribute))
+        if source is not None:
+            estimates[source][word] = float(estimate)
     _kept_statistics[engine] = (now, estimates)
     return estimates
 
