@@ -13,7 +13,10 @@ ones and the last 30 days, are the same at every size: only the history grows. A
 fill, SQLite's search index is merged as `mailgate db optimize` does after a bulk import,
 and PostgreSQL is vacuumed and analyzed as autovacuum would. At each
 size it times, in milliseconds, the lowest of three medians of --runs (after a warm-up),
-taken in turn:
+taken in turn. The smallest size is a database of its own (PostgreSQL: ``mailgate_scale_
+first``; SQLite: in --workdir/first), filled first and timed at the end with the largest,
+each operation in one right after the other, so that the ratio compares figures taken
+seconds apart (this machine's speed drifts by a third over minutes):
 
 - processing a customer's reply found by References and by reply token, and a new ticket
   (``intake.accept`` + ``mail.process``, as benchmarks/pipeline.py does), and the notices'
@@ -167,28 +170,35 @@ def operations(bench: Bench, size: int, step: int) -> dict[str, Callable[[], obj
     return ops | old_queries(store, settings, clock, [requester, "a1@example.com"])
 
 
-def measure(bench: Bench, size: int, step: int, runs: int) -> None:
-    """Every operation at this size, into ``bench.times``: the lowest of ``ROUNDS`` medians,
-    taken in turn, as other work on the machine (tests, other benchmarks) only ever adds
-    time, and in bursts."""
-    ops = operations(bench, size, step)
-    best: dict[str, float] = {}
+def measure(sized: list[tuple[Bench, int, int]], runs: int) -> None:
+    """Every operation at each (database, size, step) of ``sized``, into its database's
+    ``times``: the lowest of ``ROUNDS`` medians, taken in turn, as other work on the
+    machine (tests, other benchmarks) only ever adds time, and in bursts. With several
+    databases, each operation is timed in one right after the other: this machine's
+    speed drifts by a third over minutes, which figures taken a fill apart (10 minutes
+    at a million tickets) turned into ratios of 0.6x or 1.5x for queries that read the
+    same rows at both sizes."""
+    prepared = [(bench, operations(bench, size, step)) for bench, size, step in sized]
+    best: list[dict[str, float]] = [{} for _ in prepared]
     for round_ in range(ROUNDS):
-        for name, fn in ops.items():
-            # A process start is most of a second, and no query in it grows: one a round.
-            cli = name.startswith("CLI")
-            ms = median_ms(fn, 1 if cli else runs, warm=round_ == 0 or not cli)
-            best[name] = min(best.get(name, ms), ms)
-            # The tickets "new ticket" opened are closed again at once: the open tickets
-            # stay the same 40 for every other figure (fewer than a page, on purpose).
-            with bench.store.transaction() as session:
-                session.execute(
-                    sa.update(Ticket)
-                    .where(Ticket.id > bench.base, Ticket.closed_at.is_(None))
-                    .values(status="Closed", closed_at=Ticket.created_at)
-                )
-    for name, ms in best.items():
-        bench.times.setdefault(name, {})[size] = ms
+        for name in prepared[0][1]:
+            for (bench, ops), found in zip(prepared, best, strict=True):
+                # A process start is most of a second, and no query in it grows: one a round.
+                cli = name.startswith("CLI")
+                ms = median_ms(ops[name], 1 if cli else runs, warm=round_ == 0 or not cli)
+                found[name] = min(found.get(name, ms), ms)
+                # The tickets "new ticket" opened are closed again at once: the open
+                # tickets stay the same 40 for every other figure (fewer than a page, on
+                # purpose).
+                with bench.store.transaction() as session:
+                    session.execute(
+                        sa.update(Ticket)
+                        .where(Ticket.id > bench.base, Ticket.closed_at.is_(None))
+                        .values(status="Closed", closed_at=Ticket.created_at)
+                    )
+    for (bench, size, _), found in zip(sized, best, strict=True):
+        for name, ms in found.items():
+            bench.times.setdefault(name, {})[size] = ms
 
 
 def _read(store: Any, fn: Callable[..., object], *args: Any, **kwargs: Any) -> object:
@@ -240,24 +250,53 @@ def main() -> None:
     # Each size replies to its own open ticket, one of the newest OPEN_NEWEST.
     assert len(sizes) <= filler.OPEN_NEWEST // 4, "too many sizes"
     for backend in args.backends.split(","):
-        bench = open_bench(backend, sizes[-1], args.workdir)
-        try:
-            filled = 0
-            for step, size in enumerate(sizes):
-                grow(bench, size, filled)
-                filled = size
-                measure(bench, size, step, args.runs)
-                found = found_counts(scale_operations(bench.store, bench.base))
-                bench.note(f"{size:,} tickets measured; searches found {found}")
-            print_table(bench, sizes, ROUNDS)
-            if args.plans:
-                explain_all(bench, operations(bench, sizes[-1], len(sizes)))
-        finally:
-            bench.store.engine.dispose()
+        run_backend(backend, sizes, args)
+
+
+def run_backend(backend: str, sizes: list[int], args: argparse.Namespace) -> None:
+    """Fill, time and report one backend. The smallest size is a database of its own
+    (``first``), filled first and timed with the largest at the end, operation by
+    operation (``measure``); the sizes between are timed as the big one grows."""
+    bench = open_bench(backend, sizes[-1], args.workdir)
+    first = None
+    try:
+        if len(sizes) > 1:
+            first = open_bench(
+                backend, sizes[-1], args.workdir / "first", pg_database=f"{PG_DATABASE}_first"
+            )
+            grow(first, sizes[0], 0)
+        filled = 0
+        for step, size in enumerate(sizes):
+            grow(bench, size, filled)
+            filled = size
+            if first is not None and step == 0:
+                continue  # timed in ``first`` with the largest size, at the end
+            timed = [(bench, size, step)]
+            if first is not None and step == len(sizes) - 1:
+                timed.insert(0, (first, sizes[0], 0))
+            measure(timed, args.runs)
+            for at, at_size, _ in timed:
+                found = found_counts(scale_operations(at.store, at.base))
+                bench.note(f"{at_size:,} tickets measured; searches found {found}")
+        if first is not None:
+            for name, by_size in first.times.items():
+                bench.times[name][sizes[0]] = by_size[sizes[0]]
+            bench.notes[:0] = [f"{note} (the database of its own)" for note in first.notes]
+        print_table(bench, sizes, ROUNDS)
+        if args.plans:
+            explain_all(bench, operations(bench, sizes[-1], len(sizes)))
+    finally:
+        for made, database, folder in (
+            (bench, PG_DATABASE, args.workdir),
+            (first, f"{PG_DATABASE}_first", args.workdir / "first"),
+        ):
+            if made is None:
+                continue
+            made.store.engine.dispose()
             if backend == "postgres" and not args.keep:
-                pg_admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+                pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             elif not args.keep:
-                for path in args.workdir.glob("scale.db*"):
+                for path in folder.glob("scale.db*"):
                     path.unlink()
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,22 @@ from click.testing import CliRunner, Result
 
 from mailgate.core.settings import SecuritySettings, Settings
 from mailgate.db.store import Store, open_store
+from tests import ports
 from tests.databases import migrate, pg_schema
 from tests.servers import require
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's id for the ports its processes claim (tests/ports.py), set in the
+    controlling process before pytest-xdist starts the workers, which inherit it."""
+    if not hasattr(config, "workerinput"):
+        os.environ.setdefault(ports.RUN_VARIABLE, uuid.uuid4().hex)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        ports.forget_claims()
+
 
 CORPUS = Path(__file__).resolve().parent / "data" / "zammad"  # see its SOURCE.md
 DATA = Path(__file__).resolve().parent / "data"
