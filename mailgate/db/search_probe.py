@@ -272,14 +272,10 @@ def _common_by_statistics(session: Session, term: str) -> set[str]:
     message at 100,000 tickets. This only ever says common: a word the statistics do not
     list is probed, and a phrase of common words called common when it is rare only
     makes the ranking score more tickets (its tickets are not known ahead)."""
-    words = set(term.translate(_WORDS).lower().split())
-    if not words:
+    if not _words(term):
         return set()
-    common: set[str] = set()
-    for source, estimates in _statistics(session).items():
-        if all(estimates.get(word, 0.0) >= PROBE_ROWS for word in words):
-            common.add(source)
-    return common
+    by_source = _statistics(session)
+    return {source for source, estimates in by_source.items() if not _rare(term, estimates)}
 
 
 def rare_words(session: Session, term: str, source: str) -> str | None:
@@ -288,10 +284,19 @@ def rare_words(session: Session, term: str, source: str) -> str | None:
     one. Rows with these words are a superset of those with the term, which the GIN
     index gives by these words' lists alone: an address's "user343", without "mail" and
     "test", which are in nearly every ticket."""
-    words = term.translate(_WORDS).lower().split()
-    estimates = _statistics(session)[source]
-    rare = [word for word in words if estimates.get(word, 0.0) < PROBE_ROWS]
+    rare = _rare(term, _statistics(session)[source])
     return " ".join(rare) if rare else None
+
+
+def _words(term: str) -> list[str]:
+    """``term``'s words as the index splits them (its punctuation made spaces)."""
+    return term.translate(_WORDS).lower().split()
+
+
+def _rare(term: str, estimates: dict[str, float]) -> list[str]:
+    """Those of ``term``'s words that ``estimates`` (one source's ``_statistics``) do not
+    put in ``PROBE_ROWS`` rows or more."""
+    return [word for word in _words(term) if estimates.get(word, 0.0) < PROBE_ROWS]
 
 
 def _statistics(session: Session) -> dict[str, dict[str, float]]:
