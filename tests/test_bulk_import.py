@@ -133,6 +133,35 @@ def test_parsing_in_worker_processes_gives_the_same_tickets(home: Path, tmp_path
     parallel = _rows(home, query)
     assert len(parallel) == _count(path)
     assert parallel == _rows(other, query)
+    # The workers sent the notices of each committed group: the same ones, each written.
+    notices = "SELECT id, kind, recipient, state FROM notices ORDER BY id"
+    sent = _rows(home, notices)
+    assert sent == _rows(other, notices)
+    assert {state for *_, state in sent} == {"sent"}
+    written = sorted(p.name for p in (home / "outbox").glob("notice-*.eml"))
+    assert written == sorted(f"notice-{n}.eml" for n, *_ in sent)
+
+
+def test_a_workers_failed_sending_is_logged_by_the_importing_process(home: Path) -> None:
+    """The outbox cannot be written (a file stands where its folder should be) and one
+    attempt is all a notice gets: the workers give every notice up, and the importing
+    process logs each, once, without a traceback."""
+    config = home / "mailgate.toml"
+    config.write_text(config.read_text() + "[outbound]\nmax_attempts = 1\n")
+    (home / "outbox").write_text("not a folder")
+    path = _mbox(home / "c.mbox", [f"question {i}" for i in range(6)])
+    result = mailgate(home, "ingest", "--quiet", "--mbox", str(path), "--processes", "2")
+    assert result.returncode == 0, result.stderr
+    failed = _rows(home, "SELECT id, state, last_error FROM notices ORDER BY id")
+    assert len(failed) == 6 and {state for _, state, _ in failed} == {"failed"}, failed
+    assert all("cannot write to" in error for *_, error in failed)
+    # Each line as the text formatter writes it: date, time, then the record.
+    logged = [line.split(b" ", 2)[2] for line in result.stderr.splitlines()]
+    assert sorted(logged) == sorted(
+        f"WARNING mailgate.outbound.delivery: notice {n} failed after 1 attempts".encode()
+        for n, *_ in failed
+    ), result.stderr
+    assert b"Traceback" not in result.stderr
 
 
 def test_groups_hold_at_most_group_messages_or_group_bytes() -> None:

@@ -13,7 +13,7 @@ import pytest
 from mailgate.core.chat_payloads import ChatLine, chat_payload
 from mailgate.core.settings import ChatChannelSetting, Settings
 from mailgate.db.store import Store
-from mailgate.outbound import chat_transport, sender
+from mailgate.outbound import chat_transport, delivery, sender
 from mailgate.outbound.sender import send_pending
 from tests.chat_receiver import Receiver, Reply, receiving
 from tests.chat_support import MARKER, T0, add_notice, notice, open_ticket, with_channels
@@ -269,7 +269,7 @@ def test_crash_before_commit_sends_again_the_same_message(
                 if " to acme-chat" in args:  # the chat notice's "sent" line, not the mail's
                     raise Crash
 
-            m.setattr(sender.log, "info", crash)
+            m.setattr(delivery.log, "info", crash)
             with pytest.raises(Crash):
                 send_pending(store, settings=s, now=fixed_clock(T0))
         row = notice(store, notice_id)

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mailgate.core.backoff import next_attempt
 from mailgate.core.settings import OutboundSettings, OutboundSmtpSettings, Settings
 from mailgate.db.models import Notice
 from mailgate.db.store import Store
 from mailgate.inbound.handoff import process_and_send
+from mailgate.outbound import delivery
 from mailgate.outbound.sender import send_notice, send_pending
 from mailgate.outbound.transport import STALE_TEMPORARY_SECONDS, SmtpTransport
 from tests.builders import build, deliver
@@ -198,3 +200,47 @@ def test_file_transport_sweeps_only_stale_leftovers(
     _new_ticket(store, s, n=1)
     send_pending(store, settings=s, now=fixed_clock(T0))
     assert sorted(p.name for p in folder.iterdir()) == [".notice-def.tmp", "notice-1.eml"]
+
+
+def test_a_batch_is_composed_before_it_takes_the_write_lock(
+    store: Store, settings: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The file outbox's batch composes its notices before it claims them: while each is
+    composed, another writer gets the lock at once (SQLite: the file's write lock;
+    PostgreSQL: the notice's row), so storing and processing mail never waits for a
+    hundred notices to be rendered. Then each is claimed, written and marked once."""
+    folder = tmp_path / "outbox"
+    s = dataclasses.replace(settings, outbound=OutboundSettings(folder=str(folder)))
+    _new_ticket(store, s, n=3)
+    url = store.engine.url
+    free: list[bool] = []
+    build_message = delivery.build_message
+
+    def probed(notice: Notice, *args: object, **kwargs: object) -> object:
+        if url.get_backend_name() == "sqlite":
+            probe = sqlite3.connect(url.database, timeout=0, isolation_level=None)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+                free.append(True)
+            except sqlite3.OperationalError:  # "database is locked"
+                free.append(False)
+            finally:
+                probe.close()
+        else:
+            with store.engine.connect() as probe:
+                row = probe.execute(
+                    text("SELECT id FROM notices WHERE id = :id FOR UPDATE SKIP LOCKED"),
+                    {"id": notice.id},
+                ).first()
+                free.append(row is not None)
+                probe.rollback()
+        return build_message(notice, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "build_message", probed)
+    send_pending(store, settings=s, now=fixed_clock(T0))
+    assert free == [True, True, True]
+    with store.transaction() as session:
+        sent = session.execute(select(Notice.state, Notice.attempts)).all()
+    assert sent == [("sent", 1)] * 3
+    assert sorted(p.name for p in folder.iterdir()) == [f"notice-{n}.eml" for n in (1, 2, 3)]

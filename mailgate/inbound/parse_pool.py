@@ -1,21 +1,56 @@
-"""What a bulk import's parsing processes run. Kept apart, importing only the pure
-core, so that a worker process starts without loading the database layer."""
+"""What a bulk import's worker processes run: parsing, and sending the notices of a
+group once it has committed. Kept apart, importing only the pure core at first, so that
+a worker process starts without loading the database layer; the first group's notices
+load it (``send_notices``)."""
 
 from __future__ import annotations
+
+import logging
+import logging.handlers
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from multiprocessing.queues import Queue
+from typing import TYPE_CHECKING, Any
 
 from mailgate.core.message import ParseRefused
 from mailgate.core.prepared import Prepared, prepare
 from mailgate.core.settings import Settings
 
+if TYPE_CHECKING:
+    from mailgate.db.store import Store
+
 _settings: Settings | None = None
+_store: Store | None = None
 
 
-def start(settings: Settings) -> None:
-    """The pool's initializer: the settings every message is parsed with."""
+def start(settings: Settings, records: Queue[Any], levels: Mapping[str, int]) -> None:
+    """The pool's initializer: the settings every message is parsed with, and logging
+    as in the importing process: each record goes to its handlers (``records``, which
+    it listens to), from the loggers at the same ``levels``."""
     global _settings  # noqa: PLW0603 - one per worker process, set once at its start
     _settings = settings
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
 
 
 def prepare_all(raws: list[bytes]) -> list[Prepared | ParseRefused]:
     assert _settings is not None, "start() runs first, as the pool's initializer"
     return [prepare(raw, _settings) for raw in raws]
+
+
+def send_notices(notice_ids: list[int], now: Callable[[], datetime]) -> None:
+    """Send a committed group's notices (the embedded queue's ``send_now``), with this
+    process's own connection to the database."""
+    global _store  # noqa: PLW0603 - one per worker process, opened at its first group
+    from mailgate.db.store import Store
+    from mailgate.outbound.sender import send_now
+
+    assert _settings is not None, "start() runs first, as the pool's initializer"
+    if _store is None:
+        database = _settings.database
+        _store = Store(database.url, sqlite_busy_timeout_ms=database.sqlite_busy_timeout_ms)
+    send_now(_store, notice_ids, settings=_settings, now=now)

@@ -8,6 +8,7 @@ row, the same delivery id, by which receivers drop a repeat).
 
 Mail rows go through the configured transport (file outbox or smarthost); rows with a
 ``channel`` are POSTed to their chat service or webhook (``outbound.chat_delivery``).
+What a claimed notice becomes is ``outbound.delivery``'s.
 """
 
 from __future__ import annotations
@@ -17,25 +18,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import jinja2
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mailgate.core.backoff import next_attempt
-from mailgate.core.errors import NotFound, PermanentFailure, TemporaryFailure
+from mailgate.core.errors import NotFound, TemporaryFailure
 from mailgate.core.settings import Settings
 from mailgate.core.states import NoticeState
 from mailgate.db.mail_queries import notices_due_now
 from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
-from mailgate.outbound import chat_delivery
-from mailgate.outbound.chat_transport import RetryAfter
-from mailgate.outbound.notice_message import build_message, own_link
+from mailgate.outbound.delivery import compose, deliver, hand_over
 from mailgate.outbound.render import Renderer, renderer_for
 from mailgate.outbound.transport import FileTransport, Transport, make_transport
 
 log = logging.getLogger(__name__)
-PENDING, SENT, FAILED = NoticeState.PENDING, NoticeState.SENT, NoticeState.FAILED
+PENDING = NoticeState.PENDING
 # Notices per transaction for the file outbox (see ``_send_batch``).
 BATCH = 100
 
@@ -90,7 +87,7 @@ def _send_one(
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
             return notice.state, False
         ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
-        state = _deliver(
+        state = deliver(
             session,
             notice,
             ticket,
@@ -111,29 +108,29 @@ def _send_batch(
     now: Callable[[], datetime],
     renderer: Renderer,
 ) -> list[str]:
-    """``send_notice`` for several mail notices in one transaction: one statement claims
-    them all, one reads their tickets, one commit records every outcome. Only for a
-    transport whose resend is harmless and quick (the file outbox overwrites
-    ``notice-<id>.eml``): a crash before the commit sends the whole batch again, with the
-    same Message-IDs. Chat and webhook rows are not claimed here (they come back
-    "skipped"): each is POSTed in a transaction of its own, like mail to a smarthost."""
+    """``send_notice`` for several mail notices: one statement claims them all, one
+    commit records every outcome. Only for a transport whose resend is harmless and
+    quick (the file outbox overwrites ``notice-<id>.eml``): a crash before the commit
+    sends the whole batch again, with the same Message-IDs. Chat and webhook rows are not
+    claimed here (they come back "skipped"): each is POSTed in a transaction of its own,
+    like mail to a smarthost.
+
+    The notices are composed first, in a transaction that only reads: on SQLite the
+    claim takes the file's write lock, and composing a hundred notices (templates, the
+    email package's generator: about 1 ms each) held it for a tenth of a second, in
+    which no message could be stored or processed. A notice is claimed, written and
+    marked in the second transaction as before; one that became pending in between is
+    composed there."""
     at = now()
     with store.transaction() as session:
-        claimed = session.scalars(
-            update(Notice)
-            .where(Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == "")
-            .values(attempts=Notice.attempts + 1)
-            .returning(Notice)
-            .execution_options(populate_existing=True)
+        pending = session.scalars(
+            select(Notice).where(
+                Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == ""
+            )
         ).all()
-        ticket_ids = {n.ticket_id for n in claimed if n.ticket_id is not None}
-        tickets = (
-            {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))}
-            if ticket_ids
-            else {}
-        )
-        states = {
-            notice.id: _deliver(
+        tickets = _tickets_of(session, pending)
+        ready = {
+            notice.id: compose(
                 session,
                 notice,
                 tickets.get(notice.ticket_id) if notice.ticket_id is not None else None,
@@ -142,9 +139,40 @@ def _send_batch(
                 renderer=renderer,
                 at=at,
             )
-            for notice in sorted(claimed, key=lambda n: n.id)
+            for notice in pending
         }
+    with store.transaction() as session:
+        claimed = session.scalars(
+            update(Notice)
+            .where(Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == "")
+            .values(attempts=Notice.attempts + 1)
+            .returning(Notice)
+            .execution_options(populate_existing=True)
+        ).all()
+        late = _tickets_of(session, [n for n in claimed if n.id not in ready])
+        states = {}
+        for notice in sorted(claimed, key=lambda n: n.id):
+            composed = ready.get(notice.id)
+            if composed is None:
+                ticket = late.get(notice.ticket_id) if notice.ticket_id is not None else None
+                composed = compose(
+                    session,
+                    notice,
+                    ticket,
+                    settings=settings,
+                    transport=transport,
+                    renderer=renderer,
+                    at=at,
+                )
+            states[notice.id] = hand_over(notice, composed, settings=settings, at=at)
     return [states.get(notice_id, "skipped") for notice_id in notice_ids]
+
+
+def _tickets_of(session: Session, notices: Iterable[Notice]) -> dict[int, Ticket]:
+    ticket_ids = {n.ticket_id for n in notices if n.ticket_id is not None}
+    if not ticket_ids:
+        return {}
+    return {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))}
 
 
 def _send_alone(
@@ -161,98 +189,6 @@ def _send_alone(
         store, notice_id, settings=settings, transport=transport, now=now, renderer=renderer
     )
     return state if claimed else "skipped"
-
-
-def _deliver(
-    session: Session,
-    notice: Notice,
-    ticket: Ticket | None,
-    *,
-    settings: Settings,
-    transport: Transport,
-    renderer: Renderer,
-    at: datetime,
-) -> str:
-    """Compose and hand over one claimed notice; its state afterwards."""
-    hand_over: Callable[[], object]
-    try:
-        if notice.channel:
-            post = chat_delivery.prepare(
-                session, notice, ticket, settings=settings, renderer=renderer, at=at
-            )
-            hand_over = post.send
-        else:
-            message = build_message(
-                notice,
-                ticket,
-                settings=settings,
-                renderer=renderer,
-                now=at,
-                link=own_link(session, settings, notice),
-            )
-            # Headers are checked when written out: fail here, not mid-send.
-            data = message.as_bytes()
-            hand_over = lambda: transport.send(  # noqa: E731 - one call, named for the try below
-                notice.id,
-                message,
-                sender=settings.outbound.from_address,
-                recipient=notice.recipient,
-                data=data,
-            )
-    except jinja2.TemplateError as exc:
-        # A broken template is the operator's to fix (check-config names it); retry.
-        _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
-        return notice.state
-    except PermanentFailure as exc:
-        return _fail(notice, str(exc))
-    except Exception as exc:  # noqa: BLE001 - this notice can never be composed
-        # Retrying cannot help (e.g. a header value the email package refuses): failed
-        # at once with the reason, so it neither loops nor blocks the rest of a batch.
-        return _fail(notice, f"cannot be composed: {type(exc).__name__}: {exc}")
-    try:
-        hand_over()
-    except PermanentFailure as exc:
-        _fail(notice, str(exc))
-    except RetryAfter as exc:
-        _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings, exc.not_before)
-    except TemporaryFailure as exc:
-        _retry_later(notice, f"{type(exc).__name__}: {exc}", at, settings)
-    else:
-        notice.state, notice.sent_at, notice.last_error = SENT, at, ""
-        notice.next_attempt_at = None
-        log.info("notice %s (%s%s) sent", notice.id, notice.kind, _to(notice))
-    return notice.state
-
-
-def _to(notice: Notice) -> str:
-    """Where a notice went, for the log: a channel's name, never its URL."""
-    return f" to {notice.channel}" if notice.channel else ""
-
-
-def _fail(notice: Notice, reason: str) -> str:
-    notice.state, notice.last_error, notice.next_attempt_at = FAILED, reason[:2000], None
-    log.warning("notice %s failed permanently: %s", notice.id, reason.split(":", 1)[0])
-    return notice.state
-
-
-def _retry_later(
-    notice: Notice,
-    error: str,
-    at: datetime,
-    settings: Settings,
-    not_before: datetime | None = None,
-) -> None:
-    """Pending again, due after the backoff, or at ``not_before`` (a 429's Retry-After)
-    when that is later."""
-    notice.last_error = error[:2000]
-    if notice.attempts >= settings.outbound.max_attempts:
-        notice.state, notice.next_attempt_at = FAILED, None
-        notice.last_error = f"gave up after {notice.attempts} attempts: {error}"[:2000]
-        log.warning("notice %s failed after %s attempts", notice.id, notice.attempts)
-        return
-    backoff = next_attempt(notice.attempts, at)
-    notice.next_attempt_at = max(backoff, not_before) if not_before else backoff
-    log.info("notice %s will be retried: %s", notice.id, error)
 
 
 def due_notices(store: Store, *, now: datetime, limit: int = 100) -> list[int]:
