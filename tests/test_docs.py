@@ -103,6 +103,8 @@ def test_files_named_in_the_docs_exist() -> None:
             f"{page.name}: {span}"
             for span in spans
             if named.match(span) and "/" in span
+            # What a test run writes (ignored by git): absent until the portal's tests ran.
+            if not span.startswith("tests/artifacts/")
             if not any((root / span).exists() for root in (REPO, REPO / "mailgate"))
         ]
     assert not missing, "named but not there: " + ", ".join(missing)

@@ -45,7 +45,8 @@ pass_context = click.make_pass_decorator(Context)
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Parse an mbox or Maildir in this many processes (one per core helps).",
+    help="Parse an mbox or Maildir, and send its notices, in this many processes "
+    "(one per core helps).",
 )
 @pass_context
 def ingest(
