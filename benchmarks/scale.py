@@ -20,7 +20,7 @@ seconds apart (this machine's speed drifts by a third over minutes):
 
 - processing a customer's reply found by References and by reply token, and a new ticket
   (``intake.accept`` + ``mail.process``, as benchmarks/pipeline.py does), and the notices'
-  rate-limit read alone (``notify.recent_notices``);
+  rate-limit read alone (``notice_counts.recent_notices``);
 - ``tickets list`` with each filter and ``tickets show`` (the ``queries`` functions the
   commands call), ``mailgate stats`` (``stats.compute``), and both commands once more as
   processes (start-up included); finding a sender's account (``directory.customer_of``);
@@ -83,7 +83,7 @@ from mailgate.db.models import Ticket  # noqa: E402
 from mailgate.inbound.intake import Envelope, accept  # noqa: E402
 from mailgate.threading.tokens import reply_token  # noqa: E402
 from mailgate.tickets.mail import process  # noqa: E402
-from mailgate.tickets.notify import recent_notices  # noqa: E402
+from mailgate.tickets.notice_counts import recent_notices  # noqa: E402
 from mailgate.web.app import create_app  # noqa: E402
 
 ROUNDS = 3

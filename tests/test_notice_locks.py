@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from mailgate.db.store import Store
-from mailgate.tickets.notify import _serialize_per_address
+from mailgate.tickets.notice_counts import serialize_per_address
 from tests.databases import pg_schema
 from tests.servers import require
 
@@ -35,7 +35,7 @@ def _waited(holder_url: str, other_url: str) -> float:
 
     def hold() -> None:
         with holder.transaction() as session:
-            _serialize_per_address(session, MAILBOXES)
+            serialize_per_address(session, MAILBOXES)
             held.set()
             time.sleep(0.5)
 
@@ -46,7 +46,7 @@ def _waited(holder_url: str, other_url: str) -> float:
         started = time.monotonic()
         # In another order: the lock keys, not the caller's order, decide who waits.
         with other.transaction() as session:
-            _serialize_per_address(session, list(reversed(MAILBOXES)))
+            serialize_per_address(session, list(reversed(MAILBOXES)))
         waited.append(time.monotonic() - started)
     finally:
         thread.join()

@@ -21,7 +21,7 @@ from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
 from mailgate.tickets import changes
 from mailgate.tickets.actors import Actor
-from mailgate.tickets.notify import recent_notices
+from mailgate.tickets.notice_counts import recent_notices
 from tests.web_support import Site, make_site, sign_in_agent
 
 OLD_CLOSED = 300  # closed long ago: nothing here may read them one by one

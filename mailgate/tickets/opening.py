@@ -8,14 +8,16 @@ the requester, "assigned" to the agent) with screening and the rate limit.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BindParameter, bindparam, func, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from mailgate.core import notices, rules
 from mailgate.core import statuses as status_machine
@@ -236,7 +238,16 @@ def _insert_numbered(session: Session, **values: Any) -> Ticket:
     whatever runs at the same time, exactly as the column default made them. SQLite: one
     more than the largest id, which is what SQLite itself gives a rowid; the statement
     holds the database's only write lock, so no other writer can take the same value."""
-    if session.get_bind().dialect.name == "postgresql":
+    statement = _numbered_insert(session.get_bind().dialect.name, tuple(values))
+    return session.scalars(statement, values).one()
+
+
+@functools.lru_cache(maxsize=8)
+def _numbered_insert(dialect: str, columns: tuple[str, ...]) -> ReturningInsert[Ticket]:
+    """``_insert_numbered``'s statement, built once per dialect and set of columns and
+    given each ticket's values as parameters: built each time with the values in it,
+    it cost a bulk import a fifth of a millisecond per ticket."""
+    if dialect == "postgresql":
         sequence = func.pg_get_serial_sequence(Ticket.__tablename__, "id")
         drawn = select(func.nextval(sequence).label("id")).cte("next_ticket")
         value = select(drawn.c.id).scalar_subquery()
@@ -244,9 +255,8 @@ def _insert_numbered(session: Session, **values: Any) -> Ticket:
     else:
         value = select(func.coalesce(func.max(Ticket.id), 0) + 1).scalar_subquery()
         statement = insert(Ticket)
-    return session.scalars(
-        statement.values(id=value, number=value, **values).returning(Ticket)
-    ).one()
+    named: dict[str, BindParameter[Any]] = {column: bindparam(column) for column in columns}
+    return statement.values(id=value, number=value, **named).returning(Ticket)
 
 
 def _default_team(session: Session, settings: Settings) -> Team | None:
