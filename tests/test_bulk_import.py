@@ -5,11 +5,16 @@ down; parsing in worker processes changes nothing but the speed."""
 from __future__ import annotations
 
 import mailbox
+import multiprocessing
+import os
 import sqlite3
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from mailgate.core.settings import SecuritySettings, Settings
+from mailgate.inbound import parse_pool
 from mailgate.inbound.bulk import GROUP, GROUP_BYTES
 from tests.conftest import SECRET
 from tests.mail import build
@@ -162,6 +167,21 @@ def test_a_workers_failed_sending_is_logged_by_the_importing_process(home: Path)
         for n, *_ in failed
     ), result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_the_workers_run_nicer_than_the_importing_process() -> None:
+    """A worker's priority is NICER steps below the importing process's (at most 19),
+    so its parsing and sending take no CPU from the database's one writer."""
+    context = multiprocessing.get_context("spawn")
+    settings = Settings(security=SecuritySettings(secret=SECRET))
+    with ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=context,
+        initializer=parse_pool.start,
+        initargs=(settings, context.Queue(), {}),
+    ) as pool:
+        niceness = pool.submit(os.nice, 0).result()
+    assert niceness == min(19, os.nice(0) + parse_pool.NICER)
 
 
 def test_groups_hold_at_most_group_messages_or_group_bytes() -> None:
