@@ -29,22 +29,9 @@ from mailgate.outbound.transport import Transport
 log = logging.getLogger(__name__)
 SENT, FAILED = NoticeState.SENT, NoticeState.FAILED
 
-
-def deliver(
-    session: Session,
-    notice: Notice,
-    ticket: Ticket | None,
-    *,
-    settings: Settings,
-    transport: Transport,
-    renderer: Renderer,
-    at: datetime,
-) -> str:
-    """Compose and hand over one claimed notice; its state afterwards."""
-    composed = compose(
-        session, notice, ticket, settings=settings, transport=transport, renderer=renderer, at=at
-    )
-    return hand_over(notice, composed, settings=settings, at=at)
+# What hands a composed notice over (a send of its bytes, or a chat POST), or why it
+# could not be composed.
+Composed = Callable[[], object] | Exception
 
 
 def compose(
@@ -56,7 +43,7 @@ def compose(
     transport: Transport,
     renderer: Renderer,
     at: datetime,
-) -> Callable[[], object] | Exception:
+) -> Composed:
     """What hands ``notice`` over (a send of the composed bytes, or a chat POST), or
     why it could not be composed. Reads, never writes: ``sender._send_batch`` composes before
     it claims."""
@@ -90,7 +77,7 @@ def compose(
 
 def hand_over(
     notice: Notice,
-    composed: Callable[[], object] | Exception,
+    composed: Composed,
     *,
     settings: Settings,
     at: datetime,

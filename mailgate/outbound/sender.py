@@ -14,7 +14,7 @@ What a claimed notice becomes is ``outbound.delivery``'s.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +27,7 @@ from mailgate.core.states import NoticeState
 from mailgate.db.mail_queries import notices_due_now
 from mailgate.db.models import Notice, Ticket
 from mailgate.db.store import Store
-from mailgate.outbound.delivery import compose, deliver, hand_over
+from mailgate.outbound.delivery import Composed, compose, hand_over
 from mailgate.outbound.render import Renderer, renderer_for
 from mailgate.outbound.transport import FileTransport, Transport, make_transport
 
@@ -87,7 +87,7 @@ def _send_one(
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
             return notice.state, False
         ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
-        state = deliver(
+        composed = compose(
             session,
             notice,
             ticket,
@@ -96,7 +96,7 @@ def _send_one(
             renderer=renderer,
             at=at,
         )
-        return state, True
+        return hand_over(notice, composed, settings=settings, at=at), True
 
 
 def _send_batch(
@@ -122,49 +122,38 @@ def _send_batch(
     marked in the second transaction as before; one that became pending in between is
     composed there."""
     at = now()
-    with store.transaction() as session:
-        pending = session.scalars(
-            select(Notice).where(
-                Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == ""
-            )
-        ).all()
-        tickets = _tickets_of(session, pending)
-        ready = {
-            notice.id: compose(
+
+    def composed(session: Session, notices: Sequence[Notice]) -> dict[int, Composed]:
+        tickets = _tickets_of(session, notices)
+        return {
+            n.id: compose(
                 session,
-                notice,
-                tickets.get(notice.ticket_id) if notice.ticket_id is not None else None,
+                n,
+                tickets.get(n.ticket_id) if n.ticket_id is not None else None,
                 settings=settings,
                 transport=transport,
                 renderer=renderer,
                 at=at,
             )
-            for notice in pending
+            for n in notices
         }
+
+    mail = (Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == "")
+    with store.transaction() as session:
+        ready = composed(session, session.scalars(select(Notice).where(*mail)).all())
     with store.transaction() as session:
         claimed = session.scalars(
             update(Notice)
-            .where(Notice.id.in_(notice_ids), Notice.state == PENDING, Notice.channel == "")
+            .where(*mail)
             .values(attempts=Notice.attempts + 1)
             .returning(Notice)
             .execution_options(populate_existing=True)
         ).all()
-        late = _tickets_of(session, [n for n in claimed if n.id not in ready])
-        states = {}
-        for notice in sorted(claimed, key=lambda n: n.id):
-            composed = ready.get(notice.id)
-            if composed is None:
-                ticket = late.get(notice.ticket_id) if notice.ticket_id is not None else None
-                composed = compose(
-                    session,
-                    notice,
-                    ticket,
-                    settings=settings,
-                    transport=transport,
-                    renderer=renderer,
-                    at=at,
-                )
-            states[notice.id] = hand_over(notice, composed, settings=settings, at=at)
+        ready |= composed(session, [n for n in claimed if n.id not in ready])
+        states = {
+            notice.id: hand_over(notice, ready[notice.id], settings=settings, at=at)
+            for notice in sorted(claimed, key=lambda n: n.id)
+        }
     return [states.get(notice_id, "skipped") for notice_id in notice_ids]
 
 
