@@ -33,6 +33,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -105,6 +106,12 @@ def _ingest_help(env: dict[str, str]) -> str:
     return done.stdout.decode()
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user and system) of the children waited for so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def _mailgate(mbox: Path, count: int, processes: int, timeout: float) -> Measured:
     # The tree's own code, whatever mailgate is installed in this interpreter.
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -125,9 +132,10 @@ def _mailgate(mbox: Path, count: int, processes: int, timeout: float) -> Measure
         start = time.perf_counter()
         run([*ingest, str(empty)], timeout=120, cwd=root, env=env)
         startup = time.perf_counter() - start
-        start = time.perf_counter()
+        start, before = time.perf_counter(), _children_cpu()
         done = run([*ingest, str(mbox)], timeout=timeout, cwd=root, env=env)
         seconds = time.perf_counter() - start
+        cpu = _children_cpu() - before  # its workers' too: they are waited for
         with sqlite3.connect(root / "mailgate.db") as db:
             rows = db.execute("SELECT count(*) FROM inbound_messages").fetchone()[0]
             outcomes = db.execute(
@@ -141,6 +149,7 @@ def _mailgate(mbox: Path, count: int, processes: int, timeout: float) -> Measure
         f"{rows} inbound rows for {count} messages ({detail}); {tickets} tickets; "
         + ("every message has an outcome" if ok else "NOT every message has an outcome")
         + f"; start-up (the same command on an empty mbox) {startup:.2f}s"
+        + f"; {1000 * cpu / count:.2f} ms of CPU per message, all its processes"
     )
     if done.stderr.strip():
         check += f"; stderr: {tail(done.stderr, 2)}"
@@ -183,6 +192,32 @@ def _report(results: list[Measured | Skipped], corpus_line: str) -> None:
             if not (gate.valid and other.valid):
                 verdict = "INVALID: a run did not process every message (see checks)"
             print(f"  {gate.system} / {peer}: {ratio:.2f}x  target >= {target:g}x  {verdict}")
+    _budgets(by_name)
+
+
+def _budgets(by_name: dict[str, Measured]) -> None:
+    """What each target asks of this machine: the rate, and the CPU time per message
+    that rate leaves on all its cores, next to what the bare parse alone takes (one
+    core's time per message). A target whose budget is near or under the parse's cannot
+    be met by a gateway that parses each message once and also stores it."""
+    parse = by_name.get("mail-parser")
+    cores = os.cpu_count() or 1
+    lines = []
+    for peer, target in TARGETS:
+        other = by_name.get(peer)
+        if other is None or not other.valid:
+            continue
+        rate = target * other.rate
+        lines.append(
+            f"  {target:g}x {peer}: {rate:,.0f} msg/s, "
+            f"{1000 * cores / rate:.2f} ms of CPU per message on {cores} cores"
+        )
+    if not lines:
+        return
+    print("\nwhat the targets ask of this machine:")
+    print("\n".join(lines))
+    if parse is not None:
+        print(f"  mail-parser's parse alone: {1000 / parse.rate:.2f} ms of CPU per message")
 
 
 def main() -> None:
