@@ -4,19 +4,26 @@ down; parsing in worker processes changes nothing but the speed."""
 
 from __future__ import annotations
 
+import dataclasses
 import mailbox
 import multiprocessing
 import os
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from mailgate.core.settings import SecuritySettings, Settings
+from mailgate.db.rejection_counts import RejectionCounter
+from mailgate.db.store import open_store
 from mailgate.inbound import parse_pool
-from mailgate.inbound.bulk import GROUP, GROUP_BYTES
-from tests.conftest import SECRET
+from mailgate.inbound.bulk import GROUP, GROUP_BYTES, import_messages
+from mailgate.inbound.files import FileMessage
+from mailgate.inbound.intake import Envelope
+from tests.conftest import SECRET, fixed_clock, make_settings
 from tests.mail import build
 from tests.test_ingest import mailgate
 
@@ -236,3 +243,68 @@ def test_mbox_messages_split_as_the_mailbox_module_does(
     count, messages = mbox_messages(path)
     assert count == len(expected)
     assert [(m.raw, m.ref) for m in messages] == expected
+
+
+def test_a_group_reads_its_message_ids_once_and_sees_what_it_adds(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """On SQLite a group asks for the Message-IDs its messages name in one statement,
+    and a later message of the group still finds what an earlier one added: a reply to
+    it goes on its ticket, and a second copy of it is a duplicate."""
+    settings = make_settings(sqlite_url)
+    settings = dataclasses.replace(
+        settings, outbound=dataclasses.replace(settings.outbound, folder=str(tmp_path / "out"))
+    )
+    store = open_store(settings)
+    first = build(sender="ann@customer.test", subject="printer", message_id="<p1@customer.test>")
+    raws = [
+        build(sender=f"c{i}@customer.test", subject=f"q {i}", message_id=f"<q{i}@customer.test>")
+        for i in range(5)
+    ]
+    raws[1:1] = [
+        first,
+        build(
+            sender="ann@customer.test",
+            subject="Re: printer",
+            message_id="<p2@customer.test>",
+            in_reply_to="<p1@customer.test>",
+        ),
+        b"Received: from mx2.customer.test\n" + first,  # the same message, another route
+    ]
+    asked: list[str] = []
+
+    def count(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "FROM message_ids" in statement:
+            asked.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        totals = import_messages(
+            store,
+            [FileMessage(raw, f"m{i}") for i, raw in enumerate(raws)],
+            settings=settings,
+            envelope=Envelope(),
+            now=fixed_clock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),
+            refused=RejectionCounter("ingest", datetime.now),
+        )
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+        store.engine.dispose()
+    assert (totals.stored, totals.tickets, totals.failed) == (len(raws), 6, 0)
+    assert len(asked) == 1, asked
+    rows = _rows_at(
+        sqlite_url,
+        "SELECT m.message_id, i.outcome, t.subject FROM inbound_messages i "
+        "JOIN tickets t ON t.id = i.ticket_id LEFT JOIN ticket_messages m "
+        "ON m.inbound_id = i.id WHERE t.subject = 'printer' ORDER BY i.id",
+    )
+    assert rows == [
+        ("p1@customer.test", "new_ticket", "printer"),
+        ("p2@customer.test", "reply", "printer"),
+        (None, "duplicate", "printer"),
+    ]
+
+
+def _rows_at(url: str, query: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return db.execute(query).fetchall()

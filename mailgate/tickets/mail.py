@@ -26,7 +26,7 @@ from mailgate.core.settings import Settings
 from mailgate.core.states import FINAL_INBOUND_STATES, InboundState, NoticeState, Outcome
 from mailgate.db.models import InboundMessage, MessageIdEntry, Notice, Ticket, TicketMessage
 from mailgate.db.store import Store, lock_row
-from mailgate.db.thread_index import ThreadIndex
+from mailgate.db.thread_index import ThreadIndex, added_entry, entries_for
 from mailgate.threading.resolver import ThreadClues, resolve
 from mailgate.tickets import suppliers
 from mailgate.tickets.intake_refusal import record_refusal
@@ -178,12 +178,7 @@ def _apply(
     # ones it replies to or reports on (its thread).
     named = {parsed.message_id, *parsed.in_reply_to, *parsed.references, *screening.reported_ids}
     named.discard("")
-    known = {
-        entry.message_id: entry
-        for entry in session.scalars(
-            select(MessageIdEntry).where(MessageIdEntry.message_id.in_(named))
-        )
-    }
+    known = entries_for(session, named)
     seen = known.get(parsed.message_id)
     if seen is not None and _same_message(session, seen, parsed):
         # Invariant 2: the same message by another route (MTA retry, second mailbox).
@@ -193,7 +188,10 @@ def _apply(
     # A ticket the thread headers name is locked as it is read: the decision below (does
     # the sender take part? is it closed?) holds until this transaction commits.
     index = ThreadIndex(
-        session, known=known, load=lambda ticket_id: lock_ticket(session, ticket_id=ticket_id)
+        session,
+        known=known,
+        absent=named - known.keys(),
+        load=lambda ticket_id: lock_ticket(session, ticket_id=ticket_id),
     )
     resolution = resolve(
         parsed,
@@ -302,15 +300,15 @@ def _apply(
             )
         outcome, message, written = added.outcome, added.message, added.notices
     if parsed.message_id and seen is None:
-        session.add(
-            MessageIdEntry(
-                message_id=parsed.message_id,
-                ticket_id=ticket.id,
-                ticket_message_id=message.id,
-                notice_id=None,  # every column given: one INSERT with the notices' entries
-                direction="inbound",
-            )
+        entry = MessageIdEntry(
+            message_id=parsed.message_id,
+            ticket_id=ticket.id,
+            ticket_message_id=message.id,
+            notice_id=None,  # every column given: one INSERT with the notices' entries
+            direction="inbound",
         )
+        session.add(entry)
+        added_entry(session, entry)
     _finish(row, outcome, ticket.id, at)
     return ticket.number, list(written)
 

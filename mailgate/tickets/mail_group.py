@@ -25,6 +25,7 @@ from mailgate.core.settings import Settings
 from mailgate.db.directory import look_up_customers
 from mailgate.db.models import InboundMessage
 from mailgate.db.store import Store
+from mailgate.db.thread_index import read_for_group
 from mailgate.tickets.mail import ProcessResult, apply_locked, process
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,14 @@ def process_group(
                 if isinstance(p, Prepared) and p.parsed.sender is not None
             )
             look_up_customers(session, senders)
+            if session.get_bind().dialect.name == "sqlite":
+                # Every Message-ID the group names, in one statement (the write lock
+                # held: nothing else adds one until the commit).
+                parsed = [p.parsed for _, p in jobs if isinstance(p, Prepared)]
+                read_for_group(
+                    session,
+                    (m for p in parsed for m in (p.message_id, *p.in_reply_to, *p.references)),
+                )
             results: list[ProcessResult | None] = [
                 apply_locked(session, rows[inbound_id], prepared, settings=settings, now=now)
                 for inbound_id, prepared in jobs
