@@ -308,3 +308,65 @@ def test_a_group_reads_its_message_ids_once_and_sees_what_it_adds(
 def _rows_at(url: str, query: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
         return db.execute(query).fetchall()
+
+
+def test_a_groups_acknowledgements_keep_the_hourly_limit_as_one_at_a_time(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Eight new tickets from one address (plus-spellings among them) in one group, two
+    notices to it already sent this hour: the group counts them, and what it writes as it
+    goes, as processing the messages one at a time does: the limit (5) lets three more
+    go and suppresses the rest. The group reads the notices once, not once a message."""
+    counts: list[str] = []
+
+    def count(conn, cursor, statement: str, *args: object) -> None:  # type: ignore[no-untyped-def]
+        if "notices.rate_key IN" in statement:
+            counts.append(statement)
+
+    def run(url: str, folder: Path, *, group: bool) -> list[tuple[object, ...]]:
+        settings = make_settings(url)
+        outbound = dataclasses.replace(settings.outbound, folder=str(folder))
+        settings = dataclasses.replace(settings, outbound=outbound)
+        store = open_store(settings)
+        clock = fixed_clock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+        earlier = [
+            build(sender="Ann@Customer.test", subject=f"old {i}", message_id=f"<o{i}@c.test>")
+            for i in range(2)
+        ]
+        spellings = ("ann@customer.test", "Ann+x@customer.test", "ANN@customer.test")
+        raws = [
+            build(sender=spellings[i % 3], subject=f"q {i}", message_id=f"<q{i}@c.test>")
+            for i in range(8)
+        ]
+        try:
+            for batch in ([earlier], [raws] if group else [[raw] for raw in raws]):
+                counts.clear()
+                event.listen(store.engine, "before_cursor_execute", count)
+                for chunk in batch:
+                    import_messages(
+                        store,
+                        [FileMessage(raw, f"m{i}") for i, raw in enumerate(chunk)],
+                        settings=settings,
+                        envelope=Envelope(),
+                        now=clock,
+                        refused=RejectionCounter("ingest", datetime.now),
+                    )
+                event.remove(store.engine, "before_cursor_execute", count)
+        finally:
+            store.engine.dispose()
+        return _rows_at(
+            url,
+            "SELECT t.subject, n.kind, n.state, n.rate_key FROM notices n "
+            "JOIN tickets t ON t.id = n.ticket_id ORDER BY n.id",
+        )
+
+    grouped = run(sqlite_url, tmp_path / "a", group=True)
+    assert len(counts) == 1, counts
+    other = tmp_path / "one" / "mailgate.db"
+    other.parent.mkdir()
+    alone = run(f"sqlite:///{other}", tmp_path / "b", group=False)
+    assert len(counts) == 8  # one at a time: one read a message
+    assert grouped == alone
+    states = [state for _, _, state, _ in grouped]
+    assert states == ["sent"] * 5 + ["suppressed"] * 5, grouped
+    assert {key for *_, key in grouped} == {"ann@customer.test"}

@@ -23,6 +23,7 @@ from mailgate.core.settings import Settings
 from mailgate.core.states import PENDING_NOTICES, NoticeState
 from mailgate.db.models import MessageIdEntry, Notice, Ticket
 from mailgate.threading.tokens import mint_message_id
+from mailgate.tickets import notice_counts
 
 
 def write(
@@ -89,6 +90,7 @@ def write(
         rows.append(row)
     if rows:
         session.flush()  # one INSERT for all of them; their ids name the index entries
+        notice_counts.added(session, rows)  # a bulk import's later counts see them
         # For the store's after-commit hooks: a broker is told only once they exist.
         session.info.setdefault(PENDING_NOTICES, []).extend(
             r.id for r in rows if r.state == NoticeState.PENDING

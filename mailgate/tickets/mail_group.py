@@ -22,10 +22,11 @@ from sqlalchemy import update
 from mailgate.core.message import ParseRefused
 from mailgate.core.prepared import Prepared
 from mailgate.core.settings import Settings
+from mailgate.db import thread_index
 from mailgate.db.directory import look_up_customers
 from mailgate.db.models import InboundMessage
 from mailgate.db.store import Store
-from mailgate.db.thread_index import read_for_group
+from mailgate.tickets import notice_counts
 from mailgate.tickets.mail import ProcessResult, apply_locked, process
 
 log = logging.getLogger(__name__)
@@ -56,20 +57,16 @@ def process_group(
             )
             rows = {row.id: row for row in locked}
             # The senders' accounts in one statement, not one per message.
-            senders = (
-                p.parsed.sender.email
-                for _, p in jobs
-                if isinstance(p, Prepared) and p.parsed.sender is not None
-            )
+            parsed = [p.parsed for _, p in jobs if isinstance(p, Prepared)]
+            senders = [p.sender.email.lower() for p in parsed if p.sender is not None]
             look_up_customers(session, senders)
             if session.get_bind().dialect.name == "sqlite":
-                # Every Message-ID the group names, in one statement (the write lock
-                # held: nothing else adds one until the commit).
-                parsed = [p.parsed for _, p in jobs if isinstance(p, Prepared)]
-                read_for_group(
-                    session,
-                    (m for p in parsed for m in (p.message_id, *p.in_reply_to, *p.references)),
-                )
+                # What each message would ask again, in one statement each for the whole
+                # group (the write lock held: nothing else writes until the commit):
+                # the Message-IDs it names, and the notices its counts and causes name.
+                named = (m for p in parsed for m in (p.message_id, *p.in_reply_to, *p.references))
+                thread_index.read_for_group(session, named)
+                notice_counts.read_for_group(session, senders, rows.keys(), now=now())
             results: list[ProcessResult | None] = [
                 apply_locked(session, rows[inbound_id], prepared, settings=settings, now=now)
                 for inbound_id, prepared in jobs
