@@ -377,3 +377,46 @@ def test_an_address_is_read_from_its_rare_words_lists(
         assert found(site, "user1@mail.test", limit=2) == wanted  # by every word: the same
     finally:
         site.store.engine.dispose()
+
+
+def test_a_page_the_first_batch_settles_reads_no_ticket_twice(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer's word in every ticket of theirs, ranked from the newest back: the
+    first batch scored, when no larger than the page, reads its tickets with their
+    scores, so a page it settles is shown without reading them again (a page of 2 scores
+    a first batch of SCAN_FIRST, and reads its 2 after). The answers are those of
+    scoring every ticket."""
+    for i in range(4):
+        site.ingest(build(sender="boss@acme.test", subject=f"Toner {i}", body="toner low"))
+    monkeypatch.setattr(search, "LOOKED_UP_DIRECTLY", 0)  # ranked from the newest back
+    monkeypatch.setattr(search_probe, "PROBE_ROWS", 1)  # "toner" common everywhere
+
+    def boss_finds(limit: int) -> tuple[list[int], list[str]]:
+        ran: list[str] = []
+
+        def seen(*event_args: Any) -> None:
+            ran.append(event_args[2])
+
+        event.listen(site.store.engine, "before_cursor_execute", seen)
+        try:
+            with site.store.transaction() as session:
+                visible = access.customer_scope(session, "boss@acme.test")
+                rows = search.search(session, "toner", within=visible, internal=False, limit=limit)
+                numbers = [t.number or 0 for t in rows]
+        finally:
+            event.remove(site.store.engine, "before_cursor_execute", seen)
+        # A statement reading whole tickets by id alone: the page read again.
+        again = [s for s in ran if s.lstrip().startswith("SELECT tickets.id, tickets.number")]
+        return numbers, [s for s in again if "JOIN" not in s]
+
+    newest_first = search._newest_first
+    monkeypatch.setattr(search, "_newest_first", lambda *args, **kwargs: None)  # score all
+    plain = {limit: boss_finds(limit)[0] for limit in (2, 50)}
+    monkeypatch.setattr(search, "_newest_first", newest_first)
+    monkeypatch.setattr(search, "_all_in_subjects", lambda *args, **kwargs: None)
+    assert len(plain[2]) == 2 and len(plain[50]) == 4
+    for limit, reads in ((2, 1), (50, 0)):
+        numbers, read_again = boss_finds(limit)
+        assert numbers == plain[limit]
+        assert len(read_again) == reads, read_again

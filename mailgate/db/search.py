@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Select,
     TextClause,
     bindparam,
     column,
@@ -116,6 +118,7 @@ def search(
             probed = probe(session, sqlite, wanted, internal=internal, scope=within)
         among = None if probed is None else probed.in_own_rows(wanted)
         newest = _all_in_subjects(session, sqlite, wanted, where=where, k=k, among=among)
+        read: dict[int, Ticket] = {}  # the tickets the scan read whole, by id
         if newest is None:
             newest = _newest_first(
                 session,
@@ -128,12 +131,11 @@ def search(
                 probed=probed,
                 given=given,
                 seen=seen,
+                read=read,
             )
         if newest is not None:
             chosen = newest[offset : offset + limit] if limit else newest[offset:]
-            read = session.scalars(select(Ticket).where(Ticket.id.in_(chosen)))
-            by_id = {ticket.id: ticket for ticket in read}
-            return [by_id[i] for i in chosen if i in by_id]
+            return _tickets(session, chosen, read)
     # Written into the statement as numbers (no limit on parameters): PostgreSQL then
     # plans for exactly these tickets; it guessed half the table for ``within`` itself.
     scope = None if within is None or visible is not None else within.ids()
@@ -144,6 +146,35 @@ def search(
     page = (best.limit(limit) if limit else best).subquery("page")
     rows = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
     return list(session.scalars(rows.order_by(page.c.score.desc(), Ticket.id.desc())))
+
+
+def _scored(
+    session: Session, query: Select[Any], read: dict[int, Ticket] | None
+) -> list[tuple[int, int]]:
+    """(score, ticket id) of each row of ``query`` (``ranked``'s); with ``read``, each
+    ticket is read whole in the same statement and put there."""
+    if read is None:
+        return [(score, ticket_id) for ticket_id, score in session.execute(query)]
+    hits = query.subquery()
+    found = []
+    for ticket, score in session.execute(
+        select(Ticket, hits.c.score).join(hits, hits.c.ticket_id == Ticket.id)
+    ):
+        read[ticket.id] = ticket
+        found.append((score, ticket.id))
+    return found
+
+
+def _tickets(session: Session, ids: list[int], read: Mapping[int, Ticket]) -> list[Ticket]:
+    """The tickets ``ids``, in that order: those in ``read`` (the scan's first batch
+    reads its tickets with their scores) as they are, the others in one statement. At a
+    million tickets on PostgreSQL, a customer's page of 50 read again cost a round trip
+    of 0.8 ms."""
+    by_id = {ticket_id: read[ticket_id] for ticket_id in ids if ticket_id in read}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        by_id |= {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(missing)))}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def _all_in_subjects(
@@ -254,6 +285,7 @@ def _newest_first(
     probed: Probed | None = None,
     given: Collection[ColumnElement[bool]] = (),
     seen: Sequence[int] = (),
+    read: dict[int, Ticket] | None = None,
 ) -> list[int] | None:
     """The ids of the best ``k`` tickets (None: all), ranked as ``ranked`` ranks them,
     without scoring every ticket that has the terms; None when that would take longer
@@ -268,7 +300,8 @@ def _newest_first(
     tickets are scored from the newest back until it does: a word in every ticket costs
     a page. ``probed``: the probes' findings, when the caller has probed already;
     ``given``: those of ``where`` that are not ``scope``'s own; ``seen``: the scope's
-    newest tickets, newest first, when the caller has read them already."""
+    newest tickets, newest first, when the caller has read them already; ``read``:
+    where the tickets of the first batch scored, no larger than the page, are put."""
     if probed is None:
         probed = probe(session, sqlite, wanted, internal=internal, scope=scope)
     want = k if k is not None else sys.maxsize
@@ -292,7 +325,10 @@ def _newest_first(
                 where=unmet,
                 looked_in=looked_in,
             )
-            found = [(score, ticket_id) for ticket_id, score in session.execute(query)]
+            # The first batch, no larger than the page: its tickets are read with their
+            # scores, and a page it settles costs no statement more to show.
+            first = read is not None and not pool and len(ids) <= want
+            found = _scored(session, query, read if first else None)
             pool = sorted(pool + found, reverse=True)[:want]
 
     def settled(ceiling: int, below: int) -> bool:
