@@ -156,13 +156,10 @@ def _scored(
     if read is None:
         return [(score, ticket_id) for ticket_id, score in session.execute(query)]
     hits = query.subquery()
-    found = []
-    for ticket, score in session.execute(
-        select(Ticket, hits.c.score).join(hits, hits.c.ticket_id == Ticket.id)
-    ):
-        read[ticket.id] = ticket
-        found.append((score, ticket.id))
-    return found
+    rows = session.execute(select(Ticket, hits.c.score).join(hits, hits.c.ticket_id == Ticket.id))
+    scored = [(score, found) for found, score in rows]
+    read.update((found.id, found) for _, found in scored)
+    return [(score, found.id) for score, found in scored]
 
 
 def _tickets(session: Session, ids: list[int], read: Mapping[int, Ticket]) -> list[Ticket]:
