@@ -188,9 +188,11 @@ class _Parser:
 
 
 def _levels() -> dict[str, int]:
-    """The levels of the loggers that ``ops.logs.setup`` sets, for the workers."""
-    names = ("", "mailparser", "pika", "alembic")
-    return {name: logging.getLogger(name or None).getEffectiveLevel() for name in names}
+    """The level of every logger given one here (the root, and the libraries whose
+    noise ``ops.logs.setup`` quiets), for the workers to set alike."""
+    named = logging.Logger.manager.loggerDict.items()
+    levels = {name: lg.level for name, lg in named if isinstance(lg, logging.Logger) and lg.level}
+    return {"": logging.getLogger().level, **levels}
 
 
 def _picklable(value: object) -> bool:
