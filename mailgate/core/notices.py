@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -234,6 +234,11 @@ def rate_key(address: str) -> str:
     """The mailbox an hourly limit counts: case and plus-detail (RFC 5233) are one mailbox,
     so ``Victim+1@`` and ``victim+2@`` share ``victim@``'s allowance."""
     return base_address(address.strip().lower())
+
+
+def rate_keys(addresses: Iterable[str]) -> set[str]:
+    """The mailboxes (``rate_key``) of those of ``addresses`` that are mail addresses."""
+    return {rate_key(a) for a in addresses if "@" in a}
 
 
 def _suppression(

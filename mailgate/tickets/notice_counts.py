@@ -74,7 +74,7 @@ def recent_and_written(
     """``recent_notices``, and which of ``causes`` name a notice already written, in one
     statement (issue 23's budget: the outbox would otherwise ask a second time)."""
     chat_keys = {notices.chat_key(c) for c in channels}
-    keys = sorted({notices.rate_key(a) for a in addresses if "@" in a} | chat_keys)
+    keys = sorted(notices.rate_keys(addresses) | chat_keys)
     if not keys and not causes:
         return {}, set()
     since = now - notices.RATE_WINDOW
@@ -143,7 +143,7 @@ def read_for_group(
     nothing but this transaction can write a notice until it commits: SQLite, whose one
     write lock the group holds (the count is still taken before the write, exactly).
     One read per new ticket was a twelfth of a bulk import's write side."""
-    keys = {notices.rate_key(a) for a in addresses if "@" in a}
+    keys = notices.rate_keys(addresses)
     prefixes = {f"inbound:{inbound_id}:" for inbound_id in inbound_ids}
     since = now - notices.RATE_WINDOW
     # A cause's own range of the unique index (``;`` follows ``:``) per message.

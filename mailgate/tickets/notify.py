@@ -71,7 +71,7 @@ def notify(
     webhooks = settings.webhooks if ticket is not None else ()
     if not people and not channels and not webhooks:
         return []  # nobody to decide for: no statement spent on it
-    keys = [notices.rate_key(p) for p in people if "@" in p]
+    keys = notices.rate_keys(people)
     # A channel's count is serialized as an address's is, under its own key.
     serialize_per_address(session, [*keys, *(notices.chat_key(c.name) for c in channels)])
     base = NoticeContext(
