@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from mailgate.db import search
 from mailgate.web import access
@@ -30,3 +33,19 @@ def customer_finds(site: Site, email: str, query: str) -> list[int]:
         visible = access.customer_scope(session, email)
         found = search.search(session, query, within=visible, internal=False)
         return [t.number or 0 for t in found]
+
+
+def returns_of(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, original: Any = None
+) -> list[Any]:
+    """What each call of ``module.name`` returns from now on, in order: it is replaced by
+    ``original`` (itself, unless given), wrapped to record its results."""
+    returned: list[Any] = []
+    called = original or getattr(module, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        returned.append(called(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(module, name, recording)
+    return returned
