@@ -163,3 +163,70 @@ def test_0026_keeps_a_messages_words_in_a_column_there_and_back(pg_url: str) -> 
         assert _vectors(store) == before
     finally:
         store.engine.dispose()
+
+
+def test_an_accounts_words_are_one_list_of_their_own_index(pg_url: str) -> None:
+    """0027: each word of a ticket qualified by its account, in an index of its own: a
+    word is found in an account's tickets alone (and in any of several accounts'), a
+    ticket of no account in none, a ticket moved in its new account's; a word too long
+    for PostgreSQL's 2,047 bytes once qualified is cut, and its ticket is written; the
+    probe's statement reads that index."""
+    from mailgate.db.search_statements import pg_account_match
+
+    store = Store(pg_url)
+    long_word = "é" * 1023 + "x"  # 2,047 bytes: the longest word PostgreSQL keeps
+    subjects = {1: (5, "Invoice overdue"), 2: (6, "Invoice"), 3: (None, "Invoice"), 4: (5, "")}
+    try:
+        store.upgrade()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO customers (id, name, domains, addresses, admins, language) "
+                "VALUES (5, 'Acme', '[]', '[]', '[]', ''), (6, 'Globex', '[]', '[]', '[]', '')"
+            )
+            for ticket, (account, subject) in subjects.items():
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO tickets (id, number, customer_id, requester, "
+                        "requester_name, subject, type, priority, status, language, tags, "
+                        "created_at, updated_at) VALUES (:id, :id, :account, 'ann@old.test', "
+                        "'', :subject, 'General', 'Normal', 'New', 'en', '[]', :at, :at)"
+                    ),
+                    {
+                        "id": ticket,
+                        "account": account,
+                        "subject": subject or f"{long_word} Printer",
+                        "at": datetime(2026, 1, 5, tzinfo=UTC),
+                    },
+                )
+
+        def found(term: str, *accounts: int) -> list[int]:
+            with store.engine.connect() as conn:
+                query = sa.select(sa.literal_column("id")).select_from(sa.table("tickets"))
+                rows = conn.execute(query.where(pg_account_match(term, accounts)))
+                return sorted(rows.scalars())
+
+        assert found("invoice", 5) == [1] and found("Invoice", 6) == [2]
+        assert found("invoice", 5, 6) == [1, 2] and found("invoice", 7) == []
+        assert found("overdue invoice", 5) == [1] and found("overdue invoice", 6) == []
+        assert found("printer", 5) == [4] and found("5", 5) == [] and found("@5", 5) == []
+        assert found(long_word[:200], 5) == []  # cut to 500 characters: no longer a word
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE tickets SET customer_id = 6 WHERE id = 1")
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            query = sa.select(sa.literal_column("id")).select_from(sa.table("tickets"))
+            sql = str(
+                query.where(pg_account_match("invoice", (5,))).compile(
+                    conn, compile_kwargs={"literal_binds": True}
+                )
+            )
+            plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+            assert "Bitmap Index Scan on ix_tickets_account_words" in plan, plan
+        assert found("invoice", 5) == [] and found("invoice", 6) == [1, 2]
+        with store.engine.connect() as conn:
+            longest = conn.exec_driver_sql(
+                f"SELECT max(octet_length(word)) FROM tickets, "  # noqa: S608 - constants
+                f"unnest(tsvector_to_array({search_index.pg_account_words()})) AS word"
+            ).scalar_one()
+        assert 1000 < longest < 2047
+    finally:
+        store.engine.dispose()

@@ -96,16 +96,27 @@ def _pg_words(bound_as: str) -> str:
 
 
 def pg_account_match(term: str, accounts: Collection[int]) -> TextClause:
-    """``term``'s words in a ticket of one of ``accounts``: one look-up of the tickets'
-    GIN index, which holds each ticket's account as a lexeme (``search_index.pg_vector``)."""
-    lexemes = " | ".join(f"{search_index.ACCOUNT_MARK}{int(a)}" for a in sorted(accounts))
-    shape = text(
-        f"{search_index.pg_vector('tickets')} @@ (plainto_tsquery('simple', {_pg_words('term')})"
-        " && CAST(:accounts AS tsquery))"
+    """``term``'s words in a ticket of one of ``accounts``: one look-up of the index of
+    the tickets' words qualified by their account (``search_index.pg_account_words``),
+    each of the term's words as "@<account> <word>". A term's words are never cut as the
+    index cuts them: a term is far shorter (``search.MAX_TERM_CHARS``)."""
+    shape = _pg_account_match_shape(tuple(sorted(int(a) for a in accounts)))
+    return shape.bindparams(bindparam("term", term, type_=String))
+
+
+@functools.lru_cache(maxsize=64)
+def _pg_account_match_shape(accounts: tuple[int, ...]) -> TextClause:
+    """``pg_account_match``'s SQL for ``accounts``, the term bound as ``term``: per
+    account, a tsquery of every word qualified by it, as quoted lexemes (a word holds no
+    quote or backslash: ``pg_words`` made them spaces); any account's, joined by ``||``."""
+    words = f"tsvector_to_array(to_tsvector('simple', {_pg_words('term')}))"
+    quote, mark = "'''", search_index.ACCOUNT_MARK
+    each = " || ".join(
+        f"CAST({quote}{mark}{a} ' || array_to_string({words}, {quote} & ''{mark}{a} ') "
+        f"|| '''' AS tsquery)"
+        for a in accounts
     )
-    return shape.bindparams(
-        bindparam("term", term, type_=String), bindparam("accounts", lexemes, type_=String)
-    )
+    return text(f"{search_index.pg_account_words()} @@ ({each})")
 
 
 # A source's rows' ticket ids, the column the index knows each row by, its ticket's id.
