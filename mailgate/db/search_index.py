@@ -82,10 +82,10 @@ def pg_vector_expression(source: str) -> str:
     language are found as written.
 
     A ticket's also holds its account (``customer_id``, 0 for none) as the lexeme
-    ``@<id>``, which no term can be (its punctuation becomes spaces), so that "invoice"
-    in an account's tickets is one look-up of this index with both lexemes
-    (``search_statements.pg_account_match``): 9 ms at a million tickets, where the
-    index's 250,000 tickets with the word and the account index's 250,000 took 20 ms."""
+    ``@<id>``, which no term can be (its punctuation becomes spaces; migration 0023).
+    No query reads it since the account's words have an index of their own
+    (``pg_account_words``, 0027); it stays, as taking it out means building the
+    tickets' index again, and a query must spell the index's expression to the letter."""
     vector = _pg_text_vector(source)
     if source in ACCOUNT_COLUMNS:
         account = f"coalesce({ACCOUNT_COLUMNS[source]}, 0)::text"
