@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,7 @@ def test_mbox_import_twice_adds_nothing(home: Path) -> None:
     first = mailgate(home, "ingest", "--mbox", str(path))
     assert first.returncode == 0, first.stderr
     assert b"5 messages: 5 stored (5 new tickets), 0 already stored, 0 refused" in first.stdout
+    assert first.stderr == b""  # no progress bar off a terminal: cron mails what a job writes
     second = mailgate(home, "ingest", "--mbox", str(path))
     assert b"5 messages: 0 stored (0 new tickets), 5 already stored, 0 refused" in second.stdout
     assert count(home, Ticket) == 5 and count(home, InboundMessage) == 5
@@ -247,3 +249,41 @@ def test_malformed_real_mail_is_stored_and_processed(home: Path, raw: bytes, def
     assert any(defect in d for d in shown["messages"][0]["defects"]), shown["messages"][0][
         "defects"
     ]
+
+
+def test_mbox_import_shows_its_progress_at_a_terminal(home: Path) -> None:
+    """At a terminal (a real pseudo-terminal here) the import shows its progress bar on
+    stderr; the summary is on stdout either way."""
+    path = home / "archive.mbox"
+    box = mailbox.mbox(str(path))
+    box.add(build(subject="question", message_id="<tty@customer.test>"))
+    box.flush()
+    box.close()
+    terminal, attached = pty.openpty()
+    env = {**os.environ, "MAILGATE_CONFIG": str(home / "mailgate.toml")}
+    env.pop("MAILGATE_DATABASE_URL", None)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mailgate", "ingest", "--mbox", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=attached,
+            cwd=home,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        os.close(attached)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(terminal)
+    assert result.returncode == 0
+    assert b"1 message: 1 stored (1 new ticket)" in result.stdout
+    assert b"ingesting" in shown and b"100%" in shown, shown

@@ -147,7 +147,10 @@ def _bulk(
     from mailgate.inbound.bulk import import_messages  # only the bulk path needs it
 
     settings = ctx.settings
-    with click.progressbar(length=count, label="ingesting", file=sys.stderr, hidden=quiet) as bar:
+    # A bar only for a person at a terminal: from cron or a script, click would print its
+    # label alone, and cron mails every line a job writes.
+    hidden = quiet or not sys.stderr.isatty()
+    with click.progressbar(length=count, label="ingesting", file=sys.stderr, hidden=hidden) as bar:
         totals = import_messages(
             ctx.store,
             messages,
@@ -161,11 +164,16 @@ def _bulk(
     for line in totals.reasons:
         click.echo(f"mailgate: refused {line}", err=True)
     if not quiet:
-        made = "queued" if not is_embedded(settings) else f"{totals.tickets} new tickets"
+        made = "queued" if not is_embedded(settings) else _counted(totals.tickets, "new ticket")
         failed = f", {totals.failed} failed (see `mailgate inbound list`)" if totals.failed else ""
         click.echo(
-            f"{count} messages: {totals.stored} stored ({made}{failed}), "
+            f"{_counted(count, 'message')}: {totals.stored} stored ({made}{failed}), "
             f"{totals.duplicate} already stored, {totals.refused} refused"
         )
     if totals.refused and not totals.stored and not totals.duplicate:
         raise SystemExit(65)
+
+
+def _counted(count: int, thing: str) -> str:
+    """``count`` of ``thing``: "1 message", "2 messages"."""
+    return f"{count} {thing}" if count == 1 else f"{count} {thing}s"
