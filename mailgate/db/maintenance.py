@@ -86,8 +86,7 @@ def segments(store: Store, source: str) -> int:
 def _refresh_postgresql(store: Store, source: str) -> Optimized:
     started = time.monotonic()
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "SELECT gin_clean_pending_list(%s::regclass)", (search_index.pg_index(source),)
-        )
+        for index in search_index.pg_indexes(source):
+            conn.exec_driver_sql("SELECT gin_clean_pending_list(%s::regclass)", (index,))
         conn.exec_driver_sql(f"ANALYZE {source}")
     return Optimized(source, None, None, 1, time.monotonic() - started)

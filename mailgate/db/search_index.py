@@ -167,6 +167,12 @@ def pg_index(source: str) -> str:
     return f"ix_{source}_search"
 
 
+def pg_indexes(source: str) -> list[str]:
+    """Every GIN index a search reads on ``source``: its own, and on tickets the
+    account's words' (``ACCOUNT_WORDS_INDEX``)."""
+    return [pg_index(source), *([ACCOUNT_WORDS_INDEX] if source in ACCOUNT_COLUMNS else [])]
+
+
 def _fts_row(source: str, row: str) -> str:
     """The values an FTS5 row is inserted (or deleted) with, from trigger row ``row``:
     its rowid, then one per column of ``_fts_columns``."""
@@ -245,7 +251,7 @@ SEARCH_TABLES = frozenset(
     for source in SOURCES
     for suffix in ("", "_data", "_idx", "_config")
 )
-SEARCH_INDEXES = frozenset([*(pg_index(source) for source in SOURCES), ACCOUNT_WORDS_INDEX])
+SEARCH_INDEXES = frozenset(index for source in SOURCES for index in pg_indexes(source))
 SEARCH_COLUMNS = frozenset(PG_STORED.values())
 
 
