@@ -63,7 +63,7 @@ def compose(
         )
         # Headers are checked when written out: fail here, not mid-send.
         data = message.as_bytes()
-    except Exception as exc:  # noqa: BLE001 - _hand_over decides what each cause means
+    except Exception as exc:  # noqa: BLE001 - hand_over decides what each cause means
         return exc
     return functools.partial(
         transport.send,
@@ -82,7 +82,7 @@ def hand_over(
     settings: Settings,
     at: datetime,
 ) -> str:
-    """Hand over a claimed notice as ``_compose`` left it; its state afterwards."""
+    """Hand over a claimed notice as ``compose`` left it; its state afterwards."""
     if isinstance(composed, jinja2.TemplateError):
         # A broken template is the operator's to fix (check-config names it); retry.
         _retry_later(notice, f"{type(composed).__name__}: {composed}", at, settings)

@@ -18,11 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from mailgate.core import chat, notices
